@@ -1,0 +1,16 @@
+// Each subcommand registers itself on the CLI11 app and sets `run` to its action when selected.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace performer::cli {
+
+using Action = std::function<int()>;
+
+void add_prepare(CLI::App& app, Action& run);
+void add_info(CLI::App& app, Action& run);
+
+// Threads for LibTorch and OpenMP: --threads N, 0 = all cores.
+void set_threads(int threads);
+
+}  // namespace performer::cli

@@ -1,0 +1,48 @@
+// performer: a trainer for protein language models with Performer (FAVOR+) attention.
+// Every error reaches the user as one line "error: <file>:<place>: <what>" and a non-zero exit.
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+
+#include "cli/commands.h"
+#include "util/error.h"
+
+namespace performer::cli {
+
+void set_threads(int threads) {
+  int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+}
+
+}  // namespace performer::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"performer: protein language models with Performer (FAVOR+) attention"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "performer 0.1.0 (LibTorch " TORCH_VERSION ")");
+  performer::cli::Action run;
+  performer::cli::add_prepare(app, run);
+  performer::cli::add_info(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return run ? run() : 0;
+  } catch (const performer::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,93 @@
+// Batches for training and evaluation, drawn from one split of a Corpus.
+//
+// Two sources share one interface (BatchSource): a batch is a pure function of (seed, epoch, index),
+// so a saved position {epoch, index} reproduces the exact next batches after a resume.
+//
+//  * SequenceBatches: one protein per row, "<cls> residues <eos> <pad>...". Proteins longer than
+//    max_len - 2 residues are cropped to a random window of max_len - 2 (drawn per epoch), keeping
+//    <cls>/<eos> around the window. Batches are length-bucketed under a token budget: each window of
+//    `bucket_window` shuffled proteins is sorted by length and cut greedily so that
+//    rows x longest row <= tokens_per_batch; the batch order is then shuffled. Every protein of the split
+//    appears exactly once per epoch.
+//  * ConcatBatches (TrEMBL-concat): the split's proteins, in an order shuffled per epoch, are joined as
+//    "residues <eos> residues <eos> ..." and cut into chunks of exactly max_len tokens, without padding;
+//    only the epoch's last chunk is padded at its end. Every residue is used once per epoch.
+//    Rows per batch = max(1, tokens_per_batch / max_len).
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+
+#include "data/corpus.h"
+
+namespace performer {
+
+struct Batch {
+  at::Tensor tokens;        // [B, L] int64: clean tokens
+  at::Tensor padding_mask;  // [B, L] bool: true at real tokens, false at <pad>
+  at::Tensor inputs;        // [B, L] int64: tokens after MLM masking (undefined if not masked)
+  at::Tensor labels;        // [B, L] int64: targets, -100 where not predicted (undefined if not masked)
+  std::vector<int64_t> sequence_ids;  // corpus indices of the rows (SequenceBatches only)
+  int64_t real_tokens = 0;  // non-padding tokens
+  int64_t epoch = 0, index = 0;
+};
+
+struct BatchOptions {
+  int64_t tokens_per_batch = 16384;  // budget of rows x padded length
+  int64_t max_len = 1024;            // tokens per row, specials included
+  uint64_t seed = 0;
+  bool shuffle = true;               // false: corpus order, no random crop (crop from the start)
+  int64_t bucket_window = 4096;      // proteins sorted together for length bucketing
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  virtual int64_t num_batches(int64_t epoch) const = 0;
+  virtual Batch batch(int64_t epoch, int64_t index) const = 0;
+};
+
+class SequenceBatches : public BatchSource {
+ public:
+  SequenceBatches(const Corpus& corpus, Split split, BatchOptions options);
+  int64_t num_batches(int64_t epoch) const override;
+  Batch batch(int64_t epoch, int64_t index) const override;
+  // The batches of one epoch as lists of corpus indices (deterministic in seed and epoch).
+  std::vector<std::vector<size_t>> plan(int64_t epoch) const;
+  size_t num_sequences() const { return ids_.size(); }
+
+ private:
+  const Corpus& corpus_;
+  BatchOptions options_;
+  std::vector<size_t> ids_;
+  // The current epoch's plan, cached; batch() may be called from a prefetch thread.
+  const std::vector<std::vector<size_t>>& cached_plan(int64_t epoch) const;  // requires mu_
+  mutable std::mutex mu_;
+  mutable int64_t plan_epoch_ = -1;
+  mutable std::vector<std::vector<size_t>> plan_;
+};
+
+class ConcatBatches : public BatchSource {
+ public:
+  ConcatBatches(const Corpus& corpus, Split split, BatchOptions options);
+  int64_t num_batches(int64_t epoch) const override;
+  Batch batch(int64_t epoch, int64_t index) const override;
+  int64_t num_chunks() const;
+  int64_t rows_per_batch() const { return rows_; }
+
+ private:
+  void prepare_epoch(int64_t epoch) const;  // requires mu_
+  const Corpus& corpus_;
+  BatchOptions options_;
+  std::vector<size_t> ids_;
+  int64_t stream_length_ = 0;  // residues + one <eos> per protein
+  int64_t rows_ = 1;
+  mutable std::mutex mu_;
+  mutable int64_t epoch_ = -1;
+  mutable std::vector<size_t> order_;     // proteins in this epoch's order
+  mutable std::vector<int64_t> starts_;   // stream position of each protein in order_ (+ end)
+};
+
+}  // namespace performer

@@ -1,0 +1,204 @@
+#include "data/corpus.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "io/hdf5.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+namespace performer {
+
+const char* split_name(Split s) {
+  switch (s) {
+    case Split::kTrain: return "train";
+    case Split::kValid: return "valid";
+    case Split::kTest: return "test";
+  }
+  return "?";
+}
+
+Split parse_split(const std::string& s) {
+  if (s == "train") return Split::kTrain;
+  if (s == "valid") return Split::kValid;
+  if (s == "test") return Split::kTest;
+  throw Error("split '" + s + "': expected train, valid or test");
+}
+
+Split assign_split(const std::string& key, double valid_frac, double test_frac, uint64_t seed) {
+  double u = static_cast<double>(hash64(key, seed) >> 11) * 0x1.0p-53;
+  if (u < valid_frac) return Split::kValid;
+  if (u < valid_frac + test_frac) return Split::kTest;
+  return Split::kTrain;
+}
+
+std::array<double, Alphabet::kSize> CorpusStats::train_frequencies() const {
+  std::array<double, Alphabet::kSize> f{};
+  double total = 0;
+  for (int t = 0; t < Alphabet::kSize; ++t) {
+    if (!Alphabet::is_residue(static_cast<Token>(t))) continue;
+    f[t] = static_cast<double>(residue_counts[0][t]) + 1.0;
+    total += f[t];
+  }
+  for (auto& v : f) v /= total;
+  return f;
+}
+
+double CorpusStats::unigram_perplexity(Split s) const {
+  auto f = train_frequencies();
+  const auto& c = residue_counts[static_cast<int>(s)];
+  double nll = 0, n = 0;
+  for (int t = 0; t < Alphabet::kSize; ++t) {
+    if (c[t] == 0) continue;
+    nll -= static_cast<double>(c[t]) * std::log(f[t]);
+    n += static_cast<double>(c[t]);
+  }
+  return n > 0 ? std::exp(nll / n) : std::nan("");
+}
+
+std::string CorpusStats::summary() const {
+  std::ostringstream o;
+  o.setf(std::ios::fixed);
+  o.precision(2);
+  o << "sequences: " << total_sequences() << " (train " << sequences[0] << ", valid " << sequences[1] << ", test "
+    << sequences[2] << ")\n";
+  o << "residues:  " << total_residues() << " (train " << residues[0] << ", valid " << residues[1] << ", test "
+    << residues[2] << ")\n";
+  o << "input: " << records_read << " records read";
+  if (dropped_duplicate) o << ", " << dropped_duplicate << " exact duplicates dropped";
+  if (dropped_short) o << ", " << dropped_short << " shorter than min-len dropped";
+  if (dropped_long) o << ", " << dropped_long << " longer than max-len dropped";
+  if (skipped_empty) o << ", " << skipped_empty << " empty records skipped";
+  if (skipped_unknown) o << ", " << skipped_unknown << " records with unknown letters skipped";
+  if (mapped_to_x) o << ", " << mapped_to_x << " unknown letters replaced by X";
+  o << "\n";
+  o << "length: min " << min_length << ", mean " << mean_length << ", max " << max_length << "; percentiles";
+  for (size_t i = 0; i < kPercentiles.size() && i < length_percentiles.size(); ++i)
+    o << " p" << static_cast<int>(kPercentiles[i]) << "=" << static_cast<int64_t>(length_percentiles[i]);
+  o << "\n";
+  auto f = train_frequencies();
+  o << "train amino-acid frequencies (%):";
+  for (int t = Alphabet::kFirstResidue; t < Alphabet::kFirstResidue + Alphabet::kStandardAminoAcids; ++t)
+    o << " " << Alphabet::token_name(static_cast<Token>(t)) << "=" << 100.0 * f[t];
+  o << "\n";
+  o << "unigram perplexity (train frequencies): valid " << unigram_perplexity_valid << ", test "
+    << unigram_perplexity_test << "; uniform over 20 amino acids: " << kUniformPerplexity << "\n";
+  return o.str();
+}
+
+void write_stats(int64_t group_id, const CorpusStats& s) {
+  hid_t g = static_cast<hid_t>(group_id);
+  auto vec = [](const std::array<int64_t, kNumSplits>& a) { return std::vector<int64_t>(a.begin(), a.end()); };
+  h5::write_attr(g, "sequences", vec(s.sequences));
+  h5::write_attr(g, "residues", vec(s.residues));
+  h5::write_attr(g, "min_length", s.min_length);
+  h5::write_attr(g, "max_length", s.max_length);
+  h5::write_attr(g, "mean_length", s.mean_length);
+  h5::write_attr(g, "length_percentile_levels",
+                 std::vector<double>(CorpusStats::kPercentiles.begin(), CorpusStats::kPercentiles.end()));
+  h5::write_attr(g, "length_percentiles", s.length_percentiles);
+  h5::write_attr(g, "unigram_perplexity_valid", s.unigram_perplexity_valid);
+  h5::write_attr(g, "unigram_perplexity_test", s.unigram_perplexity_test);
+  h5::write_attr(g, "uniform_perplexity", CorpusStats::kUniformPerplexity);
+  h5::write_attr(g, "records_read", s.records_read);
+  h5::write_attr(g, "dropped_short", s.dropped_short);
+  h5::write_attr(g, "dropped_long", s.dropped_long);
+  h5::write_attr(g, "dropped_duplicate", s.dropped_duplicate);
+  h5::write_attr(g, "skipped_empty", s.skipped_empty);
+  h5::write_attr(g, "skipped_unknown", s.skipped_unknown);
+  h5::write_attr(g, "mapped_to_x", s.mapped_to_x);
+  std::vector<int64_t> counts;
+  for (auto& row : s.residue_counts) counts.insert(counts.end(), row.begin(), row.end());
+  h5::write_array<int64_t>(g, "residue_counts", {kNumSplits, Alphabet::kSize}, counts.data());
+  auto f = s.train_frequencies();
+  h5::write_array<double>(g, "train_frequencies", {Alphabet::kSize}, f.data());
+}
+
+CorpusStats read_stats(int64_t group_id) {
+  hid_t g = static_cast<hid_t>(group_id);
+  CorpusStats s;
+  auto per_split = [&](const char* name, std::array<int64_t, kNumSplits>& out) {
+    auto v = h5::read_attr_ints(g, name);
+    if (v.size() != kNumSplits) throw Error(h5::file_name(g) + ": /stats attribute '" + name + "' is not of length 3");
+    std::copy(v.begin(), v.end(), out.begin());
+  };
+  per_split("sequences", s.sequences);
+  per_split("residues", s.residues);
+  s.min_length = h5::read_attr_int(g, "min_length");
+  s.max_length = h5::read_attr_int(g, "max_length");
+  s.mean_length = h5::read_attr_double(g, "mean_length");
+  s.length_percentiles = h5::read_attr_doubles(g, "length_percentiles");
+  s.unigram_perplexity_valid = h5::read_attr_double(g, "unigram_perplexity_valid");
+  s.unigram_perplexity_test = h5::read_attr_double(g, "unigram_perplexity_test");
+  s.records_read = h5::read_attr_int(g, "records_read");
+  s.dropped_short = h5::read_attr_int(g, "dropped_short");
+  s.dropped_long = h5::read_attr_int(g, "dropped_long");
+  s.dropped_duplicate = h5::read_attr_int(g, "dropped_duplicate");
+  s.skipped_empty = h5::read_attr_int(g, "skipped_empty");
+  s.skipped_unknown = h5::read_attr_int(g, "skipped_unknown");
+  s.mapped_to_x = h5::read_attr_int(g, "mapped_to_x");
+  auto counts = h5::read_array<int64_t>(g, "residue_counts");
+  if (counts.size() != static_cast<size_t>(kNumSplits * Alphabet::kSize))
+    throw Error(h5::file_name(g) + ": /stats/residue_counts has the wrong shape");
+  for (int sp = 0; sp < kNumSplits; ++sp)
+    for (int t = 0; t < Alphabet::kSize; ++t) s.residue_counts[sp][t] = counts[sp * Alphabet::kSize + t];
+  return s;
+}
+
+Corpus Corpus::load(const std::string& path, bool with_accessions) {
+  h5::Handle f = h5::open_file(path);
+  if (!h5::has_attr(f, "format") || h5::read_attr_string(f, "format") != "performer-corpus")
+    throw Error(path + ": not a performer corpus (run `performer prepare` to make one)");
+  int64_t version = h5::read_attr_int(f, "format_version");
+  if (version != 1)
+    throw Error(path + ": corpus format version " + std::to_string(version) + " is not supported (expected 1)");
+  Corpus c;
+  c.path_ = path;
+  c.tokens_ = h5::read_array<uint8_t>(f, "tokens");
+  c.offsets_ = h5::read_array<int64_t>(f, "offsets");
+  c.split_ = h5::read_array<uint8_t>(f, "split");
+  if (c.offsets_.size() != c.split_.size() + 1 || c.offsets_.front() != 0 ||
+      c.offsets_.back() != static_cast<int64_t>(c.tokens_.size()))
+    throw Error(path + ": inconsistent corpus (offsets, split and tokens disagree; file corrupt?)");
+  for (size_t i = 0; i + 1 < c.offsets_.size(); ++i)
+    if (c.offsets_[i + 1] < c.offsets_[i]) throw Error(path + ": corrupt corpus: offsets decrease at " + std::to_string(i));
+  for (auto s : c.split_)
+    if (s >= kNumSplits) throw Error(path + ": corrupt corpus: split label " + std::to_string(s));
+  for (auto t : c.tokens_)
+    if (!Alphabet::is_residue(t)) throw Error(path + ": corrupt corpus: token id " + std::to_string(t) + " is not a residue");
+  if (with_accessions) {
+    c.accessions_ = h5::read_strings(f, "accessions");
+    if (c.accessions_.size() != c.split_.size()) throw Error(path + ": corrupt corpus: accession count differs");
+  }
+  h5::Handle g = h5::open_group(f, "stats");
+  c.stats_ = read_stats(g);
+  return c;
+}
+
+std::vector<size_t> Corpus::indices(Split s) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < split_.size(); ++i)
+    if (split_[i] == static_cast<uint8_t>(s)) out.push_back(i);
+  return out;
+}
+
+Corpus Corpus::from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits) {
+  if (residues.size() != splits.size()) throw Error("from_sequences: sizes differ");
+  Corpus c;
+  for (size_t i = 0; i < residues.size(); ++i) {
+    for (char ch : residues[i]) {
+      int id = Alphabet::residue_id(ch);
+      if (id < 0) throw Error("from_sequences: letter '" + std::string(1, ch) + "' not in the alphabet");
+      c.tokens_.push_back(static_cast<Token>(id));
+      c.stats_.residue_counts[static_cast<int>(splits[i])][id]++;
+    }
+    c.offsets_.push_back(static_cast<int64_t>(c.tokens_.size()));
+    c.split_.push_back(static_cast<uint8_t>(splits[i]));
+    c.accessions_.push_back("seq" + std::to_string(i + 1));
+    c.stats_.sequences[static_cast<int>(splits[i])]++;
+    c.stats_.residues[static_cast<int>(splits[i])] += static_cast<int64_t>(residues[i].size());
+  }
+  return c;
+}
+
+}  // namespace performer

@@ -1,0 +1,89 @@
+// A tokenized protein corpus, as written by `performer prepare` into one HDF5 file:
+//
+//   /tokens      uint8  [total residues]   residue token ids (alphabet.h), all sequences back to back,
+//                                          without <cls>/<eos> (the datasets add them)
+//   /offsets     int64  [n + 1]            sequence i is tokens[offsets[i] : offsets[i+1]]
+//   /accessions  str    [n]                UniProt accession (or first header word)
+//   /split       uint8  [n]                0 = train, 1 = valid, 2 = test
+//   /stats       group                     see CorpusStats (attributes + /stats/residue_counts [3, 33])
+//   attributes of /: format = "performer-corpus", format_version, vocabulary (33 names), sources,
+//                    split_key, valid_frac, test_frac, split_seed, dedup, min_len, max_len, created
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/alphabet.h"
+
+namespace performer {
+
+enum class Split : uint8_t { kTrain = 0, kValid = 1, kTest = 2 };
+constexpr int kNumSplits = 3;
+const char* split_name(Split s);
+Split parse_split(const std::string& s);  // "train" | "valid" | "test"
+
+// Which split a sequence belongs to, from a hash of its key (accession, or sequence under dedup): the
+// same key lands in the same split whatever the file order, the run or the machine.
+Split assign_split(const std::string& key, double valid_frac, double test_frac, uint64_t seed);
+
+struct CorpusStats {
+  std::array<int64_t, kNumSplits> sequences{};
+  std::array<int64_t, kNumSplits> residues{};
+  // residue_counts[split][token id]
+  std::array<std::array<int64_t, Alphabet::kSize>, kNumSplits> residue_counts{};
+  // Length distribution over all kept sequences.
+  int64_t min_length = 0, max_length = 0;
+  double mean_length = 0;
+  std::vector<double> length_percentiles;     // at kPercentiles
+  static constexpr std::array<double, 7> kPercentiles = {1, 5, 25, 50, 75, 95, 99};
+  // exp(-mean log p_train(residue)) over the valid split, with add-one smoothing of the train counts;
+  // NaN when the valid split is empty. The uniform baseline over the 20 standard amino acids is 20.
+  double unigram_perplexity_valid = 0;
+  double unigram_perplexity_test = 0;
+  static constexpr double kUniformPerplexity = 20.0;
+
+  // Input side: what was read and what was dropped.
+  int64_t records_read = 0, dropped_short = 0, dropped_long = 0, dropped_duplicate = 0;
+  int64_t skipped_empty = 0, skipped_unknown = 0, mapped_to_x = 0;
+
+  int64_t total_sequences() const { return sequences[0] + sequences[1] + sequences[2]; }
+  int64_t total_residues() const { return residues[0] + residues[1] + residues[2]; }
+  // Frequencies of the residue tokens in the train split (add-one smoothed over the 27 residue letters).
+  std::array<double, Alphabet::kSize> train_frequencies() const;
+  // Perplexity of a split's residues under the train frequencies.
+  double unigram_perplexity(Split s) const;
+  // A human-readable multi-line summary.
+  std::string summary() const;
+};
+
+// An in-memory corpus for training and evaluation (tokens of 486k proteins: ~180 MB).
+class Corpus {
+ public:
+  static Corpus load(const std::string& path, bool with_accessions = true);
+
+  size_t size() const { return split_.size(); }
+  const Token* sequence(size_t i) const { return tokens_.data() + offsets_[i]; }
+  int64_t length(size_t i) const { return offsets_[i + 1] - offsets_[i]; }
+  Split split(size_t i) const { return static_cast<Split>(split_[i]); }
+  const std::string& accession(size_t i) const { return accessions_.at(i); }
+  std::vector<size_t> indices(Split s) const;
+  const CorpusStats& stats() const { return stats_; }
+  const std::string& path() const { return path_; }
+
+  // For tests and tools that build corpora in memory.
+  static Corpus from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits);
+
+ private:
+  std::string path_;
+  std::vector<Token> tokens_;
+  std::vector<int64_t> offsets_{0};
+  std::vector<uint8_t> split_;
+  std::vector<std::string> accessions_;
+  CorpusStats stats_;
+};
+
+void write_stats(int64_t group_id, const CorpusStats& stats);
+CorpusStats read_stats(int64_t group_id);
+
+}  // namespace performer

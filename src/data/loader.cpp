@@ -1,0 +1,114 @@
+#include "data/loader.h"
+
+#include "util/hash.h"
+
+namespace performer {
+
+namespace {
+constexpr uint64_t kMaskStream = 7;
+}
+
+DataLoader::DataLoader(std::shared_ptr<const BatchSource> source, LoaderOptions options, DataPosition start)
+    : source_(std::move(source)), options_(options), consumer_(start), producer_(start) {
+  start_worker();
+}
+
+DataLoader::~DataLoader() { stop_worker(); }
+
+bool DataLoader::make(DataPosition& pos, Batch& out) const {
+  for (;;) {
+    if (options_.max_epochs >= 0 && pos.epoch >= options_.max_epochs) return false;
+    if (pos.index < source_->num_batches(pos.epoch)) break;
+    ++pos.epoch;
+    pos.index = 0;
+  }
+  out = source_->batch(pos.epoch, pos.index);
+  if (options_.mask) {
+    MaskedTokens m = mask_tokens(out.tokens, options_.masking,
+                                 derive_seed(options_.mask_seed, kMaskStream, static_cast<uint64_t>(pos.epoch),
+                                             static_cast<uint64_t>(pos.index)));
+    out.inputs = m.inputs;
+    out.labels = m.labels;
+  }
+  ++pos.index;
+  return true;
+}
+
+void DataLoader::start_worker() {
+  if (options_.prefetch <= 0) return;
+  stop_ = false;
+  worker_ = std::thread([this] { worker_loop(); });
+}
+
+void DataLoader::stop_worker() {
+  if (!worker_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  worker_.join();
+  queue_.clear();
+  error_ = nullptr;
+}
+
+void DataLoader::worker_loop() {
+  DataPosition pos;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pos = producer_;
+  }
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || static_cast<int>(queue_.size()) < options_.prefetch; });
+      if (stop_) return;
+    }
+    Batch b;
+    bool ok = false;
+    try {
+      ok = make(pos, b);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      error_ = std::current_exception();
+      queue_.emplace_back(false, Batch{});
+      cv_.notify_all();
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.emplace_back(ok, std::move(b));
+    }
+    cv_.notify_all();
+    if (!ok) return;
+  }
+}
+
+bool DataLoader::next(Batch& out) {
+  if (options_.prefetch <= 0) {
+    bool ok = make(consumer_, out);
+    return ok;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !queue_.empty(); });
+  auto item = std::move(queue_.front());
+  queue_.pop_front();
+  if (!item.first) {
+    queue_.emplace_front(false, Batch{});  // stays at the end
+    if (error_) std::rethrow_exception(error_);
+    return false;
+  }
+  lock.unlock();
+  cv_.notify_all();
+  out = std::move(item.second);
+  consumer_ = DataPosition{out.epoch, out.index + 1};
+  return true;
+}
+
+void DataLoader::seek(DataPosition pos) {
+  stop_worker();
+  consumer_ = producer_ = pos;
+  start_worker();
+}
+
+}  // namespace performer

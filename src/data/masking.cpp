@@ -1,0 +1,38 @@
+#include "data/masking.h"
+
+#include <torch/torch.h>
+
+#include "data/alphabet.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+namespace performer {
+
+MaskedTokens mask_tokens(const at::Tensor& tokens, const MaskingOptions& o, uint64_t seed) {
+  if (tokens.dim() != 2 || tokens.scalar_type() != at::kLong || !tokens.device().is_cpu())
+    throw Error("mask_tokens: expected a [B, L] int64 CPU tensor");
+  if (o.rate < 0 || o.rate > 1 || o.mask_frac < 0 || o.random_frac < 0 || o.mask_frac + o.random_frac > 1)
+    throw Error("masking: rate must be in [0, 1] and mask_frac + random_frac at most 1");
+  at::Tensor src = tokens.contiguous();
+  MaskedTokens out{src.clone(), torch::full_like(src, kIgnoreIndex)};
+  const int64_t n = src.numel();
+  const int64_t* t = src.data_ptr<int64_t>();
+  int64_t* in = out.inputs.data_ptr<int64_t>();
+  int64_t* lab = out.labels.data_ptr<int64_t>();
+  Rng rng(seed);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t tok = t[i];
+    if (tok < 0 || tok >= Alphabet::kSize || !Alphabet::is_residue(static_cast<Token>(tok))) continue;
+    if (rng.uniform() >= o.rate) continue;
+    lab[i] = tok;
+    const double r = rng.uniform();
+    if (r < o.mask_frac)
+      in[i] = Alphabet::kMask;
+    else if (r < o.mask_frac + o.random_frac)
+      in[i] = Alphabet::kFirstResidue + static_cast<int64_t>(rng.below(Alphabet::kStandardAminoAcids));
+    // else: unchanged
+  }
+  return out;
+}
+
+}  // namespace performer

@@ -1,0 +1,87 @@
+// Streaming reader of protein sequence records from FASTA or UniProt flat files (.dat: ID/AC/DE/SQ
+// blocks ending in "//"), plain or gzip. One pass, one record in memory at a time.
+//
+// Sequence lines may be split over many lines, use CRLF, lower case, carry a trailing '*' (stop), and
+// contain blanks and digits (as in flat files); those are removed. Blank lines are ignored. Headers give
+// the accession: "sp|ACC|NAME ...", "tr|ACC|NAME ...", "ACC|..." or else the first word.
+//
+// Bad input is an Error naming the file and line: a sequence line before any header, a header with no
+// sequence (or skipped and counted, by policy), letters outside the alphabet (by policy: error, replace
+// by X and count, or skip the record), control or non-ASCII bytes in sequence data (binary garbage),
+// an unterminated UniProt record, a length that disagrees with the SQ line.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "data/line_reader.h"
+
+namespace performer {
+
+enum class UnknownResiduePolicy { kError, kMapToX, kSkipRecord };
+enum class EmptyRecordPolicy { kError, kSkip };
+enum class SequenceFormat { kFasta, kUniProt };
+
+UnknownResiduePolicy parse_unknown_policy(const std::string& s);  // "error" | "map" | "skip"
+EmptyRecordPolicy parse_empty_policy(const std::string& s);       // "error" | "skip"
+
+struct ReaderOptions {
+  UnknownResiduePolicy unknown = UnknownResiduePolicy::kMapToX;
+  EmptyRecordPolicy empty = EmptyRecordPolicy::kError;
+};
+
+struct SequenceRecord {
+  std::string accession;
+  std::string description;  // rest of the FASTA header, or the first DE line of a UniProt entry
+  std::string residues;     // upper-case letters of the alphabet only
+  long long line = 0;       // line of the header (FASTA) or ID line (UniProt)
+  long long index = 0;      // 1-based record number in the file
+};
+
+struct ReaderCounts {
+  long long records = 0;         // records returned
+  long long skipped_empty = 0;   // headers without a sequence, skipped by policy
+  long long skipped_unknown = 0; // records skipped for letters outside the alphabet
+  long long mapped_to_x = 0;     // letters replaced by X
+  long long records_with_x_mapping = 0;
+};
+
+class SequenceReader {
+ public:
+  explicit SequenceReader(const std::string& path, ReaderOptions options = {});
+
+  // Reads the next record into rec; false at the end of the file.
+  bool next(SequenceRecord& rec);
+
+  SequenceFormat format() const { return format_; }
+  const ReaderCounts& counts() const { return counts_; }
+  const LineReader& lines() const { return lines_; }
+
+ private:
+  bool next_fasta(SequenceRecord& rec);
+  bool next_uniprot(SequenceRecord& rec);
+  // Appends the residues of one sequence line; returns false when the record must be skipped.
+  bool append_residues(std::string_view line, SequenceRecord& rec, bool& skip);
+  // Applies the unknown-residue policy to one byte; false when the record must be skipped.
+  bool unknown_residue(unsigned char b, SequenceRecord& rec, bool& skip);
+  // Applies the empty/unknown policies once a record is complete; false if it is to be skipped.
+  bool finish(SequenceRecord& rec, bool skip);
+  [[noreturn]] void fail(long long line, const std::string& what) const;
+
+  LineReader lines_;
+  ReaderOptions options_;
+  SequenceFormat format_ = SequenceFormat::kFasta;
+  ReaderCounts counts_;
+  std::string pending_header_;  // FASTA: header line already read for the next record
+  long long pending_line_ = 0;
+  bool have_pending_ = false;
+  bool at_end_ = false;
+  long long record_index_ = 0;
+  long long mapped_in_record_ = 0;
+  bool star_seen_ = false;
+};
+
+// Accession from a FASTA header (without '>'): sp|ACC|NAME, tr|ACC|NAME, ACC|..., or the first word.
+std::string parse_accession(std::string_view header);
+
+}  // namespace performer

@@ -1,0 +1,33 @@
+// Progress of a long job on stderr: bytes done of total, items/s, ETA. On a terminal it redraws one line
+// a few times a second; otherwise (log files, CI) it prints a plain line every 10 seconds.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace performer {
+
+class Progress {
+ public:
+  Progress(std::string label, uint64_t total_bytes, bool enabled = true);
+  // Cheap to call often: prints only when the redraw interval has passed.
+  void update(uint64_t bytes_done, int64_t items);
+  // Final line with totals.
+  void finish(uint64_t bytes_done, int64_t items);
+  double elapsed() const;
+
+ private:
+  void print(uint64_t bytes_done, int64_t items, bool final);
+  std::string label_;
+  uint64_t total_;
+  bool enabled_, tty_;
+  std::chrono::steady_clock::time_point start_, last_;
+  int64_t calls_ = 0;
+};
+
+// Peak resident set size of this process in bytes (getrusage).
+uint64_t peak_rss_bytes();
+std::string human_bytes(double bytes);
+std::string human_duration(double seconds);
+
+}  // namespace performer
