@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   CLI::App app{"performer: protein language models with Performer (FAVOR+) attention"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "performer 0.1.0 (LibTorch " TORCH_VERSION ")");
+  int threads = 0;
+  app.add_option("--threads", threads, "CPU threads for LibTorch (0: all cores)")->capture_default_str();
   performer::cli::Action run;
   performer::cli::add_prepare(app, run);
   performer::cli::add_info(app, run);
@@ -31,6 +33,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    performer::cli::set_threads(threads);
     return run ? run() : 0;
   } catch (const performer::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
