@@ -9,6 +9,8 @@ using Action = std::function<int()>;
 
 void add_prepare(CLI::App& app, Action& run);
 void add_info(CLI::App& app, Action& run);
+void add_bench(CLI::App& app, Action& run);
+void add_bench_attention(CLI::App& bench, Action& run);
 
 // Threads for LibTorch and OpenMP: --threads N, 0 = all cores.
 void set_threads(int threads);

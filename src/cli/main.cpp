@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   performer::cli::Action run;
   performer::cli::add_prepare(app, run);
   performer::cli::add_info(app, run);
+  performer::cli::add_bench(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

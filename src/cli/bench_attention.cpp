@@ -1,0 +1,290 @@
+// performer bench attention: forward+backward time and peak memory of one attention layer's core
+// (features + attention, no projections) for exact, favor-softmax and favor-relu over a range of lengths.
+//
+// On CPU each cell runs in a fresh child process (`bench attention-cell`), so its peak resident memory is
+// its own and an out-of-memory failure cannot take the sweep down; the child limits its address space to
+// --memory-limit above its start-up size. Cells whose predicted need exceeds the limit are reported as
+// OOM without running. On CUDA cells run in-process; peak memory is the caching allocator's peak.
+// Time = median over --repeats runs after --warmup runs. Memory = peak minus the footprint before the cell.
+#include <torch/torch.h>
+#include <torch/version.h>
+#ifdef PERFORMER_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <torch/cuda.h>
+#endif
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "model/exact_attention.h"
+#include "model/kernels.h"
+#include "model/linear_attention.h"
+#include "util/error.h"
+#include "util/process.h"
+#include "util/progress.h"
+
+namespace performer::cli {
+
+namespace {
+
+struct CellSpec {
+  std::string kind;
+  int64_t B = 1, H = 8, L = 1024, d = 64, m = 256;
+  bool causal = false;
+  int repeats = 3, warmup = 1;
+};
+
+struct CellResult {
+  std::string status = "ok";  // ok | OOM | error
+  double median_ms = 0;
+  double peak_bytes = 0;
+  double predicted_bytes = 0;
+  std::string note;
+};
+
+// Rough peak need in bytes: exact keeps ~3 [B,H,L,L] float32 matrices alive at once (scores, probabilities
+// saved for backward, their gradient); FAVOR a few [B,H,L,m] and [B,H,L,d] tensors.
+double predict_bytes(const CellSpec& s) {
+  const double f = 4.0, BH = static_cast<double>(s.B * s.H), L = static_cast<double>(s.L);
+  if (s.kind == "exact") return 3.0 * f * BH * L * L + 12.0 * f * BH * L * static_cast<double>(s.d);
+  return f * BH * L * (8.0 * static_cast<double>(s.m) + 12.0 * static_cast<double>(s.d));
+}
+
+uint64_t parse_bytes(const std::string& s) {
+  double v = 0;
+  char unit[8] = {0};
+  if (std::sscanf(s.c_str(), "%lf%7s", &v, unit) < 1 || v <= 0) throw Error("memory size '" + s + "': expected e.g. 16GB");
+  std::string u(unit);
+  for (auto& c : u) c = static_cast<char>(std::toupper(c));
+  double mult = u.empty() || u == "B" ? 1 : u == "KB" ? 1e3 : u == "MB" ? 1e6 : u == "GB" ? 1e9 : u == "TB" ? 1e12 : -1;
+  if (mult < 0) throw Error("memory size '" + s + "': unit must be B, KB, MB, GB or TB");
+  return static_cast<uint64_t>(v * mult);
+}
+
+// One forward+backward of the attention core; returns seconds.
+double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W) {
+  auto opts = torch::TensorOptions().device(dev).dtype(torch::kFloat);
+  at::Tensor q = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
+  at::Tensor k = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
+  at::Tensor v = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
+#ifdef PERFORMER_CUDA
+  if (dev.is_cuda()) torch::cuda::synchronize();
+#endif
+  auto t0 = std::chrono::steady_clock::now();
+  at::Tensor out;
+  if (s.kind == "exact") {
+    out = exact_attention(q, k, v, {}, s.causal);
+  } else {
+    at::Tensor qf = s.kind == "favor-softmax" ? softmax_features_query(q, W) : relu_features(q, W, 1e-3, {});
+    at::Tensor kf = s.kind == "favor-softmax" ? softmax_features_key(k, W, {}) : relu_features(k, W, 1e-3, {});
+    out = s.causal ? causal_linear_attention(qf, kf, v) : linear_attention(qf, kf, v);
+  }
+  out.sum().backward();
+#ifdef PERFORMER_CUDA
+  if (dev.is_cuda()) torch::cuda::synchronize();
+#endif
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+bool is_oom(const std::string& msg) {
+  return msg.find("out of memory") != std::string::npos || msg.find("not enough memory") != std::string::npos ||
+         msg.find("can't allocate memory") != std::string::npos || msg.find("std::bad_alloc") != std::string::npos;
+}
+
+CellResult measure_in_process(const CellSpec& s, const torch::Device& dev) {
+  CellResult r;
+  r.predicted_bytes = predict_bytes(s);
+  try {
+    at::Tensor W = orthogonal_gaussian_projection(s.m, s.d, RowNorms::kChi, 1).to(torch::kFloat).to(dev);
+#ifdef PERFORMER_CUDA
+    if (dev.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(dev.index() < 0 ? 0 : dev.index());
+#endif
+    std::vector<double> times;
+    for (int i = 0; i < s.warmup + s.repeats; ++i) {
+      double t = run_once(s, dev, W);
+      if (i >= s.warmup) times.push_back(t);
+    }
+    std::sort(times.begin(), times.end());
+    r.median_ms = 1e3 * times[times.size() / 2];
+#ifdef PERFORMER_CUDA
+    if (dev.is_cuda()) {
+      auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index() < 0 ? 0 : dev.index());
+      r.peak_bytes = static_cast<double>(stats.allocated_bytes[0].peak);
+    }
+#endif
+  } catch (const std::bad_alloc&) {
+    r.status = "OOM";
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    r.status = is_oom(msg) ? "OOM" : "error";
+    r.note = msg.substr(0, msg.find('\n'));
+  }
+#ifdef PERFORMER_CUDA
+  if (dev.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+  return r;
+}
+
+// Child side: measure one CPU cell and print "cell <status> <median_ms> <peak_bytes>".
+int run_cell(const CellSpec& s, uint64_t limit) {
+  const uint64_t base_rss = current_rss_bytes();
+  if (limit > 0) {
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = current_vm_bytes() + limit;
+    setrlimit(RLIMIT_AS, &rl);
+  }
+  CellResult r = measure_in_process(s, torch::kCPU);
+  const double peak = static_cast<double>(peak_rss_bytes()) - static_cast<double>(base_rss);
+  std::printf("cell %s %.6f %.0f\n", r.status.c_str(), r.median_ms, std::max(0.0, peak));
+  return 0;
+}
+
+CellResult measure_in_child(const CellSpec& s, uint64_t limit) {
+  CellResult r;
+  r.predicted_bytes = predict_bytes(s);
+  if (limit > 0 && r.predicted_bytes > static_cast<double>(limit)) {
+    r.status = "OOM";
+    r.note = "predicted " + human_bytes(r.predicted_bytes) + " > limit " + human_bytes(static_cast<double>(limit));
+    return r;
+  }
+  std::vector<std::string> argv = {self_executable(), "--threads", std::to_string(torch::get_num_threads()), "bench",
+                                   "attention-cell", "--kind", s.kind, "--length", std::to_string(s.L), "--batch",
+                                   std::to_string(s.B), "--heads", std::to_string(s.H), "--dim", std::to_string(s.d),
+                                   "--features", std::to_string(s.m), "--repeats", std::to_string(s.repeats),
+                                   "--warmup", std::to_string(s.warmup), "--memory-limit", std::to_string(limit) + "B"};
+  if (s.causal) argv.push_back("--causal");
+  ChildResult c = run_child(argv);
+  char status[16] = {0};
+  double ms = 0, peak = 0;
+  auto pos = c.output.find("cell ");
+  if (c.signal != 0 || pos == std::string::npos ||
+      std::sscanf(c.output.c_str() + pos, "cell %15s %lf %lf", status, &ms, &peak) != 3) {
+    r.status = c.signal == 9 ? "OOM" : "error";
+    r.note = c.signal ? "killed by signal " + std::to_string(c.signal) : "no result (exit " + std::to_string(c.exit_code) + ")";
+    return r;
+  }
+  r.status = status;
+  r.median_ms = ms;
+  r.peak_bytes = peak;
+  return r;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+void add_bench_attention(CLI::App& bench, Action& run) {
+  auto spec = std::make_shared<CellSpec>();
+  auto lengths = std::make_shared<std::string>("512,1024,2048,4096,8192,16384");
+  auto kinds = std::make_shared<std::string>("exact,favor-softmax,favor-relu");
+  auto device = std::make_shared<std::string>("auto");
+  auto csv = std::make_shared<std::string>();
+  auto limit = std::make_shared<std::string>();
+  auto* cmd = bench.add_subcommand("attention", "Time and memory of exact vs FAVOR attention over sequence lengths");
+  auto common = [&](CLI::App* c) {
+    c->add_option("--batch", spec->B, "batch size")->capture_default_str();
+    c->add_option("--heads", spec->H, "heads")->capture_default_str();
+    c->add_option("--dim", spec->d, "head dimension")->capture_default_str();
+    c->add_option("--features", spec->m, "random features m")->capture_default_str();
+    c->add_option("--repeats", spec->repeats, "timed runs per cell (median)")->capture_default_str();
+    c->add_option("--warmup", spec->warmup, "untimed runs per cell")->capture_default_str();
+    c->add_flag("--causal", spec->causal, "causal (unidirectional) attention");
+    c->add_option("--memory-limit", *limit, "per-cell memory limit, e.g. 16GB (default: 90% of RAM)");
+  };
+  common(cmd);
+  cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths")->capture_default_str();
+  cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
+  cmd->add_option("--device", *device, "cpu | cuda | auto")->capture_default_str();
+  cmd->add_option("--csv", *csv, "also write the table as CSV to this file");
+  cmd->callback([&run, spec, lengths, kinds, device, csv, limit] {
+    run = [spec, lengths, kinds, device, csv, limit] {
+      bool cuda = *device == "cuda" || (*device == "auto" && torch::cuda::is_available());
+      if (*device == "cuda" && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
+#ifndef PERFORMER_CUDA
+      if (cuda) throw Error("--device cuda: this build of performer has no CUDA support");
+#endif
+      const uint64_t mem_limit = limit->empty() ? physical_memory_bytes() / 10 * 9 : parse_bytes(*limit);
+      std::vector<std::string> kind_list = split_list(*kinds);
+      for (auto& k : kind_list)
+        if (k != "exact" && k != "favor-softmax" && k != "favor-relu")
+          throw Error("--kinds: '" + k + "' is not exact, favor-softmax or favor-relu");
+      std::vector<int64_t> Ls;
+      for (auto& l : split_list(*lengths)) Ls.push_back(std::stoll(l));
+      std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, %d threads, median of %d after %d "
+                  "warm-up, memory limit %s, LibTorch %s\n",
+                  cuda ? "cuda" : "cpu", static_cast<long long>(spec->B), static_cast<long long>(spec->H),
+                  static_cast<long long>(spec->d), static_cast<long long>(spec->m), spec->causal ? ", causal" : "",
+                  torch::get_num_threads(), spec->repeats, spec->warmup,
+                  human_bytes(static_cast<double>(mem_limit)).c_str(), TORCH_VERSION);
+      std::printf("%8s", "L");
+      for (auto& k : kind_list) std::printf(" | %14s ms %10s", k.c_str(), "peak");
+      if (kind_list.size() > 1) std::printf(" | speed-up vs %s", kind_list[0].c_str());
+      std::printf("\n");
+      std::ofstream out;
+      if (!csv->empty()) {
+        out.open(*csv);
+        if (!out) throw Error(*csv + ": cannot write");
+        out << "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note\n";
+      }
+      for (int64_t L : Ls) {
+        std::printf("%8lld", static_cast<long long>(L));
+        std::fflush(stdout);
+        std::vector<CellResult> row;
+        for (auto& k : kind_list) {
+          CellSpec s = *spec;
+          s.kind = k;
+          s.L = L;
+          CellResult r = cuda ? measure_in_process(s, torch::Device(torch::kCUDA)) : measure_in_child(s, mem_limit);
+          row.push_back(r);
+          if (r.status == "ok")
+            std::printf(" | %17.1f %10s", r.median_ms, human_bytes(r.peak_bytes).c_str());
+          else
+            std::printf(" | %17s %10s", r.status.c_str(), ("~" + human_bytes(r.predicted_bytes)).c_str());
+          std::fflush(stdout);
+          if (out)
+            out << (cuda ? "cuda" : "cpu") << ',' << k << ',' << s.causal << ',' << s.B << ',' << s.H << ',' << L << ','
+                << s.d << ',' << s.m << ',' << r.status << ',' << r.median_ms << ',' << r.peak_bytes << ','
+                << r.predicted_bytes << ",\"" << r.note << "\"\n";
+        }
+        for (size_t i = 1; i < row.size(); ++i) {
+          if (row[0].status == "ok" && row[i].status == "ok")
+            std::printf(" | %s %.1fx", kind_list[i].c_str(), row[0].median_ms / row[i].median_ms);
+          else if (row[i].status == "ok")
+            std::printf(" | %s runs, %s %s", kind_list[i].c_str(), kind_list[0].c_str(), row[0].status.c_str());
+        }
+        std::printf("\n");
+      }
+      if (out) std::printf("wrote %s\n", csv->c_str());
+      return 0;
+    };
+  });
+
+  auto* cell = bench.add_subcommand("attention-cell", "(internal) one cell of `bench attention`");
+  cell->group("");  // hidden from help
+  common(cell);
+  cell->add_option("--kind", spec->kind, "attention kind")->required();
+  cell->add_option("--length", spec->L, "sequence length")->required();
+  cell->callback([&run, spec, limit] {
+    run = [spec, limit] { return run_cell(*spec, limit->empty() ? 0 : parse_bytes(*limit)); };
+  });
+}
+
+void add_bench(CLI::App& app, Action& run) {
+  auto* bench = app.add_subcommand("bench", "Benchmarks that print measured figures");
+  bench->require_subcommand(1);
+  add_bench_attention(*bench, run);
+}
+
+}  // namespace performer::cli

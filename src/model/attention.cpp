@@ -1,0 +1,105 @@
+#include "model/attention.h"
+
+#include <torch/torch.h>
+
+#include "model/exact_attention.h"
+#include "model/linear_attention.h"
+#include "model/rotary.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+namespace performer {
+
+AttentionKind parse_attention_kind(const std::string& s) {
+  if (s == "exact") return AttentionKind::kExact;
+  if (s == "favor-softmax") return AttentionKind::kFavorSoftmax;
+  if (s == "favor-relu") return AttentionKind::kFavorRelu;
+  throw Error("attention kind '" + s + "': expected exact, favor-softmax or favor-relu");
+}
+
+std::string attention_kind_name(AttentionKind k) {
+  switch (k) {
+    case AttentionKind::kExact: return "exact";
+    case AttentionKind::kFavorSoftmax: return "favor-softmax";
+    case AttentionKind::kFavorRelu: return "favor-relu";
+  }
+  return "?";
+}
+
+SelfAttentionImpl::SelfAttentionImpl(const AttentionOptions& o) : options_(o) {
+  if (o.heads < 1 || o.d_model % o.heads != 0)
+    throw Error("attention: d_model (" + std::to_string(o.d_model) + ") must be a multiple of heads (" +
+                std::to_string(o.heads) + ")");
+  if (o.features < 1) throw Error("attention: features (m) must be positive");
+  d_head_ = o.d_model / o.heads;
+  q_proj = register_module("q_proj", torch::nn::Linear(o.d_model, o.d_model));
+  k_proj = register_module("k_proj", torch::nn::Linear(o.d_model, o.d_model));
+  v_proj = register_module("v_proj", torch::nn::Linear(o.d_model, o.d_model));
+  out_proj = register_module("out_proj", torch::nn::Linear(o.d_model, o.d_model));
+  feature_draw_ = register_buffer("feature_draw", torch::full({}, -1, torch::kLong));
+  const bool random = o.kind == AttentionKind::kFavorSoftmax || (o.kind == AttentionKind::kFavorRelu && o.relu_projection);
+  projection_ = register_buffer("projection", random ? torch::zeros({o.features, d_head_}) : torch::zeros({0, d_head_}));
+  redraw(0);
+}
+
+at::Tensor SelfAttentionImpl::draw_matrix(int64_t draw) const {
+  const uint64_t seed = derive_seed(options_.seed, 0xfea7, static_cast<uint64_t>(options_.layer), static_cast<uint64_t>(draw));
+  return options_.orthogonal ? orthogonal_gaussian_projection(options_.features, d_head_, options_.row_norms, seed)
+                             : gaussian_projection(options_.features, d_head_, seed);
+}
+
+void SelfAttentionImpl::redraw(int64_t draw) {
+  if (feature_draw_.item<int64_t>() == draw) return;
+  torch::NoGradGuard no_grad;
+  if (projection_.numel() > 0) projection_.copy_(draw_matrix(draw));  // in place: same storage, any device
+  feature_draw_.fill_(draw);
+}
+
+void SelfAttentionImpl::project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v) {
+  const int64_t B = x.size(0), L = x.size(1);
+  auto heads = [&](const at::Tensor& t) { return t.view({B, L, options_.heads, d_head_}).transpose(1, 2); };
+  q = heads(q_proj(x));  // [B,H,L,d]
+  k = heads(k_proj(x));
+  v = heads(v_proj(x));
+  if (options_.rotary) {
+    q = apply_rotary(q);
+    k = apply_rotary(k);
+  }
+}
+
+void SelfAttentionImpl::features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_mask, at::Tensor& qf,
+                                 at::Tensor& kf) {
+  if (options_.kind == AttentionKind::kFavorSoftmax) {
+    qf = softmax_features_query(q, projection_);
+    kf = softmax_features_key(k, projection_, key_mask);
+  } else {
+    at::Tensor W = options_.relu_projection ? projection_ : at::Tensor();
+    qf = relu_features(q, W, options_.relu_eps, at::Tensor());
+    kf = relu_features(k, W, options_.relu_eps, key_mask);
+  }
+}
+
+at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_mask) {
+  at::Tensor q, k, v, out;
+  project(x, q, k, v);
+  if (options_.kind == AttentionKind::kExact) {
+    out = exact_attention(q, k, v, key_mask, options_.causal);
+  } else {
+    at::Tensor qf, kf;
+    features(q, k, key_mask, qf, kf);
+    out = options_.causal ? causal_linear_attention(qf, kf, v, options_.causal_chunk) : linear_attention(qf, kf, v);
+  }
+  const int64_t B = x.size(0), L = x.size(1);
+  return out_proj(out.transpose(1, 2).reshape({B, L, options_.d_model}).to(x.scalar_type()));
+}
+
+at::Tensor SelfAttentionImpl::attention_matrix(const at::Tensor& x, const at::Tensor& key_mask) {
+  at::Tensor q, k, v;
+  project(x, q, k, v);
+  if (options_.kind == AttentionKind::kExact) return exact_attention_matrix(q, k, key_mask, options_.causal);
+  at::Tensor qf, kf;
+  features(q, k, key_mask, qf, kf);
+  return feature_attention_matrix(qf, kf, options_.causal);
+}
+
+}  // namespace performer

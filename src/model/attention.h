@@ -1,0 +1,71 @@
+// Multi-head self-attention with a choice of mechanism:
+//   exact          softmax(q k^T / sqrt(d)) v, O(L^2)                        (Transformer baseline)
+//   favor-softmax  FAVOR+ positive orthogonal random features for softmax    (kernels.h)
+//   favor-relu     FAVOR generalized attention with ReLU features            (kernels.h)
+// all bidirectional or causal. The random projection W [m, d_head] is a buffer ("projection"), redrawn
+// in place without gradient by redraw(draw); the matrix of draw n is a pure function of
+// (seed, layer, n), so a resumed run redraws exactly the same matrices. Its draw number is a buffer
+// too ("feature_draw"), so checkpoints carry it.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+
+#include <string>
+
+#include "model/kernels.h"
+
+namespace performer {
+
+enum class AttentionKind { kExact, kFavorSoftmax, kFavorRelu };
+AttentionKind parse_attention_kind(const std::string& s);  // "exact" | "favor-softmax" | "favor-relu"
+std::string attention_kind_name(AttentionKind k);
+
+struct AttentionOptions {
+  AttentionKind kind = AttentionKind::kFavorSoftmax;
+  int64_t d_model = 512;
+  int64_t heads = 8;
+  int64_t features = 256;          // m
+  bool causal = false;
+  bool orthogonal = true;          // orthogonal blocks (false: i.i.d. Gaussian rows)
+  RowNorms row_norms = RowNorms::kChi;
+  bool relu_projection = true;     // favor-relu: false = deterministic ReLU(x) features, m = d_head
+  double relu_eps = 1e-3;
+  bool rotary = false;             // rotary positions on q, k
+  int64_t causal_chunk = 128;
+  uint64_t seed = 0;
+  int64_t layer = 0;
+};
+
+class SelfAttentionImpl : public torch::nn::Module {
+ public:
+  explicit SelfAttentionImpl(const AttentionOptions& options);
+
+  // x [B, L, d_model], key_mask [B, L] bool (true = real token) or undefined -> [B, L, d_model].
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask = {});
+  // Attention probabilities [B, H, L, L] as the model applies them: softmax for exact, the implicit
+  // D^-1 phi(Q) phi(K)^T for FAVOR, with its current features. For export and tests.
+  at::Tensor attention_matrix(const at::Tensor& x, const at::Tensor& key_mask = {});
+
+  // Replaces W by draw number `draw` (no-op if it is already current).
+  void redraw(int64_t draw);
+  int64_t current_draw() const { return feature_draw_.item<int64_t>(); }
+  const at::Tensor& projection() const { return projection_; }
+  const AttentionOptions& options() const { return options_; }
+  bool uses_features() const { return options_.kind != AttentionKind::kExact; }
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+
+ private:
+  // q, k, v [B, H, L, d_head] after projection (and rotary).
+  void project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v);
+  void features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_mask, at::Tensor& qf, at::Tensor& kf);
+  at::Tensor draw_matrix(int64_t draw) const;
+
+  AttentionOptions options_;
+  int64_t d_head_;
+  at::Tensor projection_;    // [m, d_head], float32 buffer (empty for exact / deterministic ReLU)
+  at::Tensor feature_draw_;  // int64 scalar buffer
+};
+TORCH_MODULE(SelfAttention);
+
+}  // namespace performer

@@ -1,0 +1,114 @@
+#include "model/encoder.h"
+
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "data/alphabet.h"
+#include "util/error.h"
+
+namespace performer {
+
+void EncoderConfig::validate() const {
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw Error("model." + what);
+  };
+  need(layers >= 1, "layers must be at least 1");
+  need(heads >= 1, "heads must be at least 1");
+  need(d_model >= 1 && d_model % heads == 0, "d_model must be a positive multiple of model.heads");
+  need(d_ff >= 1, "d_ff must be at least 1");
+  need(features >= 1, "features must be at least 1");
+  need(redraw_interval >= 0, "redraw_interval must be >= 0 (0 = never)");
+  need(dropout >= 0 && dropout < 1, "dropout must be in [0, 1)");
+  need(max_len >= 3, "max_len must be at least 3");
+  need(positions == "learned" || positions == "rotary", "positions must be 'learned' or 'rotary'");
+  need(positions != "rotary" || (d_model / heads) % 2 == 0, "positions: rotary needs an even head dimension");
+  need(causal_chunk >= 1, "causal_chunk must be at least 1");
+}
+
+std::string EncoderConfig::describe() const {
+  std::ostringstream o;
+  o << attention_kind_name(kind) << (causal ? " causal" : "") << ", " << layers << " layers, " << heads << " heads, d "
+    << d_model << ", d_ff " << d_ff;
+  if (kind != AttentionKind::kExact) o << ", m " << features << ", redraw every " << redraw_interval;
+  o << ", max_len " << max_len << ", " << positions << " positions";
+  return o.str();
+}
+
+EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
+  AttentionOptions a;
+  a.kind = c.kind;
+  a.d_model = c.d_model;
+  a.heads = c.heads;
+  a.features = c.features;
+  a.causal = c.causal;
+  a.orthogonal = c.orthogonal;
+  a.row_norms = c.row_norms;
+  a.relu_projection = c.relu_projection;
+  a.rotary = c.positions == "rotary";
+  a.causal_chunk = c.causal_chunk;
+  a.seed = c.seed;
+  a.layer = layer;
+  norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  attn = register_module("attn", SelfAttention(a));
+  norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  ff1 = register_module("ff1", torch::nn::Linear(c.d_model, c.d_ff));
+  ff2 = register_module("ff2", torch::nn::Linear(c.d_ff, c.d_model));
+  dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
+}
+
+at::Tensor EncoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& key_mask) {
+  at::Tensor x = h + dropout(attn(norm1(h), key_mask));
+  return x + dropout(ff2(dropout(torch::gelu(ff1(norm2(x))))));
+}
+
+EncoderImpl::EncoderImpl(const EncoderConfig& c) : config_(c) {
+  c.validate();
+  torch::manual_seed(static_cast<uint64_t>(c.seed));  // parameter initialization
+  embed = register_module("embed", torch::nn::Embedding(torch::nn::EmbeddingOptions(Alphabet::kSize, c.d_model)
+                                                             .padding_idx(Alphabet::kPad)));
+  {
+    torch::NoGradGuard g;
+    embed->weight.normal_(0, std::pow(static_cast<double>(c.d_model), -0.5));
+    embed->weight[Alphabet::kPad].zero_();
+  }
+  if (c.positions == "learned") {
+    positions = register_module("positions", torch::nn::Embedding(c.max_len, c.d_model));
+    torch::NoGradGuard g;
+    positions->weight.normal_(0, 0.02);
+  }
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.layers; ++i) layers->push_back(EncoderLayer(c, i));
+  final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
+  lm_bias = register_parameter("lm_bias", torch::zeros({Alphabet::kSize}));
+}
+
+at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_mask) {
+  const int64_t L = tokens.size(1);
+  if (L > config_.max_len && config_.positions == "learned")
+    throw Error("sequence of " + std::to_string(L) + " tokens exceeds model.max_len " + std::to_string(config_.max_len));
+  at::Tensor h = embed(tokens);
+  if (positions) h = h + positions(at::arange(L, tokens.options())).unsqueeze(0);
+  h = dropout(h);
+  for (const auto& layer : *layers) h = layer->as<EncoderLayer>()->forward(h, key_mask);
+  return final_norm(h);
+}
+
+at::Tensor EncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& key_mask) {
+  at::Tensor h = hidden(tokens, key_mask);
+  return at::matmul(h, embed->weight.t().to(h.scalar_type())) + lm_bias.to(h.scalar_type());
+}
+
+void EncoderImpl::update_features(int64_t step) {
+  const int64_t draw = config_.redraw_interval > 0 ? step / config_.redraw_interval : 0;
+  for (const auto& layer : *layers) layer->as<EncoderLayer>()->attn->redraw(draw);
+}
+
+int64_t EncoderImpl::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace performer

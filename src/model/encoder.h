@@ -1,0 +1,81 @@
+// The Performer encoder for masked (or causal) protein language modelling.
+//
+//   tokens [B, L] -> embed [B, L, D] (+ learned absolute positions, or rotary inside attention)
+//   -> layers x { h = h + Dropout(Attention(LayerNorm(h)));  h = h + Dropout(FF(LayerNorm(h))) }
+//      FF(x) = W2 Dropout(GELU(W1 x))        (pre-LayerNorm blocks)
+//   -> LayerNorm -> logits [B, L, 33] = h E^T + b      (MLM head tied to the token embedding E)
+//
+// Parameter names are stable and readable, e.g. "embed.weight", "positions.weight",
+// "layers.3.attn.q_proj.weight", "layers.3.ff1.bias", "final_norm.weight", "lm_bias"; buffers
+// "layers.3.attn.projection" and "layers.3.attn.feature_draw". Checkpoints store them under these names.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "model/attention.h"
+
+namespace performer {
+
+struct EncoderConfig {
+  AttentionKind kind = AttentionKind::kFavorSoftmax;
+  int64_t layers = 6;
+  int64_t heads = 8;
+  int64_t d_model = 512;
+  int64_t d_ff = 1024;
+  int64_t features = 256;
+  int64_t redraw_interval = 1000;  // training steps between feature redraws; 0 = never
+  bool causal = false;
+  double dropout = 0.1;
+  int64_t max_len = 1024;
+  std::string positions = "learned";  // "learned" | "rotary"
+  bool orthogonal = true;
+  RowNorms row_norms = RowNorms::kChi;
+  bool relu_projection = true;
+  int64_t causal_chunk = 128;
+  uint64_t seed = 0;               // initialization and feature draws
+
+  void validate() const;           // throws Error naming the bad field
+  std::string describe() const;    // one line
+};
+
+class EncoderLayerImpl : public torch::nn::Module {
+ public:
+  EncoderLayerImpl(const EncoderConfig& config, int64_t layer);
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& key_mask);
+
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  SelfAttention attn{nullptr};
+  torch::nn::Linear ff1{nullptr}, ff2{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(EncoderLayer);
+
+class EncoderImpl : public torch::nn::Module {
+ public:
+  explicit EncoderImpl(const EncoderConfig& config);
+
+  // tokens [B, L] int64, key_mask [B, L] bool (true = real token) or undefined -> logits [B, L, 33].
+  at::Tensor forward(const at::Tensor& tokens, const at::Tensor& key_mask = {});
+  // Final hidden states [B, L, D] (before the LM head).
+  at::Tensor hidden(const at::Tensor& tokens, const at::Tensor& key_mask = {});
+  // Redraws random features for training step `step` (draw = step / redraw_interval). Call in training only.
+  void update_features(int64_t step);
+  const EncoderConfig& config() const { return config_; }
+  int64_t num_parameters() const;
+
+  torch::nn::Embedding embed{nullptr}, positions{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::LayerNorm final_norm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+  at::Tensor lm_bias;
+
+ private:
+  EncoderConfig config_;
+};
+TORCH_MODULE(Encoder);
+
+}  // namespace performer

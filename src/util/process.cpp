@@ -1,0 +1,90 @@
+#include "util/process.h"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "util/error.h"
+
+namespace performer {
+
+ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {  // child: only async-signal-safe calls until exec
+    ::dup2(fds[1], STDOUT_FILENO);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    if (address_space_limit > 0) {
+      struct rlimit rl;
+      rl.rlim_cur = rl.rlim_max = address_space_limit;
+      ::setrlimit(RLIMIT_AS, &rl);
+    }
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  ChildResult r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) r.output.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  struct rusage ru {};
+  while (::wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  r.peak_rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+  return r;
+}
+
+std::string self_executable() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) throw Error("cannot resolve /proc/self/exe");
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+namespace {
+void statm(uint64_t& vm, uint64_t& rss) {
+  vm = rss = 0;
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return;
+  unsigned long long a = 0, b = 0;
+  if (std::fscanf(f, "%llu %llu", &a, &b) == 2) {
+    const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    vm = a * page;
+    rss = b * page;
+  }
+  std::fclose(f);
+}
+}  // namespace
+
+uint64_t current_rss_bytes() {
+  uint64_t vm, rss;
+  statm(vm, rss);
+  return rss;
+}
+
+uint64_t current_vm_bytes() {
+  uint64_t vm, rss;
+  statm(vm, rss);
+  return vm;
+}
+
+uint64_t physical_memory_bytes() {
+  return static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace performer

@@ -1,0 +1,28 @@
+// Running a child process (used by benchmarks to measure each cell in a fresh process: its own peak
+// memory, and an out-of-memory failure that cannot take the parent down).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace performer {
+
+struct ChildResult {
+  int exit_code = -1;     // -1 when killed by a signal
+  int signal = 0;         // the signal that killed it, 0 if none
+  std::string output;     // stdout
+  uint64_t peak_rss = 0;  // bytes (wait4 rusage)
+};
+
+// Runs argv[0] with the arguments; address-space limit in bytes (0 = none) is applied in the child.
+ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit = 0);
+
+// Path of the running executable (/proc/self/exe).
+std::string self_executable();
+// Current resident and virtual size of this process in bytes (/proc/self/statm).
+uint64_t current_rss_bytes();
+uint64_t current_vm_bytes();
+// Physical memory of the machine in bytes.
+uint64_t physical_memory_bytes();
+
+}  // namespace performer

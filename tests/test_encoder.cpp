@@ -1,0 +1,160 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <set>
+
+#include "data/batches.h"
+#include "data/masking.h"
+#include "model/encoder.h"
+#include "test_util.h"
+
+using namespace performer;
+using namespace performer::testing;
+
+namespace {
+
+EncoderConfig small_config(AttentionKind kind) {
+  EncoderConfig c;
+  c.kind = kind;
+  c.layers = 2;
+  c.heads = 4;
+  c.d_model = 64;
+  c.d_ff = 128;
+  c.features = 64;
+  c.dropout = 0.0;
+  c.max_len = 128;
+  c.redraw_interval = 0;
+  c.seed = 3;
+  return c;
+}
+
+// A masked batch of real proteins from the committed excerpt.
+Batch real_batch(int64_t rows, int64_t max_len, uint64_t mask_seed) {
+  static Corpus corpus = [] {
+    auto recs = read_all(data_path("real_excerpt.fasta"));
+    std::vector<std::string> seqs;
+    for (auto& r : recs) seqs.push_back(r.residues);
+    return Corpus::from_sequences(seqs, std::vector<Split>(seqs.size(), Split::kTrain));
+  }();
+  BatchOptions o;
+  o.max_len = max_len;
+  o.tokens_per_batch = rows * max_len;
+  o.shuffle = false;
+  o.bucket_window = rows;
+  SequenceBatches batches(corpus, Split::kTrain, o);
+  Batch b = batches.batch(0, 0);
+  MaskedTokens m = mask_tokens(b.tokens, MaskingOptions{}, mask_seed);
+  b.inputs = m.inputs;
+  b.labels = m.labels;
+  return b;
+}
+
+at::Tensor mlm_loss(Encoder& model, const Batch& b) {
+  at::Tensor logits = model(b.inputs, b.padding_mask);
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), b.labels.reshape({-1}),
+                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
+}
+
+}  // namespace
+
+TEST(Encoder, ParameterNamesAreStable) {
+  Encoder model(small_config(AttentionKind::kFavorSoftmax));
+  std::set<std::string> names;
+  for (auto& p : model->named_parameters()) names.insert(p.key());
+  for (const char* want : {"embed.weight", "positions.weight", "layers.0.norm1.weight", "layers.1.attn.q_proj.weight",
+                           "layers.1.attn.out_proj.bias", "layers.1.ff1.weight", "layers.1.ff2.bias",
+                           "final_norm.weight", "lm_bias"})
+    EXPECT_TRUE(names.count(want)) << want;
+  std::set<std::string> buffers;
+  for (auto& b : model->named_buffers()) buffers.insert(b.key());
+  EXPECT_TRUE(buffers.count("layers.0.attn.projection"));
+  EXPECT_TRUE(buffers.count("layers.1.attn.feature_draw"));
+}
+
+TEST(Encoder, PaperProteinModelIsExpressible) {
+  EncoderConfig c;  // 36 layers, 8 heads, d 512, d_ff 1024, m 256, L 1024
+  c.layers = 36;
+  c.heads = 8;
+  c.d_model = 512;
+  c.d_ff = 1024;
+  c.features = 256;
+  c.max_len = 1024;
+  c.kind = AttentionKind::kFavorRelu;
+  Encoder model(c);
+  // Per layer: 4 d^2 + 4 d (attention) + 2 d d_ff + d_ff + d (FF) + 4 d (norms).
+  const int64_t d = 512, f = 1024;
+  const int64_t per_layer = 4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d;
+  const int64_t expected = 36 * per_layer + 33 * d + 1024 * d + 2 * d + 33;
+  EXPECT_EQ(model->num_parameters(), expected);
+}
+
+TEST(Encoder, ForwardBackwardOnRealProteins) {
+  for (auto kind : {AttentionKind::kExact, AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {
+    Encoder model(small_config(kind));
+    Batch b = real_batch(4, 128, 1);
+    at::Tensor loss = mlm_loss(model, b);
+    // At initialization the loss is near log(33) (uniform over the vocabulary).
+    EXPECT_NEAR(loss.item<double>(), std::log(33.0), 1.0) << attention_kind_name(kind);
+    loss.backward();
+    for (auto& p : model->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    }
+    EXPECT_GT(model->layers[0]->as<EncoderLayer>()->attn->q_proj->weight.grad().abs().sum().item<double>(), 0);
+  }
+}
+
+TEST(Encoder, TwoLayerModelOverfitsOneBatch) {
+  for (auto kind : {AttentionKind::kExact, AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {
+    Encoder model(small_config(kind));
+    Batch b = real_batch(4, 64, 2);
+    torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(3e-3));
+    double loss = 0;
+    int step = 0;
+    for (; step < 600; ++step) {
+      opt.zero_grad();
+      at::Tensor l = mlm_loss(model, b);
+      l.backward();
+      opt.step();
+      loss = l.item<double>();
+      if (loss < 0.05) break;
+    }
+    std::printf("  %s: loss %.4f after %d steps\n", attention_kind_name(kind).c_str(), loss, step + 1);
+    EXPECT_LT(loss, 0.1) << attention_kind_name(kind);
+  }
+}
+
+TEST(Encoder, FeaturesRedrawOnScheduleOnly) {
+  EncoderConfig c = small_config(AttentionKind::kFavorSoftmax);
+  c.redraw_interval = 10;
+  Encoder model(c);
+  auto attn = model->layers[1]->as<EncoderLayer>()->attn;
+  at::Tensor w0 = attn->projection().clone();
+  model->update_features(9);
+  EXPECT_TRUE(torch::equal(attn->projection(), w0));
+  model->update_features(10);
+  EXPECT_EQ(attn->current_draw(), 1);
+  EXPECT_FALSE(torch::equal(attn->projection(), w0));
+  // A fresh model brought to the same step has the same matrices (resume).
+  Encoder resumed(c);
+  resumed->update_features(15);
+  EXPECT_TRUE(torch::equal(resumed->layers[1]->as<EncoderLayer>()->attn->projection(), attn->projection()));
+}
+
+TEST(Encoder, CausalRotaryVariantTrains) {
+  EncoderConfig c = small_config(AttentionKind::kFavorRelu);
+  c.causal = true;
+  c.positions = "rotary";
+  Encoder model(c);
+  Batch b = real_batch(2, 64, 3);
+  // Next-token objective: position i predicts token i+1 and cannot see it.
+  at::Tensor inputs = b.tokens.narrow(1, 0, 63), targets = b.tokens.narrow(1, 1, 63).clone();
+  targets.masked_fill_(~b.padding_mask.narrow(1, 1, 63), kIgnoreIndex);
+  at::Tensor logits = model(inputs, b.padding_mask.narrow(1, 0, 63));
+  // Changing a later token leaves earlier logits unchanged.
+  at::Tensor changed = inputs.clone();
+  changed.narrow(1, 40, 23).fill_(Alphabet::kMask);
+  at::Tensor logits2 = model(changed, b.padding_mask.narrow(1, 0, 63));
+  EXPECT_LT((logits.narrow(1, 0, 40) - logits2.narrow(1, 0, 40)).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((logits.narrow(1, 40, 23) - logits2.narrow(1, 40, 23)).abs().max().item<double>(), 1e-3);
+}
