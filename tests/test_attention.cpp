@@ -259,3 +259,32 @@ TEST(SelfAttention, FiniteForLargeInputsAndBfloat16) {
     }
   }
 }
+
+TEST(SelfAttention, CudaMatchesCpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  for (auto kind : {AttentionKind::kExact, AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {
+    for (bool causal : {false, true}) {
+      AttentionOptions o;
+      o.kind = kind;
+      o.d_model = 64;
+      o.heads = 4;
+      o.features = 64;
+      o.causal = causal;
+      SelfAttention cpu(o), gpu(o);
+      gpu->to(torch::kCUDA);
+      at::Tensor x = randn({2, 300, 64}, 71, at::kFloat).requires_grad_();
+      at::Tensor xg = x.detach().to(torch::kCUDA).requires_grad_();
+      at::Tensor mask = torch::ones({2, 300}, torch::kBool);
+      mask[1].narrow(0, 200, 100).fill_(false);
+      at::Tensor y = cpu(x, mask), yg = gpu(xg, mask.to(torch::kCUDA));
+      EXPECT_LT((yg.cpu() - y).abs().max().item<double>(), 1e-3) << attention_kind_name(kind) << " causal " << causal;
+      y.sum().backward();
+      yg.sum().backward();
+      EXPECT_LT((xg.grad().cpu() - x.grad()).abs().max().item<double>(), 1e-3) << attention_kind_name(kind);
+      // The projection was redrawn on the device in place.
+      gpu->redraw(3);
+      cpu->redraw(3);
+      EXPECT_LT((gpu->projection().cpu() - cpu->projection()).abs().max().item<double>(), 1e-6);
+    }
+  }
+}

@@ -22,6 +22,7 @@ ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_spa
   if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {  // child: only async-signal-safe calls until exec
     ::dup2(fds[1], STDOUT_FILENO);
+    ::dup2(fds[1], STDERR_FILENO);  // allocator and library chatter is captured, not shown
     ::close(fds[0]);
     ::close(fds[1]);
     if (address_space_limit > 0) {

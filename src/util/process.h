@@ -10,7 +10,7 @@ namespace performer {
 struct ChildResult {
   int exit_code = -1;     // -1 when killed by a signal
   int signal = 0;         // the signal that killed it, 0 if none
-  std::string output;     // stdout
+  std::string output;     // stdout and stderr
   uint64_t peak_rss = 0;  // bytes (wait4 rusage)
 };
 
