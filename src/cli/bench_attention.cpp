@@ -285,6 +285,7 @@ void add_bench(CLI::App& app, Action& run) {
   auto* bench = app.add_subcommand("bench", "Benchmarks that print measured figures");
   bench->require_subcommand(1);
   add_bench_attention(*bench, run);
+  add_bench_train(*bench, run);
 }
 
 }  // namespace performer::cli

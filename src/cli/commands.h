@@ -11,6 +11,9 @@ void add_prepare(CLI::App& app, Action& run);
 void add_info(CLI::App& app, Action& run);
 void add_bench(CLI::App& app, Action& run);
 void add_bench_attention(CLI::App& bench, Action& run);
+void add_bench_train(CLI::App& bench, Action& run);
+void add_train(CLI::App& app, Action& run);
+void add_config(CLI::App& app, Action& run);
 
 // Threads for LibTorch and OpenMP: --threads N, 0 = all cores.
 void set_threads(int threads);

@@ -27,6 +27,8 @@ int main(int argc, char** argv) {
   performer::cli::Action run;
   performer::cli::add_prepare(app, run);
   performer::cli::add_info(app, run);
+  performer::cli::add_train(app, run);
+  performer::cli::add_config(app, run);
   performer::cli::add_bench(app, run);
   try {
     app.parse(argc, argv);

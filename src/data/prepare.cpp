@@ -181,6 +181,7 @@ PrepareResult prepare_corpus(const PrepareOptions& o) {
     h5::write_attr(file, "min_len", o.min_len);
     h5::write_attr(file, "max_len", o.max_len);
     h5::write_attr(file, "created", now_iso8601());
+    if (!o.cache_key.empty()) h5::write_attr(file, "cache_key", o.cache_key);
     h5::Handle group = h5::create_group(file, "stats");
     write_stats(group, st);
     if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp + ": cannot flush (disk full?)");

@@ -23,6 +23,7 @@ struct PrepareOptions {
   bool dedup = false;    // drop exact duplicate sequences; the split is then keyed by the sequence
   ReaderOptions reader;
   bool progress = true;
+  std::string cache_key;  // stored as attribute "cache_key" when set (training's prepared-corpus cache)
 };
 
 struct PrepareResult {

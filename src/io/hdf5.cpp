@@ -88,6 +88,12 @@ std::string file_name(hid_t obj) {
   return s;
 }
 
+bool is_hdf5(const std::string& path) {
+  silence();
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && H5Fis_hdf5(path.c_str()) > 0;
+}
+
 Handle create_file(const std::string& path) {
   silence();
   hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);

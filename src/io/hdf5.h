@@ -43,6 +43,7 @@ template <class T> hid_t native_type();
 Handle create_file(const std::string& path);
 Handle open_file(const std::string& path, bool writable = false);
 std::string file_name(hid_t obj);
+bool is_hdf5(const std::string& path);  // an existing regular file with the HDF5 signature
 
 Handle create_group(hid_t loc, const std::string& name);
 Handle open_group(hid_t loc, const std::string& name);

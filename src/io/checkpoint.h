@@ -1,0 +1,54 @@
+// Training checkpoints in one HDF5 file each:
+//
+//   /model/<parameter name>          float32, the parameter's shape ("layers.3.attn.q_proj.weight", ...)
+//   /buffers/<buffer name>           random feature matrices ("layers.3.attn.projection", float32) and
+//                                    their draw numbers ("layers.3.attn.feature_draw", int64)
+//   /optimizer/exp_avg/<name>        AdamW first moments, float32
+//   /optimizer/exp_avg_sq/<name>     AdamW second moments, float32
+//   /rng/torch_cpu                   uint8, the LibTorch CPU generator state (dropout)
+//   attributes of /: format = "performer-checkpoint", format_version = 1, step, tokens_seen,
+//                    data_epoch, data_index, optimizer_step, best_valid_loss, bad_steps, config (the
+//                    resolved YAML), libtorch_version, created
+//
+// Written to "<path>.tmp-<pid>", flushed, closed, then renamed over <path>: a crash never leaves a
+// half-written checkpoint under a checkpoint's name. Loading checks format, version and every shape
+// against the model built from the config, with one-line errors naming the file and the tensor.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/loader.h"
+#include "model/encoder.h"
+#include "train/optimizer.h"
+
+namespace performer {
+
+struct TrainState {
+  int64_t step = 0;             // optimizer steps completed
+  int64_t tokens_seen = 0;      // real tokens consumed
+  DataPosition data;            // next batch of the training stream
+  double best_valid_loss = 1e300;
+  int64_t bad_steps = 0;        // NaN/Inf steps skipped so far
+  std::string config_yaml;
+};
+
+void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, const TrainState& state);
+
+// Loads parameters and buffers into `model` (which must be built from the same config), the optimizer
+// state when `optimizer` is given, and returns the training state. Restores the CPU RNG when asked.
+TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng);
+
+// The resolved config stored in a checkpoint (to rebuild its model without the original YAML).
+std::string checkpoint_config(const std::string& path);
+
+// Checkpoints "ckpt-<step>.h5" of a run folder, newest first.
+std::vector<std::string> list_checkpoints(const std::string& dir);
+// The newest checkpoint in dir that opens and has the checkpoint format; "" if none. Unreadable ones
+// are skipped with a warning on stderr.
+std::string newest_valid_checkpoint(const std::string& dir);
+std::string checkpoint_path(const std::string& dir, int64_t step);
+// Deletes all but the newest keep_last step checkpoints (best.h5 is separate and kept).
+void prune_checkpoints(const std::string& dir, int64_t keep_last);
+
+}  // namespace performer

@@ -1,0 +1,758 @@
+// The run configuration: one schema table (every key, its type, range or choices, meaning and the struct
+// field it reads and writes) drives parsing, validation, the resolved YAML and `performer config --defaults`.
+#include "train/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <variant>
+
+#include "util/error.h"
+
+namespace performer {
+
+namespace {
+
+// ------------------------------------------------------------------------------------------------ schema
+
+enum class Type { kString, kInt, kUInt, kFloat, kBool, kChoice };
+using Value = std::variant<std::string, int64_t, uint64_t, double, bool>;
+
+constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Key {
+  std::string path;     // "section.key"
+  Type type = Type::kString;
+  std::string meaning;  // one line
+  // kInt: [imin, imax] (imax = kNoMax: unbounded). kUInt: the whole uint64 range.
+  int64_t imin = 0, imax = kNoMax;
+  // kFloat: lo/hi, each inclusive or open.
+  double lo = -kInf, hi = kInf;
+  bool lo_open = false, hi_open = false;
+  std::vector<std::string> choices;  // kChoice
+  bool nonempty = false;             // kString
+  std::function<Value(const RunConfig&)> get;
+  std::function<void(RunConfig&, const Value&)> set;
+
+  std::string section() const { return path.substr(0, path.find('.')); }
+  std::string leaf() const { return path.substr(path.find('.') + 1); }
+};
+
+Key make_key(const std::string& path, Type type, const std::string& meaning) {
+  Key k;
+  k.path = path;
+  k.type = type;
+  k.meaning = meaning;
+  return k;
+}
+
+template <class S, class T>
+void bind(Key& k, S RunConfig::*sec, T S::*mem) {
+  k.get = [sec, mem](const RunConfig& c) { return Value(c.*sec.*mem); };
+  k.set = [sec, mem](RunConfig& c, const Value& v) { c.*sec.*mem = std::get<T>(v); };
+}
+
+template <class S>
+Key string_key(const std::string& path, S RunConfig::*sec, std::string S::*mem, const std::string& meaning) {
+  Key k = make_key(path, Type::kString, meaning);
+  k.nonempty = true;
+  bind(k, sec, mem);
+  return k;
+}
+
+template <class S>
+Key int_key(const std::string& path, S RunConfig::*sec, int64_t S::*mem, int64_t min, int64_t max,
+            const std::string& meaning) {
+  Key k = make_key(path, Type::kInt, meaning);
+  k.imin = min;
+  k.imax = max;
+  bind(k, sec, mem);
+  return k;
+}
+
+template <class S>
+Key uint_key(const std::string& path, S RunConfig::*sec, uint64_t S::*mem, const std::string& meaning) {
+  Key k = make_key(path, Type::kUInt, meaning);
+  bind(k, sec, mem);
+  return k;
+}
+
+// Range as written: "[0, 1)", "(0, 10]", "[0, inf)".
+template <class S>
+Key float_key(const std::string& path, S RunConfig::*sec, double S::*mem, const std::string& range,
+              const std::string& meaning) {
+  Key k = make_key(path, Type::kFloat, meaning);
+  k.lo_open = range.front() == '(';
+  k.hi_open = range.back() == ')';
+  const auto comma = range.find(',');
+  k.lo = std::strtod(range.substr(1, comma - 1).c_str(), nullptr);
+  const std::string hi = range.substr(comma + 1, range.size() - comma - 2);
+  k.hi = hi.find("inf") != std::string::npos ? kInf : std::strtod(hi.c_str(), nullptr);
+  bind(k, sec, mem);
+  return k;
+}
+
+template <class S>
+Key bool_key(const std::string& path, S RunConfig::*sec, bool S::*mem, const std::string& meaning) {
+  Key k = make_key(path, Type::kBool, meaning);
+  bind(k, sec, mem);
+  return k;
+}
+
+template <class S>
+Key choice_key(const std::string& path, S RunConfig::*sec, std::string S::*mem, std::vector<std::string> choices,
+               const std::string& meaning) {
+  Key k = make_key(path, Type::kChoice, meaning);
+  k.choices = std::move(choices);
+  bind(k, sec, mem);
+  return k;
+}
+
+// A choice stored as an enum: get/set convert through the given functions.
+Key enum_key(const std::string& path, std::vector<std::string> choices, std::function<std::string(const RunConfig&)> get,
+             std::function<void(RunConfig&, const std::string&)> set, const std::string& meaning) {
+  Key k = make_key(path, Type::kChoice, meaning);
+  k.choices = std::move(choices);
+  k.get = [get](const RunConfig& c) { return Value(get(c)); };
+  k.set = [set](RunConfig& c, const Value& v) { set(c, std::get<std::string>(v)); };
+  return k;
+}
+
+const std::vector<Key>& schema() {
+  static const std::vector<Key> keys = [] {
+    using R = RunConfig;
+    using D = DataConfig;
+    using M = EncoderConfig;
+    using T = TrainConfig;
+    using E = EvalConfig;
+    using O = OutputConfig;
+    using X = RuntimeConfig;
+    std::vector<Key> k;
+    // data
+    k.push_back(string_key("data.train", &R::data, &D::train,
+                           "training data: a prepared corpus (.h5) or a FASTA/UniProt file (plain or .gz)"));
+    k.push_back(float_key("data.valid_frac", &R::data, &D::valid_frac, "[0, 1)",
+                          "fraction of sequences split off for validation (when data.train is a sequence file)"));
+    k.push_back(float_key("data.test_frac", &R::data, &D::test_frac, "[0, 1)",
+                          "fraction of sequences split off for test (when data.train is a sequence file)"));
+    k.push_back(bool_key("data.dedup", &R::data, &D::dedup,
+                         "drop exact duplicate sequences when preparing a sequence file"));
+    k.push_back(int_key("data.max_len", &R::data, &D::max_len, 3, kNoMax,
+                        "tokens per row incl. <cls>/<eos>; longer proteins are cropped"));
+    k.push_back(int_key("data.tokens_per_batch", &R::data, &D::tokens_per_batch, 1, kNoMax,
+                        "token budget of one batch (rows x padded length); at least data.max_len"));
+    k.push_back(bool_key("data.concat", &R::data, &D::concat,
+                         "TrEMBL-concat mode: proteins joined and cut into data.max_len chunks"));
+    k.push_back(float_key("data.mask_rate", &R::data, &D::mask_rate, "(0, 1)",
+                          "fraction of tokens selected for masked-language-model prediction"));
+    k.push_back(int_key("data.bucket_window", &R::data, &D::bucket_window, 1, kNoMax,
+                        "sequences sorted by length within windows of this many, so batches pad little"));
+    k.push_back(int_key("data.prefetch", &R::data, &D::prefetch, 0, 1024, "batches prepared ahead of the trainer"));
+    // model (model.seed is not a key: it is runtime.seed)
+    k.push_back(enum_key(
+        "model.kind", {"exact", "favor-softmax", "favor-relu"},
+        [](const R& c) { return attention_kind_name(c.model.kind); },
+        [](R& c, const std::string& s) { c.model.kind = parse_attention_kind(s); },
+        "attention: exact softmax (Transformer), FAVOR+ softmax random features, or FAVOR ReLU features"));
+    k.push_back(int_key("model.layers", &R::model, &M::layers, 1, kNoMax, "encoder blocks"));
+    k.push_back(int_key("model.heads", &R::model, &M::heads, 1, kNoMax, "attention heads; divide model.d_model"));
+    k.push_back(int_key("model.d_model", &R::model, &M::d_model, 1, kNoMax, "hidden size"));
+    k.push_back(int_key("model.d_ff", &R::model, &M::d_ff, 1, kNoMax, "inner size of the feed-forward blocks"));
+    k.push_back(int_key("model.features", &R::model, &M::features, 1, kNoMax,
+                        "random features m per head (FAVOR kinds)"));
+    k.push_back(int_key("model.redraw_interval", &R::model, &M::redraw_interval, 0, kNoMax,
+                        "training steps between random-feature redraws; 0 = never"));
+    k.push_back(bool_key("model.causal", &R::model, &M::causal, "causal (left-to-right) instead of bidirectional"));
+    k.push_back(float_key("model.dropout", &R::model, &M::dropout, "[0, 1)",
+                          "dropout on residual branches and inside the feed-forward blocks"));
+    k.push_back(int_key("model.max_len", &R::model, &M::max_len, 3, kNoMax,
+                        "longest input (size of the learned position table); at least data.max_len"));
+    k.push_back(choice_key("model.positions", &R::model, &M::positions, {"learned", "rotary"},
+                           "positions: learned absolute embeddings or rotary (on q, k)"));
+    k.push_back(bool_key("model.orthogonal", &R::model, &M::orthogonal,
+                         "orthogonal blocks of random features (false: i.i.d. Gaussian rows)"));
+    k.push_back(enum_key(
+        "model.row_norms", {"chi", "sqrt-d"},
+        [](const R& c) { return std::string(c.model.row_norms == RowNorms::kChi ? "chi" : "sqrt-d"); },
+        [](R& c, const std::string& s) { c.model.row_norms = s == "chi" ? RowNorms::kChi : RowNorms::kSqrtD; },
+        "norms of the random feature rows: chi(d) draws or fixed sqrt(d)"));
+    k.push_back(bool_key("model.relu_projection", &R::model, &M::relu_projection,
+                         "favor-relu: random projection W (false: deterministic ReLU(x), m = d_head)"));
+    k.push_back(int_key("model.causal_chunk", &R::model, &M::causal_chunk, 1, kNoMax,
+                        "chunk length of the causal prefix sums"));
+    // train
+    k.push_back(float_key("train.lr", &R::train, &T::lr, "(0, 10]", "peak learning rate (AdamW)"));
+    k.push_back(float_key("train.beta1", &R::train, &T::beta1, "[0, 1)", "Adam decay of the first moment"));
+    k.push_back(float_key("train.beta2", &R::train, &T::beta2, "[0, 1)", "Adam decay of the second moment"));
+    k.push_back(float_key("train.eps", &R::train, &T::eps, "(0, 1]", "Adam epsilon"));
+    k.push_back(float_key("train.weight_decay", &R::train, &T::weight_decay, "[0, 10]",
+                          "decoupled weight decay (AdamW), on matrices only"));
+    k.push_back(int_key("train.warmup_steps", &R::train, &T::warmup_steps, 0, kNoMax,
+                        "steps of linear warm-up from 0 to train.lr"));
+    k.push_back(choice_key("train.schedule", &R::train, &T::schedule, {"constant", "linear", "cosine"},
+                           "after warm-up: constant, or linear / cosine decay to 0 at train.steps"));
+    k.push_back(int_key("train.steps", &R::train, &T::steps, 1, kNoMax, "optimizer steps"));
+    k.push_back(int_key("train.tokens_per_step", &R::train, &T::tokens_per_step, 0, kNoMax,
+                        "gradient accumulation target in real tokens; 0 = one batch per step"));
+    k.push_back(float_key("train.grad_clip", &R::train, &T::grad_clip, "[0, inf)",
+                          "max global gradient norm; 0 = off"));
+    k.push_back(int_key("train.max_bad_steps", &R::train, &T::max_bad_steps, 1, kNoMax,
+                        "consecutive NaN/Inf steps before the run stops"));
+    k.push_back(float_key("train.max_minutes", &R::train, &T::max_minutes, "[0, inf)",
+                          "stop (with a checkpoint) after this wall time; 0 = no limit"));
+    // eval
+    k.push_back(int_key("eval.every", &R::eval, &E::every, 0, kNoMax, "steps between evaluations; 0 = only at the end"));
+    k.push_back(int_key("eval.max_sequences", &R::eval, &E::max_sequences, 1, kNoMax,
+                        "validation sequences (or chunks) evaluated"));
+    k.push_back(uint_key("eval.seed", &R::eval, &E::seed, "masking seed of the evaluation sample"));
+    // output
+    k.push_back(string_key("output.dir", &R::output, &O::dir, "run folder: checkpoints, logs, the resolved config"));
+    k.push_back(int_key("output.checkpoint_every", &R::output, &O::checkpoint_every, 0, kNoMax,
+                        "steps between checkpoints; 0 = only at the end"));
+    k.push_back(int_key("output.keep_last", &R::output, &O::keep_last, 1, kNoMax,
+                        "checkpoints kept (older ones are deleted)"));
+    k.push_back(int_key("output.log_every", &R::output, &O::log_every, 1, kNoMax, "steps between log lines"));
+    // runtime
+    k.push_back(choice_key("runtime.device", &R::runtime, &X::device, {"auto", "cpu", "cuda"},
+                           "auto (CUDA when available, else CPU), cpu or cuda"));
+    k.push_back(int_key("runtime.threads", &R::runtime, &X::threads, 0, 4096, "CPU threads; 0 = all cores"));
+    k.push_back(uint_key("runtime.seed", &R::runtime, &X::seed,
+                         "seed of model init, data order, masking and features (also the model seed)"));
+    k.push_back(choice_key("runtime.precision", &R::runtime, &X::precision, {"fp32", "bf16"},
+                           "fp32, or bf16 autocast on CUDA"));
+    return k;
+  }();
+  return keys;
+}
+
+std::vector<std::string> sections() {
+  std::vector<std::string> out;
+  for (const Key& k : schema())
+    if (out.empty() || out.back() != k.section()) out.push_back(k.section());
+  return out;
+}
+
+const Key* find_key(const std::string& path) {
+  for (const Key& k : schema())
+    if (k.path == path) return &k;
+  return nullptr;
+}
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+size_t levenshtein(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// A value as it appears in a one-line message: newlines escaped, long text cut.
+std::string shown(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else out += c;
+  }
+  if (out.size() > 80) out = out.substr(0, 77) + "...";
+  return out;
+}
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
+  return out;
+}
+
+// "unknown key 'train.lrr' (did you mean 'train.lr'?)": the nearest full path by edit distance, preferring
+// a key with the same name in another section (train.max_len -> data.max_len).
+std::string unknown_key_message(const std::string& path) {
+  std::string msg = "unknown key '" + shown(path) + "'";
+  if (path == "model.seed") return msg + " (the model seed is runtime.seed)";
+  const auto dot = path.find('.');
+  const std::string sec = dot == std::string::npos ? "" : path.substr(0, dot);
+  const std::string leaf = dot == std::string::npos ? path : path.substr(dot + 1);
+  const Key* best = nullptr;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (const Key& k : schema()) {
+    size_t d = levenshtein(path, k.path);
+    if (d < best_d) best_d = d, best = &k;
+  }
+  const Key* same_leaf = nullptr;
+  size_t same_leaf_d = std::numeric_limits<size_t>::max();
+  for (const Key& k : schema()) {
+    size_t d = levenshtein(path, k.path);
+    if (k.leaf() == leaf && d < same_leaf_d) same_leaf_d = d, same_leaf = &k;
+  }
+  if (same_leaf) return msg + " (did you mean '" + same_leaf->path + "'?)";
+  if (best && best_d <= std::max<size_t>(2, leaf.size() / 2)) return msg + " (did you mean '" + best->path + "'?)";
+  std::vector<std::string> valid;
+  for (const Key& k : schema())
+    if (k.section() == sec) valid.push_back(k.leaf());
+  if (valid.empty()) return msg + " (keys are section.key with sections " + join(sections(), ", ") + ")";
+  return msg + " (valid keys in " + sec + ": " + join(valid, ", ") + ")";
+}
+
+// For a top-level key that is not a section: the nearest section, or a key whose leaf it resembles.
+std::string unknown_section_message(const std::string& name) {
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (const std::string& s : sections()) {
+    size_t d = levenshtein(name, s);
+    if (d < best_d) best_d = d, best = s;
+  }
+  for (const Key& k : schema()) {
+    size_t d = levenshtein(name, k.leaf());
+    if (d < best_d) best_d = d, best = k.path;
+  }
+  std::string msg = "unknown section '" + shown(name) + "'";
+  if (best_d <= std::max<size_t>(2, name.size() / 2)) return msg + " (did you mean '" + best + "'?)";
+  return msg + " (sections: " + join(sections(), ", ") + ")";
+}
+
+const char* node_kind(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined: return "nothing";
+    default: return "a scalar";
+  }
+}
+
+bool is_digits(const std::string& s, size_t from, size_t to) {
+  if (from >= to) return false;
+  for (size_t i = from; i < to; ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
+// YAML 1.2 core-schema integer in decimal: [-+]?[0-9]+. Sets negative and magnitude; false if not one or
+// if the magnitude overflows uint64.
+bool parse_integer(const std::string& s, bool& negative, uint64_t& magnitude) {
+  size_t i = 0;
+  negative = false;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+  if (!is_digits(s, i, s.size())) return false;
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long v = std::strtoull(s.c_str() + i, &end, 10);
+  if (errno == ERANGE) return false;
+  magnitude = v;
+  return true;
+}
+
+// YAML 1.2 core-schema float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?, or [-+]?.inf / .nan.
+bool parse_float(const std::string& s, double& out) {
+  size_t i = 0;
+  bool negative = false;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
+  const std::string rest = s.substr(i);
+  if (rest == ".inf" || rest == ".Inf" || rest == ".INF") return out = negative ? -kInf : kInf, true;
+  if (i == 0 && (rest == ".nan" || rest == ".NaN" || rest == ".NAN"))
+    return out = std::numeric_limits<double>::quiet_NaN(), true;
+  size_t j = i;
+  size_t int_start = j;
+  while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+  bool int_digits = j > int_start;
+  bool frac_digits = false;
+  if (j < s.size() && s[j] == '.') {
+    ++j;
+    size_t f = j;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    frac_digits = j > f;
+  }
+  if (!int_digits && !frac_digits) return false;
+  if (j < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+    ++j;
+    if (j < s.size() && (s[j] == '+' || s[j] == '-')) ++j;
+    size_t e = j;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    if (j == e) return false;
+  }
+  if (j != s.size()) return false;
+  out = std::strtod(s.c_str(), nullptr);  // ERANGE overflow gives +-HUGE_VAL: then out of range
+  return true;
+}
+
+std::string format_double(double v) {
+  if (std::isnan(v)) return ".nan";
+  if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
+  char buf[64];
+  int p = 1;
+  for (; p < 17; ++p) {
+    std::snprintf(buf, sizeof buf, "%.*g", p, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  // Positional notation for integral parts up to 17 digits ("10.0", not "1e+1").
+  const int int_digits = v == 0 ? 1 : static_cast<int>(std::floor(std::log10(std::fabs(v)))) + 1;
+  if (int_digits > p && int_digits <= 17) p = int_digits;
+  std::snprintf(buf, sizeof buf, "%.*g", p, v);
+  std::string s = buf;
+  // Tidy the exponent: "1e-09" -> "1e-9", "5e+05" -> "5e+5".
+  auto e = s.find('e');
+  if (e != std::string::npos) {
+    size_t d = e + 2;
+    while (d + 1 < s.size() && s[d] == '0') s.erase(d, 1);
+  } else if (s.find('.') == std::string::npos) {
+    s += ".0";  // reads as a float to any YAML reader
+  }
+  return s;
+}
+
+std::string format_range(const Key& k) {
+  switch (k.type) {
+    case Type::kInt:
+      return "[" + std::to_string(k.imin) + ", " + (k.imax == kNoMax ? "inf)" : std::to_string(k.imax) + "]");
+    case Type::kUInt: return "[0, 2^64)";
+    case Type::kFloat: {
+      auto num = [](double x) {
+        if (std::isinf(x)) return std::string(x > 0 ? "inf" : "-inf");
+        std::string s = format_double(x);
+        if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0) s.resize(s.size() - 2);
+        return s;
+      };
+      return std::string(k.lo_open ? "(" : "[") + num(k.lo) + ", " + num(k.hi) +
+             (k.hi_open || std::isinf(k.hi) ? ")" : "]");
+    }
+    default: return "";
+  }
+}
+
+bool is_reserved_word(const std::string& s) {
+  static const char* words[] = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
+  std::string lower;
+  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* w : words)
+    if (lower == w) return true;
+  return false;
+}
+
+// A string as a YAML scalar: plain when it is unambiguous, else double-quoted with escapes.
+std::string yaml_string(const std::string& s) {
+  bool plain = !s.empty() && !is_reserved_word(s);
+  for (size_t i = 0; plain && i < s.size(); ++i) {
+    const char c = s[i];
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' ||
+                    (i > 0 && (c == '-' || c == '+'));
+    plain = ok;
+  }
+  double d;
+  bool neg;
+  uint64_t mag;
+  if (plain && (parse_float(s, d) || parse_integer(s, neg, mag))) plain = false;
+  if (plain) return s;
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (c == '\r') out += "\\r";
+    else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string format_value(const Key& k, const Value& v) {
+  switch (k.type) {
+    case Type::kString:
+    case Type::kChoice: return yaml_string(std::get<std::string>(v));
+    case Type::kInt: return std::to_string(std::get<int64_t>(v));
+    case Type::kUInt: return std::to_string(std::get<uint64_t>(v));
+    case Type::kFloat: return format_double(std::get<double>(v));
+    case Type::kBool: return std::get<bool>(v) ? "true" : "false";
+  }
+  return "";
+}
+
+// Converts and validates one YAML value for key k; throws Error("<at>: ...") on any problem.
+Value convert(const Key& k, const YAML::Node& node, const std::string& at) {
+  auto fail = [&](const std::string& what) -> Error { return Error(at + ": " + what); };
+  static const char* type_names[] = {"a string", "an integer", "an integer", "a number", "true or false",
+                                     "a string"};
+  const std::string type_name = type_names[static_cast<int>(k.type)];
+  if (!node.IsScalar()) {
+    if (k.type == Type::kChoice)
+      throw fail(k.path + " must be one of " + join(k.choices, ", ") + ", got " + node_kind(node));
+    throw fail(k.path + " must be " + type_name + ", got " + node_kind(node));
+  }
+  const std::string text = node.Scalar();
+  const bool quoted = node.Tag() == "!";  // a quoted scalar is a string to YAML
+  const std::string got = "'" + shown(text) + "'" + (quoted ? " (quoted: a string)" : "");
+  switch (k.type) {
+    case Type::kString:
+      if (k.nonempty && text.empty()) throw fail(k.path + " must not be empty");
+      return text;
+    case Type::kChoice:
+      for (const std::string& c : k.choices)
+        if (text == c) return text;
+      throw fail(k.path + " = '" + shown(text) + "' must be one of " + join(k.choices, ", "));
+    case Type::kBool:
+      if (!quoted && text == "true") return true;
+      if (!quoted && text == "false") return false;
+      throw fail(k.path + " must be true or false, got " + got);
+    case Type::kInt:
+    case Type::kUInt: {
+      bool negative = false;
+      uint64_t mag = 0;
+      if (quoted || !parse_integer(text, negative, mag)) {
+        double d;
+        if (!quoted && parse_float(text, d)) {
+          // A number, but not an integer literal: "1.5", "1e5" (or too large for 64 bits).
+          std::string hint;
+          if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2e18)
+            hint = " (write " + std::to_string(static_cast<long long>(d)) + ")";
+          else if (is_digits(text, text[0] == '-' || text[0] == '+', text.size()))
+            throw fail(k.path + " = " + shown(text) + " is out of range " + format_range(k));
+          throw fail(k.path + " must be an integer, got " + got + hint);
+        }
+        throw fail(k.path + " must be an integer, got " + got);
+      }
+      if (k.type == Type::kUInt) {
+        if (negative && mag != 0) throw fail(k.path + " = " + shown(text) + " is out of range " + format_range(k));
+        return mag;
+      }
+      const uint64_t max_neg = static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + 1;
+      if ((negative && mag > max_neg) || (!negative && mag > static_cast<uint64_t>(kNoMax)))
+        throw fail(k.path + " = " + shown(text) + " is out of range " + format_range(k));
+      const int64_t v = negative ? (mag == max_neg ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(mag))
+                                 : static_cast<int64_t>(mag);
+      if (v < k.imin || v > k.imax) throw fail(k.path + " = " + shown(text) + " is out of range " + format_range(k));
+      return v;
+    }
+    case Type::kFloat: {
+      double d;
+      if (quoted || !parse_float(text, d)) throw fail(k.path + " must be a number, got " + got);
+      const bool above_lo = k.lo_open ? d > k.lo : d >= k.lo;
+      const bool below_hi = k.hi_open || std::isinf(k.hi) ? d < k.hi : d <= k.hi;
+      if (!(above_lo && below_hi)) throw fail(k.path + " = " + shown(text) + " is out of range " + format_range(k));
+      return d;
+    }
+  }
+  throw fail("internal: bad key type");
+}
+
+int line_of(const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  return m.is_null() ? 0 : m.line + 1;
+}
+
+std::string one_line(std::string s) {
+  for (char& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------ API
+
+RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
+                       const std::vector<std::string>& overrides) {
+  RunConfig config;
+  std::map<std::string, std::string> set_at;  // key -> where it was set ("file:12", "--set k=v")
+
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    const int line = e.mark.is_null() ? 0 : e.mark.line + 1;
+    std::string hint;
+    if (yaml_text.find("\n\t") != std::string::npos || yaml_text.rfind("\t", 0) == 0)
+      hint = " (indent with spaces: YAML does not allow tabs)";
+    throw Error(where(origin, line) + ": invalid YAML: " + one_line(e.msg) + hint);
+  }
+  if (docs.size() > 1) throw Error(origin + ": invalid config: more than one YAML document");
+  const YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
+
+  if (root.IsDefined() && !root.IsNull()) {
+    if (!root.IsMap())
+      throw Error(where(origin, line_of(root)) + ": the top level must be a map of sections (" + join(sections(), ", ") +
+                  "), got " + node_kind(root));
+    std::map<std::string, int> seen_sections;
+    for (const auto& sec : root) {
+      const int sec_line = line_of(sec.first);
+      if (!sec.first.IsScalar())
+        throw Error(where(origin, sec_line) + ": a section name must be a plain word, got " + node_kind(sec.first));
+      const std::string name = sec.first.Scalar();
+      const auto& names = sections();
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        throw Error(where(origin, sec_line) + ": " + unknown_section_message(name));
+      if (!seen_sections.emplace(name, sec_line).second)
+        throw Error(where(origin, sec_line) + ": duplicate section '" + name + "' (first at line " +
+                    std::to_string(seen_sections[name]) + ")");
+      if (sec.second.IsNull()) continue;  // "eval:" with every key commented out
+      if (!sec.second.IsMap())
+        throw Error(where(origin, sec_line) + ": section '" + name + "' must be a map of keys, got " +
+                    node_kind(sec.second));
+      for (const auto& kv : sec.second) {
+        const int line = line_of(kv.first);
+        if (!kv.first.IsScalar())
+          throw Error(where(origin, line) + ": a key in '" + name + "' must be a plain word, got " +
+                      node_kind(kv.first));
+        const std::string path = name + "." + kv.first.Scalar();
+        const Key* key = find_key(path);
+        if (!key) throw Error(where(origin, line) + ": " + unknown_key_message(path));
+        const std::string at = where(origin, line);
+        if (!set_at.emplace(path, at).second)
+          throw Error(at + ": duplicate key '" + path + "' (first at " + set_at[path] + ")");
+        key->set(config, convert(*key, kv.second, at));
+      }
+    }
+  }
+
+  for (const std::string& o : overrides) {
+    const std::string at = "--set " + shown(o);
+    const auto eq = o.find('=');
+    if (eq == std::string::npos) throw Error(at + ": expected section.key=value");
+    auto trim = [](std::string s) {
+      const auto b = s.find_first_not_of(" \t");
+      const auto e = s.find_last_not_of(" \t");
+      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+    };
+    const std::string path = trim(o.substr(0, eq));
+    const Key* key = find_key(path);
+    if (!key) throw Error(at + ": " + unknown_key_message(path));
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+      throw Error(at + ": invalid YAML value: " + one_line(e.msg));
+    }
+    key->set(config, convert(*key, value, at));
+    set_at[path] = at;
+  }
+
+  // The model seed is the run seed (derived per use inside the model).
+  config.model.seed = config.runtime.seed;
+
+  // Cross-checks: name the place where the (first set) key of the pair was given, else the origin.
+  auto at = [&](const std::string& a, const std::string& b = "") {
+    auto from_set = [&](const std::string& k) { return set_at.count(k) && set_at[k].rfind("--set ", 0) == 0; };
+    if (!b.empty() && from_set(b) && !from_set(a)) return set_at[b];  // an override is the likelier cause
+    if (set_at.count(a)) return set_at[a];
+    if (!b.empty() && set_at.count(b)) return set_at[b];
+    return origin;
+  };
+  try {
+    config.model.validate();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    const std::string first_key = msg.substr(0, msg.find_first_of(" :"));
+    throw Error(at(first_key, "model.heads") + ": " + one_line(msg));
+  }
+  const DataConfig& d = config.data;
+  if (config.model.max_len < d.max_len)
+    throw Error(at("model.max_len", "data.max_len") + ": model.max_len = " + std::to_string(config.model.max_len) +
+                " is less than data.max_len = " + std::to_string(d.max_len) +
+                " (the model must accept the longest row)");
+  if (d.tokens_per_batch < d.max_len)
+    throw Error(at("data.tokens_per_batch", "data.max_len") + ": data.tokens_per_batch = " +
+                std::to_string(d.tokens_per_batch) + " is less than data.max_len = " + std::to_string(d.max_len) +
+                " (a batch must hold one full row)");
+  if (!(d.valid_frac + d.test_frac < 1))
+    throw Error(at("data.valid_frac", "data.test_frac") + ": data.valid_frac + data.test_frac = " +
+                format_double(d.valid_frac + d.test_frac) + " leaves nothing to train on (must be < 1)");
+  return config;
+}
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!std::filesystem::exists(status)) throw Error(path + ": config file not found");
+  if (std::filesystem::is_directory(status)) throw Error(path + ": is a directory, not a config file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open the config file: " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw Error(path + ": cannot read the config file");
+  return parse_config(text.str(), path, overrides);
+}
+
+std::string config_to_yaml(const RunConfig& config) {
+  std::ostringstream out;
+  out << "# performer run configuration, resolved (every key; `performer config --defaults` explains them)\n";
+  std::string section;
+  size_t width = 0;
+  for (const Key& k : schema()) width = std::max(width, k.leaf().size());
+  for (const Key& k : schema()) {
+    if (k.section() != section) {
+      section = k.section();
+      out << section << ":\n";
+    }
+    out << "  " << k.leaf() << ":" << std::string(width - k.leaf().size() + 1, ' ') << format_value(k, k.get(config))
+        << "\n";
+  }
+  return out.str();
+}
+
+std::string config_defaults_text() {
+  const RunConfig defaults;
+  struct Row {
+    std::string key, def, allowed, meaning;
+  };
+  std::vector<Row> rows;
+  for (const Key& k : schema()) {
+    std::string allowed;
+    switch (k.type) {
+      case Type::kString: allowed = k.nonempty ? "text, non-empty" : "text"; break;
+      case Type::kInt:
+      case Type::kUInt: allowed = "integer " + format_range(k); break;
+      case Type::kFloat: allowed = "number " + format_range(k); break;
+      case Type::kBool: allowed = "true | false"; break;
+      case Type::kChoice: allowed = join(k.choices, " | "); break;
+    }
+    rows.push_back({k.path, format_value(k, k.get(defaults)), allowed, k.meaning});
+  }
+  size_t wk = 3, wd = 7, wa = 7;
+  for (const Row& r : rows) {
+    wk = std::max(wk, r.key.size());
+    wd = std::max(wd, r.def.size());
+    wa = std::max(wa, r.allowed.size());
+  }
+  auto pad = [](const std::string& s, size_t w) { return s + std::string(w - s.size() + 2, ' '); };
+  std::ostringstream out;
+  out << "Run configuration: a YAML file with sections " << join(sections(), ", ") << ".\n"
+      << "Missing keys take these defaults; --set section.key=value overrides one key after the file.\n"
+      << "The model seed is runtime.seed.\n\n";
+  out << "  " << pad("KEY", wk) << pad("DEFAULT", wd) << pad("ALLOWED", wa) << "MEANING\n";
+  std::string section;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Key& k = schema()[i];
+    if (k.section() != section) {
+      section = k.section();
+      out << "\n" << section << ":\n";
+    }
+    out << "  " << pad(rows[i].key, wk) << pad(rows[i].def, wd) << pad(rows[i].allowed, wa) << rows[i].meaning << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace performer

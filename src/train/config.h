@@ -1,0 +1,83 @@
+// The run configuration: a YAML file with sections data, model, train, eval, output, runtime.
+//
+// Validation is strict: an unknown key is an error naming it and the nearest valid key; a wrong type or
+// an out-of-range value names the key and the allowed range or choices. Every key, its default and a
+// one-line meaning are in one schema table (config.cpp), which also drives `performer config --defaults`.
+// Overrides: --set section.key=value (value parsed as YAML), applied after the file, validated the same way.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/encoder.h"
+
+namespace performer {
+
+struct DataConfig {
+  std::string train = "data/trembl-sample/DB.fasta.gz";  // prepared corpus (.h5) or FASTA/UniProt file
+  double valid_frac = 0.02;       // when data.train is a sequence file: split fractions for the cache
+  double test_frac = 0.02;
+  bool dedup = true;
+  int64_t max_len = 1024;         // tokens per row incl. <cls>/<eos>; longer proteins are cropped
+  int64_t tokens_per_batch = 8192;
+  bool concat = false;            // TrEMBL-concat mode: proteins joined and cut into max_len chunks
+  double mask_rate = 0.15;
+  int64_t bucket_window = 4096;
+  int64_t prefetch = 4;
+};
+
+struct TrainConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.98;
+  double eps = 1e-9;
+  double weight_decay = 0.1;      // decoupled (AdamW), on matrices only (not biases, norms, embeddings' bias)
+  int64_t warmup_steps = 1000;
+  std::string schedule = "constant";  // constant | linear | cosine (after warm-up, to 0 at train.steps)
+  int64_t steps = 10000;          // optimizer steps
+  int64_t tokens_per_step = 0;    // gradient accumulation target in real tokens; 0 = one batch per step
+  double grad_clip = 0.5;         // max global grad norm; 0 = off
+  int64_t max_bad_steps = 10;     // consecutive NaN/Inf steps before stopping
+  double max_minutes = 0;         // stop (with a checkpoint) after this wall time; 0 = no limit
+};
+
+struct EvalConfig {
+  int64_t every = 500;            // steps between evaluations; 0 = only at the end
+  int64_t max_sequences = 2000;   // valid sequences (or chunks) evaluated
+  uint64_t seed = 1234;           // masking seed of the evaluation sample
+};
+
+struct OutputConfig {
+  std::string dir = "runs/default";
+  int64_t checkpoint_every = 1000;  // steps; 0 = only at the end
+  int64_t keep_last = 3;
+  int64_t log_every = 10;
+};
+
+struct RuntimeConfig {
+  std::string device = "auto";    // auto | cpu | cuda
+  int64_t threads = 0;            // 0 = all cores
+  uint64_t seed = 0;              // model init, data order, masking, features (derived per use)
+  std::string precision = "fp32"; // fp32 | bf16 (CUDA autocast, LibTorch >= 2.4)
+};
+
+struct RunConfig {
+  DataConfig data;
+  EncoderConfig model;
+  TrainConfig train;
+  EvalConfig eval;
+  OutputConfig output;
+  RuntimeConfig runtime;
+};
+
+// Loads a YAML file (and applies "section.key=value" overrides). Errors name the file, the key and the line.
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Parses YAML text (for tests and for configs stored in checkpoints); `origin` names it in errors.
+RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
+                       const std::vector<std::string>& overrides = {});
+// The complete resolved configuration as YAML (every key), loadable by parse_config.
+std::string config_to_yaml(const RunConfig& config);
+// Every key with its default and meaning, one per line, grouped by section.
+std::string config_defaults_text();
+
+}  // namespace performer

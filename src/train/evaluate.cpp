@@ -1,0 +1,60 @@
+#include "train/evaluate.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "data/batches.h"
+#include "util/hash.h"
+
+namespace performer {
+
+LossSums masked_cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
+  at::Tensor flat = logits.reshape({-1, logits.size(-1)}).to(torch::kFloat);
+  at::Tensor y = labels.reshape({-1});
+  LossSums s;
+  s.loss_sum = torch::nn::functional::cross_entropy(
+      flat, y, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex).reduction(torch::kSum));
+  at::Tensor valid = y != kIgnoreIndex;
+  s.count = valid.sum().item<int64_t>();
+  s.correct = ((flat.argmax(-1) == y) & valid).sum().item<int64_t>();
+  return s;
+}
+
+EvalResult evaluate_masked(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& st,
+                           const torch::Device& device) {
+  BatchOptions bo;
+  bo.max_len = st.max_len;
+  bo.tokens_per_batch = st.tokens_per_batch;
+  bo.shuffle = false;
+  std::unique_ptr<BatchSource> source;
+  if (st.concat)
+    source = std::make_unique<ConcatBatches>(corpus, split, bo);
+  else
+    source = std::make_unique<SequenceBatches>(corpus, split, bo);
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  EvalResult r;
+  double loss = 0;
+  int64_t correct = 0;
+  const int64_t n = source->num_batches(0);
+  for (int64_t i = 0; i < n; ++i) {
+    if (st.max_sequences > 0 && r.sequences >= st.max_sequences) break;
+    Batch b = source->batch(0, i);
+    MaskedTokens m = mask_tokens(b.tokens, st.masking, derive_seed(st.seed, 0xe7a1, static_cast<uint64_t>(i)));
+    at::Tensor logits = model(m.inputs.to(device), b.padding_mask.to(device));
+    LossSums s = masked_cross_entropy(logits, m.labels.to(device));
+    loss += s.loss_sum.item<double>();
+    r.predicted += s.count;
+    correct += s.correct;
+    r.sequences += b.tokens.size(0);
+  }
+  if (was_training) model->train();
+  r.loss = r.predicted > 0 ? loss / static_cast<double>(r.predicted) : std::nan("");
+  r.perplexity = std::exp(r.loss);
+  r.accuracy = r.predicted > 0 ? static_cast<double>(correct) / static_cast<double>(r.predicted) : std::nan("");
+  return r;
+}
+
+}  // namespace performer

@@ -1,0 +1,42 @@
+// Masked-LM evaluation on a split: a fixed, seeded 15% mask over the first max_sequences proteins (or
+// chunks) in corpus order, so every evaluation of every checkpoint sees the same positions.
+// Perplexity = exp(mean cross-entropy over the masked positions), over the full 33-token softmax.
+#pragma once
+#include <torch/types.h>
+
+#include "data/corpus.h"
+#include "data/masking.h"
+#include "model/encoder.h"
+
+namespace performer {
+
+struct EvalSettings {
+  int64_t max_len = 1024;
+  int64_t tokens_per_batch = 8192;
+  bool concat = false;
+  int64_t max_sequences = 2000;  // 0 = the whole split
+  uint64_t seed = 1234;
+  MaskingOptions masking;
+};
+
+struct EvalResult {
+  double loss = 0;        // mean cross-entropy (nats) over predicted positions
+  double perplexity = 0;
+  double accuracy = 0;    // argmax == target
+  int64_t predicted = 0;  // masked positions scored
+  int64_t sequences = 0;  // rows evaluated
+};
+
+EvalResult evaluate_masked(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& settings,
+                           const torch::Device& device);
+
+// Sum of cross-entropy over positions whose label is not -100, and the number of such positions and of
+// correct argmax predictions. logits [B, L, V], labels [B, L].
+struct LossSums {
+  at::Tensor loss_sum;  // scalar, differentiable
+  int64_t count = 0;
+  int64_t correct = 0;
+};
+LossSums masked_cross_entropy(const at::Tensor& logits, const at::Tensor& labels);
+
+}  // namespace performer

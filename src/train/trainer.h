@@ -1,0 +1,55 @@
+// `performer train`: masked-LM training of the encoder from a RunConfig.
+//
+// One optimizer step = micro-batches until train.tokens_per_step real tokens (or one batch), loss summed
+// over masked positions and divided by their count, gradient clipping, AdamW at the scheduled rate, then
+// a feature redraw when due. Every eval.every steps: masked perplexity/accuracy on a fixed sample of the
+// valid split beside the unigram baseline. Checkpoints (io/checkpoint.h) every output.checkpoint_every
+// steps, at the end, on SIGINT/SIGTERM (after the current step), at train.max_minutes, and when
+// train.max_bad_steps consecutive steps had a NaN/Inf loss or gradient (those steps are skipped).
+// The run folder holds config.yaml, train.log, metrics.csv (one row per step), eval.csv, ckpt-*.h5, best.h5.
+#pragma once
+#include <atomic>
+#include <string>
+
+#include <torch/types.h>
+
+#include "data/corpus.h"
+#include "train/config.h"
+
+namespace performer {
+
+struct TrainOptions {
+  std::string resume;        // "", "auto" (newest valid checkpoint in the run folder) or a checkpoint path
+  int64_t stop_after = 0;    // stop (with a checkpoint) after this many steps in this invocation; 0 = no
+  bool progress_bar = true;  // a redrawn bar when stdout is a terminal
+};
+
+struct TrainResult {
+  int64_t step = 0;
+  int64_t tokens_seen = 0;
+  double train_loss = 0;          // mean over the last log window
+  double tokens_per_second = 0;   // real tokens / training wall time (eval and checkpoints excluded)
+  double valid_loss = 0, valid_perplexity = 0, valid_accuracy = 0;
+  double unigram_perplexity = 0;  // of the valid split under train frequencies (corpus statistics)
+  std::string checkpoint;         // last written
+  std::string stop_reason;        // "completed", "interrupted", "time limit", "stop_after", "non-finite"
+};
+
+// Set by SIGINT/SIGTERM: the loop finishes the current step, checkpoints and returns.
+extern std::atomic<bool> g_stop_training;
+
+torch::Device resolve_device(const std::string& name);  // auto | cpu | cuda
+// The corpus a config trains on: data.train itself when it is a prepared corpus, else a cache
+// "<run>/corpus.h5" prepared from it once and reused while the source file and split settings are unchanged.
+std::string training_corpus(const RunConfig& config);
+
+TrainResult train(const RunConfig& config, const TrainOptions& options);
+
+// `performer bench train`: tokens/s and peak memory of training steps for a config (no checkpoints).
+struct TrainBenchResult {
+  double tokens_per_second = 0, seconds_per_step = 0, peak_bytes = 0;
+  int64_t parameters = 0, tokens_per_step = 0;
+};
+TrainBenchResult bench_train(const RunConfig& config, int64_t steps, int64_t warmup);
+
+}  // namespace performer

@@ -1,0 +1,270 @@
+// Training loop, optimizer, checkpoints and exact resume.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/checkpoint.h"
+#include "train/config.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
+#include "test_util.h"
+#include "util/error.h"
+
+using namespace performer;
+using namespace performer::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string root() { return fs::path(PERFORMER_TEST_DATA).parent_path().parent_path().string(); }
+
+// The tiny config, run from the project root's data, into `dir`.
+RunConfig tiny(const std::string& dir, std::vector<std::string> sets = {}) {
+  sets.push_back("output.dir=" + dir);
+  sets.push_back("data.train=" + data_path("real_excerpt.fasta"));
+  return load_config(root() + "/configs/tiny.yaml", sets);
+}
+
+std::vector<double> csv_column(const std::string& path, size_t col) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  std::vector<double> out;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string cell;
+    for (size_t i = 0; i <= col; ++i) std::getline(ss, cell, ',');
+    out.push_back(std::stod(cell));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(Optimizer, AdamWMatchesLibTorchAdamW) {
+  torch::manual_seed(0);
+  at::Tensor a = torch::randn({5, 4}), b = a.clone();
+  a.requires_grad_();
+  b.requires_grad_();
+  AdamW mine({{"w", a}}, AdamWOptions{0.9, 0.98, 1e-8, 0.1});
+  torch::optim::AdamW ref({b}, torch::optim::AdamWOptions(0.01).betas({0.9, 0.98}).eps(1e-8).weight_decay(0.1));
+  for (int step = 0; step < 5; ++step) {
+    at::Tensor g = torch::randn({5, 4});
+    a.mutable_grad() = g.clone();
+    b.mutable_grad() = g.clone();
+    mine.step(0.01);
+    ref.step();
+  }
+  EXPECT_LT((a - b).abs().max().item<double>(), 1e-6);
+  EXPECT_EQ(mine.step_count(), 5);
+}
+
+TEST(Optimizer, ScheduleAndClipping) {
+  EXPECT_DOUBLE_EQ(learning_rate(0, 1.0, 4, 100, "constant"), 0.25);
+  EXPECT_DOUBLE_EQ(learning_rate(3, 1.0, 4, 100, "constant"), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(50, 1.0, 4, 100, "constant"), 1.0);
+  EXPECT_NEAR(learning_rate(52, 1.0, 4, 100, "linear"), 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate(52, 1.0, 4, 100, "cosine"), 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate(100, 1.0, 4, 100, "cosine"), 0.0, 1e-12);
+  at::Tensor p = torch::zeros({3}).requires_grad_();
+  p.mutable_grad() = torch::tensor({3.0f, 4.0f, 0.0f});
+  EXPECT_NEAR(clip_grad_norm({{"p", p}}, 1.0), 5.0, 1e-6);
+  EXPECT_NEAR(p.grad().norm().item<double>(), 1.0, 1e-5);
+}
+
+TEST(Checkpoint, RoundTripRestoresEveryTensor) {
+  TempDir dir;
+  RunConfig c = tiny(dir.path());
+  Encoder model(c.model);
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+  AdamW opt(params, AdamWOptions{});
+  for (auto& [n, p] : params) p.mutable_grad() = torch::randn_like(p);
+  opt.step(1e-3);
+  model->update_features(12);  // a non-initial feature draw
+  TrainState st;
+  st.step = 7;
+  st.tokens_seen = 1234;
+  st.data = DataPosition{2, 5};
+  st.best_valid_loss = 2.5;
+  st.config_yaml = config_to_yaml(c);
+  const std::string path = dir.file("c.h5");
+  save_checkpoint(path, model, &opt, st);
+
+  RunConfig c2 = c;
+  c2.runtime.seed = 99;  // different initialization, same shapes
+  c2.model.seed = 99;
+  Encoder other(c2.model);
+  std::vector<std::pair<std::string, at::Tensor>> params2;
+  for (auto& p : other->named_parameters()) params2.emplace_back(p.key(), p.value());
+  AdamW opt2(params2, AdamWOptions{});
+  TrainState back = load_checkpoint(path, other, &opt2, false);
+  EXPECT_EQ(back.step, 7);
+  EXPECT_EQ(back.tokens_seen, 1234);
+  EXPECT_EQ(back.data, (DataPosition{2, 5}));
+  EXPECT_EQ(back.best_valid_loss, 2.5);
+  EXPECT_EQ(back.config_yaml, st.config_yaml);
+  auto a = model->named_parameters(), b = other->named_parameters();
+  for (auto& p : a) EXPECT_TRUE(torch::equal(p.value(), b[p.key()])) << p.key();
+  auto ab = model->named_buffers(), bb = other->named_buffers();
+  for (auto& p : ab) EXPECT_TRUE(torch::equal(p.value(), bb[p.key()])) << p.key();
+  for (auto& [n, t] : opt.exp_avg()) EXPECT_TRUE(torch::equal(t, opt2.exp_avg()[n])) << n;
+  for (auto& [n, t] : opt.exp_avg_sq()) EXPECT_TRUE(torch::equal(t, opt2.exp_avg_sq()[n])) << n;
+  EXPECT_EQ(opt2.step_count(), 1);
+  EXPECT_EQ(newest_valid_checkpoint(dir.path()), "");  // not named ckpt-*.h5
+}
+
+TEST(Checkpoint, CorruptTruncatedOrMismatchedGiveClearErrors) {
+  TempDir dir;
+  RunConfig c = tiny(dir.path());
+  Encoder model(c.model);
+  TrainState st;
+  const std::string good = checkpoint_path(dir.path(), 5);
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+  AdamW opt(params, AdamWOptions{});
+  save_checkpoint(good, model, &opt, st);
+  // Truncated copy with a newer step: skipped by --resume auto, rejected when named.
+  const std::string bad = checkpoint_path(dir.path(), 9);
+  fs::copy_file(good, bad);
+  fs::resize_file(bad, fs::file_size(bad) / 3);
+  EXPECT_EQ(newest_valid_checkpoint(dir.path()), good);
+  EXPECT_THROW(load_checkpoint(bad, model, &opt, false), Error);
+  write_file(dir.file("junk.h5"), "not a checkpoint");
+  try {
+    load_checkpoint(dir.file("junk.h5"), model, &opt, false);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("junk.h5"), std::string::npos);
+  }
+  EXPECT_THROW(load_checkpoint(dir.file("missing.h5"), model, &opt, false), Error);
+  // A model of another shape.
+  RunConfig wide = tiny(dir.path(), {"model.d_ff=96"});
+  Encoder other(wide.model);
+  try {
+    load_checkpoint(good, other, nullptr, false);
+    FAIL();
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("ff1.weight"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("shape"), std::string::npos) << msg;
+  }
+}
+
+TEST(Train, TinyRunLossDecreases) {
+  TempDir dir;
+  RunConfig c = tiny(dir.path(), {"train.steps=40", "eval.every=0", "model.dropout=0"});
+  TrainOptions o;
+  o.progress_bar = false;
+  TrainResult r = train(c, o);
+  EXPECT_EQ(r.step, 40);
+  EXPECT_EQ(r.stop_reason, "completed");
+  auto loss = csv_column(dir.file("metrics.csv"), 2);
+  ASSERT_EQ(loss.size(), 40u);
+  double first = 0, last = 0;
+  for (int i = 0; i < 5; ++i) first += loss[static_cast<size_t>(i)] / 5, last += loss[loss.size() - 1 - static_cast<size_t>(i)] / 5;
+  EXPECT_LT(last, first - 0.2) << "first " << first << " last " << last;
+  EXPECT_TRUE(fs::exists(dir.file("config.yaml")));
+  EXPECT_TRUE(fs::exists(dir.file("train.log")));
+  EXPECT_TRUE(fs::exists(dir.file("best.h5")));
+  EXPECT_FALSE(newest_valid_checkpoint(dir.path()).empty());
+  EXPECT_TRUE(std::isfinite(r.valid_perplexity));
+  // The saved config reproduces the run's config.
+  EXPECT_EQ(config_to_yaml(load_config(dir.file("config.yaml"))), config_to_yaml(c));
+}
+
+TEST(Train, ExactResumeIsBitIdentical) {
+  // Dropout, feature redraws, gradient accumulation and prefetching all on.
+  const std::vector<std::string> sets = {"train.steps=16", "model.dropout=0.1", "model.redraw_interval=3",
+                                         "train.tokens_per_step=1500", "eval.every=0", "output.checkpoint_every=0"};
+  TempDir a, b;
+  TrainOptions o;
+  o.progress_bar = false;
+  train(tiny(a.path(), sets), o);
+  TrainOptions half = o;
+  half.stop_after = 8;
+  TrainResult first = train(tiny(b.path(), sets), half);
+  EXPECT_EQ(first.stop_reason, "stop_after");
+  EXPECT_EQ(first.step, 8);
+  TrainOptions resume = o;
+  resume.resume = "auto";
+  TrainResult second = train(tiny(b.path(), sets), resume);
+  EXPECT_EQ(second.step, 16);
+  // Same loss curve, step by step, and the same final parameters, bit for bit.
+  EXPECT_EQ(csv_column(a.file("metrics.csv"), 2), csv_column(b.file("metrics.csv"), 2));
+  RunConfig c = tiny(a.path(), sets);
+  Encoder ma(c.model), mb(c.model);
+  load_checkpoint(checkpoint_path(a.path(), 16), ma, nullptr, false);
+  load_checkpoint(checkpoint_path(b.path(), 16), mb, nullptr, false);
+  auto pa = ma->named_parameters(), pb = mb->named_parameters();
+  for (auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  auto ba = ma->named_buffers(), bb = mb->named_buffers();
+  for (auto& p : ba) EXPECT_TRUE(torch::equal(p.value(), bb[p.key()])) << p.key();
+}
+
+TEST(Train, NonFiniteStepsAreSkippedThenStop) {
+  // Resume from a diverged checkpoint (a NaN parameter): every step is non-finite, skipped and counted,
+  // and after train.max_bad_steps in a row training stops with a checkpoint and a clear message.
+  TempDir dir;
+  RunConfig c = tiny(dir.path(), {"train.max_bad_steps=3", "train.steps=50", "eval.every=0"});
+  {
+    Encoder model(c.model);
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+    AdamW opt(params, AdamWOptions{});
+    torch::NoGradGuard g;
+    model->final_norm->weight.fill_(std::nan(""));
+    TrainState st;
+    save_checkpoint(checkpoint_path(dir.path(), 0), model, &opt, st);
+  }
+  TrainOptions o;
+  o.progress_bar = false;
+  o.resume = "auto";
+  TrainResult r = train(c, o);
+  EXPECT_EQ(r.stop_reason, "non-finite");
+  EXPECT_EQ(r.step, 3);
+  auto skipped = csv_column(dir.file("metrics.csv"), 7);
+  EXPECT_EQ(skipped, (std::vector<double>{1, 1, 1}));
+  EXPECT_EQ(newest_valid_checkpoint(dir.path()), checkpoint_path(dir.path(), 3));
+}
+
+TEST(Train, SigintWritesACheckpointAndSaysHowToResume) {
+  TempDir dir;
+  const std::string out = dir.file("run");
+  const std::string log = dir.file("stderr.txt");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::freopen(log.c_str(), "w", stderr);
+    std::freopen(dir.file("stdout.txt").c_str(), "w", stdout);
+    ::execl(PERFORMER_BINARY, PERFORMER_BINARY, "train", "--config", (root() + "/configs/tiny.yaml").c_str(), "--set",
+            ("output.dir=" + out).c_str(), "--set", ("data.train=" + data_path("real_excerpt.fasta")).c_str(), "--set",
+            "train.steps=100000", "--set", "eval.every=0", "--set", "output.checkpoint_every=0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Wait until training has taken a few steps.
+  for (int i = 0; i < 600; ++i) {
+    if (csv_column(out + "/metrics.csv", 0).size() >= 3) break;
+    ::usleep(100000);
+  }
+  ASSERT_GE(csv_column(out + "/metrics.csv", 0).size(), 3u) << "training did not start";
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  std::ifstream in(log);
+  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(err.find("--resume auto"), std::string::npos) << err;
+  std::string ckpt = newest_valid_checkpoint(out);
+  ASSERT_FALSE(ckpt.empty());
+  RunConfig c = load_config(out + "/config.yaml");
+  Encoder model(c.model);
+  TrainState st = load_checkpoint(ckpt, model, nullptr, false);
+  EXPECT_GE(st.step, 3);
+}
