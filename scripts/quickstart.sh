@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # The main job, end to end on real proteins: set-up and build, fetch trembl-sample (20,000 UniProt
-# entries from Debian's mmseqs2-examples), tokenize it into an HDF5 corpus with a deterministic
-# train/valid/test split (exact duplicates removed), and print the corpus statistics with the
-# unigram-perplexity baseline. Outputs go to runs/quickstart/.
+# entries from Debian's mmseqs2-examples), train a small Performer (FAVOR+ ReLU) masked language model
+# on it with configs/quickstart.yaml (the FASTA is tokenized into runs/quickstart/corpus.h5 with a
+# deterministic train/valid/test split, exact duplicates removed), and report the held-out (valid)
+# perplexity against the unigram baseline. About 15 minutes on 2 CPU cores.
+# Outputs: runs/quickstart/ (config.yaml, train.log, metrics.csv, eval.csv, ckpt-*.h5, best.h5, corpus.h5).
 set -euo pipefail
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
-RUN="${RUN:-${ROOT}/runs/quickstart}"
+cd "${ROOT}"
 PERFORMER="${ROOT}/build/performer"
 
 echo "== set-up and build"
-"${ROOT}/scripts/setup.sh"
+scripts/setup.sh
 echo "== fetch real data"
-"${ROOT}/scripts/get-data.sh"
-mkdir -p "${RUN}"
-echo "== prepare: DB.fasta.gz -> ${RUN}/corpus.h5"
-"${PERFORMER}" prepare --input "${ROOT}/data/trembl-sample/DB.fasta.gz" --out "${RUN}/corpus.h5" --dedup \
-  --valid-frac 0.02 --test-frac 0.02
+scripts/get-data.sh
+echo "== train (configs/quickstart.yaml)"
+"${PERFORMER}" train --config configs/quickstart.yaml "$@"
 echo "== corpus statistics"
-"${PERFORMER}" info "${RUN}/corpus.h5"
+"${PERFORMER}" info runs/quickstart/corpus.h5
+echo "== result"
+grep -E "completed|time limit|interrupted" runs/quickstart/train.log | tail -n 1

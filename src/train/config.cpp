@@ -158,6 +158,10 @@ const std::vector<Key>& schema() {
                          "TrEMBL-concat mode: proteins joined and cut into data.max_len chunks"));
     k.push_back(float_key("data.mask_rate", &R::data, &D::mask_rate, "(0, 1)",
                           "fraction of tokens selected for masked-language-model prediction"));
+    k.push_back(float_key("data.mask_frac", &R::data, &D::mask_frac, "[0, 1]",
+                          "training: share of selected tokens replaced by <mask> (BERT/ESM: 0.8)"));
+    k.push_back(float_key("data.random_frac", &R::data, &D::random_frac, "[0, 1]",
+                          "training: share replaced by a random amino acid (0.1); the rest stay unchanged"));
     k.push_back(int_key("data.bucket_window", &R::data, &D::bucket_window, 1, kNoMax,
                         "sequences sorted by length within windows of this many, so batches pad little"));
     k.push_back(int_key("data.prefetch", &R::data, &D::prefetch, 0, 1024, "batches prepared ahead of the trainer"));
@@ -680,6 +684,9 @@ RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
   if (!(d.valid_frac + d.test_frac < 1))
     throw Error(at("data.valid_frac", "data.test_frac") + ": data.valid_frac + data.test_frac = " +
                 format_double(d.valid_frac + d.test_frac) + " leaves nothing to train on (must be < 1)");
+  if (d.mask_frac + d.random_frac > 1)
+    throw Error(at("data.mask_frac", "data.random_frac") + ": data.mask_frac + data.random_frac = " +
+                format_double(d.mask_frac + d.random_frac) + " is more than 1");
   return config;
 }
 

@@ -22,6 +22,8 @@ struct DataConfig {
   int64_t tokens_per_batch = 8192;
   bool concat = false;            // TrEMBL-concat mode: proteins joined and cut into max_len chunks
   double mask_rate = 0.15;
+  double mask_frac = 0.8;         // training corruption of selected tokens: <mask> / random / unchanged
+  double random_frac = 0.1;       // (evaluation always uses <mask> for every selected token)
   int64_t bucket_window = 4096;
   int64_t prefetch = 4;
 };

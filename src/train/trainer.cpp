@@ -230,11 +230,13 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   }
   std::ofstream metrics = open_csv(metrics_path, "step,tokens_seen,loss,perplexity,lr,grad_norm,tokens_per_second,skipped",
                                    !resume.empty());
-  std::ofstream evals = open_csv(eval_path, "step,valid_loss,valid_perplexity,valid_accuracy,unigram_perplexity",
+  std::ofstream evals = open_csv(eval_path,
+                                 "step,valid_loss,valid_perplexity,valid_accuracy,strict_loss,strict_perplexity,"
+                                 "strict_accuracy,unigram_perplexity",
                                  !resume.empty());
 
   LoaderOptions lo;
-  lo.masking.rate = c.data.mask_rate;
+  lo.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
   lo.mask_seed = mask_seed(c);
   lo.prefetch = static_cast<int>(c.data.prefetch);
   DataLoader loader(make_source(corpus, c), lo, state.data);
@@ -245,21 +247,27 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   es.concat = c.data.concat;
   es.max_sequences = c.eval.max_sequences;
   es.seed = c.eval.seed;
-  es.masking.rate = c.data.mask_rate;
+  es.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
+  EvalSettings strict = es;
+  strict.masking = strict_masking(c.data.mask_rate);
 
   TrainResult result;
   result.unigram_perplexity = unigram;
   auto run_eval = [&](int64_t step) {
     EvalResult e = evaluate_masked(model, corpus, Split::kValid, es, device);
+    EvalResult s = evaluate_masked(model, corpus, Split::kValid, strict, device);
     result.valid_loss = e.loss;
     result.valid_perplexity = e.perplexity;
     result.valid_accuracy = e.accuracy;
-    evals << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ',' << unigram << "\n";
+    result.strict_perplexity = s.perplexity;
+    result.strict_accuracy = s.accuracy;
+    evals << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ',' << s.loss << ',' << s.perplexity
+          << ',' << s.accuracy << ',' << unigram << "\n";
     evals.flush();
-    log->info("eval step {}: valid loss {:.4f}, perplexity {:.3f} (unigram {:.3f}, {:+.1f}%), accuracy {:.3f} on {} "
-              "masked positions of {} sequences",
-              step, e.loss, e.perplexity, unigram, 100.0 * (e.perplexity / unigram - 1.0), e.accuracy, e.predicted,
-              e.sequences);
+    log->info("eval step {}: valid perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), accuracy {:.3f}; all-masked "
+              "perplexity {:.3f} ({:+.1f}%), accuracy {:.3f}; {} masked positions of {} sequences",
+              step, e.perplexity, 100.0 * (e.perplexity / unigram - 1.0), unigram, e.accuracy, s.perplexity,
+              100.0 * (s.perplexity / unigram - 1.0), s.accuracy, e.predicted, e.sequences);
     return e;
   };
   auto checkpoint = [&](bool best) {
@@ -370,10 +378,11 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   result.step = state.step;
   result.tokens_seen = state.tokens_seen;
   result.tokens_per_second = train_seconds > 0 ? static_cast<double>(run_tokens) / train_seconds : 0;
-  log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update), valid perplexity {:.3f} vs unigram "
-            "{:.3f} ({:+.1f}%), accuracy {:.3f}",
-            result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity, unigram,
-            100.0 * (result.valid_perplexity / unigram - 1.0), result.valid_accuracy);
+  log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) perplexity "
+            "{:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} ({:+.1f}%)",
+            result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,
+            100.0 * (result.valid_perplexity / unigram - 1.0), unigram, result.strict_perplexity,
+            100.0 * (result.strict_perplexity / unigram - 1.0));
   if (result.stop_reason == "interrupted" || result.stop_reason == "time limit" || result.stop_reason == "stop_after")
     log->info("to continue: performer train --config {}/config.yaml --resume auto", c.output.dir);
   spdlog::drop("train");
@@ -391,7 +400,7 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   AdamW optimizer(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
   LoaderOptions lo;
   lo.mask_seed = mask_seed(c);
-  lo.masking.rate = c.data.mask_rate;
+  lo.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
   DataLoader loader(make_source(corpus, c), lo);
   TrainBenchResult r;
   r.parameters = model->num_parameters();

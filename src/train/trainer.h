@@ -29,7 +29,8 @@ struct TrainResult {
   int64_t tokens_seen = 0;
   double train_loss = 0;          // mean over the last log window
   double tokens_per_second = 0;   // real tokens / training wall time (eval and checkpoints excluded)
-  double valid_loss = 0, valid_perplexity = 0, valid_accuracy = 0;
+  double valid_loss = 0, valid_perplexity = 0, valid_accuracy = 0;  // standard 80/10/10 masking
+  double strict_perplexity = 0, strict_accuracy = 0;                 // every selected residue masked
   double unigram_perplexity = 0;  // of the valid split under train frequencies (corpus statistics)
   std::string checkpoint;         // last written
   std::string stop_reason;        // "completed", "interrupted", "time limit", "stop_after", "non-finite"
