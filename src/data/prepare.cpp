@@ -58,13 +58,6 @@ std::vector<double> percentiles(const std::map<int64_t, int64_t>& hist, int64_t 
   return out;
 }
 
-std::string now_iso8601() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
-}
-
 }  // namespace
 
 PrepareResult prepare_corpus(const PrepareOptions& o) {

@@ -12,6 +12,7 @@
 
 #include "io/hdf5.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace performer {
 
@@ -60,13 +61,6 @@ void read_into(hid_t loc, const std::string& group, const std::string& name, at:
   }
   torch::NoGradGuard g;
   target.copy_(src);
-}
-
-std::string now_iso8601() {
-  std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <ATen/autocast_mode.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -53,6 +54,14 @@ std::shared_ptr<BatchSource> make_source(const Corpus& corpus, const RunConfig& 
   bo.bucket_window = c.data.bucket_window;
   if (c.data.concat) return std::make_shared<ConcatBatches>(corpus, Split::kTrain, bo);
   return std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
+}
+
+LoaderOptions loader_options(const RunConfig& c) {
+  LoaderOptions lo;
+  lo.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
+  lo.mask_seed = mask_seed(c);
+  lo.prefetch = static_cast<int>(c.data.prefetch);
+  return lo;
 }
 
 std::shared_ptr<spdlog::logger> make_logger(const std::string& run_dir) {
@@ -235,11 +244,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
                                  "strict_accuracy,unigram_perplexity",
                                  !resume.empty());
 
-  LoaderOptions lo;
-  lo.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
-  lo.mask_seed = mask_seed(c);
-  lo.prefetch = static_cast<int>(c.data.prefetch);
-  DataLoader loader(make_source(corpus, c), lo, state.data);
+  DataLoader loader(make_source(corpus, c), loader_options(c), state.data);
 
   EvalSettings es;
   es.max_len = c.data.max_len;
@@ -398,10 +403,7 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   model->to(device);
   model->train();
   AdamW optimizer(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
-  LoaderOptions lo;
-  lo.mask_seed = mask_seed(c);
-  lo.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
-  DataLoader loader(make_source(corpus, c), lo);
+  DataLoader loader(make_source(corpus, c), loader_options(c));
   TrainBenchResult r;
   r.parameters = model->num_parameters();
   double seconds = 0;

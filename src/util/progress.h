@@ -29,5 +29,7 @@ class Progress {
 uint64_t peak_rss_bytes();
 std::string human_bytes(double bytes);
 std::string human_duration(double seconds);
+// UTC time as ISO 8601, e.g. 2026-11-29T13:05:00Z (stored in corpus and checkpoint attributes).
+std::string now_iso8601();
 
 }  // namespace performer

@@ -1,0 +1,177 @@
+#include "analysis/perplexity.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "data/alphabet.h"
+#include "data/masking.h"
+#include "util/error.h"
+#include "util/hash.h"
+
+namespace performer {
+
+namespace {
+
+struct Row {
+  std::vector<int64_t> input, labels;  // same length; labels -100 where nothing is predicted
+  size_t protein = 0;
+};
+
+// Collects rows and runs the model on them in batches under a token budget (rows x longest row).
+class RowRunner {
+ public:
+  RowRunner(Encoder& model, const torch::Device& device, int64_t budget, const std::vector<double>& freqs,
+            std::vector<SequenceScore>& scores)
+      : model_(model), device_(device), budget_(budget), freqs_(freqs), scores_(scores) {}
+
+  void add(Row row) {
+    const auto len = static_cast<int64_t>(row.input.size());
+    const int64_t width = std::max(width_, len);
+    if (!rows_.empty() && width * static_cast<int64_t>(rows_.size() + 1) > budget_) flush();
+    width_ = std::max(width_, len);
+    rows_.push_back(std::move(row));
+  }
+
+  void flush() {
+    if (rows_.empty()) return;
+    const auto B = static_cast<int64_t>(rows_.size()), W = width_;
+    at::Tensor inputs = torch::full({B, W}, static_cast<int64_t>(Alphabet::kPad), torch::kLong);
+    at::Tensor labels = torch::full({B, W}, kIgnoreIndex, torch::kLong);
+    at::Tensor mask = torch::zeros({B, W}, torch::kBool);
+    for (int64_t b = 0; b < B; ++b) {
+      const Row& r = rows_[static_cast<size_t>(b)];
+      const auto n = static_cast<int64_t>(r.input.size());
+      std::copy(r.input.begin(), r.input.end(), inputs.data_ptr<int64_t>() + b * W);
+      std::copy(r.labels.begin(), r.labels.end(), labels.data_ptr<int64_t>() + b * W);
+      mask[b].narrow(0, 0, n).fill_(true);
+    }
+    at::Tensor logp = at::log_softmax(model_(inputs.to(device_), mask.to(device_)).to(torch::kFloat), -1).cpu();
+    at::Tensor pred = logp.argmax(-1);
+    auto lp = logp.accessor<float, 3>();
+    auto pr = pred.accessor<int64_t, 2>();
+    auto lab = labels.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < B; ++b) {
+      SequenceScore& s = scores_[rows_[static_cast<size_t>(b)].protein];
+      for (int64_t i = 0; i < W; ++i) {
+        const int64_t y = lab[b][i];
+        if (y == kIgnoreIndex) continue;
+        s.nll -= lp[b][i][y];
+        s.correct += pr[b][i] == y;
+        ++s.scored;
+        if (!freqs_.empty()) s.unigram_nll -= std::log(freqs_[static_cast<size_t>(y)]);
+      }
+    }
+    rows_.clear();
+    width_ = 0;
+  }
+
+ private:
+  Encoder& model_;
+  torch::Device device_;
+  int64_t budget_;
+  const std::vector<double>& freqs_;
+  std::vector<SequenceScore>& scores_;
+  std::vector<Row> rows_;
+  int64_t width_ = 0;
+};
+
+}  // namespace
+
+std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std::pair<std::string, std::string>>& proteins,
+                                          const PerplexityOptions& o, const torch::Device& device) {
+  const bool causal = model->config().causal;
+  if (o.mode == "causal" && !causal) throw Error("eval: --mode causal needs a causal model (this one is bidirectional)");
+  if ((o.mode == "masked" || o.mode == "pseudo") && causal)
+    throw Error("eval: this model is causal; use --mode causal (next-token perplexity)");
+  if (o.mode != "masked" && o.mode != "pseudo" && o.mode != "causal")
+    throw Error("eval: --mode '" + o.mode + "': expected masked, pseudo or causal");
+  if (!o.train_frequencies.empty() && o.train_frequencies.size() != Alphabet::kSize)
+    throw Error("eval: train frequencies must have 33 entries");
+  const int64_t window = model->config().max_len - 2;
+  if (o.tokens_per_batch < window + 2) throw Error("eval: tokens per batch must be at least the model's max_len");
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<SequenceScore> scores(proteins.size());
+  RowRunner runner(model, device, o.tokens_per_batch, o.train_frequencies, scores);
+  const int64_t repeats = o.mode == "masked" ? std::max<int64_t>(1, o.repeats) : 1;
+  const MaskingOptions masking{o.mask_rate, o.strict ? 1.0 : 0.8, o.strict ? 0.0 : 0.1};
+  for (size_t p = 0; p < proteins.size(); ++p) {
+    scores[p].accession = proteins[p].first;
+    const std::vector<Token> ids = Alphabet::encode(proteins[p].second);  // <cls> residues <eos>
+    const auto n = static_cast<int64_t>(ids.size()) - 2;
+    scores[p].length = n;
+    for (int64_t start = 0, w = 0; start < n; start += window, ++w) {
+      const int64_t len = std::min(window, n - start);
+      std::vector<int64_t> tokens;
+      tokens.push_back(Alphabet::kCls);
+      for (int64_t i = 0; i < len; ++i) tokens.push_back(ids[static_cast<size_t>(1 + start + i)]);
+      tokens.push_back(Alphabet::kEos);
+      if (o.mode == "causal") {
+        Row r{std::vector<int64_t>(tokens.begin(), tokens.end() - 1), std::vector<int64_t>(tokens.size() - 1, kIgnoreIndex), p};
+        for (int64_t i = 0; i < len; ++i) r.labels[static_cast<size_t>(i)] = tokens[static_cast<size_t>(i + 1)];
+        runner.add(std::move(r));
+      } else if (o.mode == "pseudo") {
+        for (int64_t i = 1; i <= len; ++i) {
+          Row r{tokens, std::vector<int64_t>(tokens.size(), kIgnoreIndex), p};
+          r.labels[static_cast<size_t>(i)] = tokens[static_cast<size_t>(i)];
+          r.input[static_cast<size_t>(i)] = Alphabet::kMask;
+          runner.add(std::move(r));
+        }
+      } else {
+        for (int64_t rep = 0; rep < repeats; ++rep) {
+          at::Tensor t = torch::tensor(tokens, torch::kLong).unsqueeze(0);
+          MaskedTokens m = mask_tokens(t, masking, derive_seed(o.seed, static_cast<uint64_t>(rep), p, static_cast<uint64_t>(w)));
+          Row r{std::vector<int64_t>(m.inputs.data_ptr<int64_t>(), m.inputs.data_ptr<int64_t>() + m.inputs.numel()),
+                std::vector<int64_t>(m.labels.data_ptr<int64_t>(), m.labels.data_ptr<int64_t>() + m.labels.numel()), p};
+          runner.add(std::move(r));
+        }
+      }
+    }
+  }
+  runner.flush();
+  if (was_training) model->train();
+  return scores;
+}
+
+PerplexitySummary summarize(const std::vector<SequenceScore>& scores, uint64_t seed) {
+  PerplexitySummary s;
+  double nll = 0, uni = 0;
+  int64_t correct = 0;
+  for (auto& x : scores) {
+    if (x.scored == 0) continue;
+    ++s.sequences;
+    s.scored += x.scored;
+    nll += x.nll;
+    uni += x.unigram_nll;
+    correct += x.correct;
+  }
+  if (s.scored == 0) throw Error("eval: no residue was scored (empty input, or no position selected for masking)");
+  s.loss = nll / static_cast<double>(s.scored);
+  s.perplexity = std::exp(s.loss);
+  s.accuracy = static_cast<double>(correct) / static_cast<double>(s.scored);
+  s.unigram_perplexity = uni > 0 ? std::exp(uni / static_cast<double>(s.scored)) : std::nan("");
+  // Per-sequence bootstrap: resample sequences with replacement, recompute the pooled perplexity.
+  std::vector<const SequenceScore*> used;
+  for (auto& x : scores)
+    if (x.scored > 0) used.push_back(&x);
+  Rng rng(seed);
+  std::vector<double> ppl;
+  for (int b = 0; b < 1000; ++b) {
+    double bn = 0;
+    int64_t bc = 0;
+    for (size_t i = 0; i < used.size(); ++i) {
+      const SequenceScore* x = used[rng.below(used.size())];
+      bn += x->nll;
+      bc += x->scored;
+    }
+    ppl.push_back(std::exp(bn / static_cast<double>(bc)));
+  }
+  std::sort(ppl.begin(), ppl.end());
+  s.ci_low = ppl[25];
+  s.ci_high = ppl[974];
+  return s;
+}
+
+}  // namespace performer

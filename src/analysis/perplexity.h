@@ -1,0 +1,56 @@
+// Held-out perplexity of a trained model on any set of proteins (`performer eval`).
+//
+// Proteins longer than the model's max_len - 2 residues are scored in consecutive non-overlapping
+// windows of max_len - 2 residues, each wrapped as <cls> window <eos>, so every residue is scored exactly
+// once and nothing is cut silently (a window sees only its own residues as context).
+//
+// Modes:
+//   masked  15% of the residues masked with a fixed seed (repeat r uses seed (seed, r)), averaged over
+//           `repeats`; two corruptions as in training's evaluation: standard (80% <mask>, 10% random,
+//           10% unchanged) and strict (all <mask>).
+//   pseudo  pseudo-perplexity: every residue masked once, alone (a window of n residues becomes n rows).
+//   causal  for causal models: next-token perplexity of the residues (each predicted from its left context).
+// Perplexity = exp(total cross-entropy / scored residues), over the full 33-token softmax.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "model/encoder.h"
+
+namespace performer {
+
+struct SequenceScore {
+  std::string accession;
+  int64_t length = 0;
+  int64_t scored = 0;   // residue predictions scored (summed over repeats)
+  double nll = 0;       // summed cross-entropy (nats)
+  int64_t correct = 0;  // argmax == target
+  double unigram_nll = 0;  // summed -log p_train(residue) over the same predictions (0 when no frequencies)
+};
+
+struct PerplexityOptions {
+  std::string mode = "masked";  // masked | pseudo | causal
+  bool strict = false;          // masked mode: all selected residues -> <mask>
+  int64_t repeats = 1;
+  uint64_t seed = 1234;
+  double mask_rate = 0.15;
+  int64_t tokens_per_batch = 16384;
+  std::vector<double> train_frequencies;  // 33 entries, for the unigram baseline; may be empty
+};
+
+// Scores proteins (accession, residues) with the model (eval mode, no gradient).
+std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std::pair<std::string, std::string>>& proteins,
+                                          const PerplexityOptions& options, const torch::Device& device);
+
+struct PerplexitySummary {
+  int64_t sequences = 0, scored = 0;
+  double loss = 0, perplexity = 0, accuracy = 0;
+  double ci_low = 0, ci_high = 0;   // 95% interval of the perplexity, per-sequence bootstrap (1000 resamples)
+  double unigram_perplexity = 0;    // of the same predictions under the train frequencies (NaN without them)
+};
+PerplexitySummary summarize(const std::vector<SequenceScore>& scores, uint64_t seed = 7);
+
+}  // namespace performer
