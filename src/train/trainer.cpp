@@ -96,7 +96,8 @@ std::ofstream open_csv(const std::string& path, const std::string& header, bool 
 
 void set_autocast(const torch::Device& device, const std::string& precision, bool on) {
   if (precision != "bf16") return;
-  if (!device.is_cuda()) throw Error("runtime.precision bf16 is for CUDA (bfloat16 autocast); use fp32 on CPU");
+  if (!device.is_cuda())
+    throw Error("runtime.precision bf16 is for CUDA (bfloat16 autocast); on CPU use --set runtime.precision=fp32");
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   at::autocast::set_autocast_enabled(at::kCUDA, on);
   at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
@@ -205,6 +206,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   auto log = make_logger(c.output.dir);
   const torch::Device device = resolve_device(c.runtime.device);
   if (c.runtime.threads > 0) torch::set_num_threads(static_cast<int>(c.runtime.threads));
+  set_autocast(device, c.runtime.precision, false);  // checks precision against the device before any work
 
   const Corpus corpus = Corpus::load(training_corpus(c), /*with_accessions=*/false);
   const double unigram = corpus.stats().unigram_perplexity_valid;
