@@ -4,7 +4,7 @@
 # on it with configs/quickstart.yaml (the FASTA is tokenized into runs/quickstart/corpus.h5 with a
 # deterministic train/valid/test split, exact duplicates removed), and report the held-out (valid)
 # perplexity against the unigram baseline, then evaluate the best checkpoint on the 500 QUERY proteins
-# (those identical to a training protein are left out). About 12 minutes on 2 CPU cores.
+# (those identical to a training protein are left out). About 11 minutes on 2 CPU cores after the build.
 # Outputs: runs/quickstart/ (config.yaml, train.log, metrics.csv, eval.csv, ckpt-*.h5, best.h5, corpus.h5).
 set -euo pipefail
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
