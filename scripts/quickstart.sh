@@ -4,7 +4,8 @@
 # on it with configs/quickstart.yaml (the FASTA is tokenized into runs/quickstart/corpus.h5 with a
 # deterministic train/valid/test split, exact duplicates removed), and report the held-out (valid)
 # perplexity against the unigram baseline, then evaluate the best checkpoint on the 500 QUERY proteins
-# (those identical to a training protein are left out). About 11 minutes on 2 CPU cores after the build.
+# (those identical to a training protein are left out), export attention maps and compare attention
+# between amino-acid types with BLOSUM62. About 12 minutes on 2 CPU cores after the build.
 # Outputs: runs/quickstart/ (config.yaml, train.log, metrics.csv, eval.csv, ckpt-*.h5, best.h5, corpus.h5).
 set -euo pipefail
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,3 +25,6 @@ grep -E "completed|time limit|interrupted" runs/quickstart/train.log | tail -n 1
 echo "== held-out evaluation on QUERY.fasta.gz (proteins identical to training proteins left out)"
 "${PERFORMER}" eval --checkpoint runs/quickstart/best.h5 --input data/trembl-sample/QUERY.fasta.gz \
   --out runs/quickstart/eval-query
+echo "== attention maps and amino-acid similarity vs BLOSUM62 (500 held-out QUERY proteins; maps of 2)"
+"${PERFORMER}" attention --checkpoint runs/quickstart/best.h5 --input data/trembl-sample/QUERY.fasta.gz \
+  --max-sequences 500 --export 2 --out runs/quickstart/attention

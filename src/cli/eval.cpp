@@ -56,11 +56,9 @@ void write_json_summary(std::ofstream& j, const char* key, const PerplexitySumma
 
 int run_eval(const EvalArgs& a) {
   if (a.inputs.empty() == a.corpus.empty()) throw Error("eval: give either --input FILE... or --corpus corpus.h5");
-  RunConfig c = parse_config(checkpoint_config(a.checkpoint), a.checkpoint + " (stored config)");
-  Encoder model(c.model);
-  load_checkpoint(a.checkpoint, model, nullptr, false);
   const torch::Device device = resolve_device(a.device);
-  model->to(device);
+  RunConfig c;
+  Encoder model = model_from_checkpoint(a.checkpoint, c, device);
 
   std::vector<std::pair<std::string, std::string>> proteins;
   if (!a.corpus.empty()) {

@@ -95,6 +95,25 @@ at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_m
   return final_norm(h);
 }
 
+std::vector<at::Tensor> EncoderImpl::attention_maps(const at::Tensor& tokens, const at::Tensor& key_mask,
+                                                    const std::vector<int64_t>& wanted) {
+  for (int64_t l : wanted)
+    if (l < 0 || l >= config_.layers)
+      throw Error("layer " + std::to_string(l) + " does not exist (the model has " + std::to_string(config_.layers) + ")");
+  const int64_t L = tokens.size(1);
+  at::Tensor h = embed(tokens);
+  if (positions) h = h + positions(at::arange(L, tokens.options())).unsqueeze(0);
+  h = dropout(h);
+  std::vector<at::Tensor> maps(wanted.size());
+  for (int64_t i = 0; i < config_.layers; ++i) {
+    auto layer = layers[static_cast<size_t>(i)]->as<EncoderLayer>();
+    for (size_t w = 0; w < wanted.size(); ++w)
+      if (wanted[w] == i) maps[w] = layer->attn->attention_matrix(layer->norm1(h), key_mask);
+    h = layer->forward(h, key_mask);
+  }
+  return maps;
+}
+
 at::Tensor EncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& key_mask) {
   at::Tensor h = hidden(tokens, key_mask);
   return at::matmul(h, embed->weight.t().to(h.scalar_type())) + lm_bias.to(h.scalar_type());

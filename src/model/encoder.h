@@ -62,6 +62,10 @@ class EncoderImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& key_mask = {});
   // Final hidden states [B, L, D] (before the LM head).
   at::Tensor hidden(const at::Tensor& tokens, const at::Tensor& key_mask = {});
+  // Attention probabilities [B, H, L, L] of the given layers (0-based), as each layer applies them
+  // (softmax for exact, D^-1 phi(Q) phi(K)^T for FAVOR with the current features). Eval-mode use.
+  std::vector<at::Tensor> attention_maps(const at::Tensor& tokens, const at::Tensor& key_mask,
+                                         const std::vector<int64_t>& layers);
   // Redraws random features for training step `step` (draw = step / redraw_interval). Call in training only.
   void update_features(int64_t step);
   const EncoderConfig& config() const { return config_; }

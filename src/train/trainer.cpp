@@ -396,6 +396,15 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   return result;
 }
 
+Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const torch::Device& device) {
+  config = parse_config(checkpoint_config(path), path + " (stored config)");
+  Encoder model(config.model);
+  load_checkpoint(path, model, nullptr, false);
+  model->to(device);
+  model->eval();
+  return model;
+}
+
 TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) {
   const torch::Device device = resolve_device(c.runtime.device);
   if (c.runtime.threads > 0) torch::set_num_threads(static_cast<int>(c.runtime.threads));

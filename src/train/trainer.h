@@ -14,6 +14,7 @@
 #include <torch/types.h>
 
 #include "data/corpus.h"
+#include "model/encoder.h"
 #include "train/config.h"
 
 namespace performer {
@@ -45,6 +46,10 @@ torch::Device resolve_device(const std::string& name);  // auto | cpu | cuda
 std::string training_corpus(const RunConfig& config);
 
 TrainResult train(const RunConfig& config, const TrainOptions& options);
+
+// The model stored in a checkpoint, rebuilt from the checkpoint's own config (returned in `config`),
+// with its parameters and feature matrices loaded, in eval mode on `device`.
+Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const torch::Device& device);
 
 // `performer bench train`: tokens/s and peak memory of training steps for a config (no checkpoints).
 struct TrainBenchResult {

@@ -1,0 +1,31 @@
+// Amino-acid substitution matrices (BLOSUM62) and the statistics used to compare them with what attention
+// heads learn.
+//
+// NCBI's matrix text format: '#' comment lines, a header line of column letters, then one row per letter:
+// the row letter followed by one integer (or number) per column.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace performer {
+
+struct SubstitutionMatrix {
+  std::string letters;        // column/row order of the file, e.g. "ARNDCQEGHILKMFPSTWYVBJZX*"
+  std::vector<double> scores; // letters.size()^2, row-major
+  double at(char a, char b) const;  // throws Error for a letter not in the matrix
+  // The 20 x 20 block of the standard amino acids in the vocabulary's order (LAGVSERTIDPKQNFYMHWC).
+  std::vector<double> standard_block() const;
+};
+
+// Parses a matrix file; malformed input is an Error naming the file and line.
+SubstitutionMatrix read_substitution_matrix(const std::string& path);
+SubstitutionMatrix parse_substitution_matrix(const std::string& text, const std::string& origin);
+
+// Pearson correlation of two equally long samples; NaN when either is constant.
+double pearson(const std::vector<double>& x, const std::vector<double>& y);
+// Spearman rank correlation (ties get their average rank).
+double spearman(const std::vector<double>& x, const std::vector<double>& y);
+// The off-diagonal entries i != j of an n x n row-major matrix, in row order.
+std::vector<double> off_diagonal(const std::vector<double>& m, size_t n);
+
+}  // namespace performer
