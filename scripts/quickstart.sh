@@ -25,6 +25,6 @@ grep -E "completed|time limit|interrupted" runs/quickstart/train.log | tail -n 1
 echo "== held-out evaluation on QUERY.fasta.gz (proteins identical to training proteins left out)"
 "${PERFORMER}" eval --checkpoint runs/quickstart/best.h5 --input data/trembl-sample/QUERY.fasta.gz \
   --out runs/quickstart/eval-query
-echo "== attention maps and amino-acid similarity vs BLOSUM62 (500 held-out QUERY proteins; maps of 2)"
+echo "== attention maps and amino-acid similarity vs BLOSUM62 (the 500 QUERY proteins; maps of 2)"
 "${PERFORMER}" attention --checkpoint runs/quickstart/best.h5 --input data/trembl-sample/QUERY.fasta.gz \
   --max-sequences 500 --export 2 --out runs/quickstart/attention

@@ -102,4 +102,15 @@ TEST(AttentionCli, ExportsMapsAndBlosumComparison) {
   EXPECT_EQ(rows, c.model.layers * c.model.heads);
   EXPECT_GT(png_size(out + "/blosum_vs_attention.png").first, 400);
   EXPECT_TRUE(fs::exists(out + "/aa_attention.csv"));
+  // --heads selects the exported maps; a bad index is a one-line error.
+  const std::string out2 = dir.file("att2");
+  const std::string base = std::string(PERFORMER_BINARY) + " attention --checkpoint " + ckpt + " --input " +
+                           data_path("real_excerpt.fasta") + " --max-sequences 3 --export 1 --layers 1 --blosum " + root +
+                           "/data/BLOSUM62 --device cpu --out " + out2;
+  ASSERT_EQ(std::system((base + " --heads 1 > /dev/null 2>&1").c_str()), 0);
+  h5::Handle f2 = h5::open_file(out2 + "/attention.h5");
+  EXPECT_EQ(h5::dataset_dims(f2, "proteins/" + acc + "/layer_1"), (std::vector<hsize_t>{1, n, n}));
+  EXPECT_TRUE(fs::exists(out2 + "/png/" + acc + "_layer1_head1.png"));
+  EXPECT_FALSE(fs::exists(out2 + "/png/" + acc + "_layer1_head0.png"));
+  EXPECT_NE(std::system((base + " --heads 9 > /dev/null 2>&1").c_str()), 0);
 }

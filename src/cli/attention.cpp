@@ -4,7 +4,8 @@
 // 1. Attention maps: for the first --export proteins, the attention probabilities of every chosen layer
 //    and head as the model applies them (softmax for exact models, the implicit D^-1 phi(Q) phi(K)^T with
 //    the model's own features for FAVOR), restricted to residues (<cls>/<eos> rows and columns removed,
-//    rows renormalized), to attention.h5 (/proteins/<accession>/layer_<l> [H, n, n], float32) and one PNG
+//    rows renormalized), to attention.h5 (/proteins/<accession>/layer_<l> [heads, n, n], float32, the
+//    --heads chosen, listed in the group's "heads" attribute) and one PNG
 //    heatmap per layer and head (png/<accession>_layer<l>_head<h>.png).
 // 2. Amino-acid similarity: over the first --max-sequences proteins, attention between amino-acid types per
 //    head (analysis/aa_attention.h), correlated with BLOSUM62 over the 190 off-diagonal pairs (Pearson and
@@ -38,12 +39,13 @@ namespace fs = std::filesystem;
 namespace {
 
 struct AttentionArgs {
-  std::string checkpoint, out, layers = "all", blosum = "data/BLOSUM62", device = "auto";
+  std::string checkpoint, out, layers = "all", heads = "all", blosum = "data/BLOSUM62", device = "auto";
   std::vector<std::string> inputs;
   int64_t max_sequences = 500, exported = 3;
 };
 
-std::vector<int64_t> parse_layers(const std::string& s, int64_t n) {
+// "all" or a comma-separated list of indices in [0, n); `what` names the option in errors.
+std::vector<int64_t> parse_indices(const std::string& s, int64_t n, const char* what) {
   std::vector<int64_t> out;
   if (s == "all") {
     for (int64_t i = 0; i < n; ++i) out.push_back(i);
@@ -55,7 +57,7 @@ std::vector<int64_t> parse_layers(const std::string& s, int64_t n) {
     char* end = nullptr;
     const long v = std::strtol(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || v < 0 || v >= n)
-      throw Error("--layers: '" + item + "' is not a layer of this model (0.." + std::to_string(n - 1) + ")");
+      throw Error(std::string(what) + ": '" + item + "' is not in 0.." + std::to_string(n - 1) + " for this model");
     out.push_back(v);
   }
   return out;
@@ -84,7 +86,8 @@ int run_attention(const AttentionArgs& a) {
   Encoder init(c.model);  // the same architecture at initialization (same seed as the run's start)
   init->to(device);
   init->eval();
-  const std::vector<int64_t> layers = parse_layers(a.layers, c.model.layers);
+  const std::vector<int64_t> layers = parse_indices(a.layers, c.model.layers, "--layers");
+  const std::vector<int64_t> heads = parse_indices(a.heads, c.model.heads, "--heads");  // exported maps
   const int64_t H = c.model.heads, window = c.model.max_len - 2;
 
   fs::create_directories(fs::path(a.out) / "png");
@@ -121,6 +124,7 @@ int run_attention(const AttentionArgs& a) {
         h5::Handle pg;
         if (export_this) {
           pg = h5::create_group(group, safe_name(rec.accession));
+          h5::write_attr(pg, "heads", std::vector<int64_t>(heads.begin(), heads.end()));
           h5::write_attr(pg, "sequence", seq);
           h5::write_attr(pg, "accession", rec.accession);
         }
@@ -133,9 +137,11 @@ int run_attention(const AttentionArgs& a) {
           trained[l].add(A, res);
           initial[l].add(residues_only(maps0[l]), res);
           if (!export_this) continue;
+          at::Tensor chosen = A.index_select(0, torch::tensor(heads, torch::kLong)).contiguous();
           h5::write_array<float>(pg, "layer_" + std::to_string(layers[l]),
-                                 {static_cast<hsize_t>(H), static_cast<hsize_t>(n), static_cast<hsize_t>(n)}, A.data_ptr<float>());
-          for (int64_t h = 0; h < H; ++h) {
+                                 {static_cast<hsize_t>(heads.size()), static_cast<hsize_t>(n), static_cast<hsize_t>(n)},
+                                 chosen.data_ptr<float>());
+          for (int64_t h : heads) {
             at::Tensor head = A[h].contiguous();
             std::vector<float> v(head.data_ptr<float>(), head.data_ptr<float>() + head.numel());
             const std::string title = rec.accession + " layer " + std::to_string(layers[l]) + " head " + std::to_string(h) +
@@ -221,7 +227,8 @@ int run_attention(const AttentionArgs& a) {
   fs::rename(h5_tmp, h5_path);
   cleanup.armed = false;
   std::printf("wrote %s, correlations.csv, aa_attention.csv, blosum_vs_attention.png and %lld heatmaps in %s/png\n",
-              h5_path.c_str(), static_cast<long long>(std::min(proteins, a.exported) * static_cast<int64_t>(layers.size()) * H),
+              h5_path.c_str(),
+              static_cast<long long>(std::min(proteins, a.exported) * static_cast<int64_t>(layers.size() * heads.size())),
               a.out.c_str());
   return 0;
 }
@@ -235,6 +242,8 @@ void add_attention(CLI::App& app, Action& run) {
   cmd->add_option("-i,--input", a->inputs, "FASTA or UniProt files")->required();
   cmd->add_option("--out", a->out, "output folder")->required();
   cmd->add_option("--layers", a->layers, "'all' or comma-separated layer indices (0-based)")->capture_default_str();
+  cmd->add_option("--heads", a->heads, "'all' or comma-separated heads whose maps are exported (all heads are "
+                                       "used for the BLOSUM62 comparison)")->capture_default_str();
   cmd->add_option("--max-sequences", a->max_sequences, "proteins aggregated for the BLOSUM62 comparison")->capture_default_str();
   cmd->add_option("--export", a->exported, "proteins whose maps are written (HDF5 + PNG)")->capture_default_str();
   cmd->add_option("--blosum", a->blosum, "substitution matrix in NCBI text format")->capture_default_str();
