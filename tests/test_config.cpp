@@ -45,7 +45,8 @@ TEST(Config, ShippedConfigsLoad) {
   for (const auto& e : std::filesystem::directory_iterator(dir))
     if (e.path().extension() == ".yaml") names.push_back(e.path().filename().string());
   for (const char* want : {"tiny.yaml", "quickstart.yaml", "trembl-performer-relu.yaml",
-                           "trembl-performer-softmax.yaml", "trembl-transformer.yaml"})
+                           "trembl-performer-softmax.yaml", "trembl-transformer.yaml", "longseq.yaml",
+                           "trembl-concat-8192.yaml", "trembl-concat-8192-transformer.yaml"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want << " missing in " << dir;
   for (const auto& name : names) {
     SCOPED_TRACE(name);
@@ -61,6 +62,21 @@ TEST(Config, ShippedConfigsLoad) {
   EXPECT_EQ(exact.model.kind, AttentionKind::kExact);
   EXPECT_EQ(exact.model.layers, 36);
   EXPECT_EQ(load_config((dir / "trembl-performer-softmax.yaml").string()).model.kind, AttentionKind::kFavorSoftmax);
+  // TrEMBL-concat: the paper's shape (6 layers, 8 heads, d 512, d_ff 2048, L 8192), Performer and Transformer.
+  RunConfig concat = load_config((dir / "trembl-concat-8192.yaml").string());
+  RunConfig concat_exact = load_config((dir / "trembl-concat-8192-transformer.yaml").string());
+  for (const RunConfig* c : {&concat, &concat_exact}) {
+    EXPECT_TRUE(c->data.concat);
+    EXPECT_EQ(c->data.max_len, 8192);
+    EXPECT_EQ(c->model.max_len, 8192);
+    EXPECT_EQ(c->model.layers, 6);
+    EXPECT_EQ(c->model.heads, 8);
+    EXPECT_EQ(c->model.d_model, 512);
+    EXPECT_EQ(c->model.d_ff, 2048);
+  }
+  EXPECT_NE(concat.model.kind, AttentionKind::kExact);
+  EXPECT_EQ(concat_exact.model.kind, AttentionKind::kExact);
+  EXPECT_TRUE(load_config((dir / "longseq.yaml").string()).data.concat);
 }
 
 TEST(Config, EmptyTextGivesDefaults) {

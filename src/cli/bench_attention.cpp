@@ -55,17 +55,6 @@ double predict_bytes(const CellSpec& s) {
   return f * BH * L * (8.0 * static_cast<double>(s.m) + 12.0 * static_cast<double>(s.d));
 }
 
-uint64_t parse_bytes(const std::string& s) {
-  double v = 0;
-  char unit[8] = {0};
-  if (std::sscanf(s.c_str(), "%lf%7s", &v, unit) < 1 || v <= 0) throw Error("memory size '" + s + "': expected e.g. 16GB");
-  std::string u(unit);
-  for (auto& c : u) c = static_cast<char>(std::toupper(c));
-  double mult = u.empty() || u == "B" ? 1 : u == "KB" ? 1e3 : u == "MB" ? 1e6 : u == "GB" ? 1e9 : u == "TB" ? 1e12 : -1;
-  if (mult < 0) throw Error("memory size '" + s + "': unit must be B, KB, MB, GB or TB");
-  return static_cast<uint64_t>(v * mult);
-}
-
 // One forward+backward of the attention core; returns seconds.
 double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W) {
   auto opts = torch::TensorOptions().device(dev).dtype(torch::kFloat);
@@ -172,15 +161,6 @@ CellResult measure_in_child(const CellSpec& s, uint64_t limit) {
   r.median_ms = ms;
   r.peak_bytes = peak;
   return r;
-}
-
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ void add_train(CLI::App& app, Action& run);
 void add_config(CLI::App& app, Action& run);
 void add_eval(CLI::App& app, Action& run);
 void add_attention(CLI::App& app, Action& run);
+void add_longseq(CLI::App& app, Action& run);
 
 // Threads for LibTorch and OpenMP: --threads N, 0 = all cores.
 void set_threads(int threads);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   performer::cli::add_config(app, run);
   performer::cli::add_eval(app, run);
   performer::cli::add_attention(app, run);
+  performer::cli::add_longseq(app, run);
   performer::cli::add_bench(app, run);
   try {
     app.parse(argc, argv);

@@ -157,6 +157,26 @@ std::string progress_bar(int64_t step, int64_t total, double eta_s) {
 
 }  // namespace
 
+double memory_in_use(const torch::Device& device) {
+#ifdef PERFORMER_CUDA
+  if (device.is_cuda())
+    return static_cast<double>(
+        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0).allocated_bytes[0].current);
+#endif
+  (void)device;
+  return static_cast<double>(current_rss_bytes());
+}
+
+double peak_memory(const torch::Device& device) {
+#ifdef PERFORMER_CUDA
+  if (device.is_cuda())
+    return static_cast<double>(
+        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0).allocated_bytes[0].peak);
+#endif
+  (void)device;
+  return static_cast<double>(peak_rss_bytes());
+}
+
 torch::Device resolve_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   if (name == "cuda") {
@@ -288,10 +308,11 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     }
   };
 
+  result.start_bytes = memory_in_use(device);
   const auto start = Clock::now();
   const int64_t first_step = state.step;
-  double train_seconds = 0, window_loss = 0, window_seconds = 0;
-  int64_t window_steps = 0, window_tokens = 0, consecutive_bad = 0, run_tokens = 0;
+  double train_seconds = 0, window_loss = 0, window_seconds = 0, steady_seconds = 0;
+  int64_t window_steps = 0, window_tokens = 0, consecutive_bad = 0, run_tokens = 0, steady_tokens = 0;
   const bool tty = opt.progress_bar && isatty(STDOUT_FILENO) != 0;
   result.stop_reason = "completed";
   while (state.step < c.train.steps) {
@@ -327,9 +348,16 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     ++state.step;
     state.tokens_seen += so.real_tokens;
     model->update_features(state.step);
+#ifdef PERFORMER_CUDA
+    if (device.is_cuda()) torch::cuda::synchronize();  // step time, not launch time
+#endif
     const double dt = seconds_since(t0);
     train_seconds += dt;
     run_tokens += so.real_tokens;
+    if (state.step - first_step > opt.timing_warmup) {
+      steady_seconds += dt;
+      steady_tokens += so.real_tokens;
+    }
     window_seconds += dt;
     window_tokens += so.real_tokens;
     if (finite) {
@@ -385,6 +413,8 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   result.step = state.step;
   result.tokens_seen = state.tokens_seen;
   result.tokens_per_second = train_seconds > 0 ? static_cast<double>(run_tokens) / train_seconds : 0;
+  result.steady_tokens_per_second = steady_seconds > 0 ? static_cast<double>(steady_tokens) / steady_seconds : 0;
+  result.peak_bytes = peak_memory(device);
   log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) perplexity "
             "{:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} ({:+.1f}%)",
             result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,
@@ -436,11 +466,7 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   r.tokens_per_second = static_cast<double>(tokens) / seconds;
   r.seconds_per_step = seconds / static_cast<double>(steps);
   r.tokens_per_step = tokens / std::max<int64_t>(1, steps);
-  r.peak_bytes = static_cast<double>(peak_rss_bytes());
-#ifdef PERFORMER_CUDA
-  if (device.is_cuda())
-    r.peak_bytes = static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak);
-#endif
+  r.peak_bytes = peak_memory(device);
   return r;
 }
 

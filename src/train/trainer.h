@@ -23,6 +23,7 @@ struct TrainOptions {
   std::string resume;        // "", "auto" (newest valid checkpoint in the run folder) or a checkpoint path
   int64_t stop_after = 0;    // stop (with a checkpoint) after this many steps in this invocation; 0 = no
   bool progress_bar = true;  // a redrawn bar when stdout is a terminal
+  int64_t timing_warmup = 0; // steps of this invocation left out of steady_tokens_per_second
 };
 
 struct TrainResult {
@@ -30,6 +31,9 @@ struct TrainResult {
   int64_t tokens_seen = 0;
   double train_loss = 0;          // mean over the last log window
   double tokens_per_second = 0;   // real tokens / training wall time (eval and checkpoints excluded)
+  double steady_tokens_per_second = 0;  // the same after the first TrainOptions::timing_warmup steps
+  double start_bytes = 0;         // memory in use before the first step (CPU: RSS; CUDA: allocated)
+  double peak_bytes = 0;          // peak memory of the run (CPU: peak RSS; CUDA: max allocated)
   double valid_loss = 0, valid_perplexity = 0, valid_accuracy = 0;  // standard 80/10/10 masking
   double strict_perplexity = 0, strict_accuracy = 0;                 // every selected residue masked
   double unigram_perplexity = 0;  // of the valid split under train frequencies (corpus statistics)
@@ -41,6 +45,9 @@ struct TrainResult {
 extern std::atomic<bool> g_stop_training;
 
 torch::Device resolve_device(const std::string& name);  // auto | cpu | cuda
+// Memory of this process on a device: CPU resident set (now / peak), CUDA caching allocator (allocated / max).
+double memory_in_use(const torch::Device& device);
+double peak_memory(const torch::Device& device);
 // The corpus a config trains on: data.train itself when it is a prepared corpus, else a cache
 // "<run>/corpus.h5" prepared from it once and reused while the source file and split settings are unchanged.
 std::string training_corpus(const RunConfig& config);

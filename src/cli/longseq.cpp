@@ -1,0 +1,77 @@
+// performer longseq --config configs/longseq.yaml [--lengths ...] [--kinds ...] [--steps N]
+//                   [--memory-limit 16GB] --out DIR
+// The concatenated long-sequence sweep (train/longseq.h); `longseq-cell` is its hidden per-cell child.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "train/longseq.h"
+#include "util/error.h"
+#include "util/process.h"
+#include "util/progress.h"
+
+namespace performer::cli {
+
+void add_longseq(CLI::App& app, Action& run) {
+  auto* cmd = app.add_subcommand(
+      "longseq", "Long-sequence sweep on concatenated proteins: tokens/s, peak memory and perplexity per length and kind");
+  auto config = std::make_shared<std::string>();
+  auto sets = std::make_shared<std::vector<std::string>>();
+  auto lengths = std::make_shared<std::string>("1024,2048,4096,8192,16384");
+  auto kinds = std::make_shared<std::string>("exact,favor-softmax,favor-relu");
+  auto limit = std::make_shared<std::string>();
+  auto opts = std::make_shared<LongseqOptions>();
+  auto no_predict = std::make_shared<bool>(false);
+  cmd->add_option("-c,--config", *config, "base YAML run configuration (e.g. configs/longseq.yaml)")->required();
+  cmd->add_option("--set", *sets, "override a key of the base config (repeatable)");
+  cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths L")->capture_default_str();
+  cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
+  cmd->add_option("--steps", opts->steps, "training steps per cell (default: the config's train.steps)");
+  cmd->add_option("--memory-limit", *limit, "memory per cell, e.g. 16GB (default: 90% of RAM, or of GPU memory)");
+  cmd->add_option("--eval-tokens", opts->eval_tokens, "valid tokens per evaluation (the same residues at every L)")
+      ->capture_default_str();
+  cmd->add_option("--timing-warmup", opts->timing_warmup, "steps left out of tokens/s")->capture_default_str();
+  cmd->add_flag("--no-prediction", *no_predict,
+                "run every cell even when its predicted need exceeds the limit (the limit is still enforced)");
+  cmd->add_option("--out", opts->out, "output folder (results.csv, plots, one folder per cell)")->required();
+  cmd->callback([&run, config, sets, lengths, kinds, limit, opts, no_predict] {
+    run = [config, sets, lengths, kinds, limit, opts, no_predict] {
+      RunConfig base = load_config(*config, *sets);
+      LongseqOptions o = *opts;
+      o.lengths.clear();
+      for (const auto& l : split_list(*lengths)) {
+        try {
+          o.lengths.push_back(std::stoll(l));
+        } catch (const std::exception&) {
+          throw Error("--lengths: '" + l + "' is not a number");
+        }
+      }
+      o.kinds = split_list(*kinds);
+      o.memory_limit = limit->empty() ? 0 : parse_bytes(*limit);
+      o.predict = !*no_predict;
+      o.executable = self_executable();
+      run_longseq(base, o);
+      return 0;
+    };
+  });
+
+  auto* cell = app.add_subcommand("longseq-cell", "(internal) one cell of `performer longseq`");
+  cell->group("");  // hidden from help
+  auto cell_config = std::make_shared<std::string>();
+  auto cell_limit = std::make_shared<std::string>();
+  auto warmup = std::make_shared<int64_t>(3);
+  cell->add_option("--config", *cell_config, "resolved cell configuration")->required();
+  cell->add_option("--memory-limit", *cell_limit, "memory limit");
+  cell->add_option("--timing-warmup", *warmup, "steps left out of tokens/s");
+  cell->callback([&run, cell_config, cell_limit, warmup] {
+    run = [cell_config, cell_limit, warmup] {
+      RunConfig c = load_config(*cell_config);
+      LongseqCell r = run_longseq_cell(c, cell_limit->empty() ? 0 : parse_bytes(*cell_limit), *warmup);
+      std::fflush(stdout);
+      std::fputs(format_cell_line(r).c_str(), stdout);
+      std::fflush(stdout);
+      return 0;
+    };
+  });
+}
+
+}  // namespace performer::cli

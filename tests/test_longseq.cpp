@@ -1,0 +1,290 @@
+// The long-sequence sweep: its concatenated data at the sweep's lengths, the per-cell configuration, the
+// memory prediction, the child's report, the plots, and `performer longseq` end to end (predicted OOM,
+// captured OOM, a CSV row for every cell, the sweep going on after an OOM cell).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "data/alphabet.h"
+#include "data/batches.h"
+#include "io/plot.h"
+#include "io/png.h"
+#include "test_util.h"
+#include "train/longseq.h"
+#include "util/error.h"
+
+using namespace performer;
+using namespace performer::testing;
+
+namespace {
+
+std::string run_cli(const std::string& args, int& status) {
+  std::string cmd = std::string(PERFORMER_BINARY) + " " + args + " 2>&1";
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = ::pclose(p);
+  status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+// results.csv as (kind, length) -> {status, note, tokens/s, predicted bytes}.
+struct Row {
+  std::string status, note;
+  double tokens_per_second = 0, predicted = 0, peak = 0;
+};
+std::map<std::pair<std::string, int64_t>, Row> read_results(const std::string& path) {
+  std::map<std::pair<std::string, int64_t>, Row> rows;
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::string cur;
+    bool quoted = false;
+    for (char c : line) {
+      if (c == '"') quoted = !quoted;
+      else if (c == ',' && !quoted) {
+        f.push_back(cur);
+        cur.clear();
+      } else
+        cur += c;
+    }
+    f.push_back(cur);
+    if (f.size() != 18) {
+      ADD_FAILURE() << "bad CSV row: " << line;
+      continue;
+    }
+    Row r{f[6], f[17], std::stod(f[7]), std::stod(f[10]), std::stod(f[8])};
+    rows[{f[1], std::stoll(f[2])}] = r;
+  }
+  return rows;
+}
+
+const std::string kTiny = std::string(PERFORMER_TEST_DATA) + "/../../configs/tiny.yaml";
+RunConfig tiny_config() { return load_config(kTiny); }
+// `performer longseq` on the tiny config and the committed excerpt (absolute path: tests run in the build folder).
+std::string longseq_args() { return "longseq -c " + kTiny + " --set data.train=" + data_path("real_excerpt.fasta") + " "; }
+
+}  // namespace
+
+// The data every cell trains on: proteins joined by <eos> and cut into chunks of exactly L tokens (only the
+// last chunk of an epoch padded), every train residue once per epoch, at lengths shorter than most proteins,
+// around them, and longer than the whole split.
+TEST(LongseqData, ConcatChunksExactlyLAtSweepLengths) {
+  auto recs = read_all(data_path("real_excerpt.fasta"));
+  std::vector<std::string> seqs;
+  std::vector<Split> splits;
+  int64_t residues = 0;
+  for (auto& r : recs) {
+    seqs.push_back(r.residues);
+    splits.push_back(Split::kTrain);
+    residues += static_cast<int64_t>(r.residues.size());
+  }
+  Corpus corpus = Corpus::from_sequences(seqs, splits);
+  RunConfig base = tiny_config();
+  for (int64_t L : {16, 100, 1024, 8192, 65536}) {
+    RunConfig c = longseq_cell_config(base, L, "favor-relu", 2, 4096, "unused");
+    BatchOptions o;
+    o.max_len = c.data.max_len;
+    o.tokens_per_batch = c.data.tokens_per_batch;
+    o.seed = 7;
+    ConcatBatches batches(corpus, Split::kTrain, o);
+    int64_t real = 0, eos = 0, short_rows = 0, rows = 0;
+    std::multiset<std::string> got;
+    std::string cur;
+    for (int64_t i = 0; i < batches.num_batches(0); ++i) {
+      Batch b = batches.batch(0, i);
+      ASSERT_EQ(b.tokens.size(1), L);
+      for (int64_t r = 0; r < b.tokens.size(0); ++r, ++rows) {
+        const int64_t n = b.padding_mask[r].sum().item<int64_t>();
+        if (n < L) ++short_rows;
+        for (int64_t k = 0; k < n; ++k) {
+          const auto t = static_cast<Token>(b.tokens[r][k].item<int64_t>());
+          ++real;
+          if (t == Alphabet::kEos) {
+            ++eos;
+            got.insert(cur);
+            cur.clear();
+          } else {
+            ASSERT_TRUE(Alphabet::is_residue(t)) << "L=" << L;
+            cur += Alphabet::decode(&t, 1, false);
+          }
+        }
+        for (int64_t k = n; k < L; ++k) ASSERT_EQ(b.tokens[r][k].item<int64_t>(), Alphabet::kPad);
+      }
+    }
+    EXPECT_LE(short_rows, 1) << "L=" << L;
+    EXPECT_EQ(real, residues + static_cast<int64_t>(recs.size())) << "L=" << L;
+    EXPECT_EQ(eos, static_cast<int64_t>(recs.size())) << "L=" << L;
+    EXPECT_EQ(rows, (residues + static_cast<int64_t>(recs.size()) + L - 1) / L) << "L=" << L;
+    EXPECT_EQ(got, std::multiset<std::string>(seqs.begin(), seqs.end())) << "L=" << L;
+  }
+}
+
+TEST(Longseq, CellConfigSetsLengthKindConcatAndEvalBudget) {
+  RunConfig base = tiny_config();
+  RunConfig c = longseq_cell_config(base, 4096, "exact", 9, 10000, "/tmp/x/L4096-exact");
+  EXPECT_TRUE(c.data.concat);
+  EXPECT_EQ(c.data.max_len, 4096);
+  EXPECT_EQ(c.model.max_len, 4096);
+  EXPECT_EQ(c.model.kind, AttentionKind::kExact);
+  EXPECT_EQ(c.train.steps, 9);
+  EXPECT_LT(c.train.warmup_steps, 9);
+  EXPECT_EQ(c.eval.max_sequences, 3);  // ceil(10000 / 4096): the same valid residues at every length
+  EXPECT_EQ(longseq_cell_config(base, 1000, "exact", 9, 10000, "d").eval.max_sequences, 10);
+  EXPECT_EQ(c.output.dir, "/tmp/x/L4096-exact");
+  EXPECT_EQ(c.model.seed, base.model.seed);
+  EXPECT_EQ(c.runtime.seed, base.runtime.seed);
+  EXPECT_THROW(longseq_cell_config(base, 4096, "linear", 9, 10000, "d"), Error);
+}
+
+// One sequence per batch (tokens_per_batch <= L): exact grows ~4x per doubling of L at long lengths, FAVOR ~2x.
+TEST(Longseq, PredictionQuadraticForExactLinearForFavor) {
+  RunConfig base = tiny_config();
+  base.data.tokens_per_batch = 1;
+  auto need = [&](const char* kind, int64_t L, bool cuda = false) {
+    return predict_training_bytes(longseq_cell_config(base, L, kind, 1, 1, "d"), 0.0, cuda);
+  };
+  const double e1 = need("exact", 8192), e2 = need("exact", 16384);
+  const double f1 = need("favor-relu", 8192), f2 = need("favor-relu", 16384);
+  EXPECT_GT(e2 / e1, 3.5);
+  EXPECT_LT(e2 / e1, 4.01);
+  EXPECT_GT(f2 / f1, 1.7);
+  EXPECT_LT(f2 / f1, 2.01);
+  EXPECT_GT(e2, 10 * f2);
+  // The quadratic term itself: 4 bytes x H x L^2 x (layers + 2), within the 1.1 slack.
+  const double quad = 4.0 * base.model.heads * 16384.0 * 16384.0 * static_cast<double>(base.model.layers + 2);
+  EXPECT_GT(e2, quad);
+  EXPECT_LT(e2, 1.2 * quad);
+  EXPECT_DOUBLE_EQ(need("exact", 1024) + 5e6, predict_training_bytes(longseq_cell_config(base, 1024, "exact", 1, 1, "d"), 5e6, false));
+}
+
+TEST(Longseq, CellReportRoundTrips) {
+  LongseqCell a;
+  a.status = "OOM";
+  a.note = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 268435456 bytes";
+  a.tokens_per_second = 1234.5;
+  a.peak_bytes = 3.5e9;
+  a.start_bytes = 2e8;
+  a.final_loss = 2.75;
+  a.valid_perplexity = 15.5;
+  a.valid_accuracy = 0.2;
+  a.strict_perplexity = 17.25;
+  a.strict_accuracy = 0.1;
+  a.rows = 2;
+  a.steps = 80;
+  LongseqCell b;
+  ASSERT_TRUE(parse_cell_line("training log...\n" + format_cell_line(a), b));
+  EXPECT_EQ(b.status, a.status);
+  EXPECT_EQ(b.note, a.note);
+  EXPECT_DOUBLE_EQ(b.tokens_per_second, a.tokens_per_second);
+  EXPECT_DOUBLE_EQ(b.peak_bytes, a.peak_bytes);
+  EXPECT_DOUBLE_EQ(b.valid_perplexity, a.valid_perplexity);
+  EXPECT_DOUBLE_EQ(b.strict_accuracy, a.strict_accuracy);
+  EXPECT_EQ(b.rows, 2);
+  EXPECT_EQ(b.steps, 80);
+  LongseqCell c;
+  EXPECT_FALSE(parse_cell_line("crashed before reporting", c));
+  EXPECT_FALSE(parse_cell_line("longseq-cell fine 1 2", c));
+}
+
+TEST(Plot, LinePlotDrawsSeriesAndWritesPng) {
+  PlotSeries s1{"a", {1024, 2048, 4096}, {100, 200, 400}, {}};
+  PlotSeries s2{"b", {1024, 2048}, {300, 300}, {4096}};
+  PlotOptions o;
+  o.log_x = o.log_y = true;
+  o.x_ticks = {1024, 2048, 4096};
+  o.references = {PlotReference{350, "LIMIT"}};
+  Image img = line_plot({s1, s2}, o);
+  EXPECT_EQ(img.width, 640);
+  EXPECT_EQ(img.height, 420);
+  // Both series colours appear (first: blue 0,114,178; second: orange 230,159,0).
+  auto count = [&](uint8_t r, uint8_t g, uint8_t b) {
+    int n = 0;
+    for (size_t i = 0; i + 2 < img.rgb.size(); i += 3) n += img.rgb[i] == r && img.rgb[i + 1] == g && img.rgb[i + 2] == b;
+    return n;
+  };
+  EXPECT_GT(count(0, 114, 178), 200);
+  EXPECT_GT(count(230, 159, 0), 200);
+  TempDir dir;
+  write_png(dir.file("p.png"), img);
+  EXPECT_EQ(png_size(dir.file("p.png")), std::make_pair(640, 420));
+  EXPECT_EQ(tick_label(1024), "1024");
+  EXPECT_EQ(tick_label(2.5e9), "2.5G");
+  EXPECT_EQ(tick_label(3e6), "3M");
+  EXPECT_EQ(tick_label(150000), "150K");
+  EXPECT_EQ(tick_label(0.5), "0.5");
+}
+
+// A limit between what FAVOR and exact attention need at L=4096: the exact cell is predicted OOM and not
+// run, the other cells run, and results.csv has every cell.
+TEST(LongseqCli, PredictedOomReportedAndSweepContinues) {
+  TempDir dir;
+  int status = -1;
+  const std::string out = run_cli(longseq_args() + "--lengths 64,4096 --kinds exact,favor-relu --steps 2 "
+                                      "--timing-warmup 0 --eval-tokens 512 --memory-limit 700MB --out " + dir.path(),
+                                  status);
+  ASSERT_EQ(status, 0) << out;
+  auto rows = read_results(dir.file("results.csv"));
+  ASSERT_EQ(rows.size(), 4u) << out;
+  for (auto& [key, r] : rows) {
+    SCOPED_TRACE(key.first + " " + std::to_string(key.second));
+    if (key == std::make_pair(std::string("exact"), int64_t{4096})) {
+      EXPECT_EQ(r.status, "OOM");
+      EXPECT_GT(r.predicted, 7e8);
+      EXPECT_NE(r.note.find("predicted"), std::string::npos) << r.note;
+    } else {
+      EXPECT_EQ(r.status, "ok") << r.note;
+      EXPECT_GT(r.tokens_per_second, 0);
+      EXPECT_GT(r.peak, 0);
+      EXPECT_LT(r.predicted, 7e8);
+    }
+  }
+  EXPECT_NE(out.find("exact is OOM"), std::string::npos) << out;
+  for (const char* png : {"tokens_per_second.png", "peak_memory.png", "perplexity_L4096.png", "perplexity_L64.png"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file(png))) << png;
+  EXPECT_FALSE(read_eval_curve(dir.file("L4096-favor-relu")).empty());
+  EXPECT_TRUE(std::filesystem::exists(dir.file("L64-exact/best.h5")));
+}
+
+// Without the prediction the exact cell starts, runs into the limit enforced in its process, and is
+// reported as OOM from the failed allocation; the FAVOR cell after it still runs.
+TEST(LongseqCli, ActualOomCapturedAndSweepContinues) {
+  TempDir dir;
+  int status = -1;
+  const std::string out = run_cli(longseq_args() + "--lengths 4096 --kinds exact,favor-relu --steps 2 "
+                                      "--timing-warmup 0 --eval-tokens 512 --memory-limit 700MB --no-prediction --out " +
+                                      dir.path(),
+                                  status);
+  ASSERT_EQ(status, 0) << out;
+  auto rows = read_results(dir.file("results.csv"));
+  ASSERT_EQ(rows.size(), 2u) << out;
+  const Row& ex = rows[{"exact", 4096}];
+  EXPECT_EQ(ex.status, "OOM") << out;
+  EXPECT_EQ(ex.note.find("predicted"), std::string::npos) << ex.note;  // a real failure, not the prediction
+  EXPECT_NE(ex.note.find("allocate"), std::string::npos) << ex.note;
+  const Row& favor = rows[{"favor-relu", 4096}];
+  EXPECT_EQ(favor.status, "ok") << out;
+}
+
+TEST(LongseqCli, BadOptionsFailWithOneLine) {
+  TempDir dir;
+  int status = 0;
+  std::string out = run_cli(longseq_args() + "--kinds exact,linear --out " + dir.path(), status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("'linear' is not exact, favor-softmax or favor-relu"), std::string::npos) << out;
+  out = run_cli(longseq_args() + "--memory-limit 12XB --out " + dir.path(), status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("12XB"), std::string::npos) << out;
+  out = run_cli(longseq_args() + "--lengths 1024,abc --out " + dir.path(), status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(out.find("'abc' is not a number"), std::string::npos) << out;
+}
