@@ -14,3 +14,8 @@ build-gpu/performer bench attention --device cuda --lengths 1024,4096,16384,3276
   --csv "${OUT}/bench_attention_cuda.csv" 2>&1 | tee "${OUT}/bench_attention_cuda.txt"
 build-gpu/performer bench attention --device cuda --causal --lengths 1024,4096,16384,65536 --repeats 5 \
   --csv "${OUT}/bench_causal_cuda.csv" 2>&1 | tee "${OUT}/bench_causal_cuda.txt"
+# The long-sequence sweep on CUDA (trembl-sample: carry data/trembl-sample; the excerpt otherwise).
+DATA=data/trembl-sample/DB.fasta.gz
+[ -f "${DATA}" ] || DATA=tests/data/real_excerpt.fasta
+build-gpu/performer longseq --config configs/longseq.yaml --set data.train="${DATA}" --set runtime.device=cuda \
+  --lengths 1024,4096,8192,16384,32768,65536 --steps 32 --out "${OUT}/longseq" 2>&1 | tee "${OUT}/longseq.txt"

@@ -35,36 +35,15 @@ std::string run_cli(const std::string& args, int& status) {
   return out;
 }
 
-// results.csv as (kind, length) -> {status, note, tokens/s, predicted bytes}.
+// results.csv as (kind, length) -> row (read_longseq_csv is tested on its own below).
 struct Row {
   std::string status, note;
   double tokens_per_second = 0, predicted = 0, peak = 0;
 };
 std::map<std::pair<std::string, int64_t>, Row> read_results(const std::string& path) {
   std::map<std::pair<std::string, int64_t>, Row> rows;
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  while (std::getline(in, line)) {
-    std::vector<std::string> f;
-    std::string cur;
-    bool quoted = false;
-    for (char c : line) {
-      if (c == '"') quoted = !quoted;
-      else if (c == ',' && !quoted) {
-        f.push_back(cur);
-        cur.clear();
-      } else
-        cur += c;
-    }
-    f.push_back(cur);
-    if (f.size() != 18) {
-      ADD_FAILURE() << "bad CSV row: " << line;
-      continue;
-    }
-    Row r{f[6], f[17], std::stod(f[7]), std::stod(f[10]), std::stod(f[8])};
-    rows[{f[1], std::stoll(f[2])}] = r;
-  }
+  for (const auto& c : read_longseq_csv(path))
+    rows[{c.kind, c.length}] = Row{c.status, c.note, c.tokens_per_second, c.predicted_bytes, c.peak_bytes};
   return rows;
 }
 
@@ -196,6 +175,45 @@ TEST(Longseq, CellReportRoundTrips) {
   EXPECT_FALSE(parse_cell_line("longseq-cell fine 1 2", c));
 }
 
+TEST(Longseq, ResultsCsvRoundTripsAndRejectsMalformedRows) {
+  LongseqCell a;
+  a.length = 8192;
+  a.kind = "favor-relu";
+  a.rows = 1;
+  a.tokens_per_step = 8192;
+  a.steps = 64;
+  a.tokens_per_second = 25564.5;
+  a.peak_bytes = 6.5e8;
+  a.predicted_bytes = 7.6e8;
+  a.valid_perplexity = 15.335;
+  a.note = "a note, with a comma";
+  LongseqCell b = a;
+  b.kind = "exact";
+  b.length = 16384;
+  b.status = "OOM";
+  b.note = "predicted 38.5 GB > limit 22.7 GB, not run";
+  TempDir dir;
+  write_longseq_csv(dir.file("results.csv"), {a, b}, "cpu");
+  auto cells = read_longseq_csv(dir.file("results.csv"));
+  ASSERT_EQ(cells.size(), 2u);
+  EXPECT_EQ(cells[0].kind, "favor-relu");
+  EXPECT_EQ(cells[0].length, 8192);
+  EXPECT_EQ(cells[0].steps, 64);
+  EXPECT_NEAR(cells[0].tokens_per_second, 25564.5, 0.1);
+  EXPECT_NEAR(cells[0].valid_perplexity, 15.335, 1e-9);
+  EXPECT_EQ(cells[0].note, a.note);
+  EXPECT_EQ(cells[1].status, "OOM");
+  EXPECT_EQ(cells[1].note, b.note);
+  EXPECT_TRUE(read_longseq_csv(dir.file("missing.csv")).empty());
+  write_file(dir.file("bad.csv"), "header\ncpu,exact,notanumber,1,1,1,ok,1,1,1,1,1,1,1,1,1,1,\"\"\n");
+  try {
+    read_longseq_csv(dir.file("bad.csv"));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.csv:2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Plot, LinePlotDrawsSeriesAndWritesPng) {
   PlotSeries s1{"a", {1024, 2048, 4096}, {100, 200, 400}, {}};
   PlotSeries s2{"b", {1024, 2048}, {300, 300}, {4096}};
@@ -253,6 +271,27 @@ TEST(LongseqCli, PredictedOomReportedAndSweepContinues) {
     EXPECT_TRUE(std::filesystem::exists(dir.file(png))) << png;
   EXPECT_FALSE(read_eval_curve(dir.file("L4096-favor-relu")).empty());
   EXPECT_TRUE(std::filesystem::exists(dir.file("L64-exact/best.h5")));
+
+  // --resume keeps every finished cell (OOM included) and only redraws; more steps rerun the ok cells.
+  std::filesystem::remove(dir.file("tokens_per_second.png"));
+  const std::string again = run_cli(longseq_args() + "--lengths 64,4096 --kinds exact,favor-relu --steps 2 "
+                                    "--eval-tokens 512 --memory-limit 700MB --resume --out " + dir.path(), status);
+  ASSERT_EQ(status, 0) << again;
+  size_t kept = 0;
+  for (size_t p = again.find("kept"); p != std::string::npos; p = again.find("kept", p + 1)) ++kept;
+  EXPECT_EQ(kept, 4u) << again;
+  EXPECT_EQ(again.find("training 2 steps"), std::string::npos) << again;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("tokens_per_second.png")));
+  auto rows_again = read_results(dir.file("results.csv"));
+  ASSERT_EQ(rows_again.size(), 4u);
+  for (auto& [key, r] : rows) EXPECT_EQ(rows_again[key].tokens_per_second, r.tokens_per_second);
+  const std::string more = run_cli(longseq_args() + "--lengths 64 --kinds favor-relu --steps 3 --eval-tokens 512 "
+                                   "--memory-limit 700MB --resume --out " + dir.path(), status);
+  ASSERT_EQ(status, 0) << more;
+  EXPECT_NE(more.find("training 3 steps"), std::string::npos) << more;
+  auto rows_more = read_results(dir.file("results.csv"));
+  EXPECT_EQ(rows_more.size(), 4u);  // the cells outside this sweep are kept
+  EXPECT_EQ(rows_more[std::make_pair(std::string("exact"), int64_t{4096})].status, "OOM");
 }
 
 // Without the prediction the exact cell starts, runs into the limit enforced in its process, and is

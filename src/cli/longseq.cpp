@@ -32,6 +32,9 @@ void add_longseq(CLI::App& app, Action& run) {
   cmd->add_option("--timing-warmup", opts->timing_warmup, "steps left out of tokens/s")->capture_default_str();
   cmd->add_flag("--no-prediction", *no_predict,
                 "run every cell even when its predicted need exceeds the limit (the limit is still enforced)");
+  cmd->add_flag("--resume", opts->resume,
+                "keep the cells already finished in OUT/results.csv (same config assumed) and run the rest; "
+                "with every cell finished it only redraws the table and plots");
   cmd->add_option("--out", opts->out, "output folder (results.csv, plots, one folder per cell)")->required();
   cmd->callback([&run, config, sets, lengths, kinds, limit, opts, no_predict] {
     run = [config, sets, lengths, kinds, limit, opts, no_predict] {

@@ -117,7 +117,7 @@ std::string tick_label(double v) {
 
 Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
   Image img(o.width, o.height);
-  const int left = 70, right = 20, top = 34, bottom = 50;
+  const int left = 70, right = 20, top = 48, bottom = 50;
   Axis ax, ay;
   ax.log = o.log_x;
   ay.log = o.log_y;
@@ -135,7 +135,7 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
   ay.p0 = o.height - bottom;
   ay.p1 = top;
 
-  img.text(left, 10, o.title, 1);
+  img.text(8, 6, o.title, 1);
   // Grid, ticks and their labels.
   const std::vector<double> xt = o.x_ticks.empty() ? auto_ticks(ax) : o.x_ticks;
   for (double v : xt) {
@@ -160,11 +160,11 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
   img.fill(ax.p0, ay.p0, ax.p1 - ax.p0 + 1, 1, kBlack);
   img.fill(ax.p0, ay.p1, ax.p1 - ax.p0 + 1, 1, kBlack);
   img.text((ax.p0 + ax.p1 - Image::text_width(o.x_label)) / 2, o.height - 18, o.x_label);
-  img.text(8, 22, o.y_label);
+  img.text(8, top - 12, o.y_label);
   for (const auto& r : o.references) {
     const int py = ay.pixel(r.y);
     line(img, ax.p0, py, ax.p1, py, kRef, 1, 6);
-    img.text(ax.p1 - 4 - Image::text_width(r.label), py - 10, r.label, 1, kRef);
+    img.text(ax.p0 + 6, py - 10, r.label, 1, kRef);
   }
   // Lines, markers and failure crosses.
   bool any_failed = false;
@@ -188,15 +188,16 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
       any_failed = true;
     }
   }
-  // Legend, top left inside the frame.
-  int ly = ay.p1 + 22;
-  for (size_t i = 0; i < series.size(); ++i, ly += 12) {
-    img.fill(ax.p0 + 10, ly + 2, 16, 3, kColours[i % 6]);
-    img.text(ax.p0 + 32, ly, series[i].name);
+  // Legend: one row between the title and the frame.
+  int lx = left;
+  const int ly = 22;
+  for (size_t i = 0; i < series.size(); ++i) {
+    img.fill(lx, ly + 2, 16, 3, kColours[i % 6]);
+    lx += 22 + img.text(lx + 22, ly, series[i].name) + 14;
   }
   if (any_failed) {
-    cross(img, ax.p0 + 18, ly + 3, kBlack);
-    img.text(ax.p0 + 32, ly, o.failed_label + " (TOP EDGE)");
+    cross(img, lx + 6, ly + 3, kBlack);
+    img.text(lx + 16, ly, o.failed_label + " (TOP EDGE)");
   }
   return img;
 }

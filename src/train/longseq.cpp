@@ -9,6 +9,7 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -203,6 +204,50 @@ void write_longseq_csv(const std::string& path, const std::vector<LongseqCell>& 
   fs::rename(tmp, path);
 }
 
+std::vector<LongseqCell> read_longseq_csv(const std::string& path) {
+  std::vector<LongseqCell> cells;
+  std::ifstream in(path);
+  if (!in) return cells;
+  std::string line;
+  std::getline(in, line);
+  int64_t row = 1;
+  while (std::getline(in, line)) {
+    ++row;
+    if (line.empty()) continue;
+    std::vector<std::string> f;
+    std::string cur;
+    bool quoted = false;
+    for (char ch : line) {
+      if (ch == '"')
+        quoted = !quoted;
+      else if (ch == ',' && !quoted) {
+        f.push_back(cur);
+        cur.clear();
+      } else
+        cur += ch;
+    }
+    f.push_back(cur);
+    if (f.size() != 18) throw Error(path + ":" + std::to_string(row) + ": expected 18 columns, found " + std::to_string(f.size()));
+    LongseqCell r;
+    try {
+      r.kind = f[1];
+      r.length = std::stoll(f[2]);
+      r.rows = std::stoll(f[3]);
+      r.tokens_per_step = std::stoll(f[4]);
+      r.steps = std::stoll(f[5]);
+      r.status = f[6];
+      double* nums[] = {&r.tokens_per_second, &r.peak_bytes, &r.start_bytes, &r.predicted_bytes, &r.final_loss,
+                        &r.valid_perplexity, &r.valid_accuracy, &r.strict_perplexity, &r.strict_accuracy, &r.seconds};
+      for (size_t k = 0; k < 10; ++k) *nums[k] = std::stod(f[7 + k]);
+    } catch (const std::exception&) {
+      throw Error(path + ":" + std::to_string(row) + ": not a results.csv row of performer longseq");
+    }
+    r.note = f[17];
+    cells.push_back(r);
+  }
+  return cells;
+}
+
 std::vector<std::pair<int64_t, double>> read_eval_curve(const std::string& dir) {
   std::vector<std::pair<int64_t, double>> out;
   std::ifstream in((fs::path(dir) / "eval.csv").string());
@@ -336,6 +381,8 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
   RunConfig base = base_in;
   base.output.dir = o.out;
   base.data.concat = true;
+  if (!fs::exists(base.data.train))
+    throw Error(base.data.train + ": data.train does not exist (run scripts/get-data.sh for the real data sets)");
   fs::create_directories(o.out);
   const torch::Device device = resolve_device(base.runtime.device);
   const std::string dev = device.is_cuda() ? "cuda" : "cpu";
@@ -359,8 +406,20 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
               torch::get_num_threads(), human_bytes(limit).c_str(), corpus.c_str(), o.out.c_str());
   std::fflush(stdout);
 
-  std::vector<LongseqCell> cells;
+  std::vector<LongseqCell> cells, earlier;
   const std::string csv = (fs::path(o.out) / "results.csv").string();
+  if (o.resume) earlier = read_longseq_csv(csv);
+  // Earlier cells outside this sweep stay in results.csv (after this sweep's cells).
+  std::vector<LongseqCell> others;
+  for (const auto& e : earlier)
+    if (std::find(o.lengths.begin(), o.lengths.end(), e.length) == o.lengths.end() ||
+        std::find(o.kinds.begin(), o.kinds.end(), e.kind) == o.kinds.end())
+      others.push_back(e);
+  auto write_csv = [&] {
+    std::vector<LongseqCell> all = cells;
+    all.insert(all.end(), others.begin(), others.end());
+    write_longseq_csv(csv, all, dev);
+  };
   const auto sweep_start = std::chrono::steady_clock::now();
   for (int64_t L : o.lengths)
     for (const auto& kind : o.kinds) {
@@ -375,7 +434,14 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
       r.predicted_bytes = predict_training_bytes(c, corpus_bytes, device.is_cuda()) + process_bytes;
       std::printf("[%s] L=%lld %s: ", human_duration(std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count()).c_str(),
                   static_cast<long long>(L), kind.c_str());
-      if (o.predict && r.predicted_bytes > limit) {
+      auto done = std::find_if(earlier.begin(), earlier.end(), [&](const LongseqCell& e) {
+        return e.length == L && e.kind == kind && (e.status == "OOM" || (e.status == "ok" && e.steps == steps));
+      });
+      if (done != earlier.end()) {
+        r = *done;
+        r.dir = dir;
+        std::printf("%s earlier (%s), kept\n", r.status.c_str(), csv.c_str());
+      } else if (o.predict && r.predicted_bytes > limit) {
         r.status = "OOM";
         r.note = "predicted " + human_bytes(r.predicted_bytes) + " > limit " + human_bytes(limit) + ", not run";
         std::printf("OOM (%s)\n", r.note.c_str());
@@ -410,7 +476,7 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
       }
       std::fflush(stdout);
       cells.push_back(r);
-      write_longseq_csv(csv, cells, dev);
+      write_csv();
     }
   print_table(cells, o);
   write_plots(o.out, cells, o, limit, dev);

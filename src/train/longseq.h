@@ -38,6 +38,7 @@ struct LongseqOptions {
   int64_t eval_tokens = 32768;  // valid tokens per evaluation (same residues at every L)
   uint64_t memory_limit = 0;    // bytes per cell; 0 = 90% of RAM (CPU) or of the GPU's memory (CUDA)
   bool predict = true;          // false: run every cell, relying on the limit alone (for tests)
+  bool resume = false;          // keep the finished cells (ok with the same steps, or OOM) of out/results.csv
   std::string out;              // output folder (replaces output.dir)
   std::string executable;       // the performer binary that runs the cells
 };
@@ -79,6 +80,8 @@ bool parse_cell_line(const std::string& output, LongseqCell& cell);
 std::vector<LongseqCell> run_longseq(const RunConfig& base, const LongseqOptions& options);
 
 void write_longseq_csv(const std::string& path, const std::vector<LongseqCell>& cells, const std::string& device);
+// Cells of a results.csv (empty when the file does not exist); a malformed row is an error naming the row.
+std::vector<LongseqCell> read_longseq_csv(const std::string& path);
 // (step, valid perplexity) rows of a cell's eval.csv; empty when missing.
 std::vector<std::pair<int64_t, double>> read_eval_curve(const std::string& cell_dir);
 
