@@ -11,23 +11,7 @@ using namespace performer::testing;
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CliRun run(const std::string& args) {
-  std::string cmd = std::string(PERFORMER_BINARY) + " " + args + " 2>&1";
-  CliRun r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+CliRun run(const std::string& args) { return run_performer(args); }
 
 // One line "error: ...", non-zero exit, and the output corpus not created.
 void expect_clean_failure(const std::string& input, const std::string& fragment) {

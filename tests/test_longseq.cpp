@@ -23,16 +23,9 @@ using namespace performer::testing;
 namespace {
 
 std::string run_cli(const std::string& args, int& status) {
-  std::string cmd = std::string(PERFORMER_BINARY) + " " + args + " 2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = ::pclose(p);
-  status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+  CliRun r = run_performer(args);
+  status = r.status;
+  return r.out;
 }
 
 // results.csv as (kind, length) -> row (read_longseq_csv is tested on its own below).

@@ -1,5 +1,8 @@
 // Helpers shared by the tests: paths to the committed data, temporary folders, reading whole files.
 #pragma once
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -29,6 +32,24 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Runs the `performer` binary with `args` (as a shell command line); stdout and stderr together.
+struct CliRun {
+  int status = -1;  // exit status, -1 if it did not exit normally
+  std::string out;
+};
+inline CliRun run_performer(const std::string& args) {
+  const std::string cmd = std::string(PERFORMER_BINARY) + " " + args + " 2>&1";
+  CliRun r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
 
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);

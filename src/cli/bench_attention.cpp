@@ -13,7 +13,6 @@
 #include <torch/cuda.h>
 #endif
 
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -80,11 +79,6 @@ double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-bool is_oom(const std::string& msg) {
-  return msg.find("out of memory") != std::string::npos || msg.find("not enough memory") != std::string::npos ||
-         msg.find("can't allocate memory") != std::string::npos || msg.find("std::bad_alloc") != std::string::npos;
-}
-
 CellResult measure_in_process(const CellSpec& s, const torch::Device& dev) {
   CellResult r;
   r.predicted_bytes = predict_bytes(s);
@@ -110,7 +104,7 @@ CellResult measure_in_process(const CellSpec& s, const torch::Device& dev) {
     r.status = "OOM";
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
-    r.status = is_oom(msg) ? "OOM" : "error";
+    r.status = is_out_of_memory_message(msg) ? "OOM" : "error";
     r.note = msg.substr(0, msg.find('\n'));
   }
 #ifdef PERFORMER_CUDA
@@ -122,11 +116,7 @@ CellResult measure_in_process(const CellSpec& s, const torch::Device& dev) {
 // Child side: measure one CPU cell and print "cell <status> <median_ms> <peak_bytes>".
 int run_cell(const CellSpec& s, uint64_t limit) {
   const uint64_t base_rss = current_rss_bytes();
-  if (limit > 0) {
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = current_vm_bytes() + limit;
-    setrlimit(RLIMIT_AS, &rl);
-  }
+  if (limit > 0) limit_address_space_above_now(limit);
   CellResult r = measure_in_process(s, torch::kCPU);
   const double peak = static_cast<double>(peak_rss_bytes()) - static_cast<double>(base_rss);
   std::printf("cell %s %.6f %.0f\n", r.status.c_str(), r.median_ms, std::max(0.0, peak));

@@ -1,6 +1,5 @@
 #include "train/longseq.h"
 
-#include <sys/resource.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 #ifdef PERFORMER_CUDA
@@ -34,13 +33,6 @@ namespace {
 int64_t rows_for(const RunConfig& c) { return std::max<int64_t>(1, c.data.tokens_per_batch / c.data.max_len); }
 
 std::string cell_name(int64_t L, const std::string& kind) { return "L" + std::to_string(L) + "-" + kind; }
-
-bool is_oom_message(const std::string& m) {
-  for (const char* s : {"out of memory", "not enough memory", "can't allocate memory", "Cannot allocate memory",
-                        "bad_alloc", "Resource temporarily unavailable", "OutOfMemory"})
-    if (m.find(s) != std::string::npos) return true;
-  return false;
-}
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -145,13 +137,10 @@ LongseqCell run_longseq_cell(const RunConfig& c, uint64_t limit, int64_t timing_
         c10::cuda::CUDACachingAllocator::setMemoryFraction(std::min(1.0, static_cast<double>(limit) / total), index);
 #endif
     } else {
-      struct rlimit rl;
       // The limit counts what is resident at start-up (binary, libraries): allow the rest on top of the
       // address space mapped now.
       const uint64_t resident = current_rss_bytes();
-      const uint64_t extra = limit > resident + (64u << 20) ? limit - resident : (64u << 20);
-      rl.rlim_cur = rl.rlim_max = current_vm_bytes() + extra;
-      ::setrlimit(RLIMIT_AS, &rl);
+      limit_address_space_above_now(limit > resident + (64u << 20) ? limit - resident : (64u << 20));
     }
   }
   TrainOptions opt;
@@ -174,13 +163,13 @@ LongseqCell run_longseq_cell(const RunConfig& c, uint64_t limit, int64_t timing_
     }
   } catch (const c10::Error& e) {
     const std::string msg = e.what_without_backtrace();
-    r.status = is_oom_message(msg) ? "OOM" : "error";
+    r.status = is_out_of_memory_message(msg) ? "OOM" : "error";
     r.note = first_line(msg);
   } catch (const std::bad_alloc&) {
     r.status = "OOM";
     r.note = "allocation failed (std::bad_alloc)";
   } catch (const std::exception& e) {
-    r.status = is_oom_message(e.what()) ? "OOM" : "error";
+    r.status = is_out_of_memory_message(e.what()) ? "OOM" : "error";
     r.note = first_line(e.what());
   }
   if (r.status != "ok") r.peak_bytes = peak_memory(device);
@@ -461,7 +450,6 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
         LongseqCell parsed = r;
         if (parse_cell_line(child.output, parsed)) {
           r = parsed;
-          if (!device.is_cuda()) r.peak_bytes = static_cast<double>(child.peak_rss);
         } else {
           r.status = child.signal == 9 ? "OOM" : "error";
           r.note = child.signal ? "killed by signal " + std::to_string(child.signal)

@@ -84,6 +84,19 @@ uint64_t current_vm_bytes() {
   return vm;
 }
 
+void limit_address_space_above_now(uint64_t extra) {
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max = current_vm_bytes() + extra;
+  ::setrlimit(RLIMIT_AS, &rl);
+}
+
+bool is_out_of_memory_message(const std::string& m) {
+  for (const char* s : {"out of memory", "not enough memory", "can't allocate memory", "Cannot allocate memory",
+                        "bad_alloc", "Resource temporarily unavailable", "OutOfMemory"})
+    if (m.find(s) != std::string::npos) return true;
+  return false;
+}
+
 uint64_t physical_memory_bytes() {
   return static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }

@@ -25,4 +25,11 @@ uint64_t current_vm_bytes();
 // Physical memory of the machine in bytes.
 uint64_t physical_memory_bytes();
 
+// Limits this process's address space to what is mapped now plus `extra` bytes (RLIMIT_AS), so that an
+// allocation beyond it fails (and is reported) instead of the machine swapping or the OOM killer striking.
+void limit_address_space_above_now(uint64_t extra);
+// Whether an exception message (LibTorch's CPU/CUDA allocators, std::bad_alloc, failed thread creation)
+// means memory ran out.
+bool is_out_of_memory_message(const std::string& message);
+
 }  // namespace performer
