@@ -29,7 +29,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake ninja-build pkg-config \
-        libhdf5-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev \
+        libhdf5-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev nlohmann-json3-dev \
         libpng-dev zlib1g-dev libopenblas0-openmp libgoogle-perftools-dev \
         ca-certificates curl unzip \
  && rm -rf /var/lib/apt/lists/*

@@ -1,6 +1,8 @@
 // The attention math against naive references (double precision where it matters).
 #include <gtest/gtest.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include "model/attention.h"
 #include "model/exact_attention.h"
@@ -94,7 +96,8 @@ TEST(FavorSoftmax, ErrorFallsWithFeatureCount) {
     err_mean_v += rel_error(v.mean(2, true).expand_as(exact), exact) / seeds;
     for (size_t i = 0; i < ms.size(); ++i) {
       at::Tensor W = orthogonal_gaussian_projection(ms[i], d, RowNorms::kChi, 100 + static_cast<uint64_t>(s));
-      at::Tensor out = linear_attention(softmax_features_query(q, W), softmax_features_key(k, W, {}), v);
+      FeatureMaps f = softmax_features(q, k, W, {});
+      at::Tensor out = linear_attention(f.q, f.k, v);
       err[i] += rel_error(out, exact) / seeds;
     }
   }
@@ -115,16 +118,24 @@ TEST(LinearAttention, EqualsExplicitFormulaWithSameFeatures) {
   at::Tensor q = randn({B, H, L, d}, 1), k = randn({B, H, L, d}, 2), v = randn({B, H, L, d}, 3);
   at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 4);
   for (int kind = 0; kind < 2; ++kind) {
-    at::Tensor qf = kind == 0 ? softmax_features_query(q, W) : relu_features(q, W, 1e-3, {});
-    at::Tensor kf = kind == 0 ? softmax_features_key(k, W, {}) : relu_features(k, W, 1e-3, {});
     for (bool causal : {false, true}) {
-      at::Tensor ref = explicit_feature_attention(qf, kf, v, causal);
-      at::Tensor fast = causal ? causal_linear_attention(qf, kf, v, 8) : linear_attention(qf, kf, v);
+      // Causal softmax features carry a per-chunk shift (chunk 8), which the explicit formula applies too.
+      FeatureMaps f = kind == 0 ? softmax_features(q, k, W, {}, causal, 8) : relu_features(q, k, W, 1e-3, {});
+      at::Tensor ref = explicit_feature_attention(f.q, f.k, v, causal, f.chunk, f.chunk_log_scale);
+      at::Tensor fast = causal ? causal_linear_attention(f.q, f.k, v, 8, f.chunk_log_scale) : linear_attention(f.q, f.k, v);
       EXPECT_LT(rel_error(fast, ref), 1e-12) << "kind " << kind << " causal " << causal;
       // float32: within 1e-5 relative.
-      at::Tensor fast32 = causal ? causal_linear_attention(qf.to(at::kFloat), kf.to(at::kFloat), v.to(at::kFloat), 8)
-                                 : linear_attention(qf.to(at::kFloat), kf.to(at::kFloat), v.to(at::kFloat));
+      auto f32 = [](const at::Tensor& x) { return x.defined() ? x.to(at::kFloat) : x; };
+      at::Tensor fast32 = causal ? causal_linear_attention(f32(f.q), f32(f.k), f32(v), 8, f32(f.chunk_log_scale))
+                                 : linear_attention(f32(f.q), f32(f.k), f32(v));
       EXPECT_LT(rel_error(fast32.to(at::kDouble), ref), 1e-5) << "float32, kind " << kind << " causal " << causal;
+      // Softmax features: the same attention as the naive softmax-kernel estimate phi(q).phi(k) without
+      // stabilizers (the shifts cancel), computed in double from the unshifted logits.
+      if (kind == 0) {
+        at::Tensor pq = at::exp(softmax_logits(q, W)), pk = at::exp(softmax_logits(k, W));
+        at::Tensor naive = explicit_feature_attention(pq, pk, v, causal);
+        EXPECT_LT(rel_error(fast, naive), 1e-12) << "vs unstabilized features, causal " << causal;
+      }
     }
   }
 }
@@ -287,4 +298,278 @@ TEST(SelfAttention, CudaMatchesCpu) {
       EXPECT_LT((gpu->projection().cpu() - cpu->projection()).abs().max().item<double>(), 1e-6);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Numerical safety of the FAVOR+ stabilizers, padding and mixed precision.
+
+namespace {
+
+// Float64 log-space reference of the FAVOR+ softmax estimate with the same W: weights
+// w_ij = sum_r exp(a_ir + l_jr) / m evaluated as exp(logsumexp_r(a_ir + l_jr)), normalized per row in log
+// space, so nothing under- or overflows. q, k [1, 1, L, d], v [1, 1, L, e]; key_mask [L] (true = real).
+at::Tensor log_space_favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W,
+                           bool causal, const at::Tensor& key_mask = {}) {
+  at::Tensor a = softmax_logits(q.to(at::kDouble), W.to(at::kDouble))[0][0];  // [L, m]
+  at::Tensor l = softmax_logits(k.to(at::kDouble), W.to(at::kDouble))[0][0];
+  at::Tensor lw = at::logsumexp(a.unsqueeze(1) + l.unsqueeze(0), -1);        // [L, L]
+  const int64_t L = lw.size(0);
+  if (causal) lw = lw.masked_fill(~torch::ones({L, L}, torch::kBool).tril(), -INFINITY);
+  if (key_mask.defined()) lw = lw.masked_fill(~key_mask.view({1, L}), -INFINITY);
+  return at::matmul(at::softmax(lw, -1), v.to(at::kDouble)[0][0]).view({1, 1, L, v.size(-1)});
+}
+
+at::Tensor favor_softmax(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W, bool causal,
+                         int64_t chunk, const at::Tensor& key_mask = {}) {
+  FeatureMaps f = softmax_features(q, k, W, key_mask, causal, chunk);
+  return causal ? causal_linear_attention(f.q, f.k, v, chunk, f.chunk_log_scale) : linear_attention(f.q, f.k, v);
+}
+
+at::Tensor favor_relu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W, bool causal,
+                      int64_t chunk, const at::Tensor& key_mask = {}) {
+  FeatureMaps f = relu_features(q, k, W, 1e-3, key_mask);
+  return causal ? causal_linear_attention(f.q, f.k, v, chunk) : linear_attention(f.q, f.k, v);
+}
+
+}  // namespace
+
+TEST(FavorStabilizers, PaddingKeysWithHugeNormGiveTheUnpaddedResult) {
+  // Real keys of moderate norm, padding keys 1000x larger: their logits exceed the real ones by far more
+  // than the ~88 nats at which exp overflows float32. Outputs and gradients at the real positions must equal
+  // those of the unpadded input, for both kernels, bidirectional and causal.
+  const int64_t L = 24, n = 15, d = 16, m = 32;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 5).to(at::kFloat);
+  at::Tensor mask = torch::ones({1, L}, torch::kBool);
+  mask[0].narrow(0, n, L - n).fill_(false);
+  for (int kind = 0; kind < 2; ++kind)
+    for (bool causal : {false, true}) {
+      auto attend = kind == 0 ? favor_softmax : favor_relu;
+      at::Tensor q = randn({1, 1, L, d}, 81, at::kFloat), k = randn({1, 1, L, d}, 82, at::kFloat);
+      at::Tensor v = randn({1, 1, L, d}, 83, at::kFloat);
+      k[0][0].narrow(0, n, L - n).mul_(1000);
+      q.requires_grad_();
+      k.requires_grad_();
+      v.requires_grad_();
+      at::Tensor out = attend(q, k, v, W, causal, 4, mask);
+      at::Tensor real = out[0][0].narrow(0, 0, n);
+      ASSERT_TRUE(torch::isfinite(out).all().item<bool>()) << "kind " << kind << " causal " << causal;
+      auto g = torch::autograd::grad({real.sum()}, {q, k, v});
+      at::Tensor q1 = q.detach().narrow(2, 0, n).clone().requires_grad_(), k1 = k.detach().narrow(2, 0, n).clone().requires_grad_();
+      at::Tensor v1 = v.detach().narrow(2, 0, n).clone().requires_grad_();
+      at::Tensor alone = attend(q1, k1, v1, W, causal, 4, {});
+      auto g1 = torch::autograd::grad({alone.sum()}, {q1, k1, v1});
+      EXPECT_LT((real - alone[0][0]).abs().max().item<double>(), 1e-5) << "kind " << kind << " causal " << causal;
+      for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(torch::isfinite(g[static_cast<size_t>(i)]).all().item<bool>()) << "gradient " << i;
+        EXPECT_LT((g[static_cast<size_t>(i)].narrow(2, 0, n) - g1[static_cast<size_t>(i)]).abs().max().item<double>(), 1e-5)
+            << "kind " << kind << " causal " << causal << " gradient " << i;
+        EXPECT_EQ(g[static_cast<size_t>(i)].narrow(2, n, L - n).abs().max().item<double>(), 0.0) << "padding gradient " << i;
+      }
+    }
+}
+
+TEST(FavorStabilizers, LargeFutureKeyChangesNoEarlierOutput) {
+  // Causal FAVOR+: making one key huge must not change any output before it. A key in a later chunk cannot
+  // touch earlier chunks at all (bit-identical); inside its own chunk it can only matter through float
+  // range (kernels.h), so a key 40 nats above the rest changes the earlier outputs of its chunk by < 1e-6.
+  const int64_t L = 48, d = 16, m = 64, chunk = 8;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 9).to(at::kFloat);
+  at::Tensor q = randn({1, 2, L, d}, 91, at::kFloat) * 0.5, k = randn({1, 2, L, d}, 92, at::kFloat) * 0.5;
+  at::Tensor v = randn({1, 2, L, d}, 93, at::kFloat);
+  at::Tensor base = favor_softmax(q, k, v, W, true, chunk);
+  for (int64_t pos : {int64_t{37}, int64_t{21}}) {  // chunk 4 (positions 32..39) and chunk 2 (16..23)
+    at::Tensor big = k.clone();
+    big[0][0][pos] = W[0] / W[0].norm() * 80.0;  // along a feature direction: ~100 nats above the rest there
+    at::Tensor out = favor_softmax(q, big, v, W, true, chunk);
+    const int64_t chunk_start = pos / chunk * chunk;
+    EXPECT_TRUE(torch::equal(out.narrow(2, 0, chunk_start), base.narrow(2, 0, chunk_start))) << "key at " << pos;
+    EXPECT_GT((out.narrow(2, pos, L - pos) - base.narrow(2, pos, L - pos)).abs().max().item<double>(), 1e-3)
+        << "the key itself must matter from its position on";
+    at::Tensor moderate = k.clone();
+    moderate[0][0][pos] = W[0] / W[0].norm() * 30.0;
+    at::Tensor out2 = favor_softmax(q, moderate, v, W, true, chunk);
+    EXPECT_LT((out2.narrow(2, 0, pos) - base.narrow(2, 0, pos)).abs().max().item<double>(), 1e-6) << "key at " << pos;
+  }
+}
+
+TEST(FavorStabilizers, WideLogitRangeMatchesFloat64LogSpaceReference) {
+  // Keys whose logits spread over ~300 nats, and queries whose attention lies on the *small* keys (the large
+  // keys point away from them). A single global key shift would push those keys below float range, leaving
+  // D at its floor and an output of 0; the per-feature shifts keep every query's own keys in range.
+  const int64_t L = 40, d = 16, m = 64;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 12);
+  at::Tensor k = randn({1, 1, L, d}, 101) * 0.3, q = randn({1, 1, L, d}, 102) * 0.3, v = randn({1, 1, L, d}, 103);
+  at::Tensor dir = torch::zeros({d}, torch::kDouble);
+  dir[0] = 1;
+  for (int64_t j = 0; j < L; j += 4) k[0][0][j] += dir * (10.0 + 3.0 * static_cast<double>(j));  // large keys along +e0
+  q[0][0] -= dir * 6.0;  // every query points away from them
+  for (bool causal : {false, true}) {
+    at::Tensor ref = log_space_favor(q, k, v, W, causal);
+    at::Tensor out = favor_softmax(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), W.to(at::kFloat), causal, 8);
+    ASSERT_TRUE(torch::isfinite(out).all().item<bool>());
+    EXPECT_LT(rel_error(out.to(at::kDouble), ref), 1e-4) << "causal " << causal;
+    // The queries really attend to the small keys: the output is far from the large keys' values.
+    at::Tensor large_only = v[0][0].index({torch::arange(0, L, 4)}).mean(0);
+    EXPECT_GT((out[0][0].to(at::kDouble) - large_only).norm().item<double>(), 0.5);
+  }
+}
+
+TEST(FavorStabilizers, CausalChunkSizeDoesNotChangeTheResult) {
+  // Chunk 1, the default 128 (>= L here) and L itself agree with chunk 5, outputs and gradients, both kernels.
+  const int64_t L = 23, d = 8, m = 16;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 13);
+  at::Tensor G = randn({2, 2, L, d}, 114);
+  for (int kind = 0; kind < 2; ++kind) {
+    auto attend = kind == 0 ? favor_softmax : favor_relu;
+    std::vector<std::vector<at::Tensor>> results;
+    for (int64_t chunk : {int64_t{5}, int64_t{1}, int64_t{128}, L}) {
+      at::Tensor q = randn({2, 2, L, d}, 111).requires_grad_(), k = randn({2, 2, L, d}, 112).requires_grad_();
+      at::Tensor v = randn({2, 2, L, d}, 113).requires_grad_();
+      at::Tensor out = attend(q, k, v, W, true, chunk, {});
+      auto g = torch::autograd::grad({(out * G).sum()}, {q, k, v});
+      results.push_back({out.detach(), g[0], g[1], g[2]});
+    }
+    for (size_t c = 1; c < results.size(); ++c)
+      for (size_t i = 0; i < 4; ++i)
+        EXPECT_LT(rel_error(results[c][i], results[0][i]), 1e-12) << "kind " << kind << " chunk case " << c << " tensor " << i;
+  }
+}
+
+TEST(FavorStabilizers, WholePipelineGradientsMatchFiniteDifferences) {
+  // Features (with their stabilizers), normalizer and linear attention, in double, against central
+  // differences of the same function, for both kernels, bidirectional and causal (chunk 2 of L = 5).
+  const int64_t L = 5, d = 4, m = 6;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 17);
+  at::Tensor G = randn({1, 1, L, d}, 124);
+  for (int kind = 0; kind < 2; ++kind)
+    for (bool causal : {false, true}) {
+      auto attend = kind == 0 ? favor_softmax : favor_relu;
+      auto loss = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
+        return (attend(a, b, c, W, causal, 2, {}) * G).sum();
+      };
+      at::Tensor q = randn({1, 1, L, d}, 121).requires_grad_(), k = randn({1, 1, L, d}, 122).requires_grad_();
+      at::Tensor v = randn({1, 1, L, d}, 123).requires_grad_();
+      auto g = torch::autograd::grad({loss(q, k, v)}, {q, k, v});
+      std::vector<at::Tensor> inputs = {q.detach(), k.detach(), v.detach()};
+      const double h = 1e-6;
+      double worst = 0;
+      for (size_t which = 0; which < 3; ++which)
+        for (int64_t i = 0; i < inputs[which].numel(); ++i) {
+          auto at_delta = [&](double delta) {
+            std::vector<at::Tensor> in = {inputs[0].clone(), inputs[1].clone(), inputs[2].clone()};
+            in[which].reshape(-1)[i] += delta;
+            return loss(in[0], in[1], in[2]).item<double>();
+          };
+          const double numeric = (at_delta(h) - at_delta(-h)) / (2 * h);
+          worst = std::max(worst, std::abs(g[which].reshape(-1)[i].item<double>() - numeric));
+        }
+      EXPECT_LT(worst, 1e-6) << "kind " << kind << " causal " << causal;
+    }
+}
+
+TEST(RandomFeatures, SoftmaxKernelEstimateIsUnbiased) {
+  // Averaged over many draws of W, phi(q).phi(k) with the stabilizers undone (the unshifted logits of
+  // softmax_logits) approaches exp(q.k / sqrt(d)), for i.i.d. rows and for orthogonal rows with chi(d) norms.
+  // Tolerance: 5 standard errors of the mean over the draws.
+  const int64_t d = 8, m = 8, draws = 4000;
+  at::Tensor q = randn({1, 1, 1, d}, 131) * 0.6, k = randn({1, 1, 1, d}, 132) * 0.6;
+  const double exact = std::exp((q * k).sum().item<double>() / std::sqrt(static_cast<double>(d)));
+  for (int orthogonal = 0; orthogonal < 2; ++orthogonal) {
+    std::vector<double> est;
+    for (int64_t s = 0; s < draws; ++s) {
+      at::Tensor W = orthogonal ? orthogonal_gaussian_projection(m, d, RowNorms::kChi, 1000 + static_cast<uint64_t>(s))
+                                : gaussian_projection(m, d, 1000 + static_cast<uint64_t>(s));
+      est.push_back((at::exp(softmax_logits(q, W)) * at::exp(softmax_logits(k, W))).sum().item<double>() /
+                    static_cast<double>(m));
+    }
+    at::Tensor e = torch::tensor(est, torch::kDouble);
+    const double mean = e.mean().item<double>(), se = e.std().item<double>() / std::sqrt(static_cast<double>(draws));
+    std::printf("  %s: mean estimate %.5f, exact %.5f, standard error %.5f\n", orthogonal ? "orthogonal chi" : "iid",
+                mean, exact, se);
+    EXPECT_LT(std::abs(mean - exact), 5 * se) << (orthogonal ? "orthogonal" : "iid");
+    EXPECT_LT(se / exact, 0.02);  // the test has the power to see a 10% bias
+  }
+}
+
+namespace {
+// Runs f with CPU bfloat16 autocast enabled (the CPU counterpart of CUDA's bf16 autocast).
+template <class F>
+at::Tensor under_cpu_bf16_autocast(F f) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+#else
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+#endif
+  at::Tensor out = f();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+#else
+  at::autocast::set_cpu_enabled(false);
+#endif
+  at::autocast::clear_cache();
+  return out;
+}
+}  // namespace
+
+TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
+  // Under autocast a matmul runs in bf16 whatever its inputs are; the FAVOR core (features, normalizer,
+  // sums) must not: with the same float32 q, k, v it gives the float32 result (relative error < 1e-2; it
+  // is float32 throughout, so in fact ~0), for both kernels and both directions. Logits W x' of 8-45 are
+  // where bf16 rounding of W x' would cost 1-5% per feature, so the inputs are scaled up.
+  for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu})
+    for (bool causal : {false, true}) {
+      AttentionOptions o;
+      o.kind = kind;
+      o.d_model = 64;
+      o.heads = 2;
+      o.features = 64;
+      o.causal = causal;
+      o.causal_chunk = 16;
+      SelfAttention attn(o);
+      torch::NoGradGuard g;
+      at::Tensor q = randn({2, 2, 50, 32}, 141, at::kFloat) * 3, k = randn({2, 2, 50, 32}, 142, at::kFloat) * 3;
+      at::Tensor v = randn({2, 2, 50, 32}, 143, at::kFloat);
+      at::Tensor ref = attn->favor(q, k, v, {});
+      at::Tensor mixed = under_cpu_bf16_autocast([&] { return attn->favor(q, k, v, {}); });
+      EXPECT_EQ(mixed.scalar_type(), at::kFloat);
+      EXPECT_LT(rel_error(mixed.to(at::kDouble), ref.to(at::kDouble)), 1e-2) << attention_kind_name(kind) << " causal " << causal;
+      // The rounding the guard prevents: the same features computed with bf16 logits are visibly off.
+      if (kind == AttentionKind::kFavorSoftmax && !causal) {
+        at::Tensor rounded = softmax_logits(q.to(at::kBFloat16).to(at::kFloat), attn->projection());
+        at::Tensor exact = softmax_logits(q, attn->projection());
+        EXPECT_GT((rounded - exact).abs().max().item<double>(), 0.05);
+      }
+    }
+}
+
+TEST(SelfAttention, FavorUnderCudaBf16AutocastMatchesFloat32) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu})
+    for (bool causal : {false, true}) {
+      AttentionOptions o;
+      o.kind = kind;
+      o.d_model = 64;
+      o.heads = 2;
+      o.features = 64;
+      o.causal = causal;
+      SelfAttention attn(o);
+      attn->to(torch::kCUDA);
+      torch::NoGradGuard g;
+      auto cuda = torch::TensorOptions().device(torch::kCUDA);
+      at::Tensor q = randn({2, 2, 300, 32}, 151, at::kFloat).to(cuda) * 3, k = randn({2, 2, 300, 32}, 152, at::kFloat).to(cuda) * 3;
+      at::Tensor v = randn({2, 2, 300, 32}, 153, at::kFloat).to(cuda);
+      at::Tensor ref = attn->favor(q, k, v, {});
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+      at::Tensor mixed = attn->favor(q, k, v, {});
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::clear_cache();
+      EXPECT_LT(rel_error(mixed.to(at::kDouble).cpu(), ref.to(at::kDouble).cpu()), 1e-2) << attention_kind_name(kind);
+    }
+#else
+  GTEST_SKIP() << "bf16 autocast needs LibTorch >= 2.4";
+#endif
 }

@@ -197,3 +197,64 @@ TEST(DataLoader, ResumeFromSavedPositionGivesTheSameBatches) {
   ASSERT_TRUE(resumed.next(b));
   EXPECT_TRUE(torch::equal(b.inputs, all[static_cast<size_t>(source->num_batches(0) + source->num_batches(1))].inputs));
 }
+
+TEST(NextTokenTargets, EveryResidueAndEosPredictedFromItsLeftUncorrupted) {
+  // Sequence rows: "<cls> r1 .. rn <eos> <pad>..": the label at i is token i+1 for residues and <eos>
+  // (training), residues only for evaluation; inputs are the clean tokens.
+  Corpus corpus = make_corpus(1);
+  BatchOptions bo;
+  bo.tokens_per_batch = 4096;
+  bo.max_len = 200;
+  SequenceBatches source(corpus, Split::kTrain, bo);
+  Batch b = source.batch(0, 0);
+  for (bool include_eos : {true, false}) {
+    MaskedTokens m = next_token_targets(b.tokens, include_eos);
+    EXPECT_TRUE(torch::equal(m.inputs, b.tokens));
+    const int64_t B = b.tokens.size(0), L = b.tokens.size(1);
+    int64_t residues = 0, eos = 0;
+    for (int64_t r = 0; r < B; ++r) {
+      const int64_t n = b.padding_mask[r].sum().item<int64_t>();  // <cls> + residues + <eos>
+      for (int64_t i = 0; i < L; ++i) {
+        const int64_t label = m.labels[r][i].item<int64_t>();
+        if (i + 1 < n - 1) {
+          EXPECT_EQ(label, b.tokens[r][i + 1].item<int64_t>()) << "row " << r << " position " << i;
+          ++residues;
+        } else if (i + 1 == n - 1) {
+          EXPECT_EQ(label, include_eos ? int64_t{Alphabet::kEos} : kIgnoreIndex);
+          eos += include_eos;
+        } else {
+          EXPECT_EQ(label, kIgnoreIndex) << "nothing after <eos> is a target";
+        }
+      }
+    }
+    EXPECT_EQ(residues, (b.padding_mask.sum() - 2 * B).item<int64_t>());
+    EXPECT_EQ(eos, include_eos ? B : 0);
+  }
+  // Concatenated rows: after an <eos>, the next protein's first residue is a target too.
+  BatchOptions co;
+  co.max_len = 64;
+  co.tokens_per_batch = 256;
+  ConcatBatches concat(corpus, Split::kTrain, co);
+  Batch c = concat.batch(0, 0);
+  MaskedTokens mc = next_token_targets(c.tokens, true);
+  at::Tensor expected = c.tokens.narrow(1, 1, 63);
+  EXPECT_TRUE(torch::equal(mc.labels.narrow(1, 0, 63), expected));
+  EXPECT_TRUE((mc.labels.select(1, 63) == kIgnoreIndex).all().item<bool>());
+}
+
+TEST(DataLoader, CausalObjectiveGivesNextTokenTargets) {
+  Corpus corpus = make_corpus(1);
+  BatchOptions bo;
+  bo.tokens_per_batch = 2048;
+  bo.max_len = 128;
+  auto source = std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
+  LoaderOptions lo;
+  lo.objective = Objective::kNextToken;
+  lo.prefetch = 0;
+  DataLoader loader(source, lo);
+  Batch b;
+  ASSERT_TRUE(loader.next(b));
+  EXPECT_TRUE(torch::equal(b.inputs, b.tokens)) << "no corruption";
+  EXPECT_FALSE((b.inputs == Alphabet::kMask).any().item<bool>());
+  EXPECT_TRUE(torch::equal(b.labels, next_token_targets(b.tokens, true).labels));
+}

@@ -158,3 +158,34 @@ TEST(Encoder, CausalRotaryVariantTrains) {
   EXPECT_LT((logits.narrow(1, 0, 40) - logits2.narrow(1, 0, 40)).abs().max().item<double>(), 1e-5);
   EXPECT_GT((logits.narrow(1, 40, 23) - logits2.narrow(1, 40, 23)).abs().max().item<double>(), 1e-3);
 }
+
+TEST(Encoder, CausalModelsNeverSeeTheFuture) {
+  // Through the whole encoder (embeddings, every layer, the LM head), for all three kinds and both kinds
+  // of positions: changing any token after position i changes no logit at positions <= i. In double
+  // precision, so "no change" is checked to 1e-10; the causal chunk (5) splits the 37 positions unevenly.
+  const int64_t L = 37;
+  Batch b = real_batch(2, L, 1);
+  for (auto kind : {AttentionKind::kExact, AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu})
+    for (const char* positions : {"learned", "rotary"}) {
+      EncoderConfig c = small_config(kind);
+      c.causal = true;
+      c.positions = positions;
+      c.causal_chunk = 5;
+      Encoder model(c);
+      model->to(torch::kDouble);
+      model->eval();
+      torch::NoGradGuard g;
+      at::Tensor logits = model(b.tokens, b.padding_mask);
+      for (int64_t i : {int64_t{0}, int64_t{7}, int64_t{21}, L - 2}) {
+        at::Tensor changed = b.tokens.clone();
+        // Every later token replaced (a different residue each), padding mask unchanged.
+        changed.narrow(1, i + 1, L - i - 1).copy_((changed.narrow(1, i + 1, L - i - 1) - Alphabet::kFirstResidue + 7) % 20 +
+                                                  Alphabet::kFirstResidue);
+        at::Tensor logits2 = model(changed, b.padding_mask);
+        EXPECT_LT((logits.narrow(1, 0, i + 1) - logits2.narrow(1, 0, i + 1)).abs().max().item<double>(), 1e-10)
+            << attention_kind_name(kind) << " " << positions << " i=" << i;
+        EXPECT_GT((logits.narrow(1, i + 1, L - i - 1) - logits2.narrow(1, i + 1, L - i - 1)).abs().max().item<double>(), 1e-4)
+            << "later positions must see the change";
+      }
+    }
+}

@@ -78,14 +78,19 @@ class RowRunner {
 
 }  // namespace
 
+void check_mode(const std::string& mode, bool causal_model) {
+  if (mode != "masked" && mode != "pseudo" && mode != "causal")
+    throw Error("eval: --mode '" + mode + "': expected auto, masked, pseudo or causal");
+  if (mode == "causal" && !causal_model)
+    throw Error("eval: --mode causal needs a causal model (this one is bidirectional: use masked or pseudo)");
+  if (mode != "causal" && causal_model)
+    throw Error("eval: --mode " + mode + " needs a bidirectional model; this one is causal (it was trained on "
+                "next-token prediction and never saw masked input): use --mode causal");
+}
+
 std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std::pair<std::string, std::string>>& proteins,
                                           const PerplexityOptions& o, const torch::Device& device) {
-  const bool causal = model->config().causal;
-  if (o.mode == "causal" && !causal) throw Error("eval: --mode causal needs a causal model (this one is bidirectional)");
-  if ((o.mode == "masked" || o.mode == "pseudo") && causal)
-    throw Error("eval: this model is causal; use --mode causal (next-token perplexity)");
-  if (o.mode != "masked" && o.mode != "pseudo" && o.mode != "causal")
-    throw Error("eval: --mode '" + o.mode + "': expected masked, pseudo or causal");
+  check_mode(o.mode, model->config().causal);
   if (!o.train_frequencies.empty() && o.train_frequencies.size() != Alphabet::kSize)
     throw Error("eval: train frequencies must have 33 entries");
   const int64_t window = model->config().max_len - 2;

@@ -41,6 +41,10 @@ struct PerplexityOptions {
   std::vector<double> train_frequencies;  // 33 entries, for the unigram baseline; may be empty
 };
 
+// Throws a one-line Error unless `mode` (masked | pseudo | causal) suits the model: causal models are
+// scored only by next-token perplexity, bidirectional ones only by the masked modes.
+void check_mode(const std::string& mode, bool causal_model);
+
 // Scores proteins (accession, residues) with the model (eval mode, no gradient).
 std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std::pair<std::string, std::string>>& proteins,
                                           const PerplexityOptions& options, const torch::Device& device);

@@ -68,9 +68,8 @@ double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W
   if (s.kind == "exact") {
     out = exact_attention(q, k, v, {}, s.causal);
   } else {
-    at::Tensor qf = s.kind == "favor-softmax" ? softmax_features_query(q, W) : relu_features(q, W, 1e-3, {});
-    at::Tensor kf = s.kind == "favor-softmax" ? softmax_features_key(k, W, {}) : relu_features(k, W, 1e-3, {});
-    out = s.causal ? causal_linear_attention(qf, kf, v) : linear_attention(qf, kf, v);
+    FeatureMaps f = s.kind == "favor-softmax" ? softmax_features(q, k, W, {}, s.causal) : relu_features(q, k, W, 1e-3, {});
+    out = s.causal ? causal_linear_attention(f.q, f.k, v, 128, f.chunk_log_scale) : linear_attention(f.q, f.k, v);
   }
   out.sum().backward();
 #ifdef PERFORMER_CUDA

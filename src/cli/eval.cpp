@@ -1,5 +1,5 @@
 // performer eval --checkpoint CKPT (--input FASTA... | --corpus corpus.h5 --split test)
-//                [--mode masked|pseudo|causal] [--repeats K] [--train-corpus corpus.h5] [--out DIR]
+//                [--mode auto|masked|pseudo|causal] [--repeats K] [--train-corpus corpus.h5] [--out DIR]
 // Held-out perplexity of a trained model (analysis/perplexity.h), beside the uniform (20 amino acids) and
 // unigram (training frequencies) baselines. Proteins identical to a training-split protein of the
 // training corpus are left out (and counted), so "held-out" means unseen.
@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <unordered_set>
+
+#include <nlohmann/json.hpp>
 
 #include "analysis/perplexity.h"
 #include "cli/commands.h"
@@ -46,12 +48,17 @@ void report(const char* label, const PerplexitySummary& s, FILE* out) {
                static_cast<long long>(s.sequences));
 }
 
-void write_json_summary(std::ofstream& j, const char* key, const PerplexitySummary& s, bool last) {
-  j << "  \"" << key << "\": {\"perplexity\": " << s.perplexity << ", \"ci95\": [" << s.ci_low << ", " << s.ci_high
-    << "], \"accuracy\": " << s.accuracy << ", \"loss\": " << s.loss << ", \"residues\": " << s.scored
-    << ", \"proteins\": " << s.sequences << ", \"unigram_perplexity\": "
-    << (std::isnan(s.unigram_perplexity) ? std::string("null") : std::to_string(s.unigram_perplexity)) << "}"
-    << (last ? "\n" : ",\n");
+// A number for JSON: NaN and infinities (no value in JSON) become null.
+nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
+
+nlohmann::json json_summary(const PerplexitySummary& s) {
+  return {{"perplexity", number(s.perplexity)},
+          {"ci95", {number(s.ci_low), number(s.ci_high)}},
+          {"accuracy", number(s.accuracy)},
+          {"loss", number(s.loss)},
+          {"residues", s.scored},
+          {"proteins", s.sequences},
+          {"unigram_perplexity", number(s.unigram_perplexity)}};
 }
 
 int run_eval(const EvalArgs& a) {
@@ -59,6 +66,7 @@ int run_eval(const EvalArgs& a) {
   const torch::Device device = resolve_device(a.device);
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
+  if (a.perplexity.mode != "auto") check_mode(a.perplexity.mode, c.model.causal);
 
   std::vector<std::pair<std::string, std::string>> proteins;
   if (!a.corpus.empty()) {
@@ -73,6 +81,7 @@ int run_eval(const EvalArgs& a) {
     }
   }
   PerplexityOptions po = a.perplexity;
+  if (po.mode == "auto") po.mode = c.model.causal ? "causal" : "masked";
   const std::string train_path = find_train_corpus(a, c);
   int64_t overlap = 0;
   if (!train_path.empty()) {
@@ -135,12 +144,16 @@ int run_eval(const EvalArgs& a) {
       tsv << s.accession << '\t' << s.length << '\t' << s.scored << '\t' << loss << '\t' << std::exp(loss) << '\t'
           << static_cast<double>(s.correct) / static_cast<double>(s.scored) << '\n';
     }
-    std::ofstream j(std::filesystem::path(a.out) / "summary.json");
-    j << "{\n  \"checkpoint\": \"" << a.checkpoint << "\",\n  \"mode\": \"" << po.mode << "\",\n  \"repeats\": " << po.repeats
-      << ",\n  \"left_out_training_overlap\": " << overlap << ",\n  \"uniform_perplexity\": 20,\n";
-    for (size_t i = 0; i < results.size(); ++i)
-      write_json_summary(j, results[i].first.c_str(), results[i].second, i + 1 == results.size());
-    j << "}\n";
+    nlohmann::json j = {{"checkpoint", a.checkpoint},
+                        {"mode", po.mode},
+                        {"repeats", po.repeats},
+                        {"left_out_training_overlap", overlap},
+                        {"uniform_perplexity", 20}};
+    for (auto& [name, s] : results) j[name] = json_summary(s);
+    const std::string path = (std::filesystem::path(a.out) / "summary.json").string();
+    std::ofstream out(path);
+    out << j.dump(2) << "\n";
+    if (!out.flush()) throw Error(path + ": cannot write");
     std::printf("wrote %s/per_sequence.tsv and %s/summary.json\n", a.out.c_str(), a.out.c_str());
   }
   return 0;
@@ -155,7 +168,9 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_option("-i,--input", a->inputs, "FASTA or UniProt files (plain or gzip)");
   cmd->add_option("--corpus", a->corpus, "a prepared corpus instead of --input");
   cmd->add_option("--split", a->split, "split of --corpus: train | valid | test")->capture_default_str();
-  cmd->add_option("--mode", a->perplexity.mode, "masked | pseudo | causal")->capture_default_str();
+  a->perplexity.mode = "auto";
+  cmd->add_option("--mode", a->perplexity.mode, "auto (causal for causal models, else masked) | masked | pseudo | causal")
+      ->capture_default_str();
   cmd->add_option("--repeats", a->perplexity.repeats, "masked mode: masks averaged (seeds seed..seed+K-1)")->capture_default_str();
   cmd->add_option("--seed", a->perplexity.seed, "masking seed")->capture_default_str();
   cmd->add_option("--tokens-per-batch", a->perplexity.tokens_per_batch, "token budget per forward pass")->capture_default_str();

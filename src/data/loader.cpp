@@ -23,7 +23,11 @@ bool DataLoader::make(DataPosition& pos, Batch& out) const {
     pos.index = 0;
   }
   out = source_->batch(pos.epoch, pos.index);
-  if (options_.mask) {
+  if (options_.mask && options_.objective == Objective::kNextToken) {
+    MaskedTokens m = next_token_targets(out.tokens, /*include_eos=*/true);
+    out.inputs = m.inputs;
+    out.labels = m.labels;
+  } else if (options_.mask) {
     MaskedTokens m = mask_tokens(out.tokens, options_.masking,
                                  derive_seed(options_.mask_seed, kMaskStream, static_cast<uint64_t>(pos.epoch),
                                              static_cast<uint64_t>(pos.index)));

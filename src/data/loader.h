@@ -1,4 +1,5 @@
-// Iterates a BatchSource epoch after epoch, applies MLM masking, and prefetches on a background thread
+// Iterates a BatchSource epoch after epoch, makes the targets of the objective (MLM masking, or next-token
+// labels for causal models), and prefetches on a background thread
 // so the trainer never waits on batch assembly. Masks are seeded by (mask_seed, epoch, index), so the
 // stream of batches is identical with or without prefetching, and after seek() to a saved position.
 #pragma once
@@ -20,7 +21,8 @@ struct DataPosition {
 };
 
 struct LoaderOptions {
-  bool mask = true;
+  bool mask = true;          // false: batches without inputs/labels (clean tokens only)
+  Objective objective = Objective::kMaskedLm;
   MaskingOptions masking;
   uint64_t mask_seed = 0;
   int prefetch = 4;          // batches prepared ahead (0: no background thread)

@@ -46,6 +46,10 @@ class SelfAttentionImpl : public torch::nn::Module {
   // D^-1 phi(Q) phi(K)^T for FAVOR, with its current features. For export and tests.
   at::Tensor attention_matrix(const at::Tensor& x, const at::Tensor& key_mask = {});
 
+  // The FAVOR core: q, k, v [B, H, L, d_head] (after projection) -> [B, H, L, d_head], with this layer's
+  // features; computed in float32 at least with autocast off, whatever the caller's precision.
+  at::Tensor favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask) const;
+
   // Replaces W by draw number `draw` (no-op if it is already current).
   void redraw(int64_t draw);
   int64_t current_draw() const { return feature_draw_.item<int64_t>(); }
@@ -58,7 +62,7 @@ class SelfAttentionImpl : public torch::nn::Module {
  private:
   // q, k, v [B, H, L, d_head] after projection (and rotary).
   void project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v);
-  void features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_mask, at::Tensor& qf, at::Tensor& kf);
+  FeatureMaps features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_mask) const;
   at::Tensor draw_matrix(int64_t draw) const;
 
   AttentionOptions options_;

@@ -43,29 +43,11 @@ void orthonormalize_rows(std::vector<double>& a, int64_t d) {
   }
 }
 
-at::Tensor shifted_exp(const at::Tensor& x, const at::Tensor& W, bool is_query, const at::Tensor& key_mask) {
-  // x [B,H,L,d] -> features [B,H,L,m], computed in float32 at least.
-  const auto compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  const int64_t d = x.size(-1), m = W.size(0);
-  const double scale = std::pow(static_cast<double>(d), -0.25);
-  at::Tensor xs = x.to(compute) * scale;                               // x' = x d^-1/4
-  at::Tensor wx = at::matmul(xs, W.to(compute).t());                   // W x'        [B,H,L,m]
-  at::Tensor half_norm = xs.pow(2).sum(-1, /*keepdim=*/true) * 0.5;    // |x'|^2 / 2  [B,H,L,1]
-  at::Tensor logits = wx - half_norm;
-  at::Tensor stab;
-  {
-    at::NoGradGuard no_grad;
-    if (is_query) {
-      stab = std::get<0>(logits.max(-1, true));                        // [B,H,L,1]
-    } else {
-      at::Tensor l = logits;
-      if (key_mask.defined()) l = l.masked_fill(~key_mask.view({key_mask.size(0), 1, key_mask.size(1), 1}), -INFINITY);
-      stab = std::get<0>(l.flatten(-2).max(-1, true)).unsqueeze(-1);   // [B,H,1,1]
-    }
-  }
-  at::Tensor f = at::exp(logits - stab.detach()) / std::sqrt(static_cast<double>(m));
-  if (!is_query) f = mask_rows(f, key_mask);
-  return f;
+at::ScalarType compute_type(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
+
+// [B, L] -> [B, 1, L, 1]: true at padding.
+at::Tensor padding_rows(const at::Tensor& key_mask) {
+  return ~key_mask.view({key_mask.size(0), 1, key_mask.size(1), 1});
 }
 
 }  // namespace
@@ -100,26 +82,66 @@ at::Tensor gaussian_projection(int64_t m, int64_t d, uint64_t seed) {
 
 at::Tensor mask_rows(const at::Tensor& f, const at::Tensor& key_mask) {
   if (!key_mask.defined()) return f;
-  return f * key_mask.view({key_mask.size(0), 1, key_mask.size(1), 1}).to(f.scalar_type());
+  return f.masked_fill(padding_rows(key_mask), 0.0);
 }
 
-at::Tensor softmax_features_query(const at::Tensor& x, const at::Tensor& W) {
-  return shifted_exp(x, W, /*is_query=*/true, at::Tensor());
+at::Tensor softmax_logits(const at::Tensor& x, const at::Tensor& W) {
+  const auto compute = compute_type(x);
+  const double scale = std::pow(static_cast<double>(x.size(-1)), -0.25);
+  at::Tensor xs = x.to(compute) * scale;                                // x' = x d^-1/4
+  at::Tensor wx = at::matmul(xs, W.to(compute).t());                    // W x'        [B,H,L,m]
+  return wx - xs.pow(2).sum(-1, /*keepdim=*/true) * 0.5;                // - |x'|^2/2
 }
 
-at::Tensor softmax_features_key(const at::Tensor& x, const at::Tensor& W, const at::Tensor& key_mask) {
-  return shifted_exp(x, W, /*is_query=*/false, key_mask);
+FeatureMaps softmax_features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& W, const at::Tensor& key_mask,
+                             bool causal, int64_t chunk) {
+  if (causal && chunk < 1) throw Error("causal attention: chunk must be positive");
+  const double inv_sqrt_m = 1.0 / std::sqrt(static_cast<double>(W.size(0)));
+  at::Tensor a = softmax_logits(q, W);  // [B,H,L,m]
+  at::Tensor l = softmax_logits(k, W);
+  if (key_mask.defined()) l = l.masked_fill(padding_rows(key_mask), -INFINITY);  // before exp: exp(-inf) = 0
+  FeatureMaps f;
+  at::Tensor s;  // key shift per position [B,H,L,m] (causal) or [B,H,1,m]
+  {
+    at::NoGradGuard no_grad;
+    if (!causal) {
+      s = std::get<0>(l.max(2, /*keepdim=*/true));                        // s_r = max_j l_jr   [B,H,1,m]
+    } else {
+      const int64_t B = l.size(0), H = l.size(1), L = l.size(2), m = l.size(3);
+      const int64_t C = (L + chunk - 1) / chunk;
+      at::Tensor lp = l.detach();
+      if (C * chunk > L) lp = at::cat({lp, at::full({B, H, C * chunk - L, m}, -INFINITY, lp.options())}, 2);
+      at::Tensor per_chunk = std::get<0>(lp.view({B, H, C, chunk, m}).max(3));   // [B,H,C,m]
+      f.chunk_log_scale = std::get<0>(per_chunk.cummax(2));                      // s_c: running max over chunks
+      // Chunks before the first real key (a row of padding only) have no maximum: any finite shift will do.
+      f.chunk_log_scale.masked_fill_(at::isinf(f.chunk_log_scale), 0.0);
+      f.chunk = chunk;
+      s = f.chunk_log_scale.repeat_interleave(chunk, 2).narrow(2, 0, L);         // [B,H,L,m]
+    }
+    if (!causal) s.masked_fill_(at::isinf(s), 0.0);  // no real key at all
+  }
+  at::Tensor shifted_q = a + s;  // a_ir + s_r: the key shift moved into the query
+  at::Tensor t;
+  {
+    at::NoGradGuard no_grad;
+    t = std::get<0>(shifted_q.max(-1, /*keepdim=*/true));                 // t_i = max_r (a_ir + s_r)
+  }
+  f.q = at::exp(shifted_q - t) * inv_sqrt_m;
+  f.k = at::exp(l - s) * inv_sqrt_m;
+  return f;
 }
 
-at::Tensor relu_features(const at::Tensor& x, const at::Tensor& W, double eps, const at::Tensor& key_mask) {
-  const auto compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor xc = x.to(compute);
-  at::Tensor f;
-  if (W.defined())
-    f = at::relu(at::matmul(xc, W.to(compute).t())) / std::sqrt(static_cast<double>(W.size(0))) + eps;
-  else
-    f = at::relu(xc) + eps;
-  return mask_rows(f, key_mask);
+FeatureMaps relu_features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& W, double eps,
+                          const at::Tensor& key_mask) {
+  auto phi = [&](const at::Tensor& x) {
+    at::Tensor xc = x.to(compute_type(x));
+    if (!W.defined()) return at::relu(xc) + eps;
+    return at::relu(at::matmul(xc, W.to(xc.scalar_type()).t())) / std::sqrt(static_cast<double>(W.size(0))) + eps;
+  };
+  FeatureMaps f;
+  f.q = phi(q);
+  f.k = mask_rows(phi(k), key_mask);
+  return f;
 }
 
 }  // namespace performer

@@ -10,8 +10,11 @@
 //   through the running prefix S = sum_j kf_j v_j^T [m, d]. A custom backward recomputes the prefix sums
 //   (forward for dq, reversed for dk and dv) instead of storing one [m, d] state per position, so memory
 //   is O(L m + L d + c^2 + m d) per head, linear in L.
-// D is floored at the smallest normal float instead of adding an epsilon: D scales with the (stabilized)
-// features and can legitimately be tiny; the floor only prevents 0/0 when every key feature underflows.
+//   With a chunk log-scale s [B, H, C, m] (causal softmax features, kernels.h) the keys of chunk c carry the
+//   shift s_c and the prefix is rescaled row-wise by exp(s_{c-1} - s_c) <= 1 before chunk c (and the
+//   backward's suffix by exp(s_c - s_{c+1})), so each chunk sees all earlier keys under its own shift.
+// D is floored at the smallest normal float instead of adding an epsilon; with the stabilized softmax
+// features D >= 1/m (kernels.h), so the floor only guards degenerate inputs (no real key at all).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -19,16 +22,20 @@ namespace performer {
 
 at::Tensor linear_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v);
 at::Tensor causal_linear_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v,
-                                   int64_t chunk = 128);
+                                   int64_t chunk = 128, const at::Tensor& chunk_log_scale = {});
 
 // The unnormalized causal product N_i = sum_{j<=i} (q_i . k_j) v_j with the memory-linear custom backward.
-// q, k [B, H, L, m], v [B, H, L, e] -> [B, H, L, e].
-at::Tensor causal_dot_product(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk = 128);
+// q, k [B, H, L, m], v [B, H, L, e] -> [B, H, L, e]; chunk_log_scale [B, H, ceil(L/chunk), m] or undefined.
+at::Tensor causal_dot_product(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t chunk = 128,
+                              const at::Tensor& chunk_log_scale = {});
 
 // Explicit O(L^2) reference: D^-1 (qf kf^T [masked lower-triangular if causal]) v. For tests and for
-// exporting attention matrices.
-at::Tensor explicit_feature_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v, bool causal);
+// exporting attention matrices. With a chunk log-scale, key j of chunk c' seen from query i of chunk c
+// is scaled by exp(s_c' - s_c), as in the chunked sum.
+at::Tensor explicit_feature_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v, bool causal,
+                                      int64_t chunk = 0, const at::Tensor& chunk_log_scale = {});
 // The implicit attention matrix D^-1 qf kf^T [B, H, L, L] (rows sum to 1 over real keys).
-at::Tensor feature_attention_matrix(const at::Tensor& qf, const at::Tensor& kf, bool causal);
+at::Tensor feature_attention_matrix(const at::Tensor& qf, const at::Tensor& kf, bool causal, int64_t chunk = 0,
+                                    const at::Tensor& chunk_log_scale = {});
 
 }  // namespace performer

@@ -21,7 +21,7 @@ LossSums masked_cross_entropy(const at::Tensor& logits, const at::Tensor& labels
   return s;
 }
 
-EvalResult evaluate_masked(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& st,
+EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& st,
                            const torch::Device& device) {
   BatchOptions bo;
   bo.max_len = st.max_len;
@@ -42,7 +42,9 @@ EvalResult evaluate_masked(Encoder& model, const Corpus& corpus, Split split, co
   for (int64_t i = 0; i < n; ++i) {
     if (st.max_sequences > 0 && r.sequences >= st.max_sequences) break;
     Batch b = source->batch(0, i);
-    MaskedTokens m = mask_tokens(b.tokens, st.masking, derive_seed(st.seed, 0xe7a1, static_cast<uint64_t>(i)));
+    MaskedTokens m = st.objective == Objective::kNextToken
+                         ? next_token_targets(b.tokens, /*include_eos=*/false)
+                         : mask_tokens(b.tokens, st.masking, derive_seed(st.seed, 0xe7a1, static_cast<uint64_t>(i)));
     at::Tensor logits = model(m.inputs.to(device), b.padding_mask.to(device));
     LossSums s = masked_cross_entropy(logits, m.labels.to(device));
     loss += s.loss_sum.item<double>();

@@ -1,5 +1,7 @@
-// Masked-LM evaluation on a split: a fixed, seeded 15% mask over the first max_sequences proteins (or
-// chunks) in corpus order, so every evaluation of every checkpoint sees the same positions.
+// Evaluation on a split, over the first max_sequences proteins (or chunks) in corpus order.
+// Causal models (Objective::kNextToken): next-token perplexity of the residues, each predicted from the
+// tokens before it (no corruption; data/masking.h). Bidirectional models: masked LM with a fixed, seeded
+// 15% mask, so every evaluation of every checkpoint sees the same positions.
 // Perplexity = exp(mean cross-entropy over the masked positions), over the full 33-token softmax.
 // Two corruptions of the selected positions are used (EvalSettings::masking):
 //   standard  80% <mask>, 10% random amino acid, 10% unchanged: the training corruption, and what
@@ -23,20 +25,21 @@ struct EvalSettings {
   bool concat = false;
   int64_t max_sequences = 2000;  // 0 = the whole split
   uint64_t seed = 1234;
-  MaskingOptions masking;  // standard 80/10/10 by default; strict_masking() for all-<mask>
+  Objective objective = Objective::kMaskedLm;
+  MaskingOptions masking;  // masked LM: standard 80/10/10 by default; strict_masking() for all-<mask>
 };
 
 struct EvalResult {
   double loss = 0;        // mean cross-entropy (nats) over predicted positions
   double perplexity = 0;
   double accuracy = 0;    // argmax == target
-  int64_t predicted = 0;  // masked positions scored
+  int64_t predicted = 0;  // positions scored (masked residues, or residues predicted from their left)
   int64_t sequences = 0;  // rows evaluated
 };
 
 inline MaskingOptions strict_masking(double rate) { return MaskingOptions{rate, 1.0, 0.0}; }
 
-EvalResult evaluate_masked(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& settings,
+EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& settings,
                            const torch::Device& device);
 
 // Sum of cross-entropy over positions whose label is not -100, and the number of such positions and of

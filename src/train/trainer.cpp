@@ -58,6 +58,7 @@ std::shared_ptr<BatchSource> make_source(const Corpus& corpus, const RunConfig& 
 
 LoaderOptions loader_options(const RunConfig& c) {
   LoaderOptions lo;
+  lo.objective = objective_for(c.model.causal);
   lo.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
   lo.mask_seed = mask_seed(c);
   lo.prefetch = static_cast<int>(c.data.prefetch);
@@ -109,7 +110,7 @@ void set_autocast(const torch::Device& device, const std::string& precision, boo
 }
 
 // One optimizer step's forward/backward over micro-batches. Gradients are left in the parameters,
-// already divided by the number of predicted positions.
+// already divided by the number of predicted positions (masked residues, or next tokens for causal models).
 struct StepOutcome {
   double loss = 0;          // mean masked cross-entropy of the step
   int64_t predicted = 0;
@@ -274,6 +275,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   es.concat = c.data.concat;
   es.max_sequences = c.eval.max_sequences;
   es.seed = c.eval.seed;
+  es.objective = objective_for(c.model.causal);
   es.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
   EvalSettings strict = es;
   strict.masking = strict_masking(c.data.mask_rate);
@@ -281,11 +283,20 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   TrainResult result;
   result.unigram_perplexity = unigram;
   auto run_eval = [&](int64_t step) {
-    EvalResult e = evaluate_masked(model, corpus, Split::kValid, es, device);
-    EvalResult s = evaluate_masked(model, corpus, Split::kValid, strict, device);
+    EvalResult e = evaluate(model, corpus, Split::kValid, es, device);
     result.valid_loss = e.loss;
     result.valid_perplexity = e.perplexity;
     result.valid_accuracy = e.accuracy;
+    if (es.objective == Objective::kNextToken) {  // no masking, so no all-masked figure: those columns stay empty
+      result.strict_perplexity = result.strict_accuracy = std::nan("");
+      evals << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ",,,," << unigram << "\n";
+      evals.flush();
+      log->info("eval step {}: valid next-token perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), accuracy {:.3f}; {} "
+                "residues of {} sequences", step, e.perplexity, 100.0 * (e.perplexity / unigram - 1.0), unigram,
+                e.accuracy, e.predicted, e.sequences);
+      return e;
+    }
+    EvalResult s = evaluate(model, corpus, Split::kValid, strict, device);
     result.strict_perplexity = s.perplexity;
     result.strict_accuracy = s.accuracy;
     evals << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ',' << s.loss << ',' << s.perplexity
@@ -415,11 +426,17 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   result.tokens_per_second = train_seconds > 0 ? static_cast<double>(run_tokens) / train_seconds : 0;
   result.steady_tokens_per_second = steady_seconds > 0 ? static_cast<double>(steady_tokens) / steady_seconds : 0;
   result.peak_bytes = peak_memory(device);
-  log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) perplexity "
-            "{:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} ({:+.1f}%)",
-            result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,
-            100.0 * (result.valid_perplexity / unigram - 1.0), unigram, result.strict_perplexity,
-            100.0 * (result.strict_perplexity / unigram - 1.0));
+  if (es.objective == Objective::kNextToken)
+    log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) next-token "
+              "perplexity {:.3f} ({:+.1f}% vs unigram {:.3f})",
+              result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,
+              100.0 * (result.valid_perplexity / unigram - 1.0), unigram);
+  else
+    log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) perplexity "
+              "{:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} ({:+.1f}%)",
+              result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,
+              100.0 * (result.valid_perplexity / unigram - 1.0), unigram, result.strict_perplexity,
+              100.0 * (result.strict_perplexity / unigram - 1.0));
   if (result.stop_reason == "interrupted" || result.stop_reason == "time limit" || result.stop_reason == "stop_after")
     log->info("to continue: performer train --config {}/config.yaml --resume auto", c.output.dir);
   spdlog::drop("train");

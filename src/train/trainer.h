@@ -1,9 +1,11 @@
-// `performer train`: masked-LM training of the encoder from a RunConfig.
+// `performer train`: training of the encoder from a RunConfig, with the masked-LM objective for
+// bidirectional models and next-token prediction for causal ones (model.causal; data/masking.h).
 //
 // One optimizer step = micro-batches until train.tokens_per_step real tokens (or one batch), loss summed
-// over masked positions and divided by their count, gradient clipping, AdamW at the scheduled rate, then
-// a feature redraw when due. Every eval.every steps: masked perplexity/accuracy on a fixed sample of the
-// valid split beside the unigram baseline. Checkpoints (io/checkpoint.h) every output.checkpoint_every
+// over the predicted positions (masked residues; or every residue and <eos> of a causal model) and divided
+// by their count, gradient clipping, AdamW at the scheduled rate, then a feature redraw when due. Every
+// eval.every steps: perplexity/accuracy on a fixed sample of the valid split (masked, standard and
+// all-masked; or next-token over the residues for causal models) beside the unigram baseline. Checkpoints (io/checkpoint.h) every output.checkpoint_every
 // steps, at the end, on SIGINT/SIGTERM (after the current step), at train.max_minutes, and when
 // train.max_bad_steps consecutive steps had a NaN/Inf loss or gradient (those steps are skipped).
 // The run folder holds config.yaml, train.log, metrics.csv (one row per step), eval.csv, ckpt-*.h5, best.h5.
@@ -34,8 +36,8 @@ struct TrainResult {
   double steady_tokens_per_second = 0;  // the same after the first TrainOptions::timing_warmup steps
   double start_bytes = 0;         // memory in use before the first step (CPU: RSS; CUDA: allocated)
   double peak_bytes = 0;          // peak memory of the run (CPU: peak RSS; CUDA: max allocated)
-  double valid_loss = 0, valid_perplexity = 0, valid_accuracy = 0;  // standard 80/10/10 masking
-  double strict_perplexity = 0, strict_accuracy = 0;                 // every selected residue masked
+  double valid_loss = 0, valid_perplexity = 0, valid_accuracy = 0;  // standard 80/10/10 masking, or next-token
+  double strict_perplexity = 0, strict_accuracy = 0;                 // every selected residue masked (NaN: causal)
   double unigram_perplexity = 0;  // of the valid split under train frequencies (corpus statistics)
   std::string checkpoint;         // last written
   std::string stop_reason;        // "completed", "interrupted", "time limit", "stop_after", "non-finite"
