@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <set>
 
@@ -188,4 +190,51 @@ TEST(Encoder, CausalModelsNeverSeeTheFuture) {
             << "later positions must see the change";
       }
     }
+}
+
+namespace {
+// Relative error of the encoder's logits under bf16 autocast on `device` against float32, both FAVOR kinds.
+// Projections and feed-forward layers run in bf16 under autocast; the FAVOR core stays float32.
+std::vector<double> autocast_logit_errors(const torch::Device& device) {
+  std::vector<double> out;
+  Batch b = real_batch(4, 128, 5);
+  for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {
+    Encoder model(small_config(kind));
+    model->to(device);
+    model->eval();
+    torch::NoGradGuard g;
+    at::Tensor inputs = b.inputs.to(device), mask = b.padding_mask.to(device);
+    at::Tensor ref = model(inputs, mask).to(torch::kDouble).cpu();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    at::autocast::set_autocast_enabled(device.type(), true);
+    at::autocast::set_autocast_dtype(device.type(), at::kBFloat16);
+    at::Tensor mixed = model(inputs, mask).to(torch::kDouble).cpu();
+    at::autocast::set_autocast_enabled(device.type(), false);
+#else
+    if (device.is_cuda()) return {};
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::Tensor mixed = model(inputs, mask).to(torch::kDouble).cpu();
+    at::autocast::set_cpu_enabled(false);
+#endif
+    at::autocast::clear_cache();
+    at::Tensor real = b.padding_mask.unsqueeze(-1).expand_as(ref);
+    out.push_back((mixed - ref).masked_select(real).norm().item<double>() / ref.masked_select(real).norm().item<double>());
+  }
+  return out;
+}
+}  // namespace
+
+TEST(Encoder, LogitsUnderCpuBf16AutocastMatchFloat32) {
+  for (double e : autocast_logit_errors(torch::kCPU)) {
+    std::printf("  relative logit error under CPU bf16 autocast: %.4f\n", e);
+    EXPECT_LT(e, 1e-2);
+  }
+}
+
+TEST(Encoder, LogitsUnderCudaBf16AutocastMatchFloat32) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto errors = autocast_logit_errors(torch::kCUDA);
+  if (errors.empty()) GTEST_SKIP() << "bf16 autocast needs LibTorch >= 2.4";
+  for (double e : errors) EXPECT_LT(e, 1e-2);
 }

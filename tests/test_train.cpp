@@ -7,8 +7,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "io/checkpoint.h"
+#include "model/encoder.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
@@ -62,6 +64,45 @@ TEST(Optimizer, AdamWMatchesLibTorchAdamW) {
   }
   EXPECT_LT((a - b).abs().max().item<double>(), 1e-6);
   EXPECT_EQ(mine.step_count(), 5);
+}
+
+TEST(Optimizer, AdamWDecaysWeightMatricesOnlyNotBiasesOrNorms) {
+  // The reason AdamW is written out: decoupled weight decay applies to weight matrices and embeddings
+  // (>= 2 dimensions), never to biases, LayerNorm gains/shifts or lm_bias (1-D). With zero gradients the
+  // Adam update is 0, so one step shows the decay alone: 2-D shrink by (1 - lr wd), 1-D stay bit-identical.
+  Encoder model([] {
+    EncoderConfig c;
+    c.layers = 1;
+    c.heads = 2;
+    c.d_model = 16;
+    c.d_ff = 32;
+    c.features = 8;
+    c.max_len = 16;
+    return c;
+  }());
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  std::map<std::string, at::Tensor> before;
+  for (auto& p : model->named_parameters()) {
+    params.emplace_back(p.key(), p.value());
+    before[p.key()] = p.value().detach().clone();
+    p.value().mutable_grad() = torch::zeros_like(p.value());
+  }
+  const double lr = 0.1, wd = 0.5;
+  AdamW opt(params, AdamWOptions{0.9, 0.98, 1e-8, wd});
+  opt.step(lr);
+  int decayed = 0, kept = 0;
+  for (auto& [name, p] : params) {
+    if (p.dim() >= 2) {
+      EXPECT_LT((p - before[name] * (1 - lr * wd)).abs().max().item<double>(), 1e-7) << name;
+      ++decayed;
+    } else {
+      EXPECT_TRUE(torch::equal(p, before[name])) << name << " (1-D) must not be decayed";
+      ++kept;
+    }
+  }
+  EXPECT_TRUE(before.count("lm_bias") && before.count("final_norm.weight") && before.count("layers.0.ff1.bias"));
+  EXPECT_GE(decayed, 6);  // embeddings, q/k/v/out projections, ff1, ff2, positions
+  EXPECT_GE(kept, 10);    // biases, LayerNorm weights and biases, lm_bias
 }
 
 TEST(Optimizer, ScheduleAndClipping) {
