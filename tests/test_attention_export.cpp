@@ -37,10 +37,10 @@ TEST(Png, HeatmapDecodesWithItsSizeAndHasText) {
   EXPECT_THROW(png_size(dir.file("bad.png")), std::exception);
 }
 
-TEST(AaAttention, UniformGivesOnesAndSelfAttentionTheHandComputedRatios) {
+TEST(PairwiseAttention, UniformGivesOnesAndSelfAttentionTheHandComputedRatios) {
   // Residues L L A A (ids 4, 4, 5, 5).
   const std::vector<Token> res = {4, 4, 5, 5};
-  AaAttention uniform(1), self(1);
+  PairwiseAttention uniform(1), self(1);
   uniform.add(torch::full({1, 4, 4}, 0.25), res);
   self.add(torch::eye(4).unsqueeze(0), res);
   auto u = uniform.matrix(0), s = self.matrix(0);
@@ -89,17 +89,36 @@ TEST(AttentionCli, ExportsMapsAndBlosumComparison) {
       EXPECT_GE(hh, static_cast<int>(n));
     }
   }
-  EXPECT_EQ(h5::dataset_dims(f, "aa_attention/layer_0"), (std::vector<hsize_t>{static_cast<hsize_t>(c.model.heads), 20, 20}));
-  // correlations.csv: one row per layer and head, finite correlations.
+  for (const char* variant : {"trained", "init", "positional_null", "shuffled"}) {
+    EXPECT_EQ(h5::dataset_dims(f, std::string("pairwise/") + variant + "/layer_0"),
+              (std::vector<hsize_t>{static_cast<hsize_t>(c.model.heads), 20, 20}));
+    EXPECT_EQ(h5::dataset_dims(f, std::string("target_shares/") + variant + "/shares"),
+              (std::vector<hsize_t>{static_cast<hsize_t>(c.model.layers * c.model.heads), 20}));
+    EXPECT_EQ(h5::dataset_dims(f, std::string("target_shares/") + variant + "/similarity"), (std::vector<hsize_t>{20, 20}));
+  }
+  // correlations.csv: per variant, the target-share row and one pairwise row per layer and head; the
+  // trained heads' pairwise correlations are finite.
   std::ifstream csv(out + "/correlations.csv");
   std::string line;
   std::getline(csv, line);
+  EXPECT_EQ(line, "measure,variant,layer,head,pearson,spearman,pairs");
   int rows = 0;
   while (std::getline(csv, line)) {
     ++rows;
-    EXPECT_EQ(line.find("nan"), std::string::npos) << line;
+    if (line.rfind("pairwise_ratio,trained,", 0) == 0) EXPECT_EQ(line.find("nan"), std::string::npos) << line;
   }
-  EXPECT_EQ(rows, c.model.layers * c.model.heads);
+  EXPECT_EQ(rows, 4 * (1 + c.model.layers * c.model.heads));
+  // similarity.csv: three statistics, the four variants and the verdict.
+  std::ifstream sim(out + "/similarity.csv");
+  std::getline(sim, line);
+  EXPECT_EQ(line, "measure,statistic,trained,init,positional_null,shuffled,trained_above_both_nulls");
+  int sim_rows = 0;
+  while (std::getline(sim, line)) {
+    ++sim_rows;
+    EXPECT_TRUE(line.size() > 3 && (line.substr(line.size() - 3) == "yes" || line.substr(line.size() - 2) == "no")) << line;
+  }
+  EXPECT_EQ(sim_rows, 3);
+  EXPECT_TRUE(fs::exists(out + "/target_similarity.csv"));
   EXPECT_GT(png_size(out + "/blosum_vs_attention.png").first, 400);
   EXPECT_TRUE(fs::exists(out + "/aa_attention.csv"));
   // --heads selects the exported maps; a bad index is a one-line error.

@@ -118,4 +118,21 @@ std::vector<double> off_diagonal(const std::vector<double>& m, size_t n) {
   return out;
 }
 
+PairCorrelation correlate_pairs(const std::vector<double>& a, const std::vector<double>& b, size_t n) {
+  if (a.size() != n * n || b.size() != n * n) throw Error("correlate_pairs: matrices are not n x n");
+  std::vector<double> x, y;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = i + 1; j < n; ++j)
+      if (std::isfinite(a[i * n + j]) && std::isfinite(b[i * n + j])) {
+        x.push_back(a[i * n + j]);
+        y.push_back(b[i * n + j]);
+      }
+  PairCorrelation r;
+  r.pairs = static_cast<int64_t>(x.size());
+  if (x.size() < 3) return r;
+  r.pearson = pearson(x, y);
+  r.spearman = spearman(x, y);
+  return r;
+}
+
 }  // namespace performer

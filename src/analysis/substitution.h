@@ -4,6 +4,8 @@
 // NCBI's matrix text format: '#' comment lines, a header line of column letters, then one row per letter:
 // the row letter followed by one integer (or number) per column.
 #pragma once
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -27,5 +29,14 @@ double pearson(const std::vector<double>& x, const std::vector<double>& y);
 double spearman(const std::vector<double>& x, const std::vector<double>& y);
 // The off-diagonal entries i != j of an n x n row-major matrix, in row order.
 std::vector<double> off_diagonal(const std::vector<double>& m, size_t n);
+
+// Correlation of two symmetric n x n row-major matrices over their distinct pairs i < j (190 for the 20
+// amino acids) where both entries are finite; NaN when fewer than 3 such pairs remain.
+struct PairCorrelation {
+  double pearson = std::numeric_limits<double>::quiet_NaN();
+  double spearman = std::numeric_limits<double>::quiet_NaN();
+  int64_t pairs = 0;  // pairs used
+};
+PairCorrelation correlate_pairs(const std::vector<double>& a, const std::vector<double>& b, size_t n);
 
 }  // namespace performer

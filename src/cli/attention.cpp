@@ -1,5 +1,5 @@
 // performer attention --checkpoint CKPT --input FASTA... --out DIR [--layers all|0,3] [--max-sequences 500]
-//                     [--export 3] [--blosum data/BLOSUM62]
+//                     [--export 3] [--blosum data/BLOSUM62] [--seed 0]
 //
 // 1. Attention maps: for the first --export proteins, the attention probabilities of every chosen layer
 //    and head as the model applies them (softmax for exact models, the implicit D^-1 phi(Q) phi(K)^T with
@@ -7,12 +7,15 @@
 //    rows renormalized), to attention.h5 (/proteins/<accession>/layer_<l> [heads, n, n], float32, the
 //    --heads chosen, listed in the group's "heads" attribute) and one PNG
 //    heatmap per layer and head (png/<accession>_layer<l>_head<h>.png).
-// 2. Amino-acid similarity: over the first --max-sequences proteins, attention between amino-acid types per
-//    head (analysis/aa_attention.h), correlated with BLOSUM62 over the 190 off-diagonal pairs (Pearson and
-//    Spearman), for the trained model and for the same architecture at initialization. Outputs
-//    correlations.csv (every head), aa_attention.csv (the best head's 20 x 20 matrix), attention.h5
-//    (/aa_attention/layer_<l> and /aa_attention_init/layer_<l>, [H, 20, 20]) and
-//    blosum_vs_attention.png (best head beside BLOSUM62).
+// 2. Amino-acid similarity vs BLOSUM62 over the first --max-sequences proteins (analysis/aa_similarity.h):
+//    two measures (Vig et al.'s target shares over all heads; the pairwise ratio per head), each for the
+//    trained model, the model at initialization, a positional null and shuffled residue identities.
+//    Outputs: similarity.csv (one row per measure and statistic, the four variants side by side, and
+//    whether the trained figure is above both nulls), correlations.csv (every head and variant),
+//    aa_attention.csv (the best trained head's pairwise matrix), target_similarity.csv (the trained
+//    target-share similarity), attention.h5 (/pairwise/<variant>/layer_<l> [H, 20, 20],
+//    /target_shares/<variant>/shares [layers x H, 20] and /similarity [20, 20] with their correlations as
+//    attributes) and blosum_vs_attention.png (target-share similarity, best pairwise head, BLOSUM62).
 // Proteins longer than the model's max_len - 2 residues are represented by their first max_len - 2.
 #include <unistd.h>
 
@@ -23,7 +26,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "analysis/aa_attention.h"
+#include "analysis/aa_similarity.h"
 #include "analysis/substitution.h"
 #include "cli/commands.h"
 #include "data/sequence_reader.h"
@@ -42,6 +45,7 @@ struct AttentionArgs {
   std::string checkpoint, out, layers = "all", heads = "all", blosum = "data/BLOSUM62", device = "auto";
   std::vector<std::string> inputs;
   int64_t max_sequences = 500, exported = 3;
+  uint64_t seed = 0;  // residue shuffles of the null
 };
 
 // "all" or a comma-separated list of indices in [0, n); `what` names the option in errors.
@@ -69,16 +73,146 @@ std::string safe_name(const std::string& s) {
   return out;
 }
 
-struct HeadCorrelation {
-  int64_t layer, head;
-  double pearson, spearman, init_pearson, init_spearman;
-};
+std::string fmt(double x) {
+  if (std::isnan(x)) return "n/a";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f", x);
+  return b;
+}
+
+// A matrix for a heatmap (NaN drawn as 0).
+std::vector<float> for_picture(const std::vector<double>& m) {
+  std::vector<float> out;
+  for (double v : m) out.push_back(std::isnan(v) ? 0.0f : static_cast<float>(v));
+  return out;
+}
+
+void write_matrix_csv(const std::string& path, const std::vector<double>& m) {
+  const std::string aa(Alphabet::kResidues.substr(0, 20));
+  std::ofstream out(path);
+  out << "aa";
+  for (char ch : aa) out << ',' << ch;
+  out << '\n';
+  for (int i = 0; i < 20; ++i) {
+    out << aa[static_cast<size_t>(i)];
+    for (int j = 0; j < 20; ++j) out << ',' << m[static_cast<size_t>(i * 20 + j)];
+    out << '\n';
+  }
+}
+
+// Writes the study's tables, HDF5 groups and picture, and prints the comparison; layers are the model
+// layers behind the study's slots.
+void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>& layers, int64_t H,
+                       const std::string& out_dir, hid_t file) {
+  std::vector<VariantSummary> sum;
+  for (int v = 0; v < kVariants; ++v) sum.push_back(study.summary(variant_at(v)));
+  // similarity.csv and the console table: one row per measure and statistic, the variants side by side.
+  struct Row {
+    const char* measure;
+    const char* statistic;
+    double value[kVariants];
+  };
+  std::vector<Row> rows(3);
+  rows[0] = {"target_shares", "pearson", {}};
+  rows[1] = {"pairwise_ratio", "mean_head_pearson", {}};
+  rows[2] = {"pairwise_ratio", "best_head_pearson", {}};
+  for (int v = 0; v < kVariants; ++v) {
+    rows[0].value[v] = sum[static_cast<size_t>(v)].targets.pearson;
+    rows[1].value[v] = sum[static_cast<size_t>(v)].pairwise_mean;
+    rows[2].value[v] = sum[static_cast<size_t>(v)].pairwise_best;
+  }
+  auto above_nulls = [](const Row& r) {
+    const double t = r.value[0], p = r.value[2], s = r.value[3];
+    return !std::isnan(t) && (std::isnan(p) || t > p) && (std::isnan(s) || t > s);
+  };
+  std::ofstream csv(fs::path(out_dir) / "similarity.csv");
+  csv << "measure,statistic,trained,init,positional_null,shuffled,trained_above_both_nulls\n";
+  std::printf("amino-acid similarity of attention vs BLOSUM62 (Pearson over the 190 pairs; %lld proteins):\n",
+              static_cast<long long>(study.proteins()));
+  std::printf("  %-34s %8s %8s %11s %9s  %s\n", "measure", "trained", "init", "positional", "shuffled", "trained above both nulls");
+  for (const Row& r : rows) {
+    csv << r.measure << ',' << r.statistic;
+    for (double x : r.value) csv << ',' << x;
+    csv << ',' << (above_nulls(r) ? "yes" : "no") << '\n';
+    const std::string name = std::string(r.measure) + " (" + r.statistic + ")";
+    std::printf("  %-34s %8s %8s %11s %9s  %s\n", name.c_str(), fmt(r.value[0]).c_str(), fmt(r.value[1]).c_str(),
+                fmt(r.value[2]).c_str(), fmt(r.value[3]).c_str(), above_nulls(r) ? "yes" : "no");
+  }
+  std::printf("  (target shares: %lld of %lld trained heads have attention above %.1f)\n",
+              static_cast<long long>(sum[0].target_heads_used), static_cast<long long>(H * static_cast<int64_t>(layers.size())),
+              TargetShares::kThreshold);
+  if (above_nulls(rows[0]))
+    std::printf("  target shares: the trained model's heads treat amino acids alike in line with BLOSUM62 beyond what "
+                "position or composition explain\n");
+  else
+    std::printf("  target shares: the trained figure is not above both nulls, so it is no evidence that the model "
+                "learned substitution similarity\n");
+
+  // correlations.csv: every head of the pairwise measure and the target-share figure, per variant.
+  std::ofstream cc(fs::path(out_dir) / "correlations.csv");
+  cc << "measure,variant,layer,head,pearson,spearman,pairs\n";
+  for (int v = 0; v < kVariants; ++v) {
+    const Variant var = variant_at(v);
+    const PairCorrelation t = study.target_correlation(var);
+    cc << "target_shares," << variant_name(var) << ",all,all," << t.pearson << ',' << t.spearman << ',' << t.pairs << '\n';
+    for (size_t s = 0; s < layers.size(); ++s)
+      for (int64_t h = 0; h < H; ++h) {
+        const PairCorrelation r = study.head_correlation(var, static_cast<int64_t>(s), h);
+        cc << "pairwise_ratio," << variant_name(var) << ',' << layers[s] << ',' << h << ',' << r.pearson << ','
+           << r.spearman << ',' << r.pairs << '\n';
+      }
+  }
+
+  // HDF5: every variant's pairwise matrices and target shares.
+  h5::Handle pw = h5::create_group(file, "pairwise");
+  h5::Handle ts = h5::create_group(file, "target_shares");
+  h5::write_attr(ts, "threshold", TargetShares::kThreshold);
+  for (int v = 0; v < kVariants; ++v) {
+    const Variant var = variant_at(v);
+    h5::Handle g = h5::create_group(pw, variant_name(var));
+    for (size_t s = 0; s < layers.size(); ++s) {
+      std::vector<double> all;
+      for (int64_t h = 0; h < H; ++h) {
+        auto m = study.pairwise(var, static_cast<int64_t>(s)).matrix(h);
+        all.insert(all.end(), m.begin(), m.end());
+      }
+      h5::write_array<double>(g, "layer_" + std::to_string(layers[s]), {static_cast<hsize_t>(H), 20, 20}, all.data());
+    }
+    h5::Handle t = h5::create_group(ts, variant_name(var));
+    const auto shares = study.targets(var).shares();
+    const auto similarity = study.targets(var).similarity();
+    h5::write_array<double>(t, "shares", {static_cast<hsize_t>(study.targets(var).heads()), 20}, shares.data());
+    h5::write_array<double>(t, "similarity", {20, 20}, similarity.data());
+    h5::write_attr(t, "pearson", sum[static_cast<size_t>(v)].targets.pearson);
+    h5::write_attr(t, "spearman", sum[static_cast<size_t>(v)].targets.spearman);
+    h5::write_attr(t, "heads_used", sum[static_cast<size_t>(v)].target_heads_used);
+  }
+
+  // The best trained head's pairwise matrix, the trained target-share similarity, and the picture.
+  const VariantSummary& tr = sum[0];
+  const std::vector<double> best = study.pairwise(Variant::kTrained, tr.best_slot).matrix(tr.best_head);
+  const std::vector<double> similarity = study.targets(Variant::kTrained).similarity();
+  write_matrix_csv((fs::path(out_dir) / "aa_attention.csv").string(), best);
+  write_matrix_csv((fs::path(out_dir) / "target_similarity.csv").string(), similarity);
+  std::vector<std::string> labels;
+  for (char ch : Alphabet::kResidues.substr(0, 20)) labels.emplace_back(1, ch);
+  std::vector<float> bf;
+  for (double v : study.blosum()) bf.push_back(static_cast<float>(v));
+  const std::string t1 = "target shares, trained r=" + fmt(tr.targets.pearson) + " (pos " + fmt(sum[2].targets.pearson) +
+                         ", shuf " + fmt(sum[3].targets.pearson) + ")";
+  const std::string t2 = "pairwise ratio, layer " + std::to_string(layers[static_cast<size_t>(tr.best_slot)]) + " head " +
+                         std::to_string(tr.best_head) + " r=" + fmt(tr.pairwise_best) + " (pos best " +
+                         fmt(sum[2].pairwise_best) + ")";
+  write_png((fs::path(out_dir) / "blosum_vs_attention.png").string(),
+            side_by_side({heatmap(for_picture(similarity), 20, 20, t1, labels, labels),
+                          heatmap(for_picture(best), 20, 20, t2, labels, labels),
+                          heatmap(bf, 20, 20, "BLOSUM62", labels, labels)}));
+}
 
 int run_attention(const AttentionArgs& a) {
   if (a.inputs.empty()) throw Error("attention: --input FILE... is required");
   if (a.out.empty()) throw Error("attention: --out DIR is required");
-  const SubstitutionMatrix blosum = read_substitution_matrix(a.blosum);
-  const std::vector<double> blosum_off = off_diagonal(blosum.standard_block(), Alphabet::kStandardAminoAcids);
+  read_substitution_matrix(a.blosum);  // a bad matrix file fails before any work
   const torch::Device device = resolve_device(a.device);
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
@@ -93,7 +227,8 @@ int run_attention(const AttentionArgs& a) {
   fs::create_directories(fs::path(a.out) / "png");
   const std::string h5_path = (fs::path(a.out) / "attention.h5").string();
   const std::string h5_tmp = h5_path + ".tmp-" + std::to_string(::getpid());
-  std::vector<AaAttention> trained(layers.size(), AaAttention(H)), initial(layers.size(), AaAttention(H));
+  SimilarityStudy study(static_cast<int64_t>(layers.size()), H, window,
+                        read_substitution_matrix(a.blosum).standard_block(), a.seed);
   int64_t proteins = 0, residues = 0;
   torch::NoGradGuard no_grad;
   struct Cleanup {  // no half-written attention.h5 after an error
@@ -128,14 +263,18 @@ int run_attention(const AttentionArgs& a) {
           h5::write_attr(pg, "sequence", seq);
           h5::write_attr(pg, "accession", rec.accession);
         }
+        auto residues_only = [&](const at::Tensor& m) {  // [1,H,L,L] -> [H,n,n], rows renormalized
+          at::Tensor r = m[0].narrow(1, 1, n).narrow(2, 1, n).to(torch::kFloat).cpu();
+          return (r / r.sum(-1, true).clamp_min(1e-30)).contiguous();
+        };
+        std::vector<at::Tensor> trained_maps, init_maps;
         for (size_t l = 0; l < layers.size(); ++l) {
-          auto residues_only = [&](const at::Tensor& m) {  // [1,H,L,L] -> [H,n,n], rows renormalized
-            at::Tensor r = m[0].narrow(1, 1, n).narrow(2, 1, n).to(torch::kFloat).cpu();
-            return (r / r.sum(-1, true).clamp_min(1e-30)).contiguous();
-          };
-          at::Tensor A = residues_only(maps[l]);
-          trained[l].add(A, res);
-          initial[l].add(residues_only(maps0[l]), res);
+          trained_maps.push_back(residues_only(maps[l]));
+          init_maps.push_back(residues_only(maps0[l]));
+        }
+        study.add(trained_maps, init_maps, res);
+        for (size_t l = 0; l < layers.size(); ++l) {
+          const at::Tensor& A = trained_maps[l];
           if (!export_this) continue;
           at::Tensor chosen = A.index_select(0, torch::tensor(heads, torch::kLong)).contiguous();
           h5::write_array<float>(pg, "layer_" + std::to_string(layers[l]),
@@ -158,75 +297,16 @@ int run_attention(const AttentionArgs& a) {
       if (proteins >= a.max_sequences) break;
     }
     if (proteins == 0) throw Error("attention: no proteins in the input");
-    // Correlations with BLOSUM62 per head, trained and at initialization.
-    h5::Handle aa = h5::create_group(file, "aa_attention");
-    h5::Handle aa0 = h5::create_group(file, "aa_attention_init");
-    std::vector<HeadCorrelation> corr;
-    for (size_t l = 0; l < layers.size(); ++l) {
-      std::vector<double> all, all0;
-      for (int64_t h = 0; h < H; ++h) {
-        auto m = trained[l].matrix(h), m0 = initial[l].matrix(h);
-        all.insert(all.end(), m.begin(), m.end());
-        all0.insert(all0.end(), m0.begin(), m0.end());
-        auto off = off_diagonal(m, 20), off0 = off_diagonal(m0, 20);
-        corr.push_back({layers[l], h, pearson(off, blosum_off), spearman(off, blosum_off), pearson(off0, blosum_off),
-                        spearman(off0, blosum_off)});
-      }
-      const std::vector<hsize_t> dims = {static_cast<hsize_t>(H), 20, 20};
-      h5::write_array<double>(aa, "layer_" + std::to_string(layers[l]), dims, all.data());
-      h5::write_array<double>(aa0, "layer_" + std::to_string(layers[l]), dims, all0.data());
-    }
-    std::ofstream csv(fs::path(a.out) / "correlations.csv");
-    csv << "layer,head,pearson,spearman,init_pearson,init_spearman\n";
-    double mean_p = 0, mean_s = 0, mean_p0 = 0, mean_s0 = 0;
-    const HeadCorrelation* best = &corr[0];
-    const HeadCorrelation* best0 = &corr[0];
-    for (auto& x : corr) {
-      csv << x.layer << ',' << x.head << ',' << x.pearson << ',' << x.spearman << ',' << x.init_pearson << ','
-          << x.init_spearman << '\n';
-      mean_p += x.pearson / static_cast<double>(corr.size());
-      mean_s += x.spearman / static_cast<double>(corr.size());
-      mean_p0 += x.init_pearson / static_cast<double>(corr.size());
-      mean_s0 += x.init_spearman / static_cast<double>(corr.size());
-      if (x.pearson > best->pearson) best = &x;
-      if (x.init_pearson > best0->init_pearson) best0 = &x;
-    }
     std::printf("%s: %lld proteins, %lld residues, %zu layers x %lld heads\n", a.checkpoint.c_str(),
                 static_cast<long long>(proteins), static_cast<long long>(residues), layers.size(), static_cast<long long>(H));
-    std::printf("attention between amino-acid types vs BLOSUM62 (190 off-diagonal pairs):\n");
-    std::printf("  trained:        best head layer %lld head %lld: Pearson %.3f, Spearman %.3f; mean over heads %.3f / %.3f\n",
-                static_cast<long long>(best->layer), static_cast<long long>(best->head), best->pearson, best->spearman,
-                mean_p, mean_s);
-    std::printf("  initialization: best head layer %lld head %lld: Pearson %.3f, Spearman %.3f; mean over heads %.3f / %.3f\n",
-                static_cast<long long>(best0->layer), static_cast<long long>(best0->head), best0->init_pearson,
-                best0->init_spearman, mean_p0, mean_s0);
-    // The best head's matrix (CSV) and the side-by-side picture.
-    const size_t bl = static_cast<size_t>(std::find(layers.begin(), layers.end(), best->layer) - layers.begin());
-    const std::vector<double> m = trained[bl].matrix(best->head);
-    const std::string aa_names(Alphabet::kResidues.substr(0, 20));
-    std::vector<std::string> labels;
-    for (char ch : aa_names) labels.emplace_back(1, ch);
-    std::ofstream mc(fs::path(a.out) / "aa_attention.csv");
-    mc << "aa";
-    for (auto& s : labels) mc << ',' << s;
-    mc << '\n';
-    for (int i = 0; i < 20; ++i) {
-      mc << labels[static_cast<size_t>(i)];
-      for (int j = 0; j < 20; ++j) mc << ',' << m[static_cast<size_t>(i * 20 + j)];
-      mc << '\n';
-    }
-    std::vector<float> mf(m.begin(), m.end()), bf;
-    for (double v : blosum.standard_block()) bf.push_back(static_cast<float>(v));
-    char title[160];
-    std::snprintf(title, sizeof title, "attention ratio, layer %lld head %lld (r=%.2f)", static_cast<long long>(best->layer),
-                  static_cast<long long>(best->head), best->pearson);
-    write_png((fs::path(a.out) / "blosum_vs_attention.png").string(),
-              side_by_side({heatmap(mf, 20, 20, title, labels, labels), heatmap(bf, 20, 20, "BLOSUM62", labels, labels)}));
+    study.finish();
+    report_similarity(study, layers, H, a.out, file);
     if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(h5_tmp + ": cannot flush (disk full?)");
   }
   fs::rename(h5_tmp, h5_path);
   cleanup.armed = false;
-  std::printf("wrote %s, correlations.csv, aa_attention.csv, blosum_vs_attention.png and %lld heatmaps in %s/png\n",
+  std::printf("wrote %s, similarity.csv, correlations.csv, aa_attention.csv, target_similarity.csv, "
+              "blosum_vs_attention.png and %lld heatmaps in %s/png\n",
               h5_path.c_str(),
               static_cast<long long>(std::min(proteins, a.exported) * static_cast<int64_t>(layers.size() * heads.size())),
               a.out.c_str());
@@ -248,6 +328,7 @@ void add_attention(CLI::App& app, Action& run) {
   cmd->add_option("--export", a->exported, "proteins whose maps are written (HDF5 + PNG)")->capture_default_str();
   cmd->add_option("--blosum", a->blosum, "substitution matrix in NCBI text format")->capture_default_str();
   cmd->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
+  cmd->add_option("--seed", a->seed, "seed of the residue shuffles (null model)")->capture_default_str();
   cmd->callback([&run, a] { run = [a] { return run_attention(*a); }; });
 }
 
