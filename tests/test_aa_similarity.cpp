@@ -60,9 +60,10 @@ at::Tensor positional_heads(int64_t n) {
 }
 
 // A synthetic model whose attention follows BLOSUM62, built so that Vig et al.'s measure can recover it.
-// Target shares of head h are p_h(b) = f_b w_hb with w_hb = 1 + s X_hb / f_b and X^T X = P B P + 2P (P centres
-// over the 20 amino acids; the rows of X are +-sqrt(eigenvalue) eigenvectors, so each head's shares sum to
-// 1 and each amino acid's shares average f_b over the heads). In each protein, residue j of type b is the
+// Target shares of head h are p_h(b) = f_b w_hb with w_hb = 1 + s X_hb / f_b, where the rows of X are
+// +-sqrt(eigenvalue) eigenvectors of G = P B P + 2P (P centres over the 20 amino acids; the null direction,
+// all ones, is left out), so X^T X = 2 G: each head's shares sum to 1, each amino acid's shares average f_b
+// over the heads, and their correlations across heads are G's normalized entries. In each protein, residue j of type b is the
 // confident target (weight 1/3) of about 2 w_hb queries, placed on distinct rows (at most 3 per row; the
 // rest of a row's mass is spread thinly over the other residues), so the pooled counts are proportional
 // to f_b w_hb without any per-protein normalization.

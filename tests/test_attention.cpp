@@ -333,10 +333,25 @@ at::Tensor favor_relu(const at::Tensor& q, const at::Tensor& k, const at::Tensor
 
 }  // namespace
 
-TEST(FavorStabilizers, PaddingKeysWithHugeNormGiveTheUnpaddedResult) {
-  // Real keys of moderate norm, padding keys 1000x larger: their logits exceed the real ones by far more
-  // than the ~88 nats at which exp overflows float32. Outputs and gradients at the real positions must equal
-  // those of the unpadded input, for both kernels, bidirectional and causal.
+namespace {
+// Keys x' = x d^-1/4 along row r of W reach the largest logit a key can have in feature r,
+// w_r.k' - |k'|^2/2 = |w_r|^2/2 (at k' = w_r); keys of norm |k'| = 20 elsewhere sit ~100 nats or more below it.
+at::Tensor key_at_feature_max(const at::Tensor& W, int64_t r, double alpha = 1.0) {
+  const double d = static_cast<double>(W.size(1));
+  return W[r].to(at::kFloat) * alpha * std::pow(d, 0.25);
+}
+at::Tensor far_keys(int64_t B, int64_t H, int64_t L, int64_t d, int64_t seed) {
+  at::Tensor k = randn({B, H, L, d}, seed, at::kFloat);
+  return k / k.norm(2, {-1}, true) * 20.0 * std::pow(static_cast<double>(d), 0.25);
+}
+double max_logit(const at::Tensor& k, const at::Tensor& W) { return softmax_logits(k, W).max().item<double>(); }
+}  // namespace
+
+TEST(FavorStabilizers, PaddingKeysFarAboveTheRealOnesGiveTheUnpaddedResult) {
+  // Real keys whose logits all lie ~100 nats or more below a padding key's: shifted by the real keys'
+  // maximum, the padding key's exp() overflows float32 (e^100), and inf * 0 would be NaN. Masking the
+  // logits before exp must give the unpadded outputs and gradients. ReLU: padding keys of ~1e38, whose
+  // features overflow likewise. Both directions.
   const int64_t L = 24, n = 15, d = 16, m = 32;
   at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 5).to(at::kFloat);
   at::Tensor mask = torch::ones({1, L}, torch::kBool);
@@ -344,73 +359,114 @@ TEST(FavorStabilizers, PaddingKeysWithHugeNormGiveTheUnpaddedResult) {
   for (int kind = 0; kind < 2; ++kind)
     for (bool causal : {false, true}) {
       auto attend = kind == 0 ? favor_softmax : favor_relu;
-      at::Tensor q = randn({1, 1, L, d}, 81, at::kFloat), k = randn({1, 1, L, d}, 82, at::kFloat);
-      at::Tensor v = randn({1, 1, L, d}, 83, at::kFloat);
-      k[0][0].narrow(0, n, L - n).mul_(1000);
+      at::Tensor q = randn({1, 1, L, d}, 81, at::kFloat), v = randn({1, 1, L, d}, 83, at::kFloat);
+      at::Tensor k = kind == 0 ? far_keys(1, 1, L, d, 82) : randn({1, 1, L, d}, 82, at::kFloat);
+      for (int64_t j = n; j < L; ++j)
+        k[0][0][j] = kind == 0 ? key_at_feature_max(W, j % m) : randn({d}, 84 + j, at::kFloat) * 1e38;
+      if (kind == 0) {  // the premise: padding logits > 88 nats above every real one
+        ASSERT_GT(max_logit(k.narrow(2, n, L - n), W) - max_logit(k.narrow(2, 0, n), W), 90.0);
+      } else {
+        ASSERT_FALSE(torch::isfinite(at::matmul(k.narrow(2, n, L - n), W.t())).all().item<bool>());
+      }
       q.requires_grad_();
       k.requires_grad_();
       v.requires_grad_();
       at::Tensor out = attend(q, k, v, W, causal, 4, mask);
       at::Tensor real = out[0][0].narrow(0, 0, n);
-      ASSERT_TRUE(torch::isfinite(out).all().item<bool>()) << "kind " << kind << " causal " << causal;
+      ASSERT_TRUE(torch::isfinite(real).all().item<bool>()) << "kind " << kind << " causal " << causal;
       auto g = torch::autograd::grad({real.sum()}, {q, k, v});
       at::Tensor q1 = q.detach().narrow(2, 0, n).clone().requires_grad_(), k1 = k.detach().narrow(2, 0, n).clone().requires_grad_();
       at::Tensor v1 = v.detach().narrow(2, 0, n).clone().requires_grad_();
       at::Tensor alone = attend(q1, k1, v1, W, causal, 4, {});
       auto g1 = torch::autograd::grad({alone.sum()}, {q1, k1, v1});
       EXPECT_LT((real - alone[0][0]).abs().max().item<double>(), 1e-5) << "kind " << kind << " causal " << causal;
-      for (int i = 0; i < 3; ++i) {
-        ASSERT_TRUE(torch::isfinite(g[static_cast<size_t>(i)]).all().item<bool>()) << "gradient " << i;
-        EXPECT_LT((g[static_cast<size_t>(i)].narrow(2, 0, n) - g1[static_cast<size_t>(i)]).abs().max().item<double>(), 1e-5)
+      for (size_t i = 0; i < 3; ++i) {
+        ASSERT_TRUE(torch::isfinite(g[i]).all().item<bool>()) << "kind " << kind << " causal " << causal << " gradient " << i;
+        EXPECT_LT((g[i].narrow(2, 0, n) - g1[i]).abs().max().item<double>(), 1e-5)
             << "kind " << kind << " causal " << causal << " gradient " << i;
-        EXPECT_EQ(g[static_cast<size_t>(i)].narrow(2, n, L - n).abs().max().item<double>(), 0.0) << "padding gradient " << i;
+        EXPECT_EQ(g[i].narrow(2, n, L - n).abs().max().item<double>(), 0.0) << "padding gradient " << i;
       }
     }
 }
 
 TEST(FavorStabilizers, LargeFutureKeyChangesNoEarlierOutput) {
-  // Causal FAVOR+: making one key huge must not change any output before it. A key in a later chunk cannot
-  // touch earlier chunks at all (bit-identical); inside its own chunk it can only matter through float
-  // range (kernels.h), so a key 40 nats above the rest changes the earlier outputs of its chunk by < 1e-6.
+  // Causal FAVOR+ with keys ~100 nats below the largest logit a key can reach. One later key is then set to
+  // that largest logit in feature 0: a shift shared by all positions would push every earlier key out of
+  // float range. A key in a later chunk must not touch earlier chunks at all (bit-identical); inside its own
+  // chunk a key 30 nats above the rest changes the chunk's earlier outputs by < 1e-6 of their scale, i.e. by
+  // rounding only (kernels.h: only an excess of ~87 nats could do more).
   const int64_t L = 48, d = 16, m = 64, chunk = 8;
   at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 9).to(at::kFloat);
-  at::Tensor q = randn({1, 2, L, d}, 91, at::kFloat) * 0.5, k = randn({1, 2, L, d}, 92, at::kFloat) * 0.5;
+  at::Tensor q = randn({1, 2, L, d}, 91, at::kFloat), k = far_keys(1, 2, L, d, 92);
   at::Tensor v = randn({1, 2, L, d}, 93, at::kFloat);
+  const double base_max = max_logit(k, W);
   at::Tensor base = favor_softmax(q, k, v, W, true, chunk);
+  ASSERT_TRUE(torch::isfinite(base).all().item<bool>());
   for (int64_t pos : {int64_t{37}, int64_t{21}}) {  // chunk 4 (positions 32..39) and chunk 2 (16..23)
-    at::Tensor big = k.clone();
-    big[0][0][pos] = W[0] / W[0].norm() * 80.0;  // along a feature direction: ~100 nats above the rest there
-    at::Tensor out = favor_softmax(q, big, v, W, true, chunk);
     const int64_t chunk_start = pos / chunk * chunk;
+    at::Tensor big = k.clone();
+    big[0][0][pos] = key_at_feature_max(W, 0);
+    ASSERT_GT(max_logit(big, W) - base_max, 95.0) << "premise: the key is ~100 nats above the rest";
+    at::Tensor out = favor_softmax(q, big, v, W, true, chunk);
     EXPECT_TRUE(torch::equal(out.narrow(2, 0, chunk_start), base.narrow(2, 0, chunk_start))) << "key at " << pos;
-    EXPECT_GT((out.narrow(2, pos, L - pos) - base.narrow(2, pos, L - pos)).abs().max().item<double>(), 1e-3)
+    EXPECT_GT((out[0][0].narrow(0, pos, L - pos) - base[0][0].narrow(0, pos, L - pos)).abs().max().item<double>(), 1e-3)
         << "the key itself must matter from its position on";
+    // 30 nats above the rest: alpha > 1 moves along w_0 past the maximum, where the logit falls again.
+    double lo = 1.0, hi = 20.0;
+    for (int it = 0; it < 60; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      (max_logit(key_at_feature_max(W, 0, mid).view({1, 1, 1, d}), W) > base_max + 30.0 ? lo : hi) = mid;
+    }
     at::Tensor moderate = k.clone();
-    moderate[0][0][pos] = W[0] / W[0].norm() * 30.0;
+    moderate[0][0][pos] = key_at_feature_max(W, 0, lo);
     at::Tensor out2 = favor_softmax(q, moderate, v, W, true, chunk);
-    EXPECT_LT((out2.narrow(2, 0, pos) - base.narrow(2, 0, pos)).abs().max().item<double>(), 1e-6) << "key at " << pos;
+    ASSERT_NEAR(max_logit(moderate, W) - base_max, 30.0, 0.5);
+    // Relative to the outputs' scale (up to ~3 here; a float32 ulp there is 2.4e-7): rounding, nothing more.
+    EXPECT_LT((out2.narrow(2, 0, pos) - base.narrow(2, 0, pos)).abs().max().item<double>() / base.abs().max().item<double>(),
+              1e-6)
+        << "key at " << pos;
   }
 }
 
 TEST(FavorStabilizers, WideLogitRangeMatchesFloat64LogSpaceReference) {
-  // Keys whose logits spread over ~300 nats, and queries whose attention lies on the *small* keys (the large
-  // keys point away from them). A single global key shift would push those keys below float range, leaving
-  // D at its floor and an output of 0; the per-feature shifts keep every query's own keys in range.
-  const int64_t L = 40, d = 16, m = 64;
-  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 12);
-  at::Tensor k = randn({1, 1, L, d}, 101) * 0.3, q = randn({1, 1, L, d}, 102) * 0.3, v = randn({1, 1, L, d}, 103);
-  at::Tensor dir = torch::zeros({d}, torch::kDouble);
-  dir[0] = 1;
-  for (int64_t j = 0; j < L; j += 4) k[0][0][j] += dir * (10.0 + 3.0 * static_cast<double>(j));  // large keys along +e0
-  q[0][0] -= dir * 6.0;  // every query points away from them
-  for (bool causal : {false, true}) {
-    at::Tensor ref = log_space_favor(q, k, v, W, causal);
-    at::Tensor out = favor_softmax(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), W.to(at::kFloat), causal, 8);
-    ASSERT_TRUE(torch::isfinite(out).all().item<bool>());
-    EXPECT_LT(rel_error(out.to(at::kDouble), ref), 1e-4) << "causal " << causal;
-    // The queries really attend to the small keys: the output is far from the large keys' values.
-    at::Tensor large_only = v[0][0].index({torch::arange(0, L, 4)}).mean(0);
-    EXPECT_GT((out[0][0].to(at::kDouble) - large_only).norm().item<double>(), 0.5);
+  // d = m = 64 (one orthogonal block, rows w_a, w_b orthogonal). Keys near k' = 1.7 w_a have logits ~+16 in
+  // feature a and ~-92 in feature b; queries near q' = 2.2 w_b weigh feature b most, so every product they
+  // have with a key lies ~109 nats below (their largest feature) + (the largest key logit). One shift shared
+  // by all features (computed here for comparison) therefore leaves them nothing in float32 (e^-109 is below
+  // even denormals): D at its floor and an output of 0. Per-feature shifts keep each query's largest
+  // product at 1/m, and the result matches a float64 log-space evaluation of the same estimator.
+  // Second case: random keys and queries with norms spread log-uniformly over 50x (logits spanning ~250 nats).
+  const int64_t L = 40, d = 64, m = 64;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kSqrtD, 12);
+  const double root = std::pow(static_cast<double>(d), 0.25);  // x = x' d^1/4
+  at::Tensor k = (W[3] * 1.7 + randn({L, d}, 104) * 0.05).view({1, 1, L, d}) * root;
+  at::Tensor q = (W[7] * 2.2 + randn({L, d}, 105) * 0.05).view({1, 1, L, d}) * root;
+  at::Tensor v = randn({1, 1, L, d}, 103);
+  at::Tensor k2 = randn({1, 1, L, d}, 101), q2 = randn({1, 1, L, d}, 102);
+  at::Tensor spread = at::exp(torch::linspace(std::log(0.4), std::log(20.0), L, torch::kDouble)).view({1, 1, L, 1}) * root;
+  k2 = k2 / k2.norm(2, {-1}, true) * spread;
+  q2 = q2 / q2.norm(2, {-1}, true) * spread.flip(2) * 0.5;
+  for (int which = 0; which < 2; ++which) {
+    const at::Tensor& kk = which == 0 ? k : k2;
+    const at::Tensor& qq = which == 0 ? q : q2;
+    at::Tensor l = softmax_logits(kk, W);
+    for (bool causal : {false, true}) {
+      at::Tensor ref = log_space_favor(qq, kk, v, W, causal);
+      at::Tensor out = favor_softmax(qq.to(at::kFloat), kk.to(at::kFloat), v.to(at::kFloat), W.to(at::kFloat), causal, 8);
+      ASSERT_TRUE(torch::isfinite(out).all().item<bool>());
+      const double err = rel_error(out.to(at::kDouble), ref);
+      // The same estimator with one shift for all keys and features (and per-row query shifts), in float32.
+      at::Tensor a32 = softmax_logits(qq.to(at::kFloat), W.to(at::kFloat)), l32 = softmax_logits(kk.to(at::kFloat), W.to(at::kFloat));
+      at::Tensor qf = at::exp(a32 - std::get<0>(a32.max(-1, true))), kf = at::exp(l32 - l32.max());
+      at::Tensor global = causal ? causal_linear_attention(qf, kf, v.to(at::kFloat), 8) : linear_attention(qf, kf, v.to(at::kFloat));
+      const double err_global = rel_error(global.to(at::kDouble), ref);
+      std::printf("  case %d (key logits span %.0f nats), causal %d: relative error %.2e with per-feature shifts, %.2e "
+                  "with one shift\n", which, (l.max() - l.min()).item<double>(), causal, err, err_global);
+      EXPECT_LT(err, 1e-4) << "case " << which << " causal " << causal;
+      if (which == 0) {
+        EXPECT_GT(err_global, 0.5) << "premise: one shift loses these queries";
+      }
+    }
   }
 }
 
@@ -515,9 +571,9 @@ at::Tensor under_cpu_bf16_autocast(F f) {
 
 TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
   // Under autocast a matmul runs in bf16 whatever its inputs are; the FAVOR core (features, normalizer,
-  // sums) must not: with the same float32 q, k, v it gives the float32 result (relative error < 1e-2; it
-  // is float32 throughout, so in fact ~0), for both kernels and both directions. Logits W x' of 8-45 are
-  // where bf16 rounding of W x' would cost 1-5% per feature, so the inputs are scaled up.
+  // sums) must not: with the same float32 q, k, v it gives the float32 result (relative error < 1e-6), for
+  // both kernels and both directions. Logits W x' of 8-45 are where bf16 rounding of W x' would cost 1-5%
+  // per feature, so the inputs are scaled up.
   for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu})
     for (bool causal : {false, true}) {
       AttentionOptions o;
@@ -533,13 +589,13 @@ TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
       at::Tensor v = randn({2, 2, 50, 32}, 143, at::kFloat);
       at::Tensor ref = attn->favor(q, k, v, {});
       at::Tensor mixed = under_cpu_bf16_autocast([&] { return attn->favor(q, k, v, {}); });
-      EXPECT_EQ(mixed.scalar_type(), at::kFloat);
-      EXPECT_LT(rel_error(mixed.to(at::kDouble), ref.to(at::kDouble)), 1e-2) << attention_kind_name(kind) << " causal " << causal;
-      // The rounding the guard prevents: the same features computed with bf16 logits are visibly off.
+      // float32 throughout: the same result to rounding (bf16 anywhere would cost ~1e-3 or more).
+      EXPECT_LT(rel_error(mixed.to(at::kDouble), ref.to(at::kDouble)), 1e-6) << attention_kind_name(kind) << " causal " << causal;
+      // What the guard prevents: outside it, autocast runs the logits' matmul in bf16, visibly off.
       if (kind == AttentionKind::kFavorSoftmax && !causal) {
-        at::Tensor rounded = softmax_logits(q.to(at::kBFloat16).to(at::kFloat), attn->projection());
+        at::Tensor rounded = under_cpu_bf16_autocast([&] { return softmax_logits(q, attn->projection()); });
         at::Tensor exact = softmax_logits(q, attn->projection());
-        EXPECT_GT((rounded - exact).abs().max().item<double>(), 0.05);
+        EXPECT_GT((rounded.to(at::kFloat) - exact).abs().max().item<double>(), 0.05);
       }
     }
 }

@@ -256,5 +256,27 @@ TEST(DataLoader, CausalObjectiveGivesNextTokenTargets) {
   ASSERT_TRUE(loader.next(b));
   EXPECT_TRUE(torch::equal(b.inputs, b.tokens)) << "no corruption";
   EXPECT_FALSE((b.inputs == Alphabet::kMask).any().item<bool>());
-  EXPECT_TRUE(torch::equal(b.labels, next_token_targets(b.tokens, true).labels));
+  EXPECT_TRUE(torch::equal(b.labels, next_token_targets(b.tokens, true, b.cut_start, b.cut_end).labels));
+  // Windows cropped out of longer proteins (max_len 128): their <cls> and <eos> are window edges, not the
+  // protein's ends, so the first residue after a cut <cls> and the <eos> after a cut end are no targets.
+  int cut_rows = 0, whole_rows = 0;
+  do {
+    ASSERT_EQ(b.cut_start.size(), static_cast<size_t>(b.tokens.size(0)));
+    for (int64_t r = 0; r < b.tokens.size(0); ++r) {
+      const auto row = static_cast<size_t>(r);
+      const int64_t n = b.padding_mask[r].sum().item<int64_t>();
+      const bool cut = b.cut_start[row] || b.cut_end[row];
+      EXPECT_EQ((b.labels[r] == Alphabet::kEos).any().item<bool>(), !b.cut_end[row]) << "row " << r;
+      if (b.cut_start[row])
+        EXPECT_EQ(b.labels[r][0].item<int64_t>(), kIgnoreIndex);
+      else
+        EXPECT_EQ(b.labels[r][0].item<int64_t>(), b.tokens[r][1].item<int64_t>());
+      if (!b.cut_end[row]) EXPECT_EQ(b.labels[r][n - 2].item<int64_t>(), int64_t{Alphabet::kEos});
+      // A protein that fits is never cut; one that does not is cut at one end at least.
+      EXPECT_EQ(corpus.length(static_cast<size_t>(b.sequence_ids[row])) > 126, cut) << "row " << r;
+      (cut ? cut_rows : whole_rows)++;
+    }
+  } while (b.epoch == 0 && loader.next(b) && b.epoch == 0);
+  EXPECT_GT(cut_rows, 0);
+  EXPECT_GT(whole_rows, 0);
 }

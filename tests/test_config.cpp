@@ -44,7 +44,7 @@ TEST(Config, ShippedConfigsLoad) {
   std::vector<std::string> names;
   for (const auto& e : std::filesystem::directory_iterator(dir))
     if (e.path().extension() == ".yaml") names.push_back(e.path().filename().string());
-  for (const char* want : {"tiny.yaml", "quickstart.yaml", "trembl-performer-relu.yaml",
+  for (const char* want : {"tiny.yaml", "quickstart.yaml", "quickstart-causal.yaml", "trembl-performer-relu.yaml",
                            "trembl-performer-softmax.yaml", "trembl-transformer.yaml", "longseq.yaml",
                            "trembl-concat-8192.yaml", "trembl-concat-8192-transformer.yaml"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want << " missing in " << dir;
@@ -58,6 +58,8 @@ TEST(Config, ShippedConfigsLoad) {
   EXPECT_EQ(tiny.model.layers, 2);
   EXPECT_EQ(tiny.train.steps, 20);
   EXPECT_EQ(tiny.runtime.device, "cpu");
+  EXPECT_TRUE(load_config((dir / "quickstart-causal.yaml").string()).model.causal);
+  EXPECT_FALSE(load_config((dir / "quickstart.yaml").string()).model.causal);
   RunConfig exact = load_config((dir / "trembl-transformer.yaml").string());
   EXPECT_EQ(exact.model.kind, AttentionKind::kExact);
   EXPECT_EQ(exact.model.layers, 36);

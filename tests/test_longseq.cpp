@@ -163,6 +163,11 @@ TEST(Longseq, CellReportRoundTrips) {
   EXPECT_DOUBLE_EQ(b.strict_accuracy, a.strict_accuracy);
   EXPECT_EQ(b.rows, 2);
   EXPECT_EQ(b.steps, 80);
+  // A causal cell has no all-masked figures: NaN survives the round trip.
+  a.strict_perplexity = a.strict_accuracy = std::nan("");
+  ASSERT_TRUE(parse_cell_line(format_cell_line(a), b));
+  EXPECT_TRUE(std::isnan(b.strict_perplexity) && std::isnan(b.strict_accuracy));
+  EXPECT_DOUBLE_EQ(b.valid_perplexity, a.valid_perplexity);
   LongseqCell c;
   EXPECT_FALSE(parse_cell_line("crashed before reporting", c));
   EXPECT_FALSE(parse_cell_line("longseq-cell fine 1 2", c));

@@ -59,5 +59,20 @@ TEST(Substitution, CorrelationsMatchHandComputedValues) {
   EXPECT_NEAR(spearman(x, {10, 20, 30, 40, 50}), 1.0, 1e-12);
   EXPECT_NEAR(pearson(x, {5, 4, 3, 2, 1}), -1.0, 1e-12);
   EXPECT_TRUE(std::isnan(pearson(x, {1, 1, 1, 1, 1})));
-  EXPECT_EQ(off_diagonal({1, 2, 3, 4}, 2), (std::vector<double>{2, 3}));
+}
+
+TEST(Substitution, PairCorrelationUsesDistinctFinitePairs) {
+  // 3 x 3 symmetric matrices: pairs (0,1), (0,2), (1,2) = 1, 2, 3 and 2, 4, 7; diagonals ignored.
+  const std::vector<double> a = {9, 1, 2, 1, -9, 3, 2, 3, 0}, b = {0, 2, 4, 2, 5, 7, 4, 7, 1};
+  PairCorrelation r = correlate_pairs(a, b, 3);
+  EXPECT_EQ(r.pairs, 3);
+  EXPECT_NEAR(r.pearson, pearson({1, 2, 3}, {2, 4, 7}), 1e-12);
+  EXPECT_NEAR(r.spearman, 1.0, 1e-12);
+  // A NaN pair is left out; fewer than 3 pairs give NaN.
+  std::vector<double> c = a;
+  c[1] = c[3] = std::nan("");
+  r = correlate_pairs(c, b, 3);
+  EXPECT_EQ(r.pairs, 2);
+  EXPECT_TRUE(std::isnan(r.pearson));
+  EXPECT_THROW(correlate_pairs(a, {1, 2}, 3), std::exception);
 }

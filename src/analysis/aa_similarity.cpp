@@ -17,13 +17,14 @@ const char* variant_name(Variant v) {
   return "?";
 }
 
-SimilarityStudy::SimilarityStudy(int64_t slots, int64_t heads, int64_t max_length, std::vector<double> blosum, uint64_t seed)
-    : slots_(slots), heads_(heads), blosum_(std::move(blosum)), seed_(seed) {
+SimilarityStudy::SimilarityStudy(int64_t slots, int64_t heads, int64_t max_length, std::vector<double> blosum, uint64_t seed,
+                                 double threshold)
+    : slots_(slots), heads_(heads), blosum_(std::move(blosum)), seed_(seed), threshold_(threshold) {
   if (blosum_.size() != static_cast<size_t>(Alphabet::kStandardAminoAcids * Alphabet::kStandardAminoAcids))
     throw Error("similarity study: the substitution matrix must be 20 x 20");
   for (int v = 0; v < kVariants; ++v) {
     for (int64_t s = 0; s < slots; ++s) pairwise_.emplace_back(heads);
-    targets_.emplace_back(slots * heads);
+    targets_.emplace_back(slots * heads, threshold);
   }
   for (int64_t s = 0; s < slots; ++s) profiles_.emplace_back(heads, max_length);
 }
@@ -72,6 +73,7 @@ VariantSummary SimilarityStudy::summary(Variant v) const {
   if (!finished_) throw Error("similarity study: summary() before finish()");
   VariantSummary out;
   out.targets = target_correlation(v);
+  if (out.targets.pairs < kMinTargetPairs) out.targets.pearson = out.targets.spearman = std::nan("");
   out.target_heads_used = targets(v).heads_used();
   double sum = 0;
   int64_t n = 0;

@@ -80,7 +80,7 @@ class RowRunner {
 
 void check_mode(const std::string& mode, bool causal_model) {
   if (mode != "masked" && mode != "pseudo" && mode != "causal")
-    throw Error("eval: --mode '" + mode + "': expected auto, masked, pseudo or causal");
+    throw Error("eval: mode '" + mode + "': expected masked, pseudo or causal");
   if (mode == "causal" && !causal_model)
     throw Error("eval: --mode causal needs a causal model (this one is bidirectional: use masked or pseudo)");
   if (mode != "causal" && causal_model)

@@ -109,15 +109,6 @@ std::vector<double> ranks(const std::vector<double>& v) {
 
 double spearman(const std::vector<double>& x, const std::vector<double>& y) { return pearson(ranks(x), ranks(y)); }
 
-std::vector<double> off_diagonal(const std::vector<double>& m, size_t n) {
-  if (m.size() != n * n) throw Error("off_diagonal: matrix is not n x n");
-  std::vector<double> out;
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < n; ++j)
-      if (i != j) out.push_back(m[i * n + j]);
-  return out;
-}
-
 PairCorrelation correlate_pairs(const std::vector<double>& a, const std::vector<double>& b, size_t n) {
   if (a.size() != n * n || b.size() != n * n) throw Error("correlate_pairs: matrices are not n x n");
   std::vector<double> x, y;

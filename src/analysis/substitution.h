@@ -27,9 +27,6 @@ SubstitutionMatrix parse_substitution_matrix(const std::string& text, const std:
 double pearson(const std::vector<double>& x, const std::vector<double>& y);
 // Spearman rank correlation (ties get their average rank).
 double spearman(const std::vector<double>& x, const std::vector<double>& y);
-// The off-diagonal entries i != j of an n x n row-major matrix, in row order.
-std::vector<double> off_diagonal(const std::vector<double>& m, size_t n);
-
 // Correlation of two symmetric n x n row-major matrices over their distinct pairs i < j (190 for the 20
 // amino acids) where both entries are finite; NaN when fewer than 3 such pairs remain.
 struct PairCorrelation {

@@ -1,5 +1,5 @@
 // performer attention --checkpoint CKPT --input FASTA... --out DIR [--layers all|0,3] [--max-sequences 500]
-//                     [--export 3] [--blosum data/BLOSUM62] [--seed 0]
+//                     [--export 3] [--blosum data/BLOSUM62] [--seed 0] [--threshold 0.3]
 //
 // 1. Attention maps: for the first --export proteins, the attention probabilities of every chosen layer
 //    and head as the model applies them (softmax for exact models, the implicit D^-1 phi(Q) phi(K)^T with
@@ -46,6 +46,7 @@ struct AttentionArgs {
   std::vector<std::string> inputs;
   int64_t max_sequences = 500, exported = 3;
   uint64_t seed = 0;  // residue shuffles of the null
+  double threshold = TargetShares::kThreshold;
 };
 
 // "all" or a comma-separated list of indices in [0, n); `what` names the option in errors.
@@ -121,32 +122,41 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
     rows[1].value[v] = sum[static_cast<size_t>(v)].pairwise_mean;
     rows[2].value[v] = sum[static_cast<size_t>(v)].pairwise_best;
   }
-  auto above_nulls = [](const Row& r) {
+  // "Above the nulls" means by more than two standard errors of a correlation over 190 pairs under no
+  // association (Fisher: 1/sqrt(190 - 3) = 0.073); n/a where the trained figure or a null is undefined.
+  const double margin = 2.0 / std::sqrt(187.0);
+  auto verdict = [margin](const Row& r) -> std::string {
     const double t = r.value[0], p = r.value[2], s = r.value[3];
-    return !std::isnan(t) && (std::isnan(p) || t > p) && (std::isnan(s) || t > s);
+    if (std::isnan(t) || std::isnan(p) || std::isnan(s)) return "n/a";
+    return t > p + margin && t > s + margin ? "yes" : "no";
   };
   std::ofstream csv(fs::path(out_dir) / "similarity.csv");
   csv << "measure,statistic,trained,init,positional_null,shuffled,trained_above_both_nulls\n";
   std::printf("amino-acid similarity of attention vs BLOSUM62 (Pearson over the 190 pairs; %lld proteins):\n",
               static_cast<long long>(study.proteins()));
-  std::printf("  %-34s %8s %8s %11s %9s  %s\n", "measure", "trained", "init", "positional", "shuffled", "trained above both nulls");
+  std::printf("  %-34s %8s %8s %11s %9s  %s\n", "measure", "trained", "init", "positional", "shuffled",
+              "trained above both nulls (by > 0.146)");
   for (const Row& r : rows) {
     csv << r.measure << ',' << r.statistic;
     for (double x : r.value) csv << ',' << x;
-    csv << ',' << (above_nulls(r) ? "yes" : "no") << '\n';
+    csv << ',' << verdict(r) << '\n';
     const std::string name = std::string(r.measure) + " (" + r.statistic + ")";
     std::printf("  %-34s %8s %8s %11s %9s  %s\n", name.c_str(), fmt(r.value[0]).c_str(), fmt(r.value[1]).c_str(),
-                fmt(r.value[2]).c_str(), fmt(r.value[3]).c_str(), above_nulls(r) ? "yes" : "no");
+                fmt(r.value[2]).c_str(), fmt(r.value[3]).c_str(), verdict(r).c_str());
   }
-  std::printf("  (target shares: %lld of %lld trained heads have attention above %.1f)\n",
+  std::printf("  (target shares: %lld of %lld trained heads have attention above %.2g; %lld of 190 pairs defined, "
+              "a figure needs %lld)\n",
               static_cast<long long>(sum[0].target_heads_used), static_cast<long long>(H * static_cast<int64_t>(layers.size())),
-              TargetShares::kThreshold);
-  if (above_nulls(rows[0]))
+              study.threshold(), static_cast<long long>(sum[0].targets.pairs), static_cast<long long>(kMinTargetPairs));
+  if (std::isnan(rows[0].value[0]))
+    std::printf("  target shares: undefined for this model (too few amino acids receive attention above %.2g in some "
+                "heads and not in others)\n", study.threshold());
+  else if (verdict(rows[0]) == "yes")
     std::printf("  target shares: the trained model's heads treat amino acids alike in line with BLOSUM62 beyond what "
                 "position or composition explain\n");
   else
-    std::printf("  target shares: the trained figure is not above both nulls, so it is no evidence that the model "
-                "learned substitution similarity\n");
+    std::printf("  target shares: the trained figure is not clearly above both nulls (%s), so it is no evidence that "
+                "the model learned substitution similarity\n", verdict(rows[0]).c_str());
 
   // correlations.csv: every head of the pairwise measure and the target-share figure, per variant.
   std::ofstream cc(fs::path(out_dir) / "correlations.csv");
@@ -166,7 +176,7 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
   // HDF5: every variant's pairwise matrices and target shares.
   h5::Handle pw = h5::create_group(file, "pairwise");
   h5::Handle ts = h5::create_group(file, "target_shares");
-  h5::write_attr(ts, "threshold", TargetShares::kThreshold);
+  h5::write_attr(ts, "threshold", study.threshold());
   for (int v = 0; v < kVariants; ++v) {
     const Variant var = variant_at(v);
     h5::Handle g = h5::create_group(pw, variant_name(var));
@@ -228,7 +238,7 @@ int run_attention(const AttentionArgs& a) {
   const std::string h5_path = (fs::path(a.out) / "attention.h5").string();
   const std::string h5_tmp = h5_path + ".tmp-" + std::to_string(::getpid());
   SimilarityStudy study(static_cast<int64_t>(layers.size()), H, window,
-                        read_substitution_matrix(a.blosum).standard_block(), a.seed);
+                        read_substitution_matrix(a.blosum).standard_block(), a.seed, a.threshold);
   int64_t proteins = 0, residues = 0;
   torch::NoGradGuard no_grad;
   struct Cleanup {  // no half-written attention.h5 after an error
@@ -329,6 +339,9 @@ void add_attention(CLI::App& app, Action& run) {
   cmd->add_option("--blosum", a->blosum, "substitution matrix in NCBI text format")->capture_default_str();
   cmd->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of the residue shuffles (null model)")->capture_default_str();
+  cmd->add_option("--threshold", a->threshold, "high-confidence attention for the target-share measure (Vig et al.: 0.3)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   cmd->callback([&run, a] { run = [a] { return run_attention(*a); }; });
 }
 

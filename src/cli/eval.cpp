@@ -170,6 +170,7 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_option("--split", a->split, "split of --corpus: train | valid | test")->capture_default_str();
   a->perplexity.mode = "auto";
   cmd->add_option("--mode", a->perplexity.mode, "auto (causal for causal models, else masked) | masked | pseudo | causal")
+      ->check(CLI::IsMember({"auto", "masked", "pseudo", "causal"}))
       ->capture_default_str();
   cmd->add_option("--repeats", a->perplexity.repeats, "masked mode: masks averaged (seeds seed..seed+K-1)")->capture_default_str();
   cmd->add_option("--seed", a->perplexity.seed, "masking seed")->capture_default_str();

@@ -111,6 +111,8 @@ Batch SequenceBatches::batch(int64_t epoch, int64_t index) const {
     std::fill(m + r * width, m + r * width + n + 2, true);
     b.real_tokens += n + 2;
     b.sequence_ids.push_back(static_cast<int64_t>(id));
+    b.cut_start.push_back(start > 0);
+    b.cut_end.push_back(start + n < len);
   }
   return b;
 }

@@ -30,6 +30,10 @@ struct Batch {
   at::Tensor inputs;        // [B, L] int64: tokens after MLM masking (undefined if not masked)
   at::Tensor labels;        // [B, L] int64: targets, -100 where not predicted (undefined if not masked)
   std::vector<int64_t> sequence_ids;  // corpus indices of the rows (SequenceBatches only)
+  // SequenceBatches only, per row: 1 where a cropped window starts after the protein's first residue
+  // (cut_start) or ends before its last (cut_end), so the row's <cls> / <eos> are window edges, not the
+  // protein's ends (next-token targets leave them out).
+  std::vector<uint8_t> cut_start, cut_end;
   int64_t real_tokens = 0;  // non-padding tokens
   int64_t epoch = 0, index = 0;
 };

@@ -24,7 +24,7 @@ bool DataLoader::make(DataPosition& pos, Batch& out) const {
   }
   out = source_->batch(pos.epoch, pos.index);
   if (options_.mask && options_.objective == Objective::kNextToken) {
-    MaskedTokens m = next_token_targets(out.tokens, /*include_eos=*/true);
+    MaskedTokens m = next_token_targets(out.tokens, /*include_eos=*/true, out.cut_start, out.cut_end);
     out.inputs = m.inputs;
     out.labels = m.labels;
   } else if (options_.mask) {

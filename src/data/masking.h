@@ -9,6 +9,7 @@
 // The result is a pure function of (tokens, options, seed): evaluation and resume rely on that.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
@@ -43,6 +44,10 @@ MaskedTokens mask_tokens(const at::Tensor& tokens, const MaskingOptions& options
 // target (training uses include_eos = true). Evaluation scores residues only (include_eos = false), so its
 // perplexity is over the same residues as the unigram baseline and `performer eval --mode causal`.
 // In concatenated rows ("r .. r <eos> r .. r <eos>") the first residue after an <eos> is predicted too.
-MaskedTokens next_token_targets(const at::Tensor& tokens, bool include_eos);
+// A row cropped from a longer protein (cut_start / cut_end, one entry per row, or empty for none) has no
+// target at its <cls> (the window's first residue is not the protein's first) and no <eos> target (the
+// protein goes on).
+MaskedTokens next_token_targets(const at::Tensor& tokens, bool include_eos, const std::vector<uint8_t>& cut_start = {},
+                                const std::vector<uint8_t>& cut_end = {});
 
 }  // namespace performer

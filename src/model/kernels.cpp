@@ -113,8 +113,12 @@ FeatureMaps softmax_features(const at::Tensor& q, const at::Tensor& k, const at:
       if (C * chunk > L) lp = at::cat({lp, at::full({B, H, C * chunk - L, m}, -INFINITY, lp.options())}, 2);
       at::Tensor per_chunk = std::get<0>(lp.view({B, H, C, chunk, m}).max(3));   // [B,H,C,m]
       f.chunk_log_scale = std::get<0>(per_chunk.cummax(2));                      // s_c: running max over chunks
-      // Chunks before the first real key (a row of padding only) have no maximum: any finite shift will do.
-      f.chunk_log_scale.masked_fill_(at::isinf(f.chunk_log_scale), 0.0);
+      // Chunks before the first real key have no maximum yet. They take the first finite shift (the smallest,
+      // as s_c never decreases), so exp(s_{c-1} - s_c) <= 1 still holds everywhere; 0 with no real key at all.
+      at::Tensor missing = at::isinf(f.chunk_log_scale);
+      at::Tensor first = f.chunk_log_scale.masked_fill(missing, INFINITY).amin(2, /*keepdim=*/true);
+      first.masked_fill_(at::isinf(first), 0.0);
+      f.chunk_log_scale = at::where(missing, first.expand_as(f.chunk_log_scale), f.chunk_log_scale);
       f.chunk = chunk;
       s = f.chunk_log_scale.repeat_interleave(chunk, 2).narrow(2, 0, L);         // [B,H,L,m]
     }

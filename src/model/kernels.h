@@ -20,19 +20,26 @@
 //            cancels in the row normalization D^-1.
 // Both are detached (they cancel, so no gradient flows through them). Because the feature r* that attains
 // t_i has query feature 1/sqrt(m) and some real key has key feature 1/sqrt(m) in it, every query's
-// normalizer is D_i >= 1/m: a query whose mass lies on keys far below the largest key logit keeps its
-// attention (nothing it attends to underflows unless it is ~87 nats below what it attends to most), and
-// no constant epsilon is needed (an additive 1e-4 would flatten attention to mean(V)).
-// Padding keys get the logit -inf before exp (masked, not multiplied after it), so a padding key with a
-// huge norm can neither overflow nor set the stabilizer.
+// normalizer is D_i >= 1/m (bidirectional). Float32 drops a key feature only when it is ~87 nats below
+// the largest key of the same feature, and a query feature only when it is ~87 nats below the query's
+// best feature; either way the dropped term is below e^-87 times a term of the same D_i, so nothing that
+// matters is lost, and no constant epsilon is needed (an additive 1e-4 would flatten attention to
+// mean(V)). One shift shared by all features and keys gives no such bound: a query whose products all lie
+// ~87+ nats below (its best feature) + (the largest key logit overall) is left with D at its floor and an
+// output of 0 (tested against a float64 log-space reference).
+// Padding keys get the logit -inf before exp (masked, not multiplied after it): they are left out of the
+// shifts, and a padding key whose logit lies far above the real keys' can neither overflow to inf nor turn
+// inf * 0 into NaN.
 //
 // Causal mode: s_r over all keys would let a future key change earlier outputs (numerically: by pushing
 // the earlier keys into underflow). There the stabilizer is a running maximum per chunk of `chunk`
 // positions: s_{c,r} = max of l_jr over the real keys of chunks 0..c; keys of chunk c use s_c, queries of
 // chunk c absorb s_c, and the causal sum rescales its prefix by exp(s_{c-1} - s_c) <= 1 when the maximum
 // grows (as streaming log-sum-exp does). A key therefore never influences the features of an earlier
-// chunk; within its own chunk it can only push an earlier key of that chunk below float range if it
-// exceeds it by more than ~87 nats in the same feature.
+// chunk. Within its own chunk it shares the shift with the earlier positions: a key exceeding the earlier
+// keys of its chunk by more than ~87 nats in a feature can push them (and, through t_i, an earlier query's
+// other features) out of float range, and D >= 1/m holds only for the chunk's last query. chunk = 1 makes
+// the guarantee exact per position, at a cost in speed.
 //
 // ReLU kernel (generalized attention): phi(x) = ReLU(W x) / sqrt(m) + eps, with the same W, or
 // phi(x) = ReLU(x) + eps without a projection (deterministic variant, m = d). No stabilizer is needed.

@@ -14,7 +14,8 @@
 //   shift s_c and the prefix is rescaled row-wise by exp(s_{c-1} - s_c) <= 1 before chunk c (and the
 //   backward's suffix by exp(s_c - s_{c+1})), so each chunk sees all earlier keys under its own shift.
 // D is floored at the smallest normal float instead of adding an epsilon; with the stabilized softmax
-// features D >= 1/m (kernels.h), so the floor only guards degenerate inputs (no real key at all).
+// features D >= 1/m for bidirectional attention (kernels.h), so there the floor only guards degenerate
+// inputs (no real key at all).
 #pragma once
 #include <ATen/core/Tensor.h>
 

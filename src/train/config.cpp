@@ -179,7 +179,8 @@ const std::vector<Key>& schema() {
                         "random features m per head (FAVOR kinds)"));
     k.push_back(int_key("model.redraw_interval", &R::model, &M::redraw_interval, 0, kNoMax,
                         "training steps between random-feature redraws; 0 = never"));
-    k.push_back(bool_key("model.causal", &R::model, &M::causal, "causal (left-to-right) instead of bidirectional"));
+    k.push_back(bool_key("model.causal", &R::model, &M::causal,
+                         "causal (left-to-right, trained on next-token prediction) instead of bidirectional (masked LM)"));
     k.push_back(float_key("model.dropout", &R::model, &M::dropout, "[0, 1)",
                           "dropout on residual branches and inside the feed-forward blocks"));
     k.push_back(int_key("model.max_len", &R::model, &M::max_len, 3, kNoMax,
@@ -192,11 +193,11 @@ const std::vector<Key>& schema() {
         "model.row_norms", {"chi", "sqrt-d"},
         [](const R& c) { return std::string(c.model.row_norms == RowNorms::kChi ? "chi" : "sqrt-d"); },
         [](R& c, const std::string& s) { c.model.row_norms = s == "chi" ? RowNorms::kChi : RowNorms::kSqrtD; },
-        "norms of the random feature rows: chi(d) draws or fixed sqrt(d)"));
+        "norms of the random feature rows: chi(d) draws (unbiased) or fixed sqrt(d) (lower variance, biased)"));
     k.push_back(bool_key("model.relu_projection", &R::model, &M::relu_projection,
                          "favor-relu: random projection W (false: deterministic ReLU(x), m = d_head)"));
     k.push_back(int_key("model.causal_chunk", &R::model, &M::causal_chunk, 1, kNoMax,
-                        "chunk length of the causal prefix sums"));
+                        "chunk length of the causal prefix sums and of the causal stabilizer's running maximum"));
     // train
     k.push_back(float_key("train.lr", &R::train, &T::lr, "(0, 10]", "peak learning rate (AdamW)"));
     k.push_back(float_key("train.beta1", &R::train, &T::beta1, "[0, 1)", "Adam decay of the first moment"));

@@ -43,7 +43,7 @@ EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const Eva
     if (st.max_sequences > 0 && r.sequences >= st.max_sequences) break;
     Batch b = source->batch(0, i);
     MaskedTokens m = st.objective == Objective::kNextToken
-                         ? next_token_targets(b.tokens, /*include_eos=*/false)
+                         ? next_token_targets(b.tokens, /*include_eos=*/false, b.cut_start, b.cut_end)
                          : mask_tokens(b.tokens, st.masking, derive_seed(st.seed, 0xe7a1, static_cast<uint64_t>(i)));
     at::Tensor logits = model(m.inputs.to(device), b.padding_mask.to(device));
     LossSums s = masked_cross_entropy(logits, m.labels.to(device));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -110,9 +111,19 @@ bool parse_cell_line(const std::string& output, LongseqCell& r) {
   if (pos == std::string::npos) return false;
   std::istringstream in(output.substr(pos + 13));
   long long rows = 0, steps = 0;
-  if (!(in >> r.status >> r.tokens_per_second >> r.peak_bytes >> r.start_bytes >> r.final_loss >> r.valid_perplexity >>
-        r.valid_accuracy >> r.strict_perplexity >> r.strict_accuracy >> rows >> steps))
+  // Numbers are read as words and converted with strtod, which (unlike operator>>) reads "nan": a causal
+  // cell has no all-masked figures.
+  std::string words[8];
+  if (!(in >> r.status >> words[0] >> words[1] >> words[2] >> words[3] >> words[4] >> words[5] >> words[6] >> words[7] >>
+        rows >> steps))
     return false;
+  double* nums[] = {&r.tokens_per_second, &r.peak_bytes,     &r.start_bytes,       &r.final_loss,
+                    &r.valid_perplexity,  &r.valid_accuracy, &r.strict_perplexity, &r.strict_accuracy};
+  for (size_t k = 0; k < 8; ++k) {
+    char* end = nullptr;
+    *nums[k] = std::strtod(words[k].c_str(), &end);
+    if (end == words[k].c_str() || *end != '\0') return false;
+  }
   r.rows = rows;
   r.steps = steps;
   std::getline(in, r.note);

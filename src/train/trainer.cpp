@@ -112,7 +112,7 @@ void set_autocast(const torch::Device& device, const std::string& precision, boo
 // One optimizer step's forward/backward over micro-batches. Gradients are left in the parameters,
 // already divided by the number of predicted positions (masked residues, or next tokens for causal models).
 struct StepOutcome {
-  double loss = 0;          // mean masked cross-entropy of the step
+  double loss = 0;          // mean cross-entropy over the step's predicted positions
   int64_t predicted = 0;
   int64_t real_tokens = 0;
   bool got_batch = false;
