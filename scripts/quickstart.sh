@@ -17,7 +17,9 @@ scripts/setup.sh
 echo "== fetch real data"
 scripts/get-data.sh
 echo "== train (configs/quickstart.yaml)"
-"${PERFORMER}" train --config configs/quickstart.yaml "$@"
+# --resume auto: a second run continues (or, when finished, only re-evaluates) the run in runs/quickstart
+# instead of being refused; pass --overwrite instead to start over (the old files are moved aside).
+"${PERFORMER}" train --config configs/quickstart.yaml --resume auto "$@"
 echo "== corpus statistics"
 "${PERFORMER}" info runs/quickstart/corpus.h5
 echo "== result of training (valid split)"

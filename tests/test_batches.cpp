@@ -267,11 +267,11 @@ TEST(DataLoader, CausalObjectiveGivesNextTokenTargets) {
       const int64_t n = b.padding_mask[r].sum().item<int64_t>();
       const bool cut = b.cut_start[row] || b.cut_end[row];
       EXPECT_EQ((b.labels[r] == Alphabet::kEos).any().item<bool>(), !b.cut_end[row]) << "row " << r;
-      if (b.cut_start[row])
-        EXPECT_EQ(b.labels[r][0].item<int64_t>(), kIgnoreIndex);
-      else
-        EXPECT_EQ(b.labels[r][0].item<int64_t>(), b.tokens[r][1].item<int64_t>());
-      if (!b.cut_end[row]) EXPECT_EQ(b.labels[r][n - 2].item<int64_t>(), int64_t{Alphabet::kEos});
+      const int64_t first_target = b.cut_start[row] ? kIgnoreIndex : b.tokens[r][1].item<int64_t>();
+      EXPECT_EQ(b.labels[r][0].item<int64_t>(), first_target) << "row " << r;
+      if (!b.cut_end[row]) {
+        EXPECT_EQ(b.labels[r][n - 2].item<int64_t>(), int64_t{Alphabet::kEos});
+      }
       // A protein that fits is never cut; one that does not is cut at one end at least.
       EXPECT_EQ(corpus.length(static_cast<size_t>(b.sequence_ids[row])) > 126, cut) << "row " << r;
       (cut ? cut_rows : whole_rows)++;

@@ -34,6 +34,7 @@
 #include "io/png.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace performer::cli {
 
@@ -313,7 +314,7 @@ int run_attention(const AttentionArgs& a) {
     report_similarity(study, layers, H, a.out, file);
     if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(h5_tmp + ": cannot flush (disk full?)");
   }
-  fs::rename(h5_tmp, h5_path);
+  rename_durably(h5_tmp, h5_path);
   cleanup.armed = false;
   std::printf("wrote %s, similarity.csv, correlations.csv, aa_attention.csv, target_similarity.csv, "
               "blosum_vs_attention.png and %lld heatmaps in %s/png\n",

@@ -32,6 +32,7 @@ void add_prepare(CLI::App& app, Action& run) {
       ->capture_default_str();
   cmd->add_option("--empty", *empty, "headers without a sequence: error | skip (counted)")->capture_default_str();
   cmd->add_flag("-q,--quiet", *quiet, "no progress line");
+  cmd->add_flag("--force", opts->force, "replace an existing --out even if it is not a performer corpus");
   cmd->callback([&run, opts, unknown, empty, quiet] {
     run = [opts, unknown, empty, quiet] {
       opts->reader.unknown = parse_unknown_policy(*unknown);

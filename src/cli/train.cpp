@@ -25,6 +25,8 @@ void add_train(CLI::App& app, Action& run) {
   cmd->add_option("--set", *sets, "override a key, e.g. --set train.lr=5e-4 (repeatable)");
   cmd->add_option("--resume", opts->resume, "checkpoint to resume from, or 'auto' for the newest in output.dir");
   cmd->add_option("--stop-after", opts->stop_after, "stop with a checkpoint after N steps of this invocation");
+  cmd->add_flag("--overwrite", opts->overwrite,
+                "start over in an output.dir that holds a run (its files are moved to output.dir/previous-<time>/)");
   cmd->callback([&run, config, sets, opts] {
     run = [config, sets, opts] {
       RunConfig c = load_config(*config, *sets);

@@ -145,6 +145,16 @@ CorpusStats read_stats(int64_t group_id) {
   return s;
 }
 
+bool Corpus::is_corpus_file(const std::string& path) {
+  if (!h5::is_hdf5(path)) return false;
+  try {
+    h5::Handle f = h5::open_file(path);
+    return h5::has_attr(f, "format") && h5::read_attr_string(f, "format") == "performer-corpus";
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 Corpus Corpus::load(const std::string& path, bool with_accessions) {
   h5::Handle f = h5::open_file(path);
   if (!h5::has_attr(f, "format") || h5::read_attr_string(f, "format") != "performer-corpus")

@@ -61,6 +61,8 @@ struct CorpusStats {
 class Corpus {
  public:
   static Corpus load(const std::string& path, bool with_accessions = true);
+  // True for an HDF5 file that says it is a performer corpus (format attribute); reads nothing else.
+  static bool is_corpus_file(const std::string& path);
 
   size_t size() const { return split_.size(); }
   const Token* sequence(size_t i) const { return tokens_.data() + offsets_[i]; }

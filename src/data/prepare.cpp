@@ -11,6 +11,7 @@
 
 #include "io/hdf5.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/hash.h"
 #include "util/progress.h"
 
@@ -27,8 +28,9 @@ struct PairHash {
 void validate(const PrepareOptions& o) {
   if (o.inputs.empty()) throw Error("prepare: no input files given (--input FILE...)");
   if (o.out.empty()) throw Error("prepare: no output given (--out corpus.h5)");
-  if (o.valid_frac < 0 || o.valid_frac >= 1) throw Error("prepare: --valid-frac must be in [0, 1)");
-  if (o.test_frac < 0 || o.test_frac >= 1) throw Error("prepare: --test-frac must be in [0, 1)");
+  // Written as "not inside" so that NaN is refused too.
+  if (!(o.valid_frac >= 0 && o.valid_frac < 1)) throw Error("prepare: --valid-frac must be in [0, 1)");
+  if (!(o.test_frac >= 0 && o.test_frac < 1)) throw Error("prepare: --test-frac must be in [0, 1)");
   if (o.valid_frac + o.test_frac >= 1) throw Error("prepare: --valid-frac + --test-frac must be below 1");
   if (o.min_len < 1) throw Error("prepare: --min-len must be at least 1");
   if (o.max_len != 0 && o.max_len < o.min_len) throw Error("prepare: --max-len must be 0 (no limit) or >= --min-len");
@@ -37,6 +39,14 @@ void validate(const PrepareOptions& o) {
   if (!dir.empty() && !fs::is_directory(dir))
     throw Error(o.out + ": output folder '" + dir.string() + "' does not exist");
   if (fs::is_directory(o.out)) throw Error(o.out + ": is a directory; --out names the corpus file to write");
+  if (!fs::exists(o.out)) return;
+  std::error_code ec;
+  for (const auto& in : o.inputs)
+    if (fs::equivalent(in, o.out, ec))
+      throw Error(o.out + ": is also an input (" + in + "); refusing to overwrite an input with the corpus");
+  if (!o.force && !Corpus::is_corpus_file(o.out))
+    throw Error(o.out + ": exists and is not a performer corpus; refusing to replace it (choose another --out, or "
+                "--force)");
 }
 
 // Length percentiles (nearest rank) from a histogram.
@@ -70,7 +80,8 @@ PrepareResult prepare_corpus(const PrepareOptions& o) {
     if (!ec) result.input_bytes += size;
   }
 
-  const std::string tmp = o.out + ".tmp-" + std::to_string(::getpid());
+  remove_stale_temporaries(fs::path(o.out).parent_path().string());  // left by killed runs
+  const std::string tmp = temporary_for(o.out);
   struct Cleanup {
     std::string path;
     bool armed = true;
@@ -179,9 +190,7 @@ PrepareResult prepare_corpus(const PrepareOptions& o) {
     write_stats(group, st);
     if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp + ": cannot flush (disk full?)");
   }  // file closed here
-  std::error_code ec;
-  fs::rename(tmp, o.out, ec);
-  if (ec) throw Error(o.out + ": cannot move the finished corpus into place: " + ec.message());
+  rename_durably(tmp, o.out);
   cleanup.armed = false;
   result.seconds = progress.elapsed();
   progress.finish(result.input_bytes, st.records_read);

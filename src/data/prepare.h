@@ -1,7 +1,8 @@
 // `performer prepare`: FASTA / UniProt files -> tokenized corpus (corpus.h), in one streaming pass.
 // Memory stays bounded whatever the input size (one record, write buffers, a length histogram, and
 // 16 bytes per sequence when --dedup is on). Written to "<out>.tmp-<pid>" and renamed at the end: an
-// error or an interrupt leaves no half corpus at <out>.
+// error or an interrupt leaves no half corpus at <out>. The output may never be one of the inputs (also
+// through links), and an existing output that is not a performer corpus is replaced only with `force`.
 #pragma once
 #include <atomic>
 #include <string>
@@ -24,6 +25,7 @@ struct PrepareOptions {
   ReaderOptions reader;
   bool progress = true;
   std::string cache_key;  // stored as attribute "cache_key" when set (training's prepared-corpus cache)
+  bool force = false;     // replace an existing --out that is not a performer corpus
 };
 
 struct PrepareResult {

@@ -12,6 +12,7 @@
 
 #include "io/hdf5.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/progress.h"
 
 namespace performer {
@@ -34,10 +35,10 @@ void write_tensor(hid_t loc, const std::string& name, const at::Tensor& t) {
   if (dims.empty()) dims.push_back(1);
   if (c.is_floating_point()) {
     c = c.to(torch::kFloat);
-    h5::write_array<float>(loc, name, dims, c.data_ptr<float>());
+    h5::write_array<float>(loc, name, dims, c.data_ptr<float>(), /*checksum=*/true);
   } else {
     c = c.to(torch::kLong);
-    h5::write_array<int64_t>(loc, name, dims, c.data_ptr<int64_t>());
+    h5::write_array<int64_t>(loc, name, dims, c.data_ptr<int64_t>(), /*checksum=*/true);
   }
 }
 
@@ -55,6 +56,8 @@ void read_into(hid_t loc, const std::string& group, const std::string& name, at:
   if (target.is_floating_point()) {
     auto v = h5::read_array<float>(loc, full);
     src = torch::from_blob(v.data(), target.sizes(), torch::kFloat).clone();
+    if (!torch::isfinite(src).all().item<bool>())
+      throw Error(path + ": '" + full + "' holds NaN or infinite values (a damaged checkpoint)");
   } else {
     auto v = h5::read_array<int64_t>(loc, full);
     src = torch::from_blob(v.data(), target.sizes(), torch::kLong).clone();
@@ -105,13 +108,11 @@ void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, 
           std::lock_guard<std::mutex> lock(gen.mutex());
           s = gen.get_state();
         }
-        h5::write_array<uint8_t>(g, "torch_cpu", {static_cast<hsize_t>(s.numel())}, s.data_ptr<uint8_t>());
+        h5::write_array<uint8_t>(g, "torch_cpu", {static_cast<hsize_t>(s.numel())}, s.data_ptr<uint8_t>(), true);
       }
       if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp + ": cannot flush (disk full?)");
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw Error(path + ": cannot move the checkpoint into place: " + ec.message());
+    rename_durably(tmp, path);
   } catch (...) {
     std::remove(tmp.c_str());
     throw;
@@ -196,9 +197,11 @@ std::string newest_valid_checkpoint(const std::string& dir) {
   return "";
 }
 
-void prune_checkpoints(const std::string& dir, int64_t keep_last) {
+void prune_checkpoints(const std::string& dir, int64_t keep_last, const std::string& keep) {
   auto all = list_checkpoints(dir);
-  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep_last, 1)); i < all.size(); ++i) std::remove(all[i].c_str());
+  std::error_code ec;
+  for (size_t i = static_cast<size_t>(std::max<int64_t>(keep_last, 1)); i < all.size(); ++i)
+    if (keep.empty() || !std::filesystem::equivalent(all[i], keep, ec)) std::remove(all[i].c_str());
 }
 
 }  // namespace performer

@@ -10,9 +10,11 @@
 //                    data_epoch, data_index, optimizer_step, best_valid_loss, bad_steps, config (the
 //                    resolved YAML), libtorch_version, created
 //
-// Written to "<path>.tmp-<pid>", flushed, closed, then renamed over <path>: a crash never leaves a
-// half-written checkpoint under a checkpoint's name. Loading checks format, version and every shape
-// against the model built from the config, with one-line errors naming the file and the tensor.
+// Every dataset is stored with HDF5's Fletcher-32 checksum, so changed bytes make the read fail (files
+// written before the checksums remain readable). Written to "<path>.tmp-<pid>", flushed, closed, then
+// renamed over <path>: a crash never leaves a half-written checkpoint under a checkpoint's name. Loading
+// checks format, version, every shape against the model built from the config and that every value is
+// finite, with one-line errors naming the file and the tensor.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -48,7 +50,8 @@ std::vector<std::string> list_checkpoints(const std::string& dir);
 // are skipped with a warning on stderr.
 std::string newest_valid_checkpoint(const std::string& dir);
 std::string checkpoint_path(const std::string& dir, int64_t step);
-// Deletes all but the newest keep_last step checkpoints (best.h5 is separate and kept).
-void prune_checkpoints(const std::string& dir, int64_t keep_last);
+// Deletes all but the newest keep_last step checkpoints (best.h5 is separate and kept), and never `keep`
+// (the checkpoint a run resumed from: the newest known to load cleanly).
+void prune_checkpoints(const std::string& dir, int64_t keep_last, const std::string& keep = "");
 
 }  // namespace performer

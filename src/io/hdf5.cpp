@@ -233,11 +233,22 @@ std::vector<int64_t> read_attr_ints(hid_t obj, const std::string& name) {
 }
 
 template <class T>
-void write_array(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data) {
+void write_array(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data, bool checksum) {
   silence();
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-  Handle dset(check(H5Dcreate2(loc, name.c_str(), native_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                    loc, "cannot create dataset '" + name + "'"));
+  hsize_t n = 1;
+  for (auto d : dims) n *= d;
+  Handle props(H5Pcreate(H5P_DATASET_CREATE));
+  if (checksum && n > 0) {
+    // Chunks of at most ~16 MB along the first dimension (HDF5 chunks must stay below 4 GB).
+    std::vector<hsize_t> chunk = dims;
+    const hsize_t row = n / dims[0] * sizeof(T);
+    chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (hsize_t{16} << 20) / std::max<hsize_t>(row, 1)));
+    check(H5Pset_chunk(props, static_cast<int>(chunk.size()), chunk.data()), loc, "cannot chunk dataset '" + name + "'");
+    check(H5Pset_fletcher32(props), loc, "cannot add a checksum to dataset '" + name + "'");
+  }
+  Handle dset(check(H5Dcreate2(loc, name.c_str(), native_type<T>(), space, H5P_DEFAULT, props, H5P_DEFAULT), loc,
+                    "cannot create dataset '" + name + "'"));
   check(H5Dwrite(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), loc,
         "cannot write dataset '" + name + "'");
 }
@@ -351,7 +362,7 @@ void StringAppender::flush() {
 }
 
 #define PERFORMER_H5_INSTANTIATE(T)                                                                     \
-  template void write_array<T>(hid_t, const std::string&, const std::vector<hsize_t>&, const T*);       \
+  template void write_array<T>(hid_t, const std::string&, const std::vector<hsize_t>&, const T*, bool); \
   template std::vector<T> read_array<T>(hid_t, const std::string&);                                   \
   template class Appender<T>;
 PERFORMER_H5_INSTANTIATE(uint8_t)

@@ -65,9 +65,11 @@ std::vector<std::string> read_attr_strings(hid_t obj, const std::string& name);
 std::vector<double> read_attr_doubles(hid_t obj, const std::string& name);
 std::vector<int64_t> read_attr_ints(hid_t obj, const std::string& name);
 
-// Whole datasets of any rank (row-major data).
+// Whole datasets of any rank (row-major data). checksum: chunked storage with HDF5's Fletcher-32 filter,
+// so a read of a chunk whose bytes changed fails instead of returning them (checkpoints use it).
 template <class T>
-void write_array(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data);
+void write_array(hid_t loc, const std::string& name, const std::vector<hsize_t>& dims, const T* data,
+                 bool checksum = false);
 std::vector<hsize_t> dataset_dims(hid_t loc, const std::string& name);
 template <class T>
 std::vector<T> read_array(hid_t loc, const std::string& name);  // flattened, any rank

@@ -157,6 +157,7 @@ LongseqCell run_longseq_cell(const RunConfig& c, uint64_t limit, int64_t timing_
   TrainOptions opt;
   opt.progress_bar = false;
   opt.timing_warmup = timing_warmup;
+  opt.overwrite = true;  // a cell run again (new settings) starts over; the old files are kept aside
   try {
     TrainResult t = train(c, opt);
     r.steps = t.step;

@@ -26,7 +26,9 @@
 #include "io/hdf5.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
+#include "train/run_folder.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/hash.h"
 #include "util/process.h"
 #include "util/progress.h"
@@ -41,6 +43,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+constexpr const char* kMetricsHeader = "step,tokens_seen,loss,perplexity,lr,grad_norm,tokens_per_second,skipped";
+constexpr const char* kEvalHeader =
+    "step,valid_loss,valid_perplexity,valid_accuracy,strict_loss,strict_perplexity,strict_accuracy,unigram_perplexity";
 
 // Seeds of the independent random streams, all derived from runtime.seed.
 uint64_t data_seed(const RunConfig& c) { return derive_seed(c.runtime.seed, 0xda7a); }
@@ -74,24 +80,39 @@ std::shared_ptr<spdlog::logger> make_logger(const std::string& run_dir) {
   return logger;
 }
 
-// Keeps rows whose first column (step) is <= step: a resumed run rewrites what came after its checkpoint.
-void truncate_csv(const std::string& path, int64_t step) {
+// On resume: keeps the header and the rows whose first column (step) is <= step, so the resumed run rewrites
+// what came after its checkpoint. Rewritten through "<path>.tmp" and a rename, never in place, so a kill at
+// any moment leaves either the old or the new file. A missing or damaged header (a run killed before it
+// reached the disk) is replaced by `header`; blank or unreadable rows are dropped.
+void keep_csv_rows_up_to(const std::string& path, const std::string& header, int64_t step) {
   std::ifstream in(path);
   if (!in) return;
-  std::string header, line, kept;
-  std::getline(in, header);
-  kept = header + "\n";
-  while (std::getline(in, line))
-    if (!line.empty() && std::stoll(line.substr(0, line.find(','))) <= step) kept += line + "\n";
+  std::string line, kept = header + "\n";
+  while (std::getline(in, line)) {
+    if (line.empty() || line == header) continue;
+    char* end = nullptr;
+    const long long row_step = std::strtoll(line.c_str(), &end, 10);
+    if (end == line.c_str() || *end != ',') continue;
+    if (row_step <= step) kept += line + "\n";
+  }
   in.close();
-  std::ofstream(path, std::ios::trunc) << kept;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << kept;
+    if (!out.flush()) throw Error(tmp + ": cannot write (disk full?)");
+  }
+  rename_durably(tmp, path);
 }
 
+// Opens a CSV for appending rows; a new (or empty) file gets the header, written through at once so that
+// a kill -9 right after start never leaves a file without it.
 std::ofstream open_csv(const std::string& path, const std::string& header, bool append) {
-  const bool exists = append && fs::exists(path);
-  std::ofstream out(path, exists ? std::ios::app : std::ios::trunc);
+  const bool has_rows = append && fs::exists(path) && fs::file_size(path) > 0;
+  std::ofstream out(path, has_rows ? std::ios::app : std::ios::trunc);
   if (!out) throw Error(path + ": cannot write");
-  if (!exists) out << header << "\n";
+  if (!has_rows) out << header << "\n";
+  out.flush();
   return out;
 }
 
@@ -213,6 +234,7 @@ std::string training_corpus(const RunConfig& c) {
   po.test_frac = c.data.test_frac;
   po.dedup = c.data.dedup;
   po.cache_key = key.str();
+  po.force = true;  // our own cache file, rebuilt when unreadable
   po.progress = isatty(STDERR_FILENO) != 0;
   PrepareResult r = prepare_corpus(po);
   spdlog::info("prepared {} -> {}: {} sequences, {} residues in {:.1f}s", src, cache, r.stats.total_sequences(),
@@ -221,51 +243,81 @@ std::string training_corpus(const RunConfig& c) {
 }
 
 TrainResult train(const RunConfig& c, const TrainOptions& opt) {
-  fs::create_directories(c.output.dir);
-  const std::string config_yaml = config_to_yaml(c);
-  std::ofstream(fs::path(c.output.dir) / "config.yaml") << config_yaml;
-  auto log = make_logger(c.output.dir);
+  // Everything is checked before anything of the run is written, so a failed start leaves the run folder
+  // as it was (only the prepared corpus cache may be added); see train/run_folder.h.
   const torch::Device device = resolve_device(c.runtime.device);
   if (c.runtime.threads > 0) torch::set_num_threads(static_cast<int>(c.runtime.threads));
   set_autocast(device, c.runtime.precision, false);  // checks precision against the device before any work
+  fs::create_directories(c.output.dir);
+  RunFolderLock lock(c.output.dir);
+  remove_stale_temporaries(c.output.dir);  // "*.tmp-<pid>" of killed runs
+  // --overwrite wins over --resume: the user asked to start over.
+  std::string resume = opt.overwrite || opt.resume == "auto" ? "" : opt.resume;
+  if (!resume.empty() && !fs::exists(resume)) throw Error(resume + ": checkpoint to resume from does not exist");
+  if (opt.resume.empty() && !opt.overwrite && holds_run(c.output.dir))  // refused before any work
+    throw Error(c.output.dir + ": holds a run (metrics, checkpoints); continue it with --resume auto, or start over "
+                "with --overwrite (its files are then moved to " + c.output.dir + "/previous-<time>/)");
 
   const Corpus corpus = Corpus::load(training_corpus(c), /*with_accessions=*/false);
   const double unigram = corpus.stats().unigram_perplexity_valid;
-  log->info("corpus {}: {} train / {} valid sequences; unigram perplexity of valid {:.3f}", corpus.path(),
-            corpus.stats().sequences[0], corpus.stats().sequences[1], unigram);
-
   Encoder model(c.model);
   model->to(device);
   model->train();
   AdamW optimizer(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
+  const std::string config_yaml = config_to_yaml(c);
+  TrainState state;
+  std::vector<std::string> skipped;  // checkpoints --resume auto could not use (corrupt, NaN, other model)
+  if (opt.resume == "auto" && !opt.overwrite) {
+    // The newest checkpoint that loads completely: every tensor read (checksums verified), shapes as the
+    // config says, values finite. A damaged one is skipped with a warning and the previous one is used.
+    for (const std::string& path : list_checkpoints(c.output.dir)) {
+      try {
+        state = load_checkpoint(path, model, &optimizer, /*restore_rng=*/true);
+        resume = path;
+        break;
+      } catch (const Error& e) {
+        skipped.push_back(e.what());
+        std::fprintf(stderr, "warning: %s; trying an older checkpoint\n", e.what());
+      }
+    }
+    if (resume.empty() && !skipped.empty()) {  // a failed load may have filled part of the model: start clean
+      model = Encoder(c.model);
+      model->to(device);
+      model->train();
+      optimizer = AdamW(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
+    }
+  } else if (!resume.empty()) {
+    state = load_checkpoint(resume, model, &optimizer, /*restore_rng=*/true);
+  }
+  state.config_yaml = config_yaml;
+  const bool start_over = resume.empty() && holds_run(c.output.dir);
+  if (start_over && !opt.overwrite)
+    throw Error(c.output.dir + (opt.resume == "auto" ? ": holds a run but no checkpoint that loads completely"
+                                                     : ": holds a run (metrics, checkpoints)") +
+                "; continue it with --resume auto, or start over with --overwrite (its files are then moved to " +
+                c.output.dir + "/previous-<time>/)");
+
+  // Checked: now the run folder is written.
+  const std::string moved = start_over ? move_run_aside(c.output.dir) : "";
+  std::ofstream(fs::path(c.output.dir) / "config.yaml") << config_yaml;
+  auto log = make_logger(c.output.dir);
+  if (!moved.empty()) log->info("--overwrite: the previous run's files were moved to {}", moved);
+  for (const std::string& s : skipped) log->warn("skipped checkpoint: {}", s);
+  log->info("corpus {}: {} train / {} valid sequences; unigram perplexity of valid {:.3f}", corpus.path(),
+            corpus.stats().sequences[0], corpus.stats().sequences[1], unigram);
   log->info("model: {} ({:.2f} M parameters), device {}, {} threads", c.model.describe(),
             static_cast<double>(model->num_parameters()) / 1e6, device.str(), torch::get_num_threads());
-
-  TrainState state;
-  state.config_yaml = config_yaml;
-  std::string resume = opt.resume;
-  if (resume == "auto") {
-    resume = newest_valid_checkpoint(c.output.dir);
-    if (resume.empty()) log->info("--resume auto: no checkpoint in {}, starting from scratch", c.output.dir);
-  }
-  if (!resume.empty()) {
-    state = load_checkpoint(resume, model, &optimizer, /*restore_rng=*/true);
-    state.config_yaml = config_yaml;
-    log->info("resumed from {} at step {} ({} tokens seen)", resume, state.step, state.tokens_seen);
-  }
+  if (opt.resume == "auto" && resume.empty() && !opt.overwrite) log->info("--resume auto: no checkpoint in {}, starting from scratch", c.output.dir);
+  if (!resume.empty()) log->info("resumed from {} at step {} ({} tokens seen)", resume, state.step, state.tokens_seen);
   model->update_features(state.step);
   const std::string metrics_path = (fs::path(c.output.dir) / "metrics.csv").string();
   const std::string eval_path = (fs::path(c.output.dir) / "eval.csv").string();
   if (!resume.empty()) {
-    truncate_csv(metrics_path, state.step);
-    truncate_csv(eval_path, state.step);
+    keep_csv_rows_up_to(metrics_path, kMetricsHeader, state.step);
+    keep_csv_rows_up_to(eval_path, kEvalHeader, state.step);
   }
-  std::ofstream metrics = open_csv(metrics_path, "step,tokens_seen,loss,perplexity,lr,grad_norm,tokens_per_second,skipped",
-                                   !resume.empty());
-  std::ofstream evals = open_csv(eval_path,
-                                 "step,valid_loss,valid_perplexity,valid_accuracy,strict_loss,strict_perplexity,"
-                                 "strict_accuracy,unigram_perplexity",
-                                 !resume.empty());
+  std::ofstream metrics = open_csv(metrics_path, kMetricsHeader, !resume.empty());
+  std::ofstream evals = open_csv(eval_path, kEvalHeader, !resume.empty());
 
   DataLoader loader(make_source(corpus, c), loader_options(c), state.data);
 
@@ -282,6 +334,8 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
 
   TrainResult result;
   result.unigram_perplexity = unigram;
+  result.valid_loss = result.valid_perplexity = result.valid_accuracy = std::nan("");  // until an evaluation ran
+  result.strict_perplexity = result.strict_accuracy = std::nan("");
   auto run_eval = [&](int64_t step) {
     EvalResult e = evaluate(model, corpus, Split::kValid, es, device);
     result.valid_loss = e.loss;
@@ -309,11 +363,12 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     return e;
   };
   auto checkpoint = [&](bool best) {
+    metrics.flush();  // every row up to a checkpoint's step is on disk before the checkpoint is
     state.data = loader.position();
     const std::string path = best ? (fs::path(c.output.dir) / "best.h5").string() : checkpoint_path(c.output.dir, state.step);
     save_checkpoint(path, model, &optimizer, state);
     if (!best) {
-      prune_checkpoints(c.output.dir, c.output.keep_last);
+      prune_checkpoints(c.output.dir, c.output.keep_last, /*keep=*/resume);  // the one we resumed from stays
       result.checkpoint = path;
       log->info("checkpoint {}", path);
     }
@@ -426,7 +481,10 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   result.tokens_per_second = train_seconds > 0 ? static_cast<double>(run_tokens) / train_seconds : 0;
   result.steady_tokens_per_second = steady_seconds > 0 ? static_cast<double>(steady_tokens) / steady_seconds : 0;
   result.peak_bytes = peak_memory(device);
-  if (es.objective == Objective::kNextToken)
+  if (!std::isfinite(result.valid_perplexity))
+    log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); no finite held-out evaluation",
+              result.stop_reason, state.step, result.tokens_per_second);
+  else if (es.objective == Objective::kNextToken)
     log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) next-token "
               "perplexity {:.3f} ({:+.1f}% vs unigram {:.3f})",
               result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,

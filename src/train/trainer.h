@@ -23,6 +23,7 @@ namespace performer {
 
 struct TrainOptions {
   std::string resume;        // "", "auto" (newest valid checkpoint in the run folder) or a checkpoint path
+  bool overwrite = false;    // start over in a folder that holds a run (its files moved aside; train/run_folder.h)
   int64_t stop_after = 0;    // stop (with a checkpoint) after this many steps in this invocation; 0 = no
   bool progress_bar = true;  // a redrawn bar when stdout is a terminal
   int64_t timing_warmup = 0; // steps of this invocation left out of steady_tokens_per_second

@@ -1,0 +1,55 @@
+#include "util/files.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "util/error.h"
+
+namespace performer {
+
+namespace fs = std::filesystem;
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open to sync: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0 && err != EINVAL) throw Error(path + ": cannot sync to disk: " + std::strerror(err));  // EINVAL: no fsync here
+}
+
+void rename_durably(const std::string& from, const std::string& to) {
+  fsync_path(from);
+  std::error_code ec;
+  fs::rename(from, to, ec);
+  if (ec) throw Error(to + ": cannot move " + from + " into place: " + ec.message());
+  const fs::path dir = fs::path(to).parent_path();
+  fsync_path(dir.empty() ? std::string(".") : dir.string());
+}
+
+std::string temporary_for(const std::string& path) { return path + ".tmp-" + std::to_string(::getpid()); }
+
+int remove_stale_temporaries(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir.empty() ? "." : dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const auto pos = name.rfind(".tmp-");
+    if (pos == std::string::npos || !e.is_regular_file()) continue;
+    const std::string digits = name.substr(pos + 5);
+    char* end = nullptr;
+    const long pid = std::strtol(digits.c_str(), &end, 10);
+    if (digits.empty() || *end != '\0' || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+    if (fs::remove(e.path(), ec)) ++removed;
+  }
+  return removed;
+}
+
+}  // namespace performer

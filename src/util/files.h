@@ -1,0 +1,18 @@
+// Files that survive a crash or a power loss: a finished temporary is fsync'ed, renamed over its final
+// name, and the folder is fsync'ed, so the final name never points at an empty or partial file; and
+// temporaries left by killed processes ("<name>.tmp-<pid>" of a pid no longer running) are removed.
+#pragma once
+#include <string>
+
+namespace performer {
+
+// fsync of a file or a folder; throws Error naming the path.
+void fsync_path(const std::string& path);
+// fsync(from), rename(from, to), fsync(folder of to); throws Error naming both.
+void rename_durably(const std::string& from, const std::string& to);
+// The temporary name for `path` in this process: "<path>.tmp-<pid>".
+std::string temporary_for(const std::string& path);
+// Removes the "*.tmp-<pid>" files in `dir` whose process is gone; returns how many.
+int remove_stale_temporaries(const std::string& dir);
+
+}  // namespace performer

@@ -1,0 +1,245 @@
+// No lost work: inputs never overwritten, run folders never clobbered, one training per folder
+// (issue cases reproduced as tests; each failed before the fix).
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+#include "train/run_folder.h"
+
+using namespace performer;
+using namespace performer::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string root() { return fs::path(PERFORMER_TEST_DATA).parent_path().parent_path().string(); }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string tiny_train(const std::string& dir, const std::string& extra = "") {
+  return "train --config " + root() + "/configs/tiny.yaml --set output.dir=" + dir + " --set data.train=" +
+         data_path("real_excerpt.fasta") + " --set train.steps=3 --set eval.every=0 --set runtime.threads=1 " + extra;
+}
+
+void expect_one_line_error(const CliRun& r, const std::string& fragment) {
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find(fragment), std::string::npos) << r.out;
+}
+
+}  // namespace
+
+TEST(Reliability, PrepareNeverOverwritesItsInputOrAForeignFile) {
+  TempDir dir;
+  const std::string input = dir.file("a.fasta");
+  fs::copy_file(data_path("real_excerpt.fasta"), input);
+  const std::string before = slurp(input);
+  // --out is the input itself, or a link to it.
+  expect_one_line_error(run_performer("prepare -q --input " + input + " --out " + input), "is also an input");
+  fs::create_symlink(input, dir.file("link.h5"));
+  expect_one_line_error(run_performer("prepare -q --input " + input + " --out " + dir.file("link.h5")), "is also an input");
+  EXPECT_EQ(slurp(input), before) << "the input must be untouched";
+  // An existing file that is not a corpus is replaced only with --force.
+  write_file(dir.file("notes.txt"), "my notes\n");
+  expect_one_line_error(run_performer("prepare -q --input " + input + " --out " + dir.file("notes.txt")),
+                        "is not a performer corpus");
+  EXPECT_EQ(slurp(dir.file("notes.txt")), "my notes\n");
+  EXPECT_EQ(run_performer("prepare -q --input " + input + " --out " + dir.file("notes.txt") + " --force").status, 0);
+  // An existing corpus is simply rebuilt.
+  EXPECT_EQ(run_performer("prepare -q --input " + input + " --out " + dir.file("c.h5")).status, 0);
+  EXPECT_EQ(run_performer("prepare -q --input " + input + " --out " + dir.file("c.h5")).status, 0);
+  // NaN fractions are refused.
+  expect_one_line_error(run_performer("prepare -q --input " + input + " --out " + dir.file("d.h5") + " --valid-frac nan"),
+                        "--valid-frac");
+}
+
+TEST(Reliability, TrainRefusesAFolderHoldingARunUnlessResumeOrOverwrite) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  ASSERT_EQ(run_performer(tiny_train(run)).status, 0);
+  const std::string metrics = slurp(run + "/metrics.csv"), best = slurp(run + "/best.h5");
+  ASSERT_FALSE(metrics.empty());
+  // A second plain run is refused and changes nothing.
+  expect_one_line_error(run_performer(tiny_train(run)), "--resume auto");
+  EXPECT_EQ(slurp(run + "/metrics.csv"), metrics);
+  EXPECT_EQ(slurp(run + "/best.h5"), best);
+  // --resume auto continues it (more steps), --overwrite starts over with the old files kept aside.
+  CliRun more = run_performer(tiny_train(run, "--resume auto --set train.steps=5"));
+  ASSERT_EQ(more.status, 0) << more.out;
+  const std::string continued = slurp(run + "/metrics.csv");
+  EXPECT_EQ(std::count(continued.begin(), continued.end(), '\n'), 6) << "header and steps 1-5";
+  CliRun over = run_performer(tiny_train(run, "--overwrite"));
+  ASSERT_EQ(over.status, 0) << over.out;
+  std::vector<fs::path> previous;
+  for (const auto& e : fs::directory_iterator(run))
+    if (e.is_directory() && e.path().filename().string().rfind("previous-", 0) == 0) previous.push_back(e.path());
+  ASSERT_EQ(previous.size(), 1u);
+  EXPECT_EQ(slurp((previous[0] / "metrics.csv").string()), continued);
+  EXPECT_TRUE(fs::exists(previous[0] / "best.h5"));
+  const std::string fresh = slurp(run + "/metrics.csv");
+  EXPECT_EQ(std::count(fresh.begin(), fresh.end(), '\n'), 4) << "header and steps 1-3";
+}
+
+TEST(Reliability, FailedStartLeavesTheRunFolderAsItWas) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  ASSERT_EQ(run_performer(tiny_train(run)).status, 0);
+  const std::string config = slurp(run + "/config.yaml"), log = slurp(run + "/train.log");
+  // A missing data file, and a resume from a checkpoint that does not exist: refused before writing.
+  CliRun missing = run_performer(tiny_train(run, "--resume auto --set data.train=" + dir.file("missing.fasta")));
+  expect_one_line_error(missing, "missing.fasta");
+  CliRun bad_resume = run_performer(tiny_train(run, "--resume " + dir.file("nope.h5") + " --set train.steps=9"));
+  expect_one_line_error(bad_resume, "nope.h5");
+  EXPECT_EQ(slurp(run + "/config.yaml"), config) << "the resume command printed by the run must keep working";
+  EXPECT_EQ(slurp(run + "/train.log"), log);
+  EXPECT_EQ(run_performer("train --config " + run + "/config.yaml --resume auto").status, 0);
+}
+
+TEST(Reliability, OneTrainingPerRunFolder) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  fs::create_directories(run);
+  {
+    RunFolderLock held(run);  // this process holds the folder, as a running training would
+    CliRun second = run_performer(tiny_train(run));
+    expect_one_line_error(second, "another training is running in this folder (pid " + std::to_string(::getpid()) + ")");
+    EXPECT_FALSE(fs::exists(run + "/metrics.csv"));
+    EXPECT_THROW(RunFolderLock again(run), std::exception);
+  }
+  // Released with its holder (the kernel releases it on kill -9 too): the folder is usable again.
+  EXPECT_EQ(run_performer(tiny_train(run)).status, 0);
+}
+
+namespace {
+
+// Flips one byte in the middle of the stored chunk of dataset `name` (a checkpoint's weights).
+void flip_byte_in_dataset(const std::string& file, const std::string& name) {
+  haddr_t addr = 0;
+  hsize_t size = 0;
+  {
+    hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    hsize_t origin[2] = {0, 0};
+    unsigned mask = 0;
+    ASSERT_GE(H5Dget_chunk_info_by_coord(d, origin, &mask, &addr, &size), 0);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  ASSERT_GT(size, 16u);
+  std::fstream io(file, std::ios::in | std::ios::out | std::ios::binary);
+  io.seekg(static_cast<std::streamoff>(addr + size / 2));
+  char c = 0;
+  io.read(&c, 1);
+  c = static_cast<char>(c ^ 0x5a);
+  io.seekp(static_cast<std::streamoff>(addr + size / 2));
+  io.write(&c, 1);
+}
+
+std::string ckpt(const std::string& run, int step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "/ckpt-%09d.h5", step);
+  return run + name;
+}
+
+}  // namespace
+
+TEST(Reliability, CorruptOrNonFiniteCheckpointIsSkippedForThePreviousOne) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  const std::string base = tiny_train(run, "--set train.steps=20 --set output.checkpoint_every=10 --set output.keep_last=2");
+  ASSERT_EQ(run_performer(base).status, 0);
+  ASSERT_TRUE(fs::exists(ckpt(run, 10)) && fs::exists(ckpt(run, 20)));
+  // Changed bytes inside the weights: the checksum makes the read fail, naming file and tensor.
+  flip_byte_in_dataset(ckpt(run, 20), "model/layers.0.ff1.weight");
+  CliRun eval = run_performer("eval --checkpoint " + ckpt(run, 20) + " --input " + data_path("real_excerpt.fasta"));
+  expect_one_line_error(eval, "layers.0.ff1.weight");
+  // --resume auto falls back to step 10 with a warning and trains on to 30; the damaged file is not used.
+  CliRun resumed = run_performer(tiny_train(run, "--resume auto --set train.steps=30 --set output.checkpoint_every=10"
+                                                 " --set output.keep_last=2"));
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("warning:"), std::string::npos) << resumed.out;
+  EXPECT_NE(resumed.out.find("resumed from " + ckpt(run, 10)), std::string::npos) << resumed.out;
+  // A checkpoint holding NaN weights is skipped the same way, and the one resumed from survives rotation.
+  {
+    hid_t f = H5Fopen(ckpt(run, 30).c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "model/lm_bias", H5P_DEFAULT);
+    std::vector<float> nan(33, std::nanf(""));
+    ASSERT_GE(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, nan.data()), 0);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  CliRun again = run_performer(tiny_train(run, "--resume auto --set train.steps=50 --set output.checkpoint_every=10"
+                                              " --set output.keep_last=1"));
+  ASSERT_EQ(again.status, 0) << again.out;
+  EXPECT_NE(again.out.find("NaN"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("resumed from"), std::string::npos) << again.out;
+  EXPECT_TRUE(fs::exists(ckpt(run, 50)));
+  // keep_last = 1, yet the checkpoint it resumed from (step 20, the newest that loaded) is still there.
+  EXPECT_TRUE(fs::exists(ckpt(run, 20))) << again.out;
+}
+
+TEST(Reliability, CsvFilesSurviveKillNineAndResume) {
+  // kill -9 right after the first checkpoint, then --resume auto: metrics.csv has its header first, then
+  // steps 1..N exactly once, no blank line.
+  TempDir dir;
+  const std::string run = dir.file("run");
+  const std::string cmd = std::string(PERFORMER_BINARY) + " " +
+                          tiny_train(run, "--set train.steps=400 --set output.checkpoint_every=5 --set output.log_every=100") +
+                          " > " + dir.file("out.txt") + " 2>&1 & echo $!";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  int pid = 0;
+  ASSERT_EQ(std::fscanf(p, "%d", &pid), 1);
+  ::pclose(p);
+  for (int i = 0; i < 600 && !fs::exists(ckpt(run, 5)); ++i) ::usleep(20000);
+  ASSERT_TRUE(fs::exists(ckpt(run, 5)));
+  ::kill(pid, SIGKILL);
+  for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) ::usleep(20000);
+  const std::string killed = slurp(run + "/metrics.csv");
+  EXPECT_EQ(killed.rfind("step,tokens_seen,", 0), 0u) << "header on disk before the first row: " << killed;
+  CliRun resumed = run_performer(tiny_train(run, "--resume auto --set train.steps=12 --set output.checkpoint_every=5"));
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  std::ifstream in(run + "/metrics.csv");
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line.rfind("step,tokens_seen,", 0), 0u);
+  int expected = 1;
+  while (std::getline(in, line)) {
+    ASSERT_FALSE(line.empty()) << "blank line";
+    EXPECT_EQ(std::stoi(line.substr(0, line.find(','))), expected++) << line;
+  }
+  EXPECT_EQ(expected, 13);
+}
+
+TEST(Reliability, StaleTemporariesOfDeadProcessesAreRemoved) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  fs::create_directories(run);
+  // A pid that is not running (a reaped child) and this process's own pid.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);
+  write_file(run + "/ckpt-000000005.h5.tmp-" + std::to_string(child), "partial");
+  write_file(run + "/ckpt-000000005.h5.tmp-" + std::to_string(::getpid()), "ours");
+  ASSERT_EQ(run_performer(tiny_train(run)).status, 0);
+  EXPECT_FALSE(fs::exists(run + "/ckpt-000000005.h5.tmp-" + std::to_string(child)));
+  EXPECT_TRUE(fs::exists(run + "/ckpt-000000005.h5.tmp-" + std::to_string(::getpid())));
+}
