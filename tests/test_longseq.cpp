@@ -321,7 +321,16 @@ TEST(LongseqCli, BadOptionsFailWithOneLine) {
   out = run_cli(longseq_args() + "--memory-limit 12XB --out " + dir.path(), status);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("12XB"), std::string::npos) << out;
-  out = run_cli(longseq_args() + "--lengths 1024,abc --out " + dir.path(), status);
-  EXPECT_NE(status, 0);
-  EXPECT_NE(out.find("'abc' is not a number"), std::string::npos) << out;
+  // Every item whole: nothing is cut short to a number ("512x" was 512, "256.9" 256, "1e3" 1).
+  for (const char* bad : {"abc", "512x", "256.9", "1e3", "0", "-64"}) {
+    out = run_cli(longseq_args() + "--lengths 1024," + bad + " --out " + dir.path(), status);
+    EXPECT_NE(status, 0) << bad;
+    EXPECT_NE(out.find(std::string("'") + bad + "' is not a positive whole number"), std::string::npos) << out;
+  }
+  // --steps must be positive (0 or -3 used to run the config's steps silently).
+  for (const char* steps : {"0", "-3"}) {
+    out = run_cli(longseq_args() + "--steps " + steps + " --out " + dir.path(), status);
+    EXPECT_NE(status, 0) << steps;
+    EXPECT_NE(out.find("--steps"), std::string::npos) << out;
+  }
 }

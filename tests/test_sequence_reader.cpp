@@ -195,3 +195,21 @@ TEST(SequenceReader, LongSingleLineSequence) {
   EXPECT_EQ(recs[0].residues, seq);
   EXPECT_EQ(recs[1].residues, "MK");  // last line without newline
 }
+
+TEST(SequenceReader, ByteOrderMarkIsSkipped) {
+  // A UTF-8 BOM written by some editors used to give "sequence data before any header".
+  TempDir dir;
+  write_file(dir.file("bom2.fa"), "\xEF\xBB\xBF>P1 first\nMKV\n>P2\nACD\n");
+  auto recs = read_all(dir.file("bom2.fa"));
+  ASSERT_EQ(recs.size(), 2u);
+  EXPECT_EQ(recs[0].accession, "P1");
+  EXPECT_EQ(recs[0].residues, "MKV");
+}
+
+TEST(SequenceReader, HugeSqLengthIsAnErrorNotAnOverflow) {
+  TempDir dir;
+  write_file(dir.file("huge.dat"),
+             "ID   X_HUMAN   Unreviewed;   3 AA.\nAC   P00001;\nSQ   SEQUENCE   99999999999999999999999 AA;  1 MW;\n"
+             "     MKV\n//\n");
+  expect_error([&] { read_all(dir.file("huge.dat")); }, {"huge.dat:3", "impossible length"});
+}

@@ -1,7 +1,9 @@
 // performer longseq --config configs/longseq.yaml [--lengths ...] [--kinds ...] [--steps N]
 //                   [--memory-limit 16GB] --out DIR
 // The concatenated long-sequence sweep (train/longseq.h); `longseq-cell` is its hidden per-cell child.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli/commands.h"
 #include "train/longseq.h"
@@ -25,7 +27,8 @@ void add_longseq(CLI::App& app, Action& run) {
   cmd->add_option("--set", *sets, "override a key of the base config (repeatable)");
   cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths L")->capture_default_str();
   cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
-  cmd->add_option("--steps", opts->steps, "training steps per cell (default: the config's train.steps)");
+  cmd->add_option("--steps", opts->steps, "training steps per cell (default: the config's train.steps)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--memory-limit", *limit, "memory per cell, e.g. 16GB (default: 90% of RAM, or of GPU memory)");
   cmd->add_option("--eval-tokens", opts->eval_tokens, "valid tokens per evaluation (the same residues at every L)")
       ->capture_default_str();
@@ -42,11 +45,13 @@ void add_longseq(CLI::App& app, Action& run) {
       LongseqOptions o = *opts;
       o.lengths.clear();
       for (const auto& l : split_list(*lengths)) {
-        try {
-          o.lengths.push_back(std::stoll(l));
-        } catch (const std::exception&) {
-          throw Error("--lengths: '" + l + "' is not a number");
-        }
+        // The whole item must be a positive integer: "512x", "256.9" or "1e3" are refused, not cut short.
+        char* end = nullptr;
+        errno = 0;
+        const long long v = std::strtoll(l.c_str(), &end, 10);
+        if (l.empty() || *end != '\0' || errno == ERANGE || v < 1)
+          throw Error("--lengths: '" + l + "' is not a positive whole number of tokens");
+        o.lengths.push_back(v);
       }
       o.kinds = split_list(*kinds);
       o.memory_limit = limit->empty() ? 0 : parse_bytes(*limit);

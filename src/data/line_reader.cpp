@@ -87,6 +87,11 @@ bool LineReader::fill() {
   return true;
 }
 
+// A UTF-8 byte-order mark (EF BB BF) that some editors put at the start of a text file is not data.
+void LineReader::skip_bom(std::string_view& line) const {
+  if (line_no_ == 1 && line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) line.remove_prefix(3);
+}
+
 bool LineReader::next(std::string_view& line) {
   size_t scanned = begin_;
   for (;;) {
@@ -99,6 +104,7 @@ bool LineReader::next(std::string_view& line) {
       line = std::string_view(base + begin_, len);
       begin_ = pos + 1;
       ++line_no_;
+      skip_bom(line);
       return true;
     }
     size_t offset = end_ - begin_;  // already scanned, relative to begin_
@@ -110,6 +116,7 @@ bool LineReader::next(std::string_view& line) {
       line = std::string_view(buf_.data() + begin_, len);
       begin_ = end_;
       ++line_no_;
+      skip_bom(line);
       return true;
     }
     scanned = begin_ + offset;

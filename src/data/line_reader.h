@@ -17,8 +17,8 @@ class LineReader {
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
-  // Next line without its '\n' (and without a trailing '\r'); false at end of file. The view stays
-  // valid until the next call.
+  // Next line without its '\n' (and without a trailing '\r', or a UTF-8 byte-order mark at the start of
+  // the file); false at end of file. The view stays valid until the next call.
   bool next(std::string_view& line);
 
   const std::string& path() const { return path_; }
@@ -29,6 +29,7 @@ class LineReader {
   uint64_t file_size() const { return file_size_; }
 
  private:
+  void skip_bom(std::string_view& line) const;
   // Appends more data after the unread part; false at end of input.
   bool fill();
 

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdio>
+#include <limits>
 
 #include "data/alphabet.h"
 #include "util/error.h"
@@ -309,6 +310,8 @@ bool SequenceReader::next_uniprot(SequenceRecord& rec) {
         bool digits = false;
         for (char c : sq.substr(pos + 8)) {
           if (c >= '0' && c <= '9') {
+            if (declared > (std::numeric_limits<long long>::max() - (c - '0')) / 10)
+              fail(lines_.line_number(), "SQ line declares an impossible length (" + std::string(trim(sq)) + ")");
             declared = declared * 10 + (c - '0');
             digits = true;
           } else if (digits) {
