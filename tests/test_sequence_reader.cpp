@@ -213,3 +213,27 @@ TEST(SequenceReader, HugeSqLengthIsAnErrorNotAnOverflow) {
              "     MKV\n//\n");
   expect_error([&] { read_all(dir.file("huge.dat")); }, {"huge.dat:3", "impossible length"});
 }
+
+TEST(SequenceReader, ForeignFormatsAreRefusedByName) {
+  TempDir dir;
+  // PIR/NBRF: the title line would otherwise become sequence.
+  write_file(dir.file("x.pir"), ">P1;CRAB_ANAPL\nALPHA CRYSTALLIN B CHAIN (ALPHA(B)-CRYSTALLIN).\n  MDITIHNPLI RRPLFSWLAP*\n");
+  expect_error([&] { read_all(dir.file("x.pir")); }, {"x.pir:1", "PIR/NBRF"});
+  // EMBL nucleotide entries: length in BP on the ID line, or on the SQ line.
+  write_file(dir.file("x.embl"), "ID   X56734; SV 1; linear; mRNA; STD; PLN; 12 BP.\nAC   X56734;\n"
+                                 "SQ   Sequence 12 BP; 4 A; 2 C; 3 G; 3 T; 0 other;\n     aaacaaacgg tt\n//\n");
+  expect_error([&] { read_all(dir.file("x.embl")); }, {"x.embl:1", "nucleotide entry X56734"});
+  write_file(dir.file("y.embl"), "ID   Y1   Unreviewed;   12 AA.\nAC   Y1;\nSQ   Sequence 12 BP; 4 A;\n     aaacaaacgg tt\n//\n");
+  expect_error([&] { read_all(dir.file("y.embl")); }, {"y.embl:3", "nucleotide sequence"});
+  // FASTA nucleotides are counted (prepare warns): >= 90% A/C/G/T/U/N over >= 20 letters.
+  write_file(dir.file("dna.fa"), ">d1\nACGTACGTACGTACGTACGTNNAC\n>p1\nMKVLAAGIVALLLAAGCSSSKEET\n>d2\nACGU\n");
+  SequenceReader reader(dir.file("dna.fa"));
+  SequenceRecord rec;
+  while (reader.next(rec)) {
+  }
+  EXPECT_EQ(reader.counts().likely_nucleotide, 1) << "d2 is too short to tell";
+  CliRun r = run_performer("prepare -q --input " + dir.file("dna.fa") + " --out " + dir.file("c.h5"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: " + dir.file("dna.fa") + ": 1 of 3 records are at least 90% A/C/G/T/U/N"), std::string::npos)
+      << r.out;
+}

@@ -154,6 +154,9 @@ PrepareResult prepare_corpus(const PrepareOptions& o) {
       st.skipped_empty += rc.skipped_empty;
       st.skipped_unknown += rc.skipped_unknown;
       st.mapped_to_x += rc.mapped_to_x;
+      if (rc.likely_nucleotide > 0)
+        std::fprintf(stderr, "warning: %s: %lld of %lld records are at least 90%% A/C/G/T/U/N: nucleotides, not proteins?\n",
+                     path.c_str(), rc.likely_nucleotide, rc.records);
       bytes_before += reader.lines().file_size();
     }
     if (st.total_sequences() == 0)

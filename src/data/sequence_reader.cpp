@@ -204,6 +204,11 @@ bool SequenceReader::finish(SequenceRecord& rec, bool skip) {
     counts_.mapped_to_x += mapped_in_record_;
     ++counts_.records_with_x_mapping;
   }
+  if (rec.residues.size() >= 20) {
+    size_t nucleotide_letters = 0;
+    for (char c : rec.residues) nucleotide_letters += c == 'A' || c == 'C' || c == 'G' || c == 'T' || c == 'U' || c == 'N';
+    if (nucleotide_letters * 10 >= rec.residues.size() * 9) ++counts_.likely_nucleotide;
+  }
   return true;
 }
 
@@ -216,6 +221,13 @@ bool SequenceReader::next_fasta(SequenceRecord& rec) {
   star_seen_ = false;
   std::string_view header(pending_header_);
   header.remove_prefix(1);  // '>'
+  // PIR/NBRF (">P1;ID", then a title line, then the sequence ending in '*') would read its title as
+  // sequence: refused by name.
+  static constexpr std::string_view kPirTypes[] = {"P1;", "F1;", "DL;", "DC;", "RL;", "RC;", "N1;", "N3;", "XX;"};
+  for (std::string_view t : kPirTypes)
+    if (starts_with(header, t))
+      fail(rec.line, "PIR/NBRF header '>" + std::string(t) +
+                         "...': this is not FASTA; convert the file to FASTA (for example EMBOSS seqret) first");
   rec.accession = parse_accession(header);
   if (rec.accession.empty()) fail(rec.line, "FASTA header without an identifier");
   {
@@ -271,6 +283,10 @@ bool SequenceReader::next_uniprot(SequenceRecord& rec) {
   {
     std::string_view id = trim(std::string_view(pending_header_).substr(2));
     rec.accession = std::string(id.substr(0, id.find_first_of(" \t")));  // entry name until AC is seen
+    // An EMBL/GenBank-style nucleotide entry gives its length in BP ("... 1859 BP."), UniProt in AA.
+    if (id.size() >= 3 && id.substr(id.size() - 3) == "BP.")
+      fail(rec.line, "nucleotide entry " + rec.accession +
+                         " (its ID line gives the length in BP): performer reads protein sequences only");
   }
   bool have_ac = false, in_sq = false, skip = false;
   long long declared = -1;
@@ -304,6 +320,9 @@ bool SequenceReader::next_uniprot(SequenceRecord& rec) {
     } else if (starts_with(line, "SQ ")) {
       in_sq = true;
       std::string_view sq = line.substr(2);
+      if (sq.find(" BP;") != std::string_view::npos)
+        fail(lines_.line_number(), "nucleotide sequence (SQ line counts BP) in record " + rec.accession +
+                                       ": performer reads protein sequences only");
       size_t pos = sq.find("SEQUENCE");
       if (pos != std::string_view::npos) {
         declared = 0;

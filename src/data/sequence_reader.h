@@ -44,6 +44,7 @@ struct ReaderCounts {
   long long skipped_unknown = 0; // records skipped for letters outside the alphabet
   long long mapped_to_x = 0;     // letters replaced by X
   long long records_with_x_mapping = 0;
+  long long likely_nucleotide = 0;  // records of >= 20 letters, >= 90% of them A/C/G/T/U/N
 };
 
 class SequenceReader {

@@ -481,18 +481,19 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   result.tokens_per_second = train_seconds > 0 ? static_cast<double>(run_tokens) / train_seconds : 0;
   result.steady_tokens_per_second = steady_seconds > 0 ? static_cast<double>(steady_tokens) / steady_seconds : 0;
   result.peak_bytes = peak_memory(device);
+  const std::string speed = run_tokens > 0 ? fmt::format("{:.0f} tokens/s (real tokens, forward+backward+update)",
+                                                         result.tokens_per_second)
+                                           : std::string("no training step in this invocation");
   if (!std::isfinite(result.valid_perplexity))
-    log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); no finite held-out evaluation",
-              result.stop_reason, state.step, result.tokens_per_second);
+    log->info("{} at step {}: {}; no finite held-out evaluation", result.stop_reason, state.step, speed);
   else if (es.objective == Objective::kNextToken)
-    log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) next-token "
-              "perplexity {:.3f} ({:+.1f}% vs unigram {:.3f})",
-              result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,
+    log->info("{} at step {}: {}; held-out (valid) next-token perplexity {:.3f} ({:+.1f}% vs unigram {:.3f})",
+              result.stop_reason, state.step, speed, result.valid_perplexity,
               100.0 * (result.valid_perplexity / unigram - 1.0), unigram);
   else
-    log->info("{} at step {}: {:.0f} tokens/s (real tokens, forward+backward+update); held-out (valid) perplexity "
-              "{:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} ({:+.1f}%)",
-              result.stop_reason, state.step, result.tokens_per_second, result.valid_perplexity,
+    log->info("{} at step {}: {}; held-out (valid) perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} "
+              "({:+.1f}%)",
+              result.stop_reason, state.step, speed, result.valid_perplexity,
               100.0 * (result.valid_perplexity / unigram - 1.0), unigram, result.strict_perplexity,
               100.0 * (result.strict_perplexity / unigram - 1.0));
   if (result.stop_reason == "interrupted" || result.stop_reason == "time limit" || result.stop_reason == "stop_after")
