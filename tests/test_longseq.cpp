@@ -6,8 +6,10 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "data/alphabet.h"
 #include "data/batches.h"
@@ -333,4 +335,25 @@ TEST(LongseqCli, BadOptionsFailWithOneLine) {
     EXPECT_NE(status, 0) << steps;
     EXPECT_NE(out.find("--steps"), std::string::npos) << out;
   }
+}
+
+TEST(LongseqCli, CellPastItsDeadlineIsKilledAndReportedTimeout) {
+  // A cell that cannot finish in time (here 400 steps against a 1 s deadline) no longer hangs the sweep:
+  // it is killed, reported TIMEOUT with its note, and the next cell still runs.
+  TempDir dir;
+  int status = 0;
+  const std::string out = run_cli(longseq_args() + "--lengths 64 --kinds favor-relu,exact --steps 400 --cell-timeout 1 "
+                                                   "--out " + dir.path(), status);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("TIMEOUT: no result within"), std::string::npos) << out;
+  std::ifstream csv(dir.file("results.csv"));
+  std::stringstream s;
+  s << csv.rdbuf();
+  EXPECT_NE(s.str().find("TIMEOUT"), std::string::npos) << s.str();
+  // A memory limit below a cell's own start-up footprint is refused before anything runs.
+  TempDir other;
+  const std::string small = run_cli(longseq_args() + "--memory-limit 10MB --out " + other.file("o"), status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(small.find("start-up footprint"), std::string::npos) << small;
+  EXPECT_FALSE(std::filesystem::exists(other.file("o")));
 }

@@ -33,6 +33,9 @@ void add_longseq(CLI::App& app, Action& run) {
   cmd->add_option("--eval-tokens", opts->eval_tokens, "valid tokens per evaluation (the same residues at every L)")
       ->capture_default_str();
   cmd->add_option("--timing-warmup", opts->timing_warmup, "steps left out of tokens/s")->capture_default_str();
+  cmd->add_option("--cell-timeout", opts->cell_timeout,
+                  "seconds a cell may run before it is killed and reported TIMEOUT (0: no deadline)")
+      ->capture_default_str();
   cmd->add_flag("--no-prediction", *no_predict,
                 "run every cell even when its predicted need exceeds the limit (the limit is still enforced)");
   cmd->add_flag("--resume", opts->resume,

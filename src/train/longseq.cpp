@@ -384,9 +384,17 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
   base.data.concat = true;
   if (!fs::exists(base.data.train))
     throw Error(base.data.train + ": data.train does not exist (run scripts/get-data.sh for the real data sets)");
-  fs::create_directories(o.out);
   const torch::Device device = resolve_device(base.runtime.device);
   const std::string dev = device.is_cuda() ? "cuda" : "cpu";
+  // A CPU limit at or below what this process holds right after start-up (the binary and LibTorch; every
+  // cell starts the same way) leaves a cell nothing to run with: refused instead of letting cells fail.
+  const uint64_t footprint = current_rss_bytes();
+  if (!device.is_cuda() && o.memory_limit > 0 && o.memory_limit <= footprint)
+    throw Error("--memory-limit " + human_bytes(static_cast<double>(o.memory_limit)) +
+                " is below a cell's own start-up footprint (" + human_bytes(static_cast<double>(footprint)) +
+                " resident before any work)");
+  if (o.cell_timeout < 0) throw Error("--cell-timeout must be positive (seconds), or 0 for none");
+  fs::create_directories(o.out);
   double limit = static_cast<double>(o.memory_limit);
   if (limit <= 0) {
     limit = 0.9 * static_cast<double>(physical_memory_bytes());
@@ -456,11 +464,17 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
         const auto t0 = std::chrono::steady_clock::now();
         ChildResult child = run_child({o.executable, "--threads", std::to_string(torch::get_num_threads()), "longseq-cell",
                                        "--config", cell_yaml, "--memory-limit", std::to_string(static_cast<uint64_t>(limit)) + "B",
-                                       "--timing-warmup", std::to_string(o.timing_warmup)});
+                                       "--timing-warmup", std::to_string(o.timing_warmup)},
+                                      0, o.cell_timeout);
         r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::ofstream(fs::path(dir) / "cell.log") << child.output;
         LongseqCell parsed = r;
-        if (parse_cell_line(child.output, parsed)) {
+        if (child.timed_out) {
+          r.status = "TIMEOUT";
+          r.note = "no result within " + human_duration(o.cell_timeout) + ", killed (raise --cell-timeout); see " + dir +
+                   "/cell.log";
+          r.peak_bytes = static_cast<double>(child.peak_rss);
+        } else if (parse_cell_line(child.output, parsed)) {
           r = parsed;
         } else {
           r.status = child.signal == 9 ? "OOM" : "error";

@@ -39,6 +39,7 @@ struct LongseqOptions {
   uint64_t memory_limit = 0;    // bytes per cell; 0 = 90% of RAM (CPU) or of the GPU's memory (CUDA)
   bool predict = true;          // false: run every cell, relying on the limit alone (for tests)
   bool resume = false;          // keep the finished cells (ok with the same steps, or OOM) of out/results.csv
+  double cell_timeout = 7200;   // seconds a cell may run before it is killed and reported TIMEOUT; 0 = none
   std::string out;              // output folder (replaces output.dir)
   std::string executable;       // the performer binary that runs the cells
 };
@@ -46,7 +47,7 @@ struct LongseqOptions {
 struct LongseqCell {
   int64_t length = 0;
   std::string kind;
-  std::string status = "ok";  // ok | OOM | error
+  std::string status = "ok";  // ok | OOM | TIMEOUT | error
   std::string note;           // why a cell is OOM or failed
   int64_t rows = 0, tokens_per_step = 0, steps = 0;
   double tokens_per_second = 0;

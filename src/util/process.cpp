@@ -1,10 +1,14 @@
 #include "util/process.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -12,7 +16,7 @@
 
 namespace performer {
 
-ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit) {
+ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit, double timeout_seconds) {
   int fds[2];
   if (::pipe(fds) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
   std::vector<char*> args;
@@ -36,9 +40,22 @@ ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_spa
   ::close(fds[1]);
   ChildResult r;
   char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fds[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  for (;;) {
+    if (timeout_seconds > 0 && !r.timed_out) {
+      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
+      struct pollfd p {fds[0], POLLIN, 0};
+      const int ready = left > 0 ? ::poll(&p, 1, static_cast<int>(std::min(left * 1000.0, 1e9)) + 1) : 0;
+      if (ready < 0 && errno == EINTR) continue;
+      if (ready == 0) {  // deadline: kill it, then drain what it wrote until the pipe closes
+        ::kill(pid, SIGKILL);
+        r.timed_out = true;
+      }
+    }
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
     if (n > 0) r.output.append(buf, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
   ::close(fds[0]);
   int status = 0;
   struct rusage ru {};

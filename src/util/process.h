@@ -12,10 +12,13 @@ struct ChildResult {
   int signal = 0;         // the signal that killed it, 0 if none
   std::string output;     // stdout and stderr
   uint64_t peak_rss = 0;  // bytes (wait4 rusage)
+  bool timed_out = false; // killed (SIGKILL) at its deadline
 };
 
-// Runs argv[0] with the arguments; address-space limit in bytes (0 = none) is applied in the child.
-ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit = 0);
+// Runs argv[0] with the arguments; address-space limit in bytes (0 = none) is applied in the child. A child
+// still running after timeout_seconds (0 = no deadline) is killed and reported as timed out, so a child
+// that hangs (for example spinning against its memory limit) never hangs the parent.
+ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit = 0, double timeout_seconds = 0);
 
 // Path of the running executable (/proc/self/exe).
 std::string self_executable();
