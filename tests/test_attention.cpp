@@ -567,6 +567,18 @@ at::Tensor under_cpu_bf16_autocast(F f) {
   at::autocast::clear_cache();
   return out;
 }
+
+// A 2-head FAVOR layer (d_model 64, m 64, causal chunk 16) for the mixed-precision tests.
+SelfAttention favor_layer(AttentionKind kind, bool causal) {
+  AttentionOptions o;
+  o.kind = kind;
+  o.d_model = 64;
+  o.heads = 2;
+  o.features = 64;
+  o.causal = causal;
+  o.causal_chunk = 16;
+  return SelfAttention(o);
+}
 }  // namespace
 
 TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
@@ -576,14 +588,7 @@ TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
   // per feature, so the inputs are scaled up.
   for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu})
     for (bool causal : {false, true}) {
-      AttentionOptions o;
-      o.kind = kind;
-      o.d_model = 64;
-      o.heads = 2;
-      o.features = 64;
-      o.causal = causal;
-      o.causal_chunk = 16;
-      SelfAttention attn(o);
+      SelfAttention attn = favor_layer(kind, causal);
       torch::NoGradGuard g;
       at::Tensor q = randn({2, 2, 50, 32}, 141, at::kFloat) * 3, k = randn({2, 2, 50, 32}, 142, at::kFloat) * 3;
       at::Tensor v = randn({2, 2, 50, 32}, 143, at::kFloat);
@@ -605,13 +610,7 @@ TEST(SelfAttention, FavorUnderCudaBf16AutocastMatchesFloat32) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu})
     for (bool causal : {false, true}) {
-      AttentionOptions o;
-      o.kind = kind;
-      o.d_model = 64;
-      o.heads = 2;
-      o.features = 64;
-      o.causal = causal;
-      SelfAttention attn(o);
+      SelfAttention attn = favor_layer(kind, causal);
       attn->to(torch::kCUDA);
       torch::NoGradGuard g;
       auto cuda = torch::TensorOptions().device(torch::kCUDA);
