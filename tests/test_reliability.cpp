@@ -243,3 +243,24 @@ TEST(Reliability, StaleTemporariesOfDeadProcessesAreRemoved) {
   EXPECT_FALSE(fs::exists(run + "/ckpt-000000005.h5.tmp-" + std::to_string(child)));
   EXPECT_TRUE(fs::exists(run + "/ckpt-000000005.h5.tmp-" + std::to_string(::getpid())));
 }
+
+TEST(Reliability, DiskFullIsOneErrorLineAndExitOneNotACrash) {
+  // A 128 KB tmpfs (needs root and mount; skipped elsewhere): prepare runs out of space writing the corpus.
+  // It used to print the right message and then crash in HDF5's exit handler (exit 139).
+  TempDir dir;
+  const std::string mnt = dir.file("small");
+  fs::create_directories(mnt);
+  if (::geteuid() != 0 || std::system(("mount -t tmpfs -o size=128k tmpfs " + mnt + " 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "cannot mount a small tmpfs here";
+  CliRun r = run_performer("prepare -q --input " + data_path("trembl_600.fasta.gz") + " --out " + mnt + "/c.h5");
+  CliRun t = run_performer(tiny_train(mnt + "/run"));
+  std::vector<std::string> left;
+  for (const auto& e : fs::recursive_directory_iterator(mnt))
+    if (e.is_regular_file() && e.path().filename() != ".lock") left.push_back(e.path().string());
+  std::system(("umount " + mnt).c_str());
+  expect_one_line_error(r, "disk full");
+  EXPECT_EQ(r.status, 1);
+  expect_one_line_error(t, "disk full");
+  EXPECT_EQ(t.status, 1);
+  EXPECT_TRUE(left.empty()) << "half-written files left: " << left.front();
+}

@@ -1,5 +1,6 @@
 // performer: a trainer for protein language models with Performer (FAVOR+) attention.
 // Every error reaches the user as one line "error: <file>:<place>: <what>" and a non-zero exit.
+#include <hdf5.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -19,6 +20,11 @@ void set_threads(int threads) {
 }  // namespace performer::cli
 
 int main(int argc, char** argv) {
+  // HDF5 registers an atexit handler that closes whatever files are still open. A file whose close failed
+  // (disk full while writing a corpus or checkpoint) stays on its list, and that handler then crashes
+  // (exit 139 after the right error message). Every file here is closed by its RAII handle, so the
+  // handler has nothing to do: opt out before any other HDF5 call.
+  H5dont_atexit();
   CLI::App app{"performer: protein language models with Performer (FAVOR+) attention"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "performer 0.1.0 (LibTorch " TORCH_VERSION ")");
