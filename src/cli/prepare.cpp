@@ -20,7 +20,8 @@ void add_prepare(CLI::App& app, Action& run) {
   auto unknown = std::make_shared<std::string>("map");
   auto empty = std::make_shared<std::string>("error");
   auto quiet = std::make_shared<bool>(false);
-  cmd->add_option("-i,--input", opts->inputs, "FASTA or UniProt flat files, plain or gzip")->required();
+  cmd->add_option("-i,--input", opts->inputs, "FASTA or UniProt flat files, plain or gzip ('-': standard input)")
+      ->required();
   cmd->add_option("-o,--out", opts->out, "corpus file to write (HDF5)")->required();
   cmd->add_option("--valid-frac", opts->valid_frac, "fraction of sequences in the valid split")->capture_default_str();
   cmd->add_option("--test-frac", opts->test_frac, "fraction of sequences in the test split")->capture_default_str();
@@ -38,8 +39,13 @@ void add_prepare(CLI::App& app, Action& run) {
       opts->reader.unknown = parse_unknown_policy(*unknown);
       opts->reader.empty = parse_empty_policy(*empty);
       opts->progress = !*quiet;
-      std::signal(SIGINT, on_signal);
-      std::signal(SIGTERM, on_signal);
+      // Without SA_RESTART, so that Ctrl-C also ends a wait in open() on a FIFO that has no writer yet.
+      struct sigaction sa {};
+      sa.sa_handler = on_signal;
+      sigemptyset(&sa.sa_mask);
+      sa.sa_flags = 0;
+      sigaction(SIGINT, &sa, nullptr);
+      sigaction(SIGTERM, &sa, nullptr);
       PrepareResult r = prepare_corpus(*opts);
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);

@@ -1,8 +1,11 @@
 #include "data/line_reader.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -14,44 +17,72 @@ namespace {
 constexpr size_t kChunk = 1 << 20;  // bytes read per call
 }
 
-LineReader::LineReader(const std::string& path) : path_(path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    throw Error(path + ": cannot open: " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, expected a FASTA or UniProt file");
-  file_size_ = static_cast<uint64_t>(st.st_size);
-  file_ = std::fopen(path.c_str(), "rb");
-  if (!file_) throw Error(path + ": cannot open: " + std::strerror(errno));
-  unsigned char magic[2] = {0, 0};
-  size_t got = std::fread(magic, 1, 2, file_);
-  if (got == 0 && S_ISREG(st.st_mode)) {
-    std::fclose(file_);
-    file_ = nullptr;
-    throw Error(path + ": file is empty");
-  }
-  if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
-    std::fclose(file_);
-    file_ = nullptr;
-    gzFile gz = gzopen(path.c_str(), "rb");
-    if (!gz) throw Error(path + ": cannot open gzip stream");
-    gzbuffer(gz, 1 << 18);
-    gz_ = gz;
+LineReader::LineReader(const std::string& path) : path_(path == "-" ? "<stdin>" : path) {
+  if (path == "-") {
+    fd_ = ::dup(STDIN_FILENO);
+    if (fd_ < 0) throw Error("<stdin>: cannot read standard input: " + std::string(std::strerror(errno)));
   } else {
-    std::rewind(file_);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw Error(path + ": cannot open: " + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, expected a FASTA or UniProt file");
+    // A FIFO blocks here until a writer opens it; a signal (Ctrl-C) interrupts the wait.
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0 && errno == EINTR) throw Error(path + ": interrupted while waiting for data");
+    if (fd_ < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
   }
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) file_size_ = static_cast<uint64_t>(st.st_size);
   buf_.resize(2 * kChunk);
+  // Sniff the first bytes as they arrive: no seeking back, so a pipe works like a file.
+  size_t got = 0;
+  while (got < 2) {
+    const size_t n = read_raw(&buf_[got], kChunk - got);
+    if (n == 0) break;
+    got += n;
+  }
+  if (got == 0) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(path_ + ": file is empty");
+  }
+  if (got >= 2 && static_cast<unsigned char>(buf_[0]) == 0x1f && static_cast<unsigned char>(buf_[1]) == 0x8b) {
+    gzip_ = true;
+    raw_.assign(buf_.data(), got);  // the compressed bytes read so far are inflated first
+    raw_.resize(kChunk);
+    raw_end_ = got;
+    auto* zs = new z_stream{};
+    if (inflateInit2(zs, 16 + MAX_WBITS) != Z_OK) {
+      delete zs;
+      ::close(fd_);
+      fd_ = -1;
+      throw Error(path_ + ": cannot start gzip decompression");
+    }
+    zs_ = zs;
+  } else {
+    end_ = got;  // plain text: what was read is already data
+  }
 }
 
 LineReader::~LineReader() {
-  if (gz_) gzclose(static_cast<gzFile>(gz_));
-  if (file_) std::fclose(file_);
+  if (zs_) {
+    inflateEnd(static_cast<z_stream*>(zs_));
+    delete static_cast<z_stream*>(zs_);
+  }
+  if (fd_ >= 0) ::close(fd_);
 }
 
-uint64_t LineReader::bytes_consumed() const {
-  if (gz_) return static_cast<uint64_t>(gzoffset(static_cast<gzFile>(gz_)));
-  long pos = file_ ? std::ftell(file_) : 0;
-  return pos < 0 ? 0 : static_cast<uint64_t>(pos);
+size_t LineReader::read_raw(char* out, size_t n) {
+  for (;;) {
+    const ssize_t r = ::read(fd_, out, n);
+    if (r >= 0) {
+      consumed_ += static_cast<uint64_t>(r);
+      return static_cast<size_t>(r);
+    }
+    if (errno != EINTR) throw Error(path_ + ": read error: " + std::strerror(errno));
+  }
 }
+
+uint64_t LineReader::bytes_consumed() const { return consumed_; }
 
 bool LineReader::fill() {
   if (eof_) return false;
@@ -62,28 +93,48 @@ bool LineReader::fill() {
     begin_ = 0;
   }
   if (buf_.size() - end_ < kChunk) buf_.resize(buf_.size() * 2);
-  size_t room = buf_.size() - end_;
-  long long n;
-  if (gz_) {
-    auto* gz = static_cast<gzFile>(gz_);
-    int r = gzread(gz, &buf_[end_], static_cast<unsigned>(std::min(room, size_t(1) << 30)));
-    int errnum = Z_OK;
-    const char* msg = gzerror(gz, &errnum);
-    if (r < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
-      std::string what = (errnum == Z_BUF_ERROR) ? "gzip stream is truncated (unexpected end of file)"
-                                                 : std::string("corrupt gzip data: ") + msg;
-      throw Error(path_ + ": " + what + " near line " + std::to_string(line_no_ + 1));
-    }
-    n = r;
+  const size_t room = std::min(buf_.size() - end_, size_t(1) << 30);
+  size_t n = 0;
+  if (!gzip_) {
+    n = read_raw(&buf_[end_], room);
   } else {
-    n = static_cast<long long>(std::fread(&buf_[end_], 1, room, file_));
-    if (n == 0 && std::ferror(file_)) throw Error(path_ + ": read error: " + std::strerror(errno));
+    auto* zs = static_cast<z_stream*>(zs_);
+    while (n == 0) {
+      if (raw_begin_ == raw_end_ && !raw_eof_) {
+        raw_begin_ = 0;
+        raw_end_ = read_raw(&raw_[0], raw_.size());
+        raw_eof_ = raw_end_ == 0;
+      }
+      if (raw_begin_ == raw_end_) {  // no more compressed input
+        if (!member_done_)
+          throw Error(path_ + ": gzip stream is truncated (unexpected end of file) near line " +
+                      std::to_string(line_no_ + 1));
+        break;
+      }
+      if (member_done_) {  // another gzip member follows the one that ended
+        inflateReset(zs);
+        member_done_ = false;
+      }
+      zs->next_in = reinterpret_cast<Bytef*>(&raw_[raw_begin_]);
+      zs->avail_in = static_cast<uInt>(raw_end_ - raw_begin_);
+      zs->next_out = reinterpret_cast<Bytef*>(&buf_[end_]);
+      zs->avail_out = static_cast<uInt>(room);
+      const int r = inflate(zs, Z_NO_FLUSH);
+      raw_begin_ = raw_end_ - zs->avail_in;
+      n = room - zs->avail_out;
+      if (r == Z_STREAM_END) {
+        member_done_ = true;
+      } else if (r != Z_OK && !(r == Z_BUF_ERROR && n > 0)) {
+        throw Error(path_ + ": corrupt gzip data: " + std::string(zs->msg ? zs->msg : "inflate failed") +
+                    " near line " + std::to_string(line_no_ + 1));
+      }
+    }
   }
   if (n == 0) {
     eof_ = true;
     return false;
   }
-  end_ += static_cast<size_t>(n);
+  end_ += n;
   return true;
 }
 
