@@ -260,10 +260,18 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
 
   const Corpus corpus = Corpus::load(training_corpus(c), /*with_accessions=*/false);
   const double unigram = corpus.stats().unigram_perplexity_valid;
-  Encoder model(c.model);
-  model->to(device);
-  model->train();
-  AdamW optimizer(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
+  // A fresh model (initialized from model.seed) and its optimizer, on the device.
+  auto fresh_model = [&] {
+    Encoder m(c.model);
+    m->to(device);
+    m->train();
+    return m;
+  };
+  auto fresh_optimizer = [&](Encoder& m) {
+    return AdamW(named_params(m), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
+  };
+  Encoder model = fresh_model();
+  AdamW optimizer = fresh_optimizer(model);
   const std::string config_yaml = config_to_yaml(c);
   TrainState state;
   std::vector<std::string> skipped;  // checkpoints --resume auto could not use (corrupt, NaN, other model)
@@ -281,10 +289,8 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
       }
     }
     if (resume.empty() && !skipped.empty()) {  // a failed load may have filled part of the model: start clean
-      model = Encoder(c.model);
-      model->to(device);
-      model->train();
-      optimizer = AdamW(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
+      model = fresh_model();
+      optimizer = fresh_optimizer(model);
     }
   } else if (!resume.empty()) {
     state = load_checkpoint(resume, model, &optimizer, /*restore_rng=*/true);
