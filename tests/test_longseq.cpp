@@ -17,6 +17,7 @@
 #include "io/png.h"
 #include "test_util.h"
 #include "train/longseq.h"
+#include "train/memory.h"
 #include "util/error.h"
 
 using namespace performer;

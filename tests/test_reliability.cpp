@@ -14,7 +14,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/checkpoint.h"
+#include "io/hdf5.h"
 #include "test_util.h"
+#include "train/config.h"
 #include "train/run_folder.h"
 
 using namespace performer;
@@ -290,7 +293,17 @@ TEST(Reliability, StandardInputPipesAndFifosWork) {
   int pid = 0;
   ASSERT_EQ(std::fscanf(p, "%d", &pid), 1);
   ::pclose(p);
-  ::usleep(500000);
+  // Signal only once prepare catches SIGINT (bit 2 of SigCgt in /proc/<pid>/status): under load the
+  // binary's start-up can take longer than any fixed wait.
+  auto catches_sigint = [pid] {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("SigCgt:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (SIGINT - 1)) & 1;
+    return 0ull;
+  };
+  for (int i = 0; i < 400 && !catches_sigint(); ++i) ::usleep(50000);
+  ::usleep(200000);  // and is waiting on the FIFO
   ::kill(pid, SIGINT);
   bool ended = false;
   for (int i = 0; i < 100 && !ended; ++i) {
@@ -301,4 +314,56 @@ TEST(Reliability, StandardInputPipesAndFifosWork) {
   EXPECT_TRUE(ended) << "prepare kept waiting on the FIFO after SIGINT";
   EXPECT_NE(slurp(dir.file("fifo.txt")).find("error: "), std::string::npos) << slurp(dir.file("fifo.txt"));
   EXPECT_FALSE(fs::exists(dir.file("d.h5")));
+}
+
+TEST(Reliability, TrainRefusesAModelThatCannotFitBeforeAllocating) {
+  // A plausible but oversized model (7.8 GB predicted) under a 6 GB address-space limit: refused at once
+  // with the figure, nothing written; a model that fits starts under the same limit.
+  TempDir dir;
+  const std::string run = dir.file("run");
+  const std::string limited = "bash -c 'ulimit -v 6000000; " + std::string(PERFORMER_BINARY) + " ";
+  auto under_limit = [&](const std::string& args) {
+    CliRun r;
+    FILE* p = ::popen((limited + args + "' 2>&1").c_str(), "r");
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int st = ::pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return r;
+  };
+  const auto big = under_limit(tiny_train(run, "--set model.d_model=4096 --set model.d_ff=16384"));
+  expect_one_line_error(big, "needs about 7.8 GB of memory");
+  EXPECT_NE(big.out.find("machine has 6.1 GB"), std::string::npos) << big.out;
+  EXPECT_FALSE(fs::exists(run));
+  const auto ok = under_limit(tiny_train(run, "--set train.steps=1"));
+  EXPECT_EQ(ok.status, 0) << ok.out;
+}
+
+TEST(Reliability, AttentionExportStatesTheMemoryOfHugeMapsAndWritesNothing) {
+  TempDir dir;
+  RunConfig c = load_config(root() + "/configs/tiny.yaml", {"output.dir=" + dir.path(), "model.max_len=100002"});
+  Encoder model(c.model);
+  TrainState st;
+  st.config_yaml = config_to_yaml(c);
+  const std::string ckpt = dir.file("ckpt.h5");
+  save_checkpoint(ckpt, model, nullptr, st);
+  std::string residues;
+  for (int i = 0; i < 100000; ++i) residues.push_back("ACDEFGHIKLMNPQRSTVWY"[(i * 7 + i / 3) % 20]);
+  write_file(dir.file("long.fasta"), ">SHORT1\nMKTAYIAKQRQISFVKSHFSRQ\n>LONG1\n" + residues + "\n");
+  const std::string out = dir.file("att");
+  const std::string base = "attention --checkpoint " + ckpt + " --input " + dir.file("long.fasta") + " --blosum " +
+                           root() + "/data/BLOSUM62 --device cpu --out " + out;
+  // 2 layers x 4 heads x 100,002^2 x 4 bytes x (4 x 2 + 4): 1.9 TB, on no machine we run on.
+  const auto r = run_performer(base);
+  expect_one_line_error(r, "LONG1 has 100000 residues; its attention maps need about 1.9 TB");
+  EXPECT_NE(r.out.find("use --max-residues"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out));
+  // --max-residues crops every protein: the export then runs and stores the cropped sequence.
+  const auto cropped = run_performer(base + " --max-residues 150 --export 2");
+  ASSERT_EQ(cropped.status, 0) << cropped.out;
+  h5::Handle f = h5::open_file(out + "/attention.h5");
+  h5::Handle g = h5::open_group(f, "proteins/LONG1");
+  EXPECT_EQ(h5::read_attr_string(g, "sequence"), residues.substr(0, 150));
+  EXPECT_TRUE(fs::exists(out + "/png/LONG1_layer0_head0.png"));
 }

@@ -33,8 +33,10 @@
 #include "io/hdf5.h"
 #include "io/png.h"
 #include "train/trainer.h"
+#include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/progress.h"
 
 namespace performer::cli {
 
@@ -46,6 +48,7 @@ struct AttentionArgs {
   std::string checkpoint, out, layers = "all", heads = "all", blosum = "data/BLOSUM62", device = "auto";
   std::vector<std::string> inputs;
   int64_t max_sequences = 500, exported = 3;
+  int64_t max_residues = 0;  // 0: the model's max_len - 2
   uint64_t seed = 0;  // residue shuffles of the null
   double threshold = TargetShares::kThreshold;
 };
@@ -220,107 +223,139 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
                           heatmap(bf, 20, 20, "BLOSUM62", labels, labels)}));
 }
 
+// A protein as the analysis sees it: its first `window` residues.
+struct Protein {
+  std::string accession, residues;
+};
+
+// The proteins the command analyses (the first --max-sequences of the inputs), read before any output is
+// written so that a malformed input fails first.
+std::vector<Protein> read_proteins(const std::vector<std::string>& inputs, int64_t max_sequences, int64_t window) {
+  std::vector<Protein> out;
+  for (const auto& path : inputs) {
+    SequenceReader reader(path);
+    SequenceRecord rec;
+    while (static_cast<int64_t>(out.size()) < max_sequences && reader.next(rec))
+      out.push_back({rec.accession, rec.residues.substr(0, static_cast<size_t>(window))});
+  }
+  if (out.empty()) throw Error("attention: no proteins in the input");
+  return out;
+}
+
+// Peak memory of the maps of one protein of n residues (L = n + 2 tokens), in bytes: per chosen layer the
+// trained and the initial model's [H, L, L] float32 maps and their residue-only copies (4 per layer), plus
+// about four more alive while a map is computed and aggregated (scores, their exponentials, the study's
+// temporaries).
+double map_bytes(int64_t n, int64_t heads, int64_t layers) {
+  const double L = static_cast<double>(n + 2);
+  return 4.0 * static_cast<double>(heads) * L * L * (4.0 * static_cast<double>(layers) + 4.0);
+}
+
+// Refuses, before any allocation, proteins whose maps do not fit in the device's memory, naming the
+// need and the --max-residues that would fit.
+void check_map_memory(const std::vector<Protein>& proteins, int64_t heads, int64_t layers, const torch::Device& device) {
+  const auto longest = std::max_element(proteins.begin(), proteins.end(), [](const Protein& x, const Protein& y) {
+    return x.residues.size() < y.residues.size();
+  });
+  const auto n = static_cast<int64_t>(longest->residues.size());
+  const double need = map_bytes(n, heads, layers), have = static_cast<double>(device_memory_bytes(device));
+  if (have <= 0 || need <= have) return;
+  int64_t fits = n;
+  while (fits > 1 && map_bytes(fits, heads, layers) > have) fits = fits * 9 / 10;
+  throw Error("attention: " + longest->accession + " has " + std::to_string(n) + " residues; its attention maps need about " +
+              human_bytes(need) + " (" + std::to_string(layers) + " layers x " + std::to_string(heads) +
+              " heads x L^2 x 4 bytes, trained and initial model, whole maps, not row blocks) but the " +
+              (device.is_cuda() ? "GPU" : "machine") + " has " + human_bytes(have) + "; use --max-residues " +
+              std::to_string(fits) + " or fewer --layers");
+}
+
+// Writes one protein's maps of the exported heads: HDF5 group and one PNG per layer and head.
+void export_protein(const Protein& p, const std::vector<at::Tensor>& maps, const std::vector<int64_t>& layers,
+                    const std::vector<int64_t>& heads, const std::string& kind, hid_t group, const fs::path& png_dir) {
+  const auto n = static_cast<hsize_t>(p.residues.size());
+  fs::create_directories(png_dir);
+  h5::Handle pg = h5::create_group(group, safe_name(p.accession));
+  h5::write_attr(pg, "heads", std::vector<int64_t>(heads.begin(), heads.end()));
+  h5::write_attr(pg, "sequence", p.residues);
+  h5::write_attr(pg, "accession", p.accession);
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const at::Tensor& A = maps[l];
+    at::Tensor chosen = A.index_select(0, torch::tensor(heads, torch::kLong)).contiguous();
+    h5::write_array<float>(pg, "layer_" + std::to_string(layers[l]), {static_cast<hsize_t>(heads.size()), n, n},
+                           chosen.data_ptr<float>());
+    for (int64_t h : heads) {
+      at::Tensor head = A[h].contiguous();
+      std::vector<float> v(head.data_ptr<float>(), head.data_ptr<float>() + head.numel());
+      const std::string title = p.accession + " layer " + std::to_string(layers[l]) + " head " + std::to_string(h) +
+                                " (" + kind + ", rows: attending residue)";
+      const std::string name = safe_name(p.accession) + "_layer" + std::to_string(layers[l]) + "_head" + std::to_string(h);
+      write_png((png_dir / (name + ".png")).string(), heatmap(v, static_cast<int>(n), static_cast<int>(n), title));
+    }
+  }
+}
+
+// The maps of the chosen layers for one protein, restricted to residues: [H, n, n] float32 on the CPU,
+// rows renormalized.
+std::vector<at::Tensor> residue_maps(Encoder& model, const std::vector<Token>& ids, const std::vector<int64_t>& layers,
+                                     const torch::Device& device) {
+  const auto n = static_cast<int64_t>(ids.size()) - 2;
+  at::Tensor t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0).to(device);
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& m : model->attention_maps(t, torch::ones_like(t, torch::kBool), layers)) {
+    at::Tensor r = m[0].narrow(1, 1, n).narrow(2, 1, n).to(torch::kFloat).cpu();
+    out.push_back((r / r.sum(-1, true).clamp_min(1e-30)).contiguous());
+  }
+  return out;
+}
+
 int run_attention(const AttentionArgs& a) {
-  if (a.inputs.empty()) throw Error("attention: --input FILE... is required");
-  if (a.out.empty()) throw Error("attention: --out DIR is required");
-  read_substitution_matrix(a.blosum);  // a bad matrix file fails before any work
+  const SubstitutionMatrix blosum = read_substitution_matrix(a.blosum);  // a bad matrix file fails before any work
   const torch::Device device = resolve_device(a.device);
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
   if (c.model.causal) throw Error("attention: the substitution-matrix analysis expects a bidirectional model");
+  const std::vector<int64_t> layers = parse_indices(a.layers, c.model.layers, "--layers");
+  const std::vector<int64_t> heads = parse_indices(a.heads, c.model.heads, "--heads");  // exported maps
+  const int64_t H = c.model.heads;
+  const int64_t window = a.max_residues > 0 ? std::min(a.max_residues, c.model.max_len - 2) : c.model.max_len - 2;
+  const std::vector<Protein> proteins = read_proteins(a.inputs, a.max_sequences, window);
+  check_map_memory(proteins, H, static_cast<int64_t>(layers.size()), device);
   Encoder init(c.model);  // the same architecture at initialization (same seed as the run's start)
   init->to(device);
   init->eval();
-  const std::vector<int64_t> layers = parse_indices(a.layers, c.model.layers, "--layers");
-  const std::vector<int64_t> heads = parse_indices(a.heads, c.model.heads, "--heads");  // exported maps
-  const int64_t H = c.model.heads, window = c.model.max_len - 2;
 
-  fs::create_directories(fs::path(a.out) / "png");
+  const fs::path png_dir = fs::path(a.out) / "png";
+  fs::create_directories(a.out);  // png/ is made with its first picture
   const std::string h5_path = (fs::path(a.out) / "attention.h5").string();
-  const std::string h5_tmp = h5_path + ".tmp-" + std::to_string(::getpid());
-  SimilarityStudy study(static_cast<int64_t>(layers.size()), H, window,
-                        read_substitution_matrix(a.blosum).standard_block(), a.seed, a.threshold);
-  int64_t proteins = 0, residues = 0;
+  AtomicFile h5_out(h5_path);  // no half-written attention.h5 after an error
+  SimilarityStudy study(static_cast<int64_t>(layers.size()), H, window, blosum.standard_block(), a.seed, a.threshold);
+  int64_t residues = 0;
   torch::NoGradGuard no_grad;
-  struct Cleanup {  // no half-written attention.h5 after an error
-    std::string path;
-    bool armed = true;
-    ~Cleanup() {
-      if (armed) std::remove(path.c_str());
-    }
-  } cleanup{h5_tmp};
   {
-    h5::Handle file = h5::create_file(h5_tmp);
+    h5::Handle file = h5::create_file(h5_out.temporary());
     h5::write_attr(file, "checkpoint", fs::absolute(a.checkpoint).string());
     h5::write_attr(file, "model", c.model.describe());
     h5::Handle group = h5::create_group(file, "proteins");
-    for (const auto& path : a.inputs) {
-      SequenceReader reader(path);
-      SequenceRecord rec;
-      while (proteins < a.max_sequences && reader.next(rec)) {
-        const std::string seq = rec.residues.substr(0, static_cast<size_t>(window));
-        const std::vector<Token> ids = Alphabet::encode(seq);
-        const std::vector<Token> res(ids.begin() + 1, ids.end() - 1);
-        const auto n = static_cast<int64_t>(res.size());
-        at::Tensor t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0).to(device);
-        at::Tensor mask = torch::ones_like(t, torch::kBool);
-        auto maps = model->attention_maps(t, mask, layers);
-        auto maps0 = init->attention_maps(t, mask, layers);
-        const bool export_this = proteins < a.exported;
-        h5::Handle pg;
-        if (export_this) {
-          pg = h5::create_group(group, safe_name(rec.accession));
-          h5::write_attr(pg, "heads", std::vector<int64_t>(heads.begin(), heads.end()));
-          h5::write_attr(pg, "sequence", seq);
-          h5::write_attr(pg, "accession", rec.accession);
-        }
-        auto residues_only = [&](const at::Tensor& m) {  // [1,H,L,L] -> [H,n,n], rows renormalized
-          at::Tensor r = m[0].narrow(1, 1, n).narrow(2, 1, n).to(torch::kFloat).cpu();
-          return (r / r.sum(-1, true).clamp_min(1e-30)).contiguous();
-        };
-        std::vector<at::Tensor> trained_maps, init_maps;
-        for (size_t l = 0; l < layers.size(); ++l) {
-          trained_maps.push_back(residues_only(maps[l]));
-          init_maps.push_back(residues_only(maps0[l]));
-        }
-        study.add(trained_maps, init_maps, res);
-        for (size_t l = 0; l < layers.size(); ++l) {
-          const at::Tensor& A = trained_maps[l];
-          if (!export_this) continue;
-          at::Tensor chosen = A.index_select(0, torch::tensor(heads, torch::kLong)).contiguous();
-          h5::write_array<float>(pg, "layer_" + std::to_string(layers[l]),
-                                 {static_cast<hsize_t>(heads.size()), static_cast<hsize_t>(n), static_cast<hsize_t>(n)},
-                                 chosen.data_ptr<float>());
-          for (int64_t h : heads) {
-            at::Tensor head = A[h].contiguous();
-            std::vector<float> v(head.data_ptr<float>(), head.data_ptr<float>() + head.numel());
-            const std::string title = rec.accession + " layer " + std::to_string(layers[l]) + " head " + std::to_string(h) +
-                                      " (" + attention_kind_name(c.model.kind) + ", rows: attending residue)";
-            write_png((fs::path(a.out) / "png" /
-                       (safe_name(rec.accession) + "_layer" + std::to_string(layers[l]) + "_head" + std::to_string(h) + ".png"))
-                          .string(),
-                      heatmap(v, static_cast<int>(n), static_cast<int>(n), title));
-          }
-        }
-        ++proteins;
-        residues += n;
-      }
-      if (proteins >= a.max_sequences) break;
+    for (size_t i = 0; i < proteins.size(); ++i) {
+      const std::vector<Token> ids = Alphabet::encode(proteins[i].residues);
+      const std::vector<at::Tensor> trained = residue_maps(model, ids, layers, device);
+      study.add(trained, residue_maps(init, ids, layers, device), std::vector<Token>(ids.begin() + 1, ids.end() - 1));
+      if (static_cast<int64_t>(i) < a.exported)
+        export_protein(proteins[i], trained, layers, heads, attention_kind_name(c.model.kind), group, png_dir);
+      residues += static_cast<int64_t>(proteins[i].residues.size());
     }
-    if (proteins == 0) throw Error("attention: no proteins in the input");
-    std::printf("%s: %lld proteins, %lld residues, %zu layers x %lld heads\n", a.checkpoint.c_str(),
-                static_cast<long long>(proteins), static_cast<long long>(residues), layers.size(), static_cast<long long>(H));
+    std::printf("%s: %zu proteins, %lld residues, %zu layers x %lld heads\n", a.checkpoint.c_str(), proteins.size(),
+                static_cast<long long>(residues), layers.size(), static_cast<long long>(H));
     study.finish();
     report_similarity(study, layers, H, a.out, file);
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(h5_tmp + ": cannot flush (disk full?)");
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(h5_out.temporary() + ": cannot flush (disk full?)");
   }
-  rename_durably(h5_tmp, h5_path);
-  cleanup.armed = false;
+  h5_out.commit();
+  const int64_t exported = std::min(static_cast<int64_t>(proteins.size()), a.exported);
   std::printf("wrote %s, similarity.csv, correlations.csv, aa_attention.csv, target_similarity.csv, "
-              "blosum_vs_attention.png and %lld heatmaps in %s/png\n",
-              h5_path.c_str(),
-              static_cast<long long>(std::min(proteins, a.exported) * static_cast<int64_t>(layers.size() * heads.size())),
-              a.out.c_str());
+              "blosum_vs_attention.png and %lld heatmaps in %s\n",
+              h5_path.c_str(), static_cast<long long>(exported * static_cast<int64_t>(layers.size() * heads.size())),
+              png_dir.string().c_str());
   return 0;
 }
 
@@ -337,6 +372,9 @@ void add_attention(CLI::App& app, Action& run) {
                                        "used for the BLOSUM62 comparison)")->capture_default_str();
   cmd->add_option("--max-sequences", a->max_sequences, "proteins aggregated for the BLOSUM62 comparison")->capture_default_str();
   cmd->add_option("--export", a->exported, "proteins whose maps are written (HDF5 + PNG)")->capture_default_str();
+  cmd->add_option("--max-residues", a->max_residues,
+                  "use the first N residues of each protein (default: the model's max_len - 2)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--blosum", a->blosum, "substitution matrix in NCBI text format")->capture_default_str();
   cmd->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of the residue shuffles (null model)")->capture_default_str();

@@ -23,6 +23,7 @@
 #include "model/exact_attention.h"
 #include "model/kernels.h"
 #include "model/linear_attention.h"
+#include "util/device.h"
 #include "util/error.h"
 #include "util/process.h"
 #include "util/progress.h"

@@ -19,6 +19,7 @@
 #include "io/hdf5.h"
 #include "train/config.h"
 #include "train/trainer.h"
+#include "util/device.h"
 #include "util/error.h"
 
 namespace performer::cli {

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "data/prepare.h"
+#include "util/process.h"
 #include "util/progress.h"
 
 namespace performer::cli {

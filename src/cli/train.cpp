@@ -27,9 +27,13 @@ void add_train(CLI::App& app, Action& run) {
   cmd->add_option("--stop-after", opts->stop_after, "stop with a checkpoint after N steps of this invocation");
   cmd->add_flag("--overwrite", opts->overwrite,
                 "start over in an output.dir that holds a run (its files are moved to output.dir/previous-<time>/)");
-  cmd->callback([&run, config, sets, opts] {
-    run = [config, sets, opts] {
+  auto skip_memory_check = std::make_shared<bool>(false);
+  cmd->add_flag("--skip-memory-check", *skip_memory_check,
+                "start even when the predicted memory of the run exceeds the device's memory");
+  cmd->callback([&run, config, sets, opts, skip_memory_check] {
+    run = [config, sets, opts, skip_memory_check] {
       RunConfig c = load_config(*config, *sets);
+      opts->check_memory = !*skip_memory_check;
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       TrainResult r = train(c, *opts);

@@ -20,7 +20,9 @@
 #include <system_error>
 
 #include "io/plot.h"
+#include "train/memory.h"
 #include "train/trainer.h"
+#include "util/device.h"
 #include "util/error.h"
 #include "util/process.h"
 #include "util/progress.h"
@@ -44,14 +46,6 @@ std::string clean(std::string s) {
   return s;
 }
 
-#ifdef PERFORMER_CUDA
-double cuda_total_bytes(int device) {
-  size_t free_b = 0, total_b = 0;
-  c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
-  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
-  return static_cast<double>(total_b);
-}
-#endif
 
 }  // namespace
 
@@ -73,28 +67,6 @@ RunConfig longseq_cell_config(const RunConfig& base, int64_t L, const std::strin
   c.output.keep_last = 1;
   c.model.validate();
   return c;
-}
-
-double predict_training_bytes(const RunConfig& c, double corpus_bytes, bool cuda) {
-  const double L = static_cast<double>(c.data.max_len), rows = static_cast<double>(rows_for(c));
-  const double T = rows * L, D = static_cast<double>(c.model.d_model), F = static_cast<double>(c.model.d_ff);
-  const double H = static_cast<double>(c.model.heads), m = static_cast<double>(c.model.features);
-  const double N = static_cast<double>(c.model.layers), V = 33.0;
-  const bool exact = c.model.kind == AttentionKind::kExact;
-  // Parameters: per layer 4 D^2 + 2 D F (+ biases and norms), token embedding and LM head tied or not: count both.
-  double P = N * (4 * D * D + 2 * D * F + 9 * D + F) + 2 * V * D + D;
-  if (c.model.positions == "learned") P += L * D;
-  double bytes = 16.0 * P;
-  bytes += 4.0 * T * N * (12 * D + 2 * F + (exact ? 0.0 : 6 * H * m));
-  bytes += 4.0 * T * V * 4;
-  bool quadratic = exact;
-#if TORCH_VERSION_MAJOR >= 2
-  if (cuda) quadratic = false;
-#else
-  (void)cuda;
-#endif
-  if (quadratic) bytes += 4.0 * rows * H * L * L * (N + 2);
-  return 1.1 * bytes + corpus_bytes;
 }
 
 std::string format_cell_line(const LongseqCell& r) {
@@ -143,7 +115,7 @@ LongseqCell run_longseq_cell(const RunConfig& c, uint64_t limit, int64_t timing_
     if (device.is_cuda()) {
 #ifdef PERFORMER_CUDA
       const int index = device.has_index() ? device.index() : 0;
-      const double total = cuda_total_bytes(index);
+      const double total = static_cast<double>(device_memory_bytes(device));
       if (total > 0)
         c10::cuda::CUDACachingAllocator::setMemoryFraction(std::min(1.0, static_cast<double>(limit) / total), index);
 #endif
@@ -156,6 +128,7 @@ LongseqCell run_longseq_cell(const RunConfig& c, uint64_t limit, int64_t timing_
   }
   TrainOptions opt;
   opt.progress_bar = false;
+  opt.check_memory = false;  // the sweep predicted this cell against its own limit, enforced above
   opt.timing_warmup = timing_warmup;
   opt.overwrite = true;  // a cell run again (new settings) starts over; the old files are kept aside
   try {
@@ -397,10 +370,7 @@ std::vector<LongseqCell> run_longseq(const RunConfig& base_in, const LongseqOpti
   fs::create_directories(o.out);
   double limit = static_cast<double>(o.memory_limit);
   if (limit <= 0) {
-    limit = 0.9 * static_cast<double>(physical_memory_bytes());
-#ifdef PERFORMER_CUDA
-    if (device.is_cuda()) limit = 0.9 * cuda_total_bytes(device.has_index() ? device.index() : 0);
-#endif
+    limit = 0.9 * static_cast<double>(device_memory_bytes(device));
   }
   // One prepared corpus for every cell (data.train itself when it is already a prepared corpus).
   const std::string corpus = training_corpus(base);

@@ -8,7 +8,7 @@
 //
 // Each cell runs in a fresh child process (`performer longseq-cell`) so that its peak memory is its own
 // and running out of memory ends the cell, not the sweep. Before a cell starts, its memory need is
-// predicted (predict_training_bytes); a prediction above the limit reports the cell as OOM without
+// predicted (train/memory.h); a prediction above the limit reports the cell as OOM without
 // running it. The child enforces the limit itself (CPU: address-space limit above its start-up size;
 // CUDA: the caching allocator's memory fraction), and an allocation failure is reported as OOM.
 //
@@ -61,15 +61,6 @@ struct LongseqCell {
 RunConfig longseq_cell_config(const RunConfig& base, int64_t length, const std::string& kind, int64_t steps,
                               int64_t eval_tokens, const std::string& cell_dir);
 
-// Predicted peak memory of training a config, in bytes, for `corpus_bytes` of loaded data:
-//   parameters, gradients and AdamW moments          16 P
-//   activations kept for backward, per layer         4 T (12 D + 2 F [+ 6 H m for FAVOR])
-//   logits, log-probabilities and their gradient     4 T V x 4
-//   exact attention: one [rows, H, L, L] float32 probability matrix saved per layer, and two more alive
-//   while a layer runs (scores, their gradient)      4 rows H L^2 (layers + 2)
-// with T = rows x L tokens per batch, times 1.1 for allocator slack. Without the exact term on CUDA with
-// LibTorch >= 2 (fused scaled-dot-product attention does not store the L x L matrix).
-double predict_training_bytes(const RunConfig& config, double corpus_bytes, bool cuda);
 
 // Child side: trains one cell (memory limit applied first), catches out-of-memory, and returns the figures.
 LongseqCell run_longseq_cell(const RunConfig& config, uint64_t memory_limit, int64_t timing_warmup);

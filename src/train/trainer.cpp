@@ -25,11 +25,13 @@
 #include "io/checkpoint.h"
 #include "io/hdf5.h"
 #include "train/evaluate.h"
+#include "train/memory.h"
 #include "train/optimizer.h"
 #include "train/run_folder.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/hash.h"
+#include "util/device.h"
 #include "util/process.h"
 #include "util/progress.h"
 
@@ -179,36 +181,6 @@ std::string progress_bar(int64_t step, int64_t total, double eta_s) {
 
 }  // namespace
 
-double memory_in_use(const torch::Device& device) {
-#ifdef PERFORMER_CUDA
-  if (device.is_cuda())
-    return static_cast<double>(
-        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0).allocated_bytes[0].current);
-#endif
-  (void)device;
-  return static_cast<double>(current_rss_bytes());
-}
-
-double peak_memory(const torch::Device& device) {
-#ifdef PERFORMER_CUDA
-  if (device.is_cuda())
-    return static_cast<double>(
-        c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0).allocated_bytes[0].peak);
-#endif
-  (void)device;
-  return static_cast<double>(peak_rss_bytes());
-}
-
-torch::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) throw Error("runtime.device cuda: no CUDA device is available (use cpu or auto)");
-    return torch::kCUDA;
-  }
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  throw Error("runtime.device '" + name + "': expected auto, cpu or cuda");
-}
-
 std::string training_corpus(const RunConfig& c) {
   const std::string& src = c.data.train;
   if (!fs::exists(src)) throw Error(src + ": data.train does not exist (run scripts/get-data.sh for the real data sets)");
@@ -248,6 +220,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   const torch::Device device = resolve_device(c.runtime.device);
   if (c.runtime.threads > 0) torch::set_num_threads(static_cast<int>(c.runtime.threads));
   set_autocast(device, c.runtime.precision, false);  // checks precision against the device before any work
+  if (opt.check_memory) check_training_memory(c, device);
   fs::create_directories(c.output.dir);
   RunFolderLock lock(c.output.dir);
   remove_stale_temporaries(c.output.dir);  // "*.tmp-<pid>" of killed runs
@@ -520,6 +493,7 @@ Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const 
 TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) {
   const torch::Device device = resolve_device(c.runtime.device);
   if (c.runtime.threads > 0) torch::set_num_threads(static_cast<int>(c.runtime.threads));
+  check_training_memory(c, device);
   fs::create_directories(c.output.dir);
   const Corpus corpus = Corpus::load(training_corpus(c), false);
   Encoder model(c.model);

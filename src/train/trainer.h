@@ -27,6 +27,7 @@ struct TrainOptions {
   int64_t stop_after = 0;    // stop (with a checkpoint) after this many steps in this invocation; 0 = no
   bool progress_bar = true;  // a redrawn bar when stdout is a terminal
   int64_t timing_warmup = 0; // steps of this invocation left out of steady_tokens_per_second
+  bool check_memory = true;  // refuse a run whose predicted memory exceeds the device's (train/memory.h)
 };
 
 struct TrainResult {
@@ -47,10 +48,6 @@ struct TrainResult {
 // Set by SIGINT/SIGTERM: the loop finishes the current step, checkpoints and returns.
 extern std::atomic<bool> g_stop_training;
 
-torch::Device resolve_device(const std::string& name);  // auto | cpu | cuda
-// Memory of this process on a device: CPU resident set (now / peak), CUDA caching allocator (allocated / max).
-double memory_in_use(const torch::Device& device);
-double peak_memory(const torch::Device& device);
 // The corpus a config trains on: data.train itself when it is a prepared corpus, else a cache
 // "<run>/corpus.h5" prepared from it once and reused while the source file and split settings are unchanged.
 std::string training_corpus(const RunConfig& config);

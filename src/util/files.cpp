@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "util/error.h"
 
@@ -34,6 +35,17 @@ void rename_durably(const std::string& from, const std::string& to) {
 }
 
 std::string temporary_for(const std::string& path) { return path + ".tmp-" + std::to_string(::getpid()); }
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), temporary_(temporary_for(path_)) {}
+
+AtomicFile::~AtomicFile() {
+  if (!committed_) ::unlink(temporary_.c_str());
+}
+
+void AtomicFile::commit() {
+  rename_durably(temporary_, path_);
+  committed_ = true;
+}
 
 int remove_stale_temporaries(const std::string& dir) {
   int removed = 0;

@@ -12,6 +12,25 @@ void fsync_path(const std::string& path);
 void rename_durably(const std::string& from, const std::string& to);
 // The temporary name for `path` in this process: "<path>.tmp-<pid>".
 std::string temporary_for(const std::string& path);
+
+// A file written whole or not at all: the writer writes temporary() ("<path>.tmp-<pid>"); commit() moves
+// it durably over `path`. Destroyed uncommitted (an error on the way), it removes the temporary, so
+// `path` keeps its previous content or stays absent.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  const std::string& path() const { return path_; }
+  const std::string& temporary() const { return temporary_; }
+  void commit();  // rename_durably(temporary(), path()); throws Error
+
+ private:
+  std::string path_, temporary_;
+  bool committed_ = false;
+};
+
 // Removes the "*.tmp-<pid>" files in `dir` whose process is gone; returns how many.
 int remove_stale_temporaries(const std::string& dir);
 

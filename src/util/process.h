@@ -25,6 +25,8 @@ std::string self_executable();
 // Current resident and virtual size of this process in bytes (/proc/self/statm).
 uint64_t current_rss_bytes();
 uint64_t current_vm_bytes();
+// Peak resident set size of this process in bytes (getrusage).
+uint64_t peak_rss_bytes();
 // Physical memory of the machine in bytes.
 uint64_t physical_memory_bytes();
 

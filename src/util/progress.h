@@ -26,8 +26,6 @@ class Progress {
   int64_t calls_ = 0;
 };
 
-// Peak resident set size of this process in bytes (getrusage).
-uint64_t peak_rss_bytes();
 std::string human_bytes(double bytes);
 // "16GB", "512MB", "1e9" (bytes; units B, KB, MB, GB, TB, powers of 1000). Throws Error naming the text.
 uint64_t parse_bytes(const std::string& text);

@@ -1,0 +1,60 @@
+#include "train/memory.h"
+
+#include <torch/version.h>
+
+#include <algorithm>
+
+#include "util/device.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace performer {
+
+namespace {
+constexpr double kSlack = 1.1;        // allocator rounding and caching
+constexpr double kVocabulary = 33.0;  // data/alphabet.h
+}  // namespace
+
+TrainingMemory predict_training_memory(const RunConfig& c, bool cuda) {
+  const double L = static_cast<double>(c.data.max_len);
+  const double rows = static_cast<double>(std::max<int64_t>(1, c.data.tokens_per_batch / c.data.max_len));
+  const double T = rows * L, D = static_cast<double>(c.model.d_model), F = static_cast<double>(c.model.d_ff);
+  const double H = static_cast<double>(c.model.heads), m = static_cast<double>(c.model.features);
+  const double N = static_cast<double>(c.model.layers), V = kVocabulary;
+  const bool exact = c.model.kind == AttentionKind::kExact;
+  // Parameters: per layer 4 D^2 + 2 D F (+ biases and norms); the token embedding (tied with the LM head),
+  // the LM bias and the final norm; learned positions.
+  double P = N * (4 * D * D + 2 * D * F + 9 * D + F) + 2 * V * D + D;
+  if (c.model.positions == "learned") P += L * D;
+  TrainingMemory r;
+  r.parameters = 16.0 * P;
+  r.activations = kSlack * (4.0 * T * N * (12 * D + 2 * F + (exact ? 0.0 : 6 * H * m)) + 4.0 * T * V * 4);
+  bool quadratic = exact;
+#if TORCH_VERSION_MAJOR >= 2
+  if (cuda) quadratic = false;
+#else
+  (void)cuda;
+#endif
+  if (quadratic) r.attention = kSlack * 4.0 * rows * H * L * L * (N + 2);
+  r.parameters *= kSlack;
+  return r;
+}
+
+double predict_training_bytes(const RunConfig& c, double corpus_bytes, bool cuda) {
+  return predict_training_memory(c, cuda).total() + corpus_bytes;
+}
+
+void check_training_memory(const RunConfig& c, const c10::Device& device) {
+  const double have = static_cast<double>(device_memory_bytes(device));
+  const TrainingMemory need = predict_training_memory(c, device.is_cuda());
+  if (have <= 0 || need.total() <= have) return;
+  std::string parts = "parameters with gradients and AdamW state " + human_bytes(need.parameters) + ", activations " +
+                      human_bytes(need.activations);
+  if (need.attention > 0) parts += ", exact attention matrices " + human_bytes(need.attention);
+  throw Error("this run needs about " + human_bytes(need.total()) + " of memory (" + parts + ") but the " +
+              (device.is_cuda() ? "GPU" : "machine") + " has " + human_bytes(have) +
+              "; lower model.d_model, model.d_ff or model.layers, or data.tokens_per_batch (or pass "
+              "--skip-memory-check to try anyway)");
+}
+
+}  // namespace performer
