@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "analysis/aa_attention.h"
-#include "io/checkpoint.h"
+#include "train/checkpoint.h"
 #include "io/hdf5.h"
 #include "io/png.h"
 #include "test_util.h"

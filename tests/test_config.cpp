@@ -151,7 +151,7 @@ TEST(Config, BadChoice) {
   RunConfig c = parse_config("model:\n  kind: exact\n  row_norms: sqrt-d\n  positions: rotary\n", "x");
   EXPECT_EQ(c.model.kind, AttentionKind::kExact);
   EXPECT_EQ(c.model.row_norms, RowNorms::kSqrtD);
-  EXPECT_EQ(c.model.positions, "rotary");
+  EXPECT_EQ(position_kind_name(c.model.positions), "rotary");
 }
 
 TEST(Config, OverridesApplyAndAreValidated) {

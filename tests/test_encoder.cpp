@@ -146,7 +146,7 @@ TEST(Encoder, FeaturesRedrawOnScheduleOnly) {
 TEST(Encoder, CausalRotaryVariantTrains) {
   EncoderConfig c = small_config(AttentionKind::kFavorRelu);
   c.causal = true;
-  c.positions = "rotary";
+  c.positions = PositionKind::kRotary;
   Encoder model(c);
   Batch b = real_batch(2, 64, 3);
   // Next-token objective: position i predicts token i+1 and cannot see it.
@@ -171,7 +171,7 @@ TEST(Encoder, CausalModelsNeverSeeTheFuture) {
     for (const char* positions : {"learned", "rotary"}) {
       EncoderConfig c = small_config(kind);
       c.causal = true;
-      c.positions = positions;
+      c.positions = parse_position_kind(positions);
       c.causal_chunk = 5;
       Encoder model(c);
       model->to(torch::kDouble);

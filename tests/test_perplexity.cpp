@@ -46,7 +46,7 @@ TEST(Perplexity, UniformLogitsGiveTheVocabularySize) {
   auto proteins = real_proteins(5);
   for (std::string mode : {"masked", "pseudo"}) {
     PerplexityOptions o;
-    o.mode = mode;
+    o.mode = parse_eval_mode(mode);
     PerplexitySummary s = summarize(score_proteins(model, proteins, o, torch::kCPU));
     EXPECT_NEAR(s.perplexity, 33.0, 1e-3) << mode;
     EXPECT_GT(s.scored, 0);
@@ -66,7 +66,7 @@ TEST(Perplexity, MaskedIsReproducibleAndCoversLongProteinsInWindows) {
     EXPECT_DOUBLE_EQ(a[i].nll, b[i].nll);
   }
   // Pseudo mode scores every residue exactly once, however long the protein.
-  o.mode = "pseudo";
+  o.mode = EvalMode::kPseudo;
   auto p = score_proteins(model, proteins, o, torch::kCPU);
   for (size_t i = 0; i < p.size(); ++i) EXPECT_EQ(p[i].scored, static_cast<int64_t>(proteins[i].second.size()));
   PerplexitySummary s = summarize(p);
@@ -79,7 +79,7 @@ TEST(Perplexity, PseudoEqualsNaiveOneByOneLoop) {
   model->eval();
   const std::string seq = "MKTAYIAKQRQISFVKSHFSRQ";
   PerplexityOptions o;
-  o.mode = "pseudo";
+  o.mode = EvalMode::kPseudo;
   o.tokens_per_batch = 200;  // several batches
   auto scores = score_proteins(model, {{"p", seq}}, o, torch::kCPU);
   double naive = 0;

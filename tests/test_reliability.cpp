@@ -14,7 +14,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "io/checkpoint.h"
+#include "train/checkpoint.h"
 #include "io/hdf5.h"
 #include "test_util.h"
 #include "train/config.h"

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <map>
 
-#include "io/checkpoint.h"
+#include "train/checkpoint.h"
 #include "model/encoder.h"
 #include "train/config.h"
 #include "train/optimizer.h"
@@ -204,7 +204,7 @@ TEST(Train, TinyRunLossDecreases) {
   o.progress_bar = false;
   TrainResult r = train(c, o);
   EXPECT_EQ(r.step, 40);
-  EXPECT_EQ(r.stop_reason, "completed");
+  EXPECT_EQ(stop_reason_name(r.stop_reason), "completed");
   auto loss = csv_column(dir.file("metrics.csv"), 2);
   ASSERT_EQ(loss.size(), 40u);
   double first = 0, last = 0;
@@ -230,7 +230,7 @@ TEST(Train, ExactResumeIsBitIdentical) {
   TrainOptions half = o;
   half.stop_after = 8;
   TrainResult first = train(tiny(b.path(), sets), half);
-  EXPECT_EQ(first.stop_reason, "stop_after");
+  EXPECT_EQ(stop_reason_name(first.stop_reason), "stop_after");
   EXPECT_EQ(first.step, 8);
   TrainOptions resume = o;
   resume.resume = "auto";
@@ -269,7 +269,7 @@ TEST(Train, NonFiniteStepsAreSkippedThenStop) {
   o.progress_bar = false;
   o.resume = "auto";
   TrainResult r = train(c, o);
-  EXPECT_EQ(r.stop_reason, "non-finite");
+  EXPECT_EQ(stop_reason_name(r.stop_reason), "non-finite");
   EXPECT_EQ(r.step, 3);
   auto skipped = csv_column(dir.file("metrics.csv"), 7);
   EXPECT_EQ(skipped, (std::vector<double>{1, 1, 1}));

@@ -6,8 +6,10 @@
 
 #include "data/alphabet.h"
 #include "data/masking.h"
+#include "model/loss.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/names.h"
 
 namespace performer {
 
@@ -46,21 +48,16 @@ class RowRunner {
       std::copy(r.labels.begin(), r.labels.end(), labels.data_ptr<int64_t>() + b * W);
       mask[b].narrow(0, 0, n).fill_(true);
     }
-    at::Tensor logp = at::log_softmax(model_(inputs.to(device_), mask.to(device_)).to(torch::kFloat), -1).cpu();
-    at::Tensor pred = logp.argmax(-1);
-    auto lp = logp.accessor<float, 3>();
-    auto pr = pred.accessor<int64_t, 2>();
+    const LossSums sums = cross_entropy_sums(model_(inputs.to(device_), mask.to(device_)), labels.to(device_));
     auto lab = labels.accessor<int64_t, 2>();
     for (int64_t b = 0; b < B; ++b) {
       SequenceScore& s = scores_[rows_[static_cast<size_t>(b)].protein];
-      for (int64_t i = 0; i < W; ++i) {
-        const int64_t y = lab[b][i];
-        if (y == kIgnoreIndex) continue;
-        s.nll -= lp[b][i][y];
-        s.correct += pr[b][i] == y;
-        ++s.scored;
-        if (!freqs_.empty()) s.unigram_nll -= std::log(freqs_[static_cast<size_t>(y)]);
-      }
+      s.nll += sums.row_loss[b].item<double>();
+      s.correct += sums.row_correct[b].item<int64_t>();
+      s.scored += sums.row_count[b].item<int64_t>();
+      if (freqs_.empty()) continue;
+      for (int64_t i = 0; i < W; ++i)
+        if (lab[b][i] != kIgnoreIndex) s.unigram_nll -= std::log(freqs_[static_cast<size_t>(lab[b][i])]);
     }
     rows_.clear();
     width_ = 0;
@@ -78,14 +75,21 @@ class RowRunner {
 
 }  // namespace
 
-void check_mode(const std::string& mode, bool causal_model) {
-  if (mode != "masked" && mode != "pseudo" && mode != "causal")
-    throw Error("eval: mode '" + mode + "': expected masked, pseudo or causal");
-  if (mode == "causal" && !causal_model)
+const std::vector<std::string>& eval_mode_names() {
+  static const std::vector<std::string> names{"masked", "pseudo", "causal"};
+  return names;
+}
+
+EvalMode parse_eval_mode(const std::string& s) { return parse_name<EvalMode>(s, eval_mode_names(), "eval: mode"); }
+
+std::string eval_mode_name(EvalMode m) { return name_of(m, eval_mode_names()); }
+
+void check_mode(EvalMode mode, bool causal_model) {
+  if (mode == EvalMode::kCausal && !causal_model)
     throw Error("eval: --mode causal needs a causal model (this one is bidirectional: use masked or pseudo)");
-  if (mode != "causal" && causal_model)
-    throw Error("eval: --mode " + mode + " needs a bidirectional model; this one is causal (it was trained on "
-                "next-token prediction and never saw masked input): use --mode causal");
+  if (mode != EvalMode::kCausal && causal_model)
+    throw Error("eval: --mode " + eval_mode_name(mode) + " needs a bidirectional model; this one is causal (it was "
+                "trained on next-token prediction and never saw masked input): use --mode causal");
 }
 
 std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std::pair<std::string, std::string>>& proteins,
@@ -100,7 +104,7 @@ std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std:
   torch::NoGradGuard no_grad;
   std::vector<SequenceScore> scores(proteins.size());
   RowRunner runner(model, device, o.tokens_per_batch, o.train_frequencies, scores);
-  const int64_t repeats = o.mode == "masked" ? std::max<int64_t>(1, o.repeats) : 1;
+  const int64_t repeats = o.mode == EvalMode::kMasked ? std::max<int64_t>(1, o.repeats) : 1;
   const MaskingOptions masking{o.mask_rate, o.strict ? 1.0 : 0.8, o.strict ? 0.0 : 0.1};
   for (size_t p = 0; p < proteins.size(); ++p) {
     scores[p].accession = proteins[p].first;
@@ -113,11 +117,11 @@ std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std:
       tokens.push_back(Alphabet::kCls);
       for (int64_t i = 0; i < len; ++i) tokens.push_back(ids[static_cast<size_t>(1 + start + i)]);
       tokens.push_back(Alphabet::kEos);
-      if (o.mode == "causal") {
+      if (o.mode == EvalMode::kCausal) {
         Row r{std::vector<int64_t>(tokens.begin(), tokens.end() - 1), std::vector<int64_t>(tokens.size() - 1, kIgnoreIndex), p};
         for (int64_t i = 0; i < len; ++i) r.labels[static_cast<size_t>(i)] = tokens[static_cast<size_t>(i + 1)];
         runner.add(std::move(r));
-      } else if (o.mode == "pseudo") {
+      } else if (o.mode == EvalMode::kPseudo) {
         for (int64_t i = 1; i <= len; ++i) {
           Row r{tokens, std::vector<int64_t>(tokens.size(), kIgnoreIndex), p};
           r.labels[static_cast<size_t>(i)] = tokens[static_cast<size_t>(i)];

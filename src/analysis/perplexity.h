@@ -31,8 +31,13 @@ struct SequenceScore {
   double unigram_nll = 0;  // summed -log p_train(residue) over the same predictions (0 when no frequencies)
 };
 
+enum class EvalMode { kMasked, kPseudo, kCausal };
+const std::vector<std::string>& eval_mode_names();  // "masked", "pseudo", "causal"
+EvalMode parse_eval_mode(const std::string& s);
+std::string eval_mode_name(EvalMode m);
+
 struct PerplexityOptions {
-  std::string mode = "masked";  // masked | pseudo | causal
+  EvalMode mode = EvalMode::kMasked;
   bool strict = false;          // masked mode: all selected residues -> <mask>
   int64_t repeats = 1;
   uint64_t seed = 1234;
@@ -41,9 +46,9 @@ struct PerplexityOptions {
   std::vector<double> train_frequencies;  // 33 entries, for the unigram baseline; may be empty
 };
 
-// Throws a one-line Error unless `mode` (masked | pseudo | causal) suits the model: causal models are
-// scored only by next-token perplexity, bidirectional ones only by the masked modes.
-void check_mode(const std::string& mode, bool causal_model);
+// Throws a one-line Error unless `mode` suits the model: causal models are scored only by next-token
+// perplexity, bidirectional ones only by the masked modes.
+void check_mode(EvalMode mode, bool causal_model);
 
 // Scores proteins (accession, residues) with the model (eval mode, no gradient).
 std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std::pair<std::string, std::string>>& proteins,

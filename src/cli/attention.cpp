@@ -105,19 +105,17 @@ void write_matrix_csv(const std::string& path, const std::vector<double>& m) {
   }
 }
 
-// Writes the study's tables, HDF5 groups and picture, and prints the comparison; layers are the model
-// layers behind the study's slots.
-void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>& layers, int64_t H,
-                       const std::string& out_dir, hid_t file) {
-  std::vector<VariantSummary> sum;
-  for (int v = 0; v < kVariants; ++v) sum.push_back(study.summary(variant_at(v)));
-  // similarity.csv and the console table: one row per measure and statistic, the variants side by side.
-  struct Row {
-    const char* measure;
-    const char* statistic;
-    double value[kVariants];
-  };
-  std::vector<Row> rows(3);
+// One row of the comparison: a measure and statistic, the variants side by side.
+struct SimilarityRow {
+  const char* measure;
+  const char* statistic;
+  double value[kVariants];
+};
+
+// similarity.csv and the console table, with the verdict per row and what it means.
+void report_similarity_table(const SimilarityStudy& study, const std::vector<VariantSummary>& sum, int64_t heads_total,
+                             const std::string& out_dir) {
+  std::vector<SimilarityRow> rows(3);
   rows[0] = {"target_shares", "pearson", {}};
   rows[1] = {"pairwise_ratio", "mean_head_pearson", {}};
   rows[2] = {"pairwise_ratio", "best_head_pearson", {}};
@@ -129,7 +127,7 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
   // "Above the nulls" means by more than two standard errors of a correlation over 190 pairs under no
   // association (Fisher: 1/sqrt(190 - 3) = 0.073); n/a where the trained figure or a null is undefined.
   const double margin = 2.0 / std::sqrt(187.0);
-  auto verdict = [margin](const Row& r) -> std::string {
+  auto verdict = [margin](const SimilarityRow& r) -> std::string {
     const double t = r.value[0], p = r.value[2], s = r.value[3];
     if (std::isnan(t) || std::isnan(p) || std::isnan(s)) return "n/a";
     return t > p + margin && t > s + margin ? "yes" : "no";
@@ -140,7 +138,7 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
               static_cast<long long>(study.proteins()));
   std::printf("  %-34s %8s %8s %11s %9s  %s\n", "measure", "trained", "init", "positional", "shuffled",
               "trained above both nulls (by > 0.146)");
-  for (const Row& r : rows) {
+  for (const SimilarityRow& r : rows) {
     csv << r.measure << ',' << r.statistic;
     for (double x : r.value) csv << ',' << x;
     csv << ',' << verdict(r) << '\n';
@@ -150,7 +148,7 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
   }
   std::printf("  (target shares: %lld of %lld trained heads have attention above %.2g; %lld of 190 pairs defined, "
               "a figure needs %lld)\n",
-              static_cast<long long>(sum[0].target_heads_used), static_cast<long long>(H * static_cast<int64_t>(layers.size())),
+              static_cast<long long>(sum[0].target_heads_used), static_cast<long long>(heads_total),
               study.threshold(), static_cast<long long>(sum[0].targets.pairs), static_cast<long long>(kMinTargetPairs));
   if (std::isnan(rows[0].value[0]))
     std::printf("  target shares: undefined for this model (too few amino acids receive attention above %.2g in some "
@@ -162,7 +160,11 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
     std::printf("  target shares: the trained figure is not clearly above both nulls (%s), so it is no evidence that "
                 "the model learned substitution similarity\n", verdict(rows[0]).c_str());
 
-  // correlations.csv: every head of the pairwise measure and the target-share figure, per variant.
+}
+
+// correlations.csv: every head of the pairwise measure and the target-share figure, per variant.
+void write_correlations(const SimilarityStudy& study, const std::vector<int64_t>& layers, int64_t H,
+                        const std::string& out_dir) {
   std::ofstream cc(fs::path(out_dir) / "correlations.csv");
   cc << "measure,variant,layer,head,pearson,spearman,pairs\n";
   for (int v = 0; v < kVariants; ++v) {
@@ -177,7 +179,11 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
       }
   }
 
-  // HDF5: every variant's pairwise matrices and target shares.
+}
+
+// attention.h5: every variant's pairwise matrices (/pairwise) and target shares (/target_shares).
+void write_similarity_h5(const SimilarityStudy& study, const std::vector<VariantSummary>& sum,
+                         const std::vector<int64_t>& layers, int64_t H, hid_t file) {
   h5::Handle pw = h5::create_group(file, "pairwise");
   h5::Handle ts = h5::create_group(file, "target_shares");
   h5::write_attr(ts, "threshold", study.threshold());
@@ -202,7 +208,11 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
     h5::write_attr(t, "heads_used", sum[static_cast<size_t>(v)].target_heads_used);
   }
 
-  // The best trained head's pairwise matrix, the trained target-share similarity, and the picture.
+}
+
+// The best trained head's pairwise matrix, the trained target-share similarity (CSV), and the picture.
+void write_similarity_pictures(const SimilarityStudy& study, const std::vector<VariantSummary>& sum,
+                               const std::vector<int64_t>& layers, const std::string& out_dir) {
   const VariantSummary& tr = sum[0];
   const std::vector<double> best = study.pairwise(Variant::kTrained, tr.best_slot).matrix(tr.best_head);
   const std::vector<double> similarity = study.targets(Variant::kTrained).similarity();
@@ -221,6 +231,18 @@ void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>&
             side_by_side({heatmap(for_picture(similarity), 20, 20, t1, labels, labels),
                           heatmap(for_picture(best), 20, 20, t2, labels, labels),
                           heatmap(bf, 20, 20, "BLOSUM62", labels, labels)}));
+}
+
+// Writes the study's tables, HDF5 groups and picture, and prints the comparison; layers are the model
+// layers behind the study's slots.
+void report_similarity(const SimilarityStudy& study, const std::vector<int64_t>& layers, int64_t H,
+                       const std::string& out_dir, hid_t file) {
+  std::vector<VariantSummary> sum;
+  for (int v = 0; v < kVariants; ++v) sum.push_back(study.summary(variant_at(v)));
+  report_similarity_table(study, sum, H * static_cast<int64_t>(layers.size()), out_dir);
+  write_correlations(study, layers, H, out_dir);
+  write_similarity_h5(study, sum, layers, H, file);
+  write_similarity_pictures(study, sum, layers, out_dir);
 }
 
 // A protein as the analysis sees it: its first `window` residues.

@@ -15,12 +15,13 @@
 #include "cli/commands.h"
 #include "data/corpus.h"
 #include "data/sequence_reader.h"
-#include "io/checkpoint.h"
 #include "io/hdf5.h"
+#include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/files.h"
 
 namespace performer::cli {
 
@@ -29,6 +30,7 @@ namespace {
 struct EvalArgs {
   std::string checkpoint, corpus, split = "test", train_corpus, out, device = "auto";
   std::vector<std::string> inputs;
+  std::string mode = "auto";  // auto | a name of eval_mode_names()
   PerplexityOptions perplexity;
   bool keep_overlap = false;
 };
@@ -62,48 +64,87 @@ nlohmann::json json_summary(const PerplexitySummary& s) {
           {"unigram_perplexity", number(s.unigram_perplexity)}};
 }
 
+using Proteins = std::vector<std::pair<std::string, std::string>>;  // accession, residues
+
+Proteins read_proteins(const EvalArgs& a) {
+  Proteins proteins;
+  if (!a.corpus.empty()) {
+    Corpus corpus = Corpus::load(a.corpus);
+    for (size_t i : corpus.indices(parse_split(a.split)))
+      proteins.emplace_back(corpus.accession(i), text(corpus.sequence(i), corpus.length(i)));
+    return proteins;
+  }
+  for (auto& path : a.inputs) {
+    SequenceReader reader(path);
+    SequenceRecord rec;
+    while (reader.next(rec)) proteins.emplace_back(rec.accession, rec.residues);
+  }
+  return proteins;
+}
+
+// Takes the unigram baseline's frequencies from the training corpus and, unless kept, leaves out the
+// proteins identical to a training protein; returns how many were left out.
+int64_t use_training_corpus(const std::string& train_path, bool keep_overlap, Proteins& proteins, PerplexityOptions& po) {
+  Corpus train = Corpus::load(train_path, false);
+  auto f = train.stats().train_frequencies();
+  po.train_frequencies.assign(f.begin(), f.end());
+  if (keep_overlap) return 0;
+  std::unordered_set<std::string> seen;
+  for (size_t i : train.indices(Split::kTrain)) seen.insert(text(train.sequence(i), train.length(i)));
+  Proteins kept;
+  int64_t overlap = 0;
+  for (auto& p : proteins) {
+    if (seen.count(p.second))
+      ++overlap;
+    else
+      kept.push_back(std::move(p));
+  }
+  proteins.swap(kept);
+  return overlap;
+}
+
+// per_sequence.tsv (the primary mode's scores) and summary.json (every figure) in `out`.
+void write_outputs(const std::string& out, const EvalArgs& a, const PerplexityOptions& po, int64_t overlap,
+                   const std::vector<SequenceScore>& primary,
+                   const std::vector<std::pair<std::string, PerplexitySummary>>& results) {
+  std::filesystem::create_directories(out);
+  std::ofstream tsv(std::filesystem::path(out) / "per_sequence.tsv");
+  tsv << "accession\tlength\tscored\tloss\tperplexity\taccuracy\n";
+  for (auto& s : primary) {
+    if (s.scored == 0) continue;
+    const double loss = s.nll / static_cast<double>(s.scored);
+    tsv << s.accession << '\t' << s.length << '\t' << s.scored << '\t' << loss << '\t' << std::exp(loss) << '\t'
+        << static_cast<double>(s.correct) / static_cast<double>(s.scored) << '\n';
+  }
+  nlohmann::json j = {{"checkpoint", a.checkpoint},
+                      {"mode", eval_mode_name(po.mode)},
+                      {"repeats", po.repeats},
+                      {"left_out_training_overlap", overlap},
+                      {"uniform_perplexity", CorpusStats::kUniformPerplexity}};
+  for (auto& [name, s] : results) j[name] = json_summary(s);
+  AtomicFile file((std::filesystem::path(out) / "summary.json").string());
+  {
+    std::ofstream json(file.temporary());
+    json << j.dump(2) << "\n";
+    if (!json.flush()) throw Error(file.path() + ": cannot write");
+  }
+  file.commit();
+  std::printf("wrote %s/per_sequence.tsv and %s/summary.json\n", out.c_str(), out.c_str());
+}
+
 int run_eval(const EvalArgs& a) {
   if (a.inputs.empty() == a.corpus.empty()) throw Error("eval: give either --input FILE... or --corpus corpus.h5");
   const torch::Device device = resolve_device(a.device);
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
-  if (a.perplexity.mode != "auto") check_mode(a.perplexity.mode, c.model.causal);
-
-  std::vector<std::pair<std::string, std::string>> proteins;
-  if (!a.corpus.empty()) {
-    Corpus corpus = Corpus::load(a.corpus);
-    for (size_t i : corpus.indices(parse_split(a.split)))
-      proteins.emplace_back(corpus.accession(i), text(corpus.sequence(i), corpus.length(i)));
-  } else {
-    for (auto& path : a.inputs) {
-      SequenceReader reader(path);
-      SequenceRecord rec;
-      while (reader.next(rec)) proteins.emplace_back(rec.accession, rec.residues);
-    }
-  }
   PerplexityOptions po = a.perplexity;
-  if (po.mode == "auto") po.mode = c.model.causal ? "causal" : "masked";
+  po.mode = a.mode == "auto" ? (c.model.causal ? EvalMode::kCausal : EvalMode::kMasked) : parse_eval_mode(a.mode);
+  check_mode(po.mode, c.model.causal);
+  Proteins proteins = read_proteins(a);
   const std::string train_path = find_train_corpus(a, c);
-  int64_t overlap = 0;
-  if (!train_path.empty()) {
-    Corpus train = Corpus::load(train_path, false);
-    auto f = train.stats().train_frequencies();
-    po.train_frequencies.assign(f.begin(), f.end());
-    if (!a.keep_overlap) {
-      std::unordered_set<std::string> seen;
-      for (size_t i : train.indices(Split::kTrain)) seen.insert(text(train.sequence(i), train.length(i)));
-      std::vector<std::pair<std::string, std::string>> kept;
-      for (auto& p : proteins) {
-        if (seen.count(p.second))
-          ++overlap;
-        else
-          kept.push_back(std::move(p));
-      }
-      proteins.swap(kept);
-    }
-  }
-  std::printf("model %s: %s, step %s\n", a.checkpoint.c_str(), c.model.describe().c_str(),
-              std::to_string(h5::read_attr_int(h5::open_file(a.checkpoint), "step")).c_str());
+  const int64_t overlap = train_path.empty() ? 0 : use_training_corpus(train_path, a.keep_overlap, proteins, po);
+  std::printf("model %s: %s, step %lld\n", a.checkpoint.c_str(), c.model.describe().c_str(),
+              static_cast<long long>(checkpoint_step(a.checkpoint)));
   if (!train_path.empty())
     std::printf("training corpus %s: %lld input proteins identical to training proteins left out%s\n", train_path.c_str(),
                 static_cast<long long>(overlap), a.keep_overlap ? " (kept: --keep-train-overlap)" : "");
@@ -112,51 +153,25 @@ int run_eval(const EvalArgs& a) {
   if (proteins.empty()) throw Error("eval: no proteins left to evaluate");
 
   std::vector<std::pair<std::string, PerplexitySummary>> results;
-  std::vector<SequenceScore> primary;
-  if (po.mode == "masked") {
-    primary = score_proteins(model, proteins, po, device);
-    results.emplace_back("masked", summarize(primary));
+  const std::vector<SequenceScore> primary = score_proteins(model, proteins, po, device);
+  results.emplace_back(eval_mode_name(po.mode), summarize(primary));
+  if (po.mode == EvalMode::kMasked) {
     PerplexityOptions strict = po;
     strict.strict = true;
     results.emplace_back("masked_all", summarize(score_proteins(model, proteins, strict, device)));
-  } else {
-    primary = score_proteins(model, proteins, po, device);
-    results.emplace_back(po.mode, summarize(primary));
   }
   for (auto& [name, s] : results) {
-    std::string label = name == "masked"       ? "masked (80/10/10)"
-                        : name == "masked_all" ? "masked (all <mask>)"
-                        : name == "pseudo"     ? "pseudo-perplexity"
-                                               : "next-token (causal)";
+    const std::string label = name == "masked"       ? "masked (80/10/10)"
+                              : name == "masked_all" ? "masked (all <mask>)"
+                              : name == "pseudo"     ? "pseudo-perplexity"
+                                                     : "next-token (causal)";
     report(label.c_str(), s, stdout);
   }
   const PerplexitySummary& head = results.front().second;
-  std::printf("%-28s perplexity 20.000\n", "baseline: uniform over 20 aa");
+  std::printf("%-28s perplexity %.3f\n", "baseline: uniform over 20 aa", CorpusStats::kUniformPerplexity);
   if (!std::isnan(head.unigram_perplexity))
     std::printf("%-28s perplexity %.3f (same residues, training frequencies)\n", "baseline: unigram", head.unigram_perplexity);
-
-  if (!a.out.empty()) {
-    std::filesystem::create_directories(a.out);
-    std::ofstream tsv(std::filesystem::path(a.out) / "per_sequence.tsv");
-    tsv << "accession\tlength\tscored\tloss\tperplexity\taccuracy\n";
-    for (auto& s : primary) {
-      if (s.scored == 0) continue;
-      const double loss = s.nll / static_cast<double>(s.scored);
-      tsv << s.accession << '\t' << s.length << '\t' << s.scored << '\t' << loss << '\t' << std::exp(loss) << '\t'
-          << static_cast<double>(s.correct) / static_cast<double>(s.scored) << '\n';
-    }
-    nlohmann::json j = {{"checkpoint", a.checkpoint},
-                        {"mode", po.mode},
-                        {"repeats", po.repeats},
-                        {"left_out_training_overlap", overlap},
-                        {"uniform_perplexity", 20}};
-    for (auto& [name, s] : results) j[name] = json_summary(s);
-    const std::string path = (std::filesystem::path(a.out) / "summary.json").string();
-    std::ofstream out(path);
-    out << j.dump(2) << "\n";
-    if (!out.flush()) throw Error(path + ": cannot write");
-    std::printf("wrote %s/per_sequence.tsv and %s/summary.json\n", a.out.c_str(), a.out.c_str());
-  }
+  if (!a.out.empty()) write_outputs(a.out, a, po, overlap, primary, results);
   return 0;
 }
 
@@ -169,9 +184,10 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_option("-i,--input", a->inputs, "FASTA or UniProt files (plain or gzip)");
   cmd->add_option("--corpus", a->corpus, "a prepared corpus instead of --input");
   cmd->add_option("--split", a->split, "split of --corpus: train | valid | test")->capture_default_str();
-  a->perplexity.mode = "auto";
-  cmd->add_option("--mode", a->perplexity.mode, "auto (causal for causal models, else masked) | masked | pseudo | causal")
-      ->check(CLI::IsMember({"auto", "masked", "pseudo", "causal"}))
+  std::vector<std::string> modes{"auto"};
+  modes.insert(modes.end(), eval_mode_names().begin(), eval_mode_names().end());
+  cmd->add_option("--mode", a->mode, "auto (causal for causal models, else masked) | masked | pseudo | causal")
+      ->check(CLI::IsMember(modes))
       ->capture_default_str();
   cmd->add_option("--repeats", a->perplexity.repeats, "masked mode: masks averaged (seeds seed..seed+K-1)")->capture_default_str();
   cmd->add_option("--seed", a->perplexity.seed, "masking seed")->capture_default_str();

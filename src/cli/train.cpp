@@ -14,6 +14,13 @@ void on_signal(int) {
   g_stop_training.store(true);
   g_prepare_interrupted.store(true);
 }
+
+// The global --threads, when given, overrides the config's runtime.threads (one knob wins, visibly: the
+// run log prints the thread count).
+void apply_thread_flag(CLI::App& app, RunConfig& c) {
+  const CLI::Option* flag = app.get_option("--threads");
+  if (flag->count() > 0) c.runtime.threads = flag->as<int64_t>();
+}
 }  // namespace
 
 void add_train(CLI::App& app, Action& run) {
@@ -30,21 +37,22 @@ void add_train(CLI::App& app, Action& run) {
   auto skip_memory_check = std::make_shared<bool>(false);
   cmd->add_flag("--skip-memory-check", *skip_memory_check,
                 "start even when the predicted memory of the run exceeds the device's memory");
-  cmd->callback([&run, config, sets, opts, skip_memory_check] {
-    run = [config, sets, opts, skip_memory_check] {
+  cmd->callback([&app, &run, config, sets, opts, skip_memory_check] {
+    run = [&app, config, sets, opts, skip_memory_check] {
       RunConfig c = load_config(*config, *sets);
+      apply_thread_flag(app, c);
       opts->check_memory = !*skip_memory_check;
       std::signal(SIGINT, on_signal);
       std::signal(SIGTERM, on_signal);
       TrainResult r = train(c, *opts);
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
-      if (r.stop_reason == "interrupted") {
+      if (r.stop_reason == StopReason::kInterrupted) {
         std::fprintf(stderr, "interrupted at step %lld; checkpoint %s; resume with: performer train --config %s --resume auto\n",
                      static_cast<long long>(r.step), r.checkpoint.c_str(), config->c_str());
         return 130;
       }
-      return r.stop_reason == "non-finite" ? 1 : 0;
+      return r.stop_reason == StopReason::kNonFinite ? 1 : 0;
     };
   });
 }
@@ -59,9 +67,10 @@ void add_bench_train(CLI::App& bench, Action& run) {
   cmd->add_option("--set", *sets, "override a key (repeatable)");
   cmd->add_option("--steps", *steps, "timed steps")->capture_default_str();
   cmd->add_option("--warmup", *warmup, "untimed steps first")->capture_default_str();
-  cmd->callback([&run, config, sets, steps, warmup] {
-    run = [config, sets, steps, warmup] {
+  cmd->callback([&bench, &run, config, sets, steps, warmup] {
+    run = [&bench, config, sets, steps, warmup] {
       RunConfig c = load_config(*config, *sets);
+      apply_thread_flag(*bench.get_parent(), c);
       TrainBenchResult r = bench_train(c, *steps, *warmup);
       std::printf("%s: %s, %.2f M parameters, device %s, %d threads\n", config->c_str(), c.model.describe().c_str(),
                   static_cast<double>(r.parameters) / 1e6, c.runtime.device.c_str(), torch::get_num_threads());

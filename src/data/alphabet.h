@@ -18,6 +18,9 @@
 
 namespace performer {
 
+// The label of a position that is not predicted (no token has this id; LibTorch's cross-entropy default).
+constexpr int64_t kIgnoreIndex = -100;
+
 using Token = uint8_t;
 
 struct Alphabet {

@@ -21,8 +21,6 @@ struct MaskingOptions {
   double random_frac = 0.1;
 };
 
-constexpr int64_t kIgnoreIndex = -100;
-
 struct MaskedTokens {
   at::Tensor inputs;  // [B, L] int64: corrupted tokens
   at::Tensor labels;  // [B, L] int64: original token at selected positions, -100 elsewhere

@@ -7,31 +7,24 @@
 #include "model/linear_attention.h"
 #include "model/rotary.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/hash.h"
 
 namespace performer {
 
-AttentionKind parse_attention_kind(const std::string& s) {
-  if (s == "exact") return AttentionKind::kExact;
-  if (s == "favor-softmax") return AttentionKind::kFavorSoftmax;
-  if (s == "favor-relu") return AttentionKind::kFavorRelu;
-  throw Error("attention kind '" + s + "': expected exact, favor-softmax or favor-relu");
+const std::vector<std::string>& attention_kind_names() {
+  static const std::vector<std::string> names{"exact", "favor-softmax", "favor-relu"};
+  return names;
 }
 
-std::string attention_kind_name(AttentionKind k) {
-  switch (k) {
-    case AttentionKind::kExact: return "exact";
-    case AttentionKind::kFavorSoftmax: return "favor-softmax";
-    case AttentionKind::kFavorRelu: return "favor-relu";
-  }
-  return "?";
+AttentionKind parse_attention_kind(const std::string& s) {
+  return parse_name<AttentionKind>(s, attention_kind_names(), "attention kind");
 }
+
+std::string attention_kind_name(AttentionKind k) { return name_of(k, attention_kind_names()); }
 
 SelfAttentionImpl::SelfAttentionImpl(const AttentionOptions& o) : options_(o) {
-  if (o.heads < 1 || o.d_model % o.heads != 0)
-    throw Error("attention: d_model (" + std::to_string(o.d_model) + ") must be a multiple of heads (" +
-                std::to_string(o.heads) + ")");
-  if (o.features < 1) throw Error("attention: features (m) must be positive");
+  // The options are checked once, where they come from (EncoderConfig::validate, bench attention's flags).
   d_head_ = o.d_model / o.heads;
   q_proj = register_module("q_proj", torch::nn::Linear(o.d_model, o.d_model));
   k_proj = register_module("k_proj", torch::nn::Linear(o.d_model, o.d_model));
@@ -75,36 +68,35 @@ FeatureMaps SelfAttentionImpl::features(const at::Tensor& q, const at::Tensor& k
 }
 
 at::Tensor SelfAttentionImpl::favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    const at::Tensor& key_mask) const {
+                                    const at::Tensor& key_mask, at::Tensor* weights) const {
   // Under mixed-precision autocast a matmul would run in bf16/fp16 whatever its inputs are, rounding W x'
   // before exp (1-5% per feature at |W x'| = 8-45). Features, normalizer and the linear-attention sums are
   // cheap next to the projections: they run with autocast off, in float32 at least.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const auto compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   FeatureMaps f = features(q.to(compute), k.to(compute), key_mask);
+  if (weights) *weights = feature_attention_matrix(f.q, f.k, options_.causal, f.chunk, f.chunk_log_scale);
   if (!options_.causal) return linear_attention(f.q, f.k, v.to(compute));
   return causal_linear_attention(f.q, f.k, v.to(compute), options_.causal_chunk, f.chunk_log_scale);
 }
 
-at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_mask) {
+at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_mask, at::Tensor* weights) {
   at::Tensor q, k, v, out;
   project(x, q, k, v);
-  if (options_.kind == AttentionKind::kExact)
+  if (options_.kind == AttentionKind::kExact) {
     out = exact_attention(q, k, v, key_mask, options_.causal);
-  else
-    out = favor(q, k, v, key_mask);
+    if (weights) *weights = exact_attention_matrix(q, k, key_mask, options_.causal);
+  } else {
+    out = favor(q, k, v, key_mask, weights);
+  }
   const int64_t B = x.size(0), L = x.size(1);
   return out_proj(out.transpose(1, 2).reshape({B, L, options_.d_model}).to(x.scalar_type()));
 }
 
 at::Tensor SelfAttentionImpl::attention_matrix(const at::Tensor& x, const at::Tensor& key_mask) {
-  at::Tensor q, k, v;
-  project(x, q, k, v);
-  if (options_.kind == AttentionKind::kExact) return exact_attention_matrix(q, k, key_mask, options_.causal);
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  const auto compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  FeatureMaps f = features(q.to(compute), k.to(compute), key_mask);
-  return feature_attention_matrix(f.q, f.k, options_.causal, f.chunk, f.chunk_log_scale);
+  at::Tensor weights;
+  forward(x, key_mask, &weights);
+  return weights;
 }
 
 }  // namespace performer

@@ -11,13 +11,15 @@
 #include <torch/nn/modules/linear.h>
 
 #include <string>
+#include <vector>
 
 #include "model/kernels.h"
 
 namespace performer {
 
 enum class AttentionKind { kExact, kFavorSoftmax, kFavorRelu };
-AttentionKind parse_attention_kind(const std::string& s);  // "exact" | "favor-softmax" | "favor-relu"
+const std::vector<std::string>& attention_kind_names();     // "exact", "favor-softmax", "favor-relu"
+AttentionKind parse_attention_kind(const std::string& s);  // throws Error for any other name
 std::string attention_kind_name(AttentionKind k);
 
 struct AttentionOptions {
@@ -41,14 +43,17 @@ class SelfAttentionImpl : public torch::nn::Module {
   explicit SelfAttentionImpl(const AttentionOptions& options);
 
   // x [B, L, d_model], key_mask [B, L] bool (true = real token) or undefined -> [B, L, d_model].
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask = {});
-  // Attention probabilities [B, H, L, L] as the model applies them: softmax for exact, the implicit
-  // D^-1 phi(Q) phi(K)^T for FAVOR, with its current features. For export and tests.
+  // With `weights`, also the attention probabilities [B, H, L, L] it applies, from the same projections
+  // and features: softmax for exact, the implicit D^-1 phi(Q) phi(K)^T for FAVOR (O(L^2): for export).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_mask = {}, at::Tensor* weights = nullptr);
+  // The weights alone (forward with `weights`).
   at::Tensor attention_matrix(const at::Tensor& x, const at::Tensor& key_mask = {});
 
   // The FAVOR core: q, k, v [B, H, L, d_head] (after projection) -> [B, H, L, d_head], with this layer's
   // features; computed in float32 at least with autocast off, whatever the caller's precision.
-  at::Tensor favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask) const;
+  // With `weights`, also the implicit attention matrix [B, H, L, L] of the same features.
+  at::Tensor favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
+                   at::Tensor* weights = nullptr) const;
 
   // Replaces W by draw number `draw` (no-op if it is already current).
   void redraw(int64_t draw);

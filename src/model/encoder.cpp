@@ -2,28 +2,39 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "data/alphabet.h"
 #include "util/error.h"
+#include "util/names.h"
 
 namespace performer {
 
+const std::vector<std::string>& position_kind_names() {
+  static const std::vector<std::string> names{"learned", "rotary"};
+  return names;
+}
+
+PositionKind parse_position_kind(const std::string& s) { return parse_name<PositionKind>(s, position_kind_names(), "positions"); }
+
+std::string position_kind_name(PositionKind p) { return name_of(p, position_kind_names()); }
+
 void EncoderConfig::validate() const {
-  auto need = [](bool ok, const std::string& what) {
-    if (!ok) throw Error("model." + what);
+  auto need = [](bool ok, const std::string& key, const std::string& what) {
+    if (!ok) throw SettingError(key, key + " " + what);
   };
-  need(layers >= 1, "layers must be at least 1");
-  need(heads >= 1, "heads must be at least 1");
-  need(d_model >= 1 && d_model % heads == 0, "d_model must be a positive multiple of model.heads");
-  need(d_ff >= 1, "d_ff must be at least 1");
-  need(features >= 1, "features must be at least 1");
-  need(redraw_interval >= 0, "redraw_interval must be >= 0 (0 = never)");
-  need(dropout >= 0 && dropout < 1, "dropout must be in [0, 1)");
-  need(max_len >= 3, "max_len must be at least 3");
-  need(positions == "learned" || positions == "rotary", "positions must be 'learned' or 'rotary'");
-  need(positions != "rotary" || (d_model / heads) % 2 == 0, "positions: rotary needs an even head dimension");
-  need(causal_chunk >= 1, "causal_chunk must be at least 1");
+  need(layers >= 1, "model.layers", "must be at least 1");
+  need(heads >= 1, "model.heads", "must be at least 1");
+  need(d_model >= 1 && d_model % heads == 0, "model.d_model", "must be a positive multiple of model.heads");
+  need(d_ff >= 1, "model.d_ff", "must be at least 1");
+  need(features >= 1, "model.features", "must be at least 1");
+  need(redraw_interval >= 0, "model.redraw_interval", "must be >= 0 (0 = never)");
+  need(dropout >= 0 && dropout < 1, "model.dropout", "must be in [0, 1)");
+  need(max_len >= 3, "model.max_len", "must be at least 3");
+  need(positions != PositionKind::kRotary || (d_model / heads) % 2 == 0, "model.positions",
+       "rotary needs an even head dimension (model.d_model / model.heads)");
+  need(causal_chunk >= 1, "model.causal_chunk", "must be at least 1");
 }
 
 std::string EncoderConfig::describe() const {
@@ -31,7 +42,7 @@ std::string EncoderConfig::describe() const {
   o << attention_kind_name(kind) << (causal ? " causal" : "") << ", " << layers << " layers, " << heads << " heads, d "
     << d_model << ", d_ff " << d_ff;
   if (kind != AttentionKind::kExact) o << ", m " << features << ", redraw every " << redraw_interval;
-  o << ", max_len " << max_len << ", " << positions << " positions";
+  o << ", max_len " << max_len << ", " << position_kind_name(positions) << " positions";
   return o.str();
 }
 
@@ -45,7 +56,7 @@ EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
   a.orthogonal = c.orthogonal;
   a.row_norms = c.row_norms;
   a.relu_projection = c.relu_projection;
-  a.rotary = c.positions == "rotary";
+  a.rotary = c.positions == PositionKind::kRotary;
   a.causal_chunk = c.causal_chunk;
   a.seed = c.seed;
   a.layer = layer;
@@ -57,8 +68,8 @@ EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
 }
 
-at::Tensor EncoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& key_mask) {
-  at::Tensor x = h + dropout(attn(norm1(h), key_mask));
+at::Tensor EncoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& key_mask, at::Tensor* weights) {
+  at::Tensor x = h + dropout(attn->forward(norm1(h), key_mask, weights));
   return x + dropout(ff2(dropout(torch::gelu(ff1(norm2(x))))));
 }
 
@@ -72,7 +83,7 @@ EncoderImpl::EncoderImpl(const EncoderConfig& c) : config_(c) {
     embed->weight.normal_(0, std::pow(static_cast<double>(c.d_model), -0.5));
     embed->weight[Alphabet::kPad].zero_();
   }
-  if (c.positions == "learned") {
+  if (c.positions == PositionKind::kLearned) {
     positions = register_module("positions", torch::nn::Embedding(c.max_len, c.d_model));
     torch::NoGradGuard g;
     positions->weight.normal_(0, 0.02);
@@ -84,34 +95,35 @@ EncoderImpl::EncoderImpl(const EncoderConfig& c) : config_(c) {
   lm_bias = register_parameter("lm_bias", torch::zeros({Alphabet::kSize}));
 }
 
-at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_mask) {
+at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_mask, AttentionMaps* maps) {
   const int64_t L = tokens.size(1);
-  if (L > config_.max_len && config_.positions == "learned")
+  if (L > config_.max_len && config_.positions == PositionKind::kLearned)
     throw Error("sequence of " + std::to_string(L) + " tokens exceeds model.max_len " + std::to_string(config_.max_len));
+  if (maps) {
+    for (int64_t l : maps->layers)
+      if (l < 0 || l >= config_.layers)
+        throw Error("layer " + std::to_string(l) + " does not exist (the model has " + std::to_string(config_.layers) + ")");
+    maps->weights.assign(maps->layers.size(), at::Tensor());
+  }
   at::Tensor h = embed(tokens);
   if (positions) h = h + positions(at::arange(L, tokens.options())).unsqueeze(0);
   h = dropout(h);
-  for (const auto& layer : *layers) h = layer->as<EncoderLayer>()->forward(h, key_mask);
+  for (int64_t i = 0; i < config_.layers; ++i) {
+    at::Tensor weights;
+    const bool wanted = maps && std::count(maps->layers.begin(), maps->layers.end(), i) > 0;
+    h = layers[static_cast<size_t>(i)]->as<EncoderLayer>()->forward(h, key_mask, wanted ? &weights : nullptr);
+    if (wanted)
+      for (size_t w = 0; w < maps->layers.size(); ++w)
+        if (maps->layers[w] == i) maps->weights[w] = weights;
+  }
   return final_norm(h);
 }
 
 std::vector<at::Tensor> EncoderImpl::attention_maps(const at::Tensor& tokens, const at::Tensor& key_mask,
                                                     const std::vector<int64_t>& wanted) {
-  for (int64_t l : wanted)
-    if (l < 0 || l >= config_.layers)
-      throw Error("layer " + std::to_string(l) + " does not exist (the model has " + std::to_string(config_.layers) + ")");
-  const int64_t L = tokens.size(1);
-  at::Tensor h = embed(tokens);
-  if (positions) h = h + positions(at::arange(L, tokens.options())).unsqueeze(0);
-  h = dropout(h);
-  std::vector<at::Tensor> maps(wanted.size());
-  for (int64_t i = 0; i < config_.layers; ++i) {
-    auto layer = layers[static_cast<size_t>(i)]->as<EncoderLayer>();
-    for (size_t w = 0; w < wanted.size(); ++w)
-      if (wanted[w] == i) maps[w] = layer->attn->attention_matrix(layer->norm1(h), key_mask);
-    h = layer->forward(h, key_mask);
-  }
-  return maps;
+  AttentionMaps maps{wanted, {}};
+  hidden(tokens, key_mask, &maps);
+  return maps.weights;
 }
 
 at::Tensor EncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& key_mask) {

@@ -20,6 +20,12 @@
 
 namespace performer {
 
+// Where positions enter: a learned absolute embedding added to the tokens, or rotary on q and k.
+enum class PositionKind { kLearned, kRotary };
+const std::vector<std::string>& position_kind_names();  // "learned", "rotary"
+PositionKind parse_position_kind(const std::string& s);
+std::string position_kind_name(PositionKind p);
+
 struct EncoderConfig {
   AttentionKind kind = AttentionKind::kFavorSoftmax;
   int64_t layers = 6;
@@ -31,7 +37,7 @@ struct EncoderConfig {
   bool causal = false;
   double dropout = 0.1;
   int64_t max_len = 1024;
-  std::string positions = "learned";  // "learned" | "rotary"
+  PositionKind positions = PositionKind::kLearned;
   bool orthogonal = true;
   RowNorms row_norms = RowNorms::kChi;
   bool relu_projection = true;
@@ -45,7 +51,8 @@ struct EncoderConfig {
 class EncoderLayerImpl : public torch::nn::Module {
  public:
   EncoderLayerImpl(const EncoderConfig& config, int64_t layer);
-  at::Tensor forward(const at::Tensor& h, const at::Tensor& key_mask);
+  // h [B, L, D] -> [B, L, D]; with `weights`, also the attention probabilities it applied [B, H, L, L].
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& key_mask, at::Tensor* weights = nullptr);
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   SelfAttention attn{nullptr};
@@ -60,10 +67,15 @@ class EncoderImpl : public torch::nn::Module {
 
   // tokens [B, L] int64, key_mask [B, L] bool (true = real token) or undefined -> logits [B, L, 33].
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& key_mask = {});
-  // Final hidden states [B, L, D] (before the LM head).
-  at::Tensor hidden(const at::Tensor& tokens, const at::Tensor& key_mask = {});
-  // Attention probabilities [B, H, L, L] of the given layers (0-based), as each layer applies them
-  // (softmax for exact, D^-1 phi(Q) phi(K)^T for FAVOR with the current features). Eval-mode use.
+  // Final hidden states [B, L, D] (before the LM head). With `maps`, the layers it names (0-based) also
+  // return the attention probabilities [B, H, L, L] they apply in this same pass (softmax for exact,
+  // D^-1 phi(Q) phi(K)^T for FAVOR with the current features), in maps->weights.
+  struct AttentionMaps {
+    std::vector<int64_t> layers;
+    std::vector<at::Tensor> weights;  // one per entry of `layers`
+  };
+  at::Tensor hidden(const at::Tensor& tokens, const at::Tensor& key_mask = {}, AttentionMaps* maps = nullptr);
+  // hidden() with maps of `layers`, the hidden states dropped. Eval-mode use.
   std::vector<at::Tensor> attention_maps(const at::Tensor& tokens, const at::Tensor& key_mask,
                                          const std::vector<int64_t>& layers);
   // Redraws random features for training step `step` (draw = step / redraw_interval). Call in training only.

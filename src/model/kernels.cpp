@@ -7,8 +7,18 @@
 
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/names.h"
 
 namespace performer {
+
+const std::vector<std::string>& row_norms_names() {
+  static const std::vector<std::string> names{"chi", "sqrt-d"};
+  return names;
+}
+
+RowNorms parse_row_norms(const std::string& s) { return parse_name<RowNorms>(s, row_norms_names(), "row norms"); }
+
+std::string row_norms_name(RowNorms r) { return name_of(r, row_norms_names()); }
 
 namespace {
 

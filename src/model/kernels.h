@@ -47,12 +47,17 @@
 // Everything here runs in float32 at least (float64 stays float64), whatever the input dtype.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <ATen/core/Tensor.h>
 
 namespace performer {
 
 enum class RowNorms { kChi, kSqrtD };
+const std::vector<std::string>& row_norms_names();  // "chi", "sqrt-d"
+RowNorms parse_row_norms(const std::string& s);
+std::string row_norms_name(RowNorms r);
 
 // W [m, d], float64 on CPU: ceil(m/d) blocks of d orthonormal rows (the last block truncated), rows scaled
 // by chi(d) draws or sqrt(d). A pure function of (m, d, norms, seed): the same on every machine (own RNG

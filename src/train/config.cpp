@@ -131,113 +131,129 @@ Key enum_key(const std::string& path, std::vector<std::string> choices, std::fun
   return k;
 }
 
+// The keys of each section, in the order `config --defaults` and config.yaml list them.
+using R = RunConfig;
+using D = DataConfig;
+using M = EncoderConfig;
+using T = TrainConfig;
+using E = EvalConfig;
+using O = OutputConfig;
+using X = RuntimeConfig;
+
+void data_keys(std::vector<Key>& k) {
+  k.push_back(string_key("data.train", &R::data, &D::train,
+                         "training data: a prepared corpus (.h5) or a FASTA/UniProt file (plain or .gz)"));
+  k.push_back(float_key("data.valid_frac", &R::data, &D::valid_frac, "[0, 1)",
+                        "fraction of sequences split off for validation (when data.train is a sequence file)"));
+  k.push_back(float_key("data.test_frac", &R::data, &D::test_frac, "[0, 1)",
+                        "fraction of sequences split off for test (when data.train is a sequence file)"));
+  k.push_back(bool_key("data.dedup", &R::data, &D::dedup,
+                       "drop exact duplicate sequences when preparing a sequence file"));
+  k.push_back(int_key("data.max_len", &R::data, &D::max_len, 3, kNoMax,
+                      "tokens per row incl. <cls>/<eos>; longer proteins are cropped"));
+  k.push_back(int_key("data.tokens_per_batch", &R::data, &D::tokens_per_batch, 1, kNoMax,
+                      "token budget of one batch (rows x padded length); at least data.max_len"));
+  k.push_back(bool_key("data.concat", &R::data, &D::concat,
+                       "TrEMBL-concat mode: proteins joined and cut into data.max_len chunks"));
+  k.push_back(float_key("data.mask_rate", &R::data, &D::mask_rate, "(0, 1)",
+                        "fraction of tokens selected for masked-language-model prediction"));
+  k.push_back(float_key("data.mask_frac", &R::data, &D::mask_frac, "[0, 1]",
+                        "training: share of selected tokens replaced by <mask> (BERT/ESM: 0.8)"));
+  k.push_back(float_key("data.random_frac", &R::data, &D::random_frac, "[0, 1]",
+                        "training: share replaced by a random amino acid (0.1); the rest stay unchanged"));
+  k.push_back(int_key("data.bucket_window", &R::data, &D::bucket_window, 1, kNoMax,
+                      "sequences sorted by length within windows of this many, so batches pad little"));
+  k.push_back(int_key("data.prefetch", &R::data, &D::prefetch, 0, 1024, "batches prepared ahead of the trainer"));
+}
+
+void model_keys(std::vector<Key>& k) {
+  // model (model.seed is not a key: it is runtime.seed)
+  k.push_back(enum_key(
+      "model.kind", attention_kind_names(), [](const R& c) { return attention_kind_name(c.model.kind); },
+      [](R& c, const std::string& s) { c.model.kind = parse_attention_kind(s); },
+      "attention: exact softmax (Transformer), FAVOR+ softmax random features, or FAVOR ReLU features"));
+  k.push_back(int_key("model.layers", &R::model, &M::layers, 1, kNoMax, "encoder blocks"));
+  k.push_back(int_key("model.heads", &R::model, &M::heads, 1, kNoMax, "attention heads; divide model.d_model"));
+  k.push_back(int_key("model.d_model", &R::model, &M::d_model, 1, kNoMax, "hidden size"));
+  k.push_back(int_key("model.d_ff", &R::model, &M::d_ff, 1, kNoMax, "inner size of the feed-forward blocks"));
+  k.push_back(int_key("model.features", &R::model, &M::features, 1, kNoMax,
+                      "random features m per head (FAVOR kinds)"));
+  k.push_back(int_key("model.redraw_interval", &R::model, &M::redraw_interval, 0, kNoMax,
+                      "training steps between random-feature redraws; 0 = never"));
+  k.push_back(bool_key("model.causal", &R::model, &M::causal,
+                       "causal (left-to-right, trained on next-token prediction) instead of bidirectional (masked LM)"));
+  k.push_back(float_key("model.dropout", &R::model, &M::dropout, "[0, 1)",
+                        "dropout on residual branches and inside the feed-forward blocks"));
+  k.push_back(int_key("model.max_len", &R::model, &M::max_len, 3, kNoMax,
+                      "longest input (size of the learned position table); at least data.max_len"));
+  k.push_back(enum_key(
+      "model.positions", position_kind_names(), [](const R& c) { return position_kind_name(c.model.positions); },
+      [](R& c, const std::string& s) { c.model.positions = parse_position_kind(s); },
+      "positions: learned absolute embeddings or rotary (on q, k)"));
+  k.push_back(bool_key("model.orthogonal", &R::model, &M::orthogonal,
+                       "orthogonal blocks of random features (false: i.i.d. Gaussian rows)"));
+  k.push_back(enum_key(
+      "model.row_norms", row_norms_names(), [](const R& c) { return row_norms_name(c.model.row_norms); },
+      [](R& c, const std::string& s) { c.model.row_norms = parse_row_norms(s); },
+      "norms of the random feature rows: chi(d) draws (unbiased) or fixed sqrt(d) (lower variance, biased)"));
+  k.push_back(bool_key("model.relu_projection", &R::model, &M::relu_projection,
+                       "favor-relu: random projection W (false: deterministic ReLU(x), m = d_head)"));
+  k.push_back(int_key("model.causal_chunk", &R::model, &M::causal_chunk, 1, kNoMax,
+                      "chunk length of the causal prefix sums and of the causal stabilizer's running maximum"));
+}
+
+void train_keys(std::vector<Key>& k) {
+  k.push_back(float_key("train.lr", &R::train, &T::lr, "(0, 10]", "peak learning rate (AdamW)"));
+  k.push_back(float_key("train.beta1", &R::train, &T::beta1, "[0, 1)", "Adam decay of the first moment"));
+  k.push_back(float_key("train.beta2", &R::train, &T::beta2, "[0, 1)", "Adam decay of the second moment"));
+  k.push_back(float_key("train.eps", &R::train, &T::eps, "(0, 1]", "Adam epsilon"));
+  k.push_back(float_key("train.weight_decay", &R::train, &T::weight_decay, "[0, 10]",
+                        "decoupled weight decay (AdamW), on matrices only"));
+  k.push_back(int_key("train.warmup_steps", &R::train, &T::warmup_steps, 0, kNoMax,
+                      "steps of linear warm-up from 0 to train.lr"));
+  k.push_back(choice_key("train.schedule", &R::train, &T::schedule, {"constant", "linear", "cosine"},
+                         "after warm-up: constant, or linear / cosine decay to 0 at train.steps"));
+  k.push_back(int_key("train.steps", &R::train, &T::steps, 1, kNoMax, "optimizer steps"));
+  k.push_back(int_key("train.tokens_per_step", &R::train, &T::tokens_per_step, 0, kNoMax,
+                      "gradient accumulation target in real tokens; 0 = one batch per step"));
+  k.push_back(float_key("train.grad_clip", &R::train, &T::grad_clip, "[0, inf)",
+                        "max global gradient norm; 0 = off"));
+  k.push_back(int_key("train.max_bad_steps", &R::train, &T::max_bad_steps, 1, kNoMax,
+                      "consecutive NaN/Inf steps before the run stops"));
+  k.push_back(float_key("train.max_minutes", &R::train, &T::max_minutes, "[0, inf)",
+                        "stop (with a checkpoint) after this wall time; 0 = no limit"));
+}
+
+void eval_output_runtime_keys(std::vector<Key>& k) {
+  // eval
+  k.push_back(int_key("eval.every", &R::eval, &E::every, 0, kNoMax, "steps between evaluations; 0 = only at the end"));
+  k.push_back(int_key("eval.max_sequences", &R::eval, &E::max_sequences, 1, kNoMax,
+                      "validation sequences (or chunks) evaluated"));
+  k.push_back(uint_key("eval.seed", &R::eval, &E::seed, "masking seed of the evaluation sample"));
+  // output
+  k.push_back(string_key("output.dir", &R::output, &O::dir, "run folder: checkpoints, logs, the resolved config"));
+  k.push_back(int_key("output.checkpoint_every", &R::output, &O::checkpoint_every, 0, kNoMax,
+                      "steps between checkpoints; 0 = only at the end"));
+  k.push_back(int_key("output.keep_last", &R::output, &O::keep_last, 1, kNoMax,
+                      "checkpoints kept (older ones are deleted)"));
+  k.push_back(int_key("output.log_every", &R::output, &O::log_every, 1, kNoMax, "steps between log lines"));
+  // runtime
+  k.push_back(choice_key("runtime.device", &R::runtime, &X::device, {"auto", "cpu", "cuda"},
+                         "auto (CUDA when available, else CPU), cpu or cuda"));
+  k.push_back(int_key("runtime.threads", &R::runtime, &X::threads, 0, 4096, "CPU threads; 0 = all cores (the global --threads flag, when given, wins)"));
+  k.push_back(uint_key("runtime.seed", &R::runtime, &X::seed,
+                       "seed of model init, data order, masking and features (also the model seed)"));
+  k.push_back(choice_key("runtime.precision", &R::runtime, &X::precision, {"fp32", "bf16"},
+                         "fp32, or bf16 autocast on CUDA"));
+}
+
 const std::vector<Key>& schema() {
   static const std::vector<Key> keys = [] {
-    using R = RunConfig;
-    using D = DataConfig;
-    using M = EncoderConfig;
-    using T = TrainConfig;
-    using E = EvalConfig;
-    using O = OutputConfig;
-    using X = RuntimeConfig;
     std::vector<Key> k;
-    // data
-    k.push_back(string_key("data.train", &R::data, &D::train,
-                           "training data: a prepared corpus (.h5) or a FASTA/UniProt file (plain or .gz)"));
-    k.push_back(float_key("data.valid_frac", &R::data, &D::valid_frac, "[0, 1)",
-                          "fraction of sequences split off for validation (when data.train is a sequence file)"));
-    k.push_back(float_key("data.test_frac", &R::data, &D::test_frac, "[0, 1)",
-                          "fraction of sequences split off for test (when data.train is a sequence file)"));
-    k.push_back(bool_key("data.dedup", &R::data, &D::dedup,
-                         "drop exact duplicate sequences when preparing a sequence file"));
-    k.push_back(int_key("data.max_len", &R::data, &D::max_len, 3, kNoMax,
-                        "tokens per row incl. <cls>/<eos>; longer proteins are cropped"));
-    k.push_back(int_key("data.tokens_per_batch", &R::data, &D::tokens_per_batch, 1, kNoMax,
-                        "token budget of one batch (rows x padded length); at least data.max_len"));
-    k.push_back(bool_key("data.concat", &R::data, &D::concat,
-                         "TrEMBL-concat mode: proteins joined and cut into data.max_len chunks"));
-    k.push_back(float_key("data.mask_rate", &R::data, &D::mask_rate, "(0, 1)",
-                          "fraction of tokens selected for masked-language-model prediction"));
-    k.push_back(float_key("data.mask_frac", &R::data, &D::mask_frac, "[0, 1]",
-                          "training: share of selected tokens replaced by <mask> (BERT/ESM: 0.8)"));
-    k.push_back(float_key("data.random_frac", &R::data, &D::random_frac, "[0, 1]",
-                          "training: share replaced by a random amino acid (0.1); the rest stay unchanged"));
-    k.push_back(int_key("data.bucket_window", &R::data, &D::bucket_window, 1, kNoMax,
-                        "sequences sorted by length within windows of this many, so batches pad little"));
-    k.push_back(int_key("data.prefetch", &R::data, &D::prefetch, 0, 1024, "batches prepared ahead of the trainer"));
-    // model (model.seed is not a key: it is runtime.seed)
-    k.push_back(enum_key(
-        "model.kind", {"exact", "favor-softmax", "favor-relu"},
-        [](const R& c) { return attention_kind_name(c.model.kind); },
-        [](R& c, const std::string& s) { c.model.kind = parse_attention_kind(s); },
-        "attention: exact softmax (Transformer), FAVOR+ softmax random features, or FAVOR ReLU features"));
-    k.push_back(int_key("model.layers", &R::model, &M::layers, 1, kNoMax, "encoder blocks"));
-    k.push_back(int_key("model.heads", &R::model, &M::heads, 1, kNoMax, "attention heads; divide model.d_model"));
-    k.push_back(int_key("model.d_model", &R::model, &M::d_model, 1, kNoMax, "hidden size"));
-    k.push_back(int_key("model.d_ff", &R::model, &M::d_ff, 1, kNoMax, "inner size of the feed-forward blocks"));
-    k.push_back(int_key("model.features", &R::model, &M::features, 1, kNoMax,
-                        "random features m per head (FAVOR kinds)"));
-    k.push_back(int_key("model.redraw_interval", &R::model, &M::redraw_interval, 0, kNoMax,
-                        "training steps between random-feature redraws; 0 = never"));
-    k.push_back(bool_key("model.causal", &R::model, &M::causal,
-                         "causal (left-to-right, trained on next-token prediction) instead of bidirectional (masked LM)"));
-    k.push_back(float_key("model.dropout", &R::model, &M::dropout, "[0, 1)",
-                          "dropout on residual branches and inside the feed-forward blocks"));
-    k.push_back(int_key("model.max_len", &R::model, &M::max_len, 3, kNoMax,
-                        "longest input (size of the learned position table); at least data.max_len"));
-    k.push_back(choice_key("model.positions", &R::model, &M::positions, {"learned", "rotary"},
-                           "positions: learned absolute embeddings or rotary (on q, k)"));
-    k.push_back(bool_key("model.orthogonal", &R::model, &M::orthogonal,
-                         "orthogonal blocks of random features (false: i.i.d. Gaussian rows)"));
-    k.push_back(enum_key(
-        "model.row_norms", {"chi", "sqrt-d"},
-        [](const R& c) { return std::string(c.model.row_norms == RowNorms::kChi ? "chi" : "sqrt-d"); },
-        [](R& c, const std::string& s) { c.model.row_norms = s == "chi" ? RowNorms::kChi : RowNorms::kSqrtD; },
-        "norms of the random feature rows: chi(d) draws (unbiased) or fixed sqrt(d) (lower variance, biased)"));
-    k.push_back(bool_key("model.relu_projection", &R::model, &M::relu_projection,
-                         "favor-relu: random projection W (false: deterministic ReLU(x), m = d_head)"));
-    k.push_back(int_key("model.causal_chunk", &R::model, &M::causal_chunk, 1, kNoMax,
-                        "chunk length of the causal prefix sums and of the causal stabilizer's running maximum"));
-    // train
-    k.push_back(float_key("train.lr", &R::train, &T::lr, "(0, 10]", "peak learning rate (AdamW)"));
-    k.push_back(float_key("train.beta1", &R::train, &T::beta1, "[0, 1)", "Adam decay of the first moment"));
-    k.push_back(float_key("train.beta2", &R::train, &T::beta2, "[0, 1)", "Adam decay of the second moment"));
-    k.push_back(float_key("train.eps", &R::train, &T::eps, "(0, 1]", "Adam epsilon"));
-    k.push_back(float_key("train.weight_decay", &R::train, &T::weight_decay, "[0, 10]",
-                          "decoupled weight decay (AdamW), on matrices only"));
-    k.push_back(int_key("train.warmup_steps", &R::train, &T::warmup_steps, 0, kNoMax,
-                        "steps of linear warm-up from 0 to train.lr"));
-    k.push_back(choice_key("train.schedule", &R::train, &T::schedule, {"constant", "linear", "cosine"},
-                           "after warm-up: constant, or linear / cosine decay to 0 at train.steps"));
-    k.push_back(int_key("train.steps", &R::train, &T::steps, 1, kNoMax, "optimizer steps"));
-    k.push_back(int_key("train.tokens_per_step", &R::train, &T::tokens_per_step, 0, kNoMax,
-                        "gradient accumulation target in real tokens; 0 = one batch per step"));
-    k.push_back(float_key("train.grad_clip", &R::train, &T::grad_clip, "[0, inf)",
-                          "max global gradient norm; 0 = off"));
-    k.push_back(int_key("train.max_bad_steps", &R::train, &T::max_bad_steps, 1, kNoMax,
-                        "consecutive NaN/Inf steps before the run stops"));
-    k.push_back(float_key("train.max_minutes", &R::train, &T::max_minutes, "[0, inf)",
-                          "stop (with a checkpoint) after this wall time; 0 = no limit"));
-    // eval
-    k.push_back(int_key("eval.every", &R::eval, &E::every, 0, kNoMax, "steps between evaluations; 0 = only at the end"));
-    k.push_back(int_key("eval.max_sequences", &R::eval, &E::max_sequences, 1, kNoMax,
-                        "validation sequences (or chunks) evaluated"));
-    k.push_back(uint_key("eval.seed", &R::eval, &E::seed, "masking seed of the evaluation sample"));
-    // output
-    k.push_back(string_key("output.dir", &R::output, &O::dir, "run folder: checkpoints, logs, the resolved config"));
-    k.push_back(int_key("output.checkpoint_every", &R::output, &O::checkpoint_every, 0, kNoMax,
-                        "steps between checkpoints; 0 = only at the end"));
-    k.push_back(int_key("output.keep_last", &R::output, &O::keep_last, 1, kNoMax,
-                        "checkpoints kept (older ones are deleted)"));
-    k.push_back(int_key("output.log_every", &R::output, &O::log_every, 1, kNoMax, "steps between log lines"));
-    // runtime
-    k.push_back(choice_key("runtime.device", &R::runtime, &X::device, {"auto", "cpu", "cuda"},
-                           "auto (CUDA when available, else CPU), cpu or cuda"));
-    k.push_back(int_key("runtime.threads", &R::runtime, &X::threads, 0, 4096, "CPU threads; 0 = all cores"));
-    k.push_back(uint_key("runtime.seed", &R::runtime, &X::seed,
-                         "seed of model init, data order, masking and features (also the model seed)"));
-    k.push_back(choice_key("runtime.precision", &R::runtime, &X::precision, {"fp32", "bf16"},
-                           "fp32, or bf16 autocast on CUDA"));
+    data_keys(k);
+    model_keys(k);
+    train_keys(k);
+    eval_output_runtime_keys(k);
     return k;
   }();
   return keys;
@@ -579,11 +595,11 @@ std::string one_line(std::string s) {
 
 // ------------------------------------------------------------------------------------------------ API
 
-RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
-                       const std::vector<std::string>& overrides) {
-  RunConfig config;
-  std::map<std::string, std::string> set_at;  // key -> where it was set ("file:12", "--set k=v")
+namespace {
 
+using SetAt = std::map<std::string, std::string>;  // key -> where it was set ("file:12", "--set k=v")
+
+YAML::Node load_yaml(const std::string& yaml_text, const std::string& origin) {
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(yaml_text);
@@ -595,70 +611,75 @@ RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
     throw Error(where(origin, line) + ": invalid YAML: " + one_line(e.msg) + hint);
   }
   if (docs.size() > 1) throw Error(origin + ": invalid config: more than one YAML document");
-  const YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
+  return docs.empty() ? YAML::Node() : docs[0];
+}
 
-  if (root.IsDefined() && !root.IsNull()) {
-    if (!root.IsMap())
-      throw Error(where(origin, line_of(root)) + ": the top level must be a map of sections (" + join(sections(), ", ") +
-                  "), got " + node_kind(root));
-    std::map<std::string, int> seen_sections;
-    for (const auto& sec : root) {
-      const int sec_line = line_of(sec.first);
-      if (!sec.first.IsScalar())
-        throw Error(where(origin, sec_line) + ": a section name must be a plain word, got " + node_kind(sec.first));
-      const std::string name = sec.first.Scalar();
-      const auto& names = sections();
-      if (std::find(names.begin(), names.end(), name) == names.end())
-        throw Error(where(origin, sec_line) + ": " + unknown_section_message(name));
-      if (!seen_sections.emplace(name, sec_line).second)
-        throw Error(where(origin, sec_line) + ": duplicate section '" + name + "' (first at line " +
-                    std::to_string(seen_sections[name]) + ")");
-      if (sec.second.IsNull()) continue;  // "eval:" with every key commented out
-      if (!sec.second.IsMap())
-        throw Error(where(origin, sec_line) + ": section '" + name + "' must be a map of keys, got " +
-                    node_kind(sec.second));
-      for (const auto& kv : sec.second) {
-        const int line = line_of(kv.first);
-        if (!kv.first.IsScalar())
-          throw Error(where(origin, line) + ": a key in '" + name + "' must be a plain word, got " +
-                      node_kind(kv.first));
-        const std::string path = name + "." + kv.first.Scalar();
-        const Key* key = find_key(path);
-        if (!key) throw Error(where(origin, line) + ": " + unknown_key_message(path));
-        const std::string at = where(origin, line);
-        if (!set_at.emplace(path, at).second)
-          throw Error(at + ": duplicate key '" + path + "' (first at " + set_at[path] + ")");
-        key->set(config, convert(*key, kv.second, at));
-      }
-    }
-  }
-
-  for (const std::string& o : overrides) {
-    const std::string at = "--set " + shown(o);
-    const auto eq = o.find('=');
-    if (eq == std::string::npos) throw Error(at + ": expected section.key=value");
-    auto trim = [](std::string s) {
-      const auto b = s.find_first_not_of(" \t");
-      const auto e = s.find_last_not_of(" \t");
-      return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-    };
-    const std::string path = trim(o.substr(0, eq));
+// The keys of one section ("model:") into config.
+void read_section(const std::string& name, const YAML::Node& body, int sec_line, const std::string& origin,
+                  RunConfig& config, SetAt& set_at) {
+  if (body.IsNull()) return;  // "eval:" with every key commented out
+  if (!body.IsMap())
+    throw Error(where(origin, sec_line) + ": section '" + name + "' must be a map of keys, got " + node_kind(body));
+  for (const auto& kv : body) {
+    const int line = line_of(kv.first);
+    if (!kv.first.IsScalar())
+      throw Error(where(origin, line) + ": a key in '" + name + "' must be a plain word, got " + node_kind(kv.first));
+    const std::string path = name + "." + kv.first.Scalar();
     const Key* key = find_key(path);
-    if (!key) throw Error(at + ": " + unknown_key_message(path));
-    YAML::Node value;
-    try {
-      value = YAML::Load(o.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      throw Error(at + ": invalid YAML value: " + one_line(e.msg));
-    }
-    key->set(config, convert(*key, value, at));
-    set_at[path] = at;
+    if (!key) throw Error(where(origin, line) + ": " + unknown_key_message(path));
+    const std::string at = where(origin, line);
+    if (!set_at.emplace(path, at).second) throw Error(at + ": duplicate key '" + path + "' (first at " + set_at[path] + ")");
+    key->set(config, convert(*key, kv.second, at));
   }
+}
 
-  // The model seed is the run seed (derived per use inside the model).
-  config.model.seed = config.runtime.seed;
+void read_document(const YAML::Node& root, const std::string& origin, RunConfig& config, SetAt& set_at) {
+  if (!root.IsDefined() || root.IsNull()) return;
+  if (!root.IsMap())
+    throw Error(where(origin, line_of(root)) + ": the top level must be a map of sections (" + join(sections(), ", ") +
+                "), got " + node_kind(root));
+  std::map<std::string, int> seen_sections;
+  for (const auto& sec : root) {
+    const int sec_line = line_of(sec.first);
+    if (!sec.first.IsScalar())
+      throw Error(where(origin, sec_line) + ": a section name must be a plain word, got " + node_kind(sec.first));
+    const std::string name = sec.first.Scalar();
+    const auto& names = sections();
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw Error(where(origin, sec_line) + ": " + unknown_section_message(name));
+    if (!seen_sections.emplace(name, sec_line).second)
+      throw Error(where(origin, sec_line) + ": duplicate section '" + name + "' (first at line " +
+                  std::to_string(seen_sections[name]) + ")");
+    read_section(name, sec.second, sec_line, origin, config, set_at);
+  }
+}
 
-  // Cross-checks: name the place where the (first set) key of the pair was given, else the origin.
+// One "--set section.key=value".
+void apply_override(const std::string& o, RunConfig& config, SetAt& set_at) {
+  const std::string at = "--set " + shown(o);
+  const auto eq = o.find('=');
+  if (eq == std::string::npos) throw Error(at + ": expected section.key=value");
+  auto trim = [](std::string s) {
+    const auto b = s.find_first_not_of(" \t");
+    const auto e = s.find_last_not_of(" \t");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  };
+  const std::string path = trim(o.substr(0, eq));
+  const Key* key = find_key(path);
+  if (!key) throw Error(at + ": " + unknown_key_message(path));
+  YAML::Node value;
+  try {
+    value = YAML::Load(o.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw Error(at + ": invalid YAML value: " + one_line(e.msg));
+  }
+  key->set(config, convert(*key, value, at));
+  set_at[path] = at;
+}
+
+// The rules between keys (the rules of a single key are in the schema; the model's own in
+// EncoderConfig::validate), each error naming where the (first set) key of the pair was given.
+void cross_check(const RunConfig& config, const std::string& origin, SetAt& set_at) {
   auto at = [&](const std::string& a, const std::string& b = "") {
     auto from_set = [&](const std::string& k) { return set_at.count(k) && set_at[k].rfind("--set ", 0) == 0; };
     if (!b.empty() && from_set(b) && !from_set(a)) return set_at[b];  // an override is the likelier cause
@@ -668,10 +689,8 @@ RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
   };
   try {
     config.model.validate();
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    const std::string first_key = msg.substr(0, msg.find_first_of(" :"));
-    throw Error(at(first_key, "model.heads") + ": " + one_line(msg));
+  } catch (const SettingError& e) {
+    throw Error(at(e.key(), "model.heads") + ": " + one_line(e.what()));
   }
   const DataConfig& d = config.data;
   if (config.model.max_len < d.max_len)
@@ -688,6 +707,18 @@ RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
   if (d.mask_frac + d.random_frac > 1)
     throw Error(at("data.mask_frac", "data.random_frac") + ": data.mask_frac + data.random_frac = " +
                 format_double(d.mask_frac + d.random_frac) + " is more than 1");
+}
+
+}  // namespace
+
+RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
+                       const std::vector<std::string>& overrides) {
+  RunConfig config;
+  SetAt set_at;
+  read_document(load_yaml(yaml_text, origin), origin, config, set_at);
+  for (const std::string& o : overrides) apply_override(o, config, set_at);
+  config.model.seed = config.runtime.seed;  // the model seed is the run seed (derived per use inside the model)
+  cross_check(config, origin, set_at);
   return config;
 }
 

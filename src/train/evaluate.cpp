@@ -5,21 +5,10 @@
 #include <cmath>
 
 #include "data/batches.h"
+#include "model/loss.h"
 #include "util/hash.h"
 
 namespace performer {
-
-LossSums masked_cross_entropy(const at::Tensor& logits, const at::Tensor& labels) {
-  at::Tensor flat = logits.reshape({-1, logits.size(-1)}).to(torch::kFloat);
-  at::Tensor y = labels.reshape({-1});
-  LossSums s;
-  s.loss_sum = torch::nn::functional::cross_entropy(
-      flat, y, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex).reduction(torch::kSum));
-  at::Tensor valid = y != kIgnoreIndex;
-  s.count = valid.sum().item<int64_t>();
-  s.correct = ((flat.argmax(-1) == y) & valid).sum().item<int64_t>();
-  return s;
-}
 
 EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& st,
                            const torch::Device& device) {
@@ -46,7 +35,7 @@ EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const Eva
                          ? next_token_targets(b.tokens, /*include_eos=*/false, b.cut_start, b.cut_end)
                          : mask_tokens(b.tokens, st.masking, derive_seed(st.seed, 0xe7a1, static_cast<uint64_t>(i)));
     at::Tensor logits = model(m.inputs.to(device), b.padding_mask.to(device));
-    LossSums s = masked_cross_entropy(logits, m.labels.to(device));
+    LossSums s = cross_entropy_sums(logits, m.labels.to(device));
     loss += s.loss_sum.item<double>();
     r.predicted += s.count;
     correct += s.correct;

@@ -1,7 +1,9 @@
-// Evaluation on a split, over the first max_sequences proteins (or chunks) in corpus order.
+// The trainer's evaluation on a split of its corpus, over the first max_sequences proteins (or chunks) in
+// corpus order, batched as in training. (`performer eval` scores any protein file: analysis/perplexity.h;
+// both use model/loss.h.)
 // Causal models (Objective::kNextToken): next-token perplexity of the residues, each predicted from the
 // tokens before it (no corruption; data/masking.h). Bidirectional models: masked LM with a fixed, seeded
-// 15% mask, so every evaluation of every checkpoint sees the same positions.
+// mask of data.mask_rate of the tokens, so every evaluation of every checkpoint sees the same positions.
 // Perplexity = exp(mean cross-entropy over the masked positions), over the full 33-token softmax.
 // Two corruptions of the selected positions are used (EvalSettings::masking):
 //   standard  80% <mask>, 10% random amino acid, 10% unchanged: the training corruption, and what
@@ -42,13 +44,5 @@ inline MaskingOptions strict_masking(double rate) { return MaskingOptions{rate, 
 EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& settings,
                            const torch::Device& device);
 
-// Sum of cross-entropy over positions whose label is not -100, and the number of such positions and of
-// correct argmax predictions. logits [B, L, V], labels [B, L].
-struct LossSums {
-  at::Tensor loss_sum;  // scalar, differentiable
-  int64_t count = 0;
-  int64_t correct = 0;
-};
-LossSums masked_cross_entropy(const at::Tensor& logits, const at::Tensor& labels);
 
 }  // namespace performer

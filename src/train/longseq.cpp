@@ -142,9 +142,9 @@ LongseqCell run_longseq_cell(const RunConfig& c, uint64_t limit, int64_t timing_
     r.valid_accuracy = t.valid_accuracy;
     r.strict_perplexity = t.strict_perplexity;
     r.strict_accuracy = t.strict_accuracy;
-    if (t.stop_reason != "completed") {
+    if (t.stop_reason != StopReason::kCompleted) {
       r.status = "error";
-      r.note = "training stopped: " + t.stop_reason;
+      r.note = "training stopped: " + stop_reason_name(t.stop_reason);
     }
   } catch (const c10::Error& e) {
     const std::string msg = e.what_without_backtrace();

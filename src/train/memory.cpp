@@ -25,7 +25,7 @@ TrainingMemory predict_training_memory(const RunConfig& c, bool cuda) {
   // Parameters: per layer 4 D^2 + 2 D F (+ biases and norms); the token embedding (tied with the LM head),
   // the LM bias and the final norm; learned positions.
   double P = N * (4 * D * D + 2 * D * F + 9 * D + F) + 2 * V * D + D;
-  if (c.model.positions == "learned") P += L * D;
+  if (c.model.positions == PositionKind::kLearned) P += L * D;
   TrainingMemory r;
   r.parameters = 16.0 * P;
   r.activations = kSlack * (4.0 * T * N * (12 * D + 2 * F + (exact ? 0.0 : 6 * H * m)) + 4.0 * T * V * 4);

@@ -10,7 +10,6 @@
 // train.max_bad_steps consecutive steps had a NaN/Inf loss or gradient (those steps are skipped).
 // The run folder holds config.yaml, train.log, metrics.csv (one row per step), eval.csv, ckpt-*.h5, best.h5.
 #pragma once
-#include <atomic>
 #include <string>
 
 #include <torch/types.h>
@@ -18,6 +17,7 @@
 #include "data/corpus.h"
 #include "model/encoder.h"
 #include "train/config.h"
+#include "train/stop_policy.h"
 
 namespace performer {
 
@@ -42,14 +42,11 @@ struct TrainResult {
   double strict_perplexity = 0, strict_accuracy = 0;                 // every selected residue masked (NaN: causal)
   double unigram_perplexity = 0;  // of the valid split under train frequencies (corpus statistics)
   std::string checkpoint;         // last written
-  std::string stop_reason;        // "completed", "interrupted", "time limit", "stop_after", "non-finite"
+  StopReason stop_reason = StopReason::kCompleted;
 };
 
-// Set by SIGINT/SIGTERM: the loop finishes the current step, checkpoints and returns.
-extern std::atomic<bool> g_stop_training;
-
-// The corpus a config trains on: data.train itself when it is a prepared corpus, else a cache
-// "<run>/corpus.h5" prepared from it once and reused while the source file and split settings are unchanged.
+// The corpus a config trains on: data.train itself when it is a prepared corpus, else the cache
+// "<run>/corpus.h5" (data/corpus_cache.h).
 std::string training_corpus(const RunConfig& config);
 
 TrainResult train(const RunConfig& config, const TrainOptions& options);
@@ -58,7 +55,8 @@ TrainResult train(const RunConfig& config, const TrainOptions& options);
 // with its parameters and feature matrices loaded, in eval mode on `device`.
 Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const torch::Device& device);
 
-// `performer bench train`: tokens/s and peak memory of training steps for a config (no checkpoints).
+// `performer bench train`: tokens/s and peak memory of training steps for a config (no checkpoints), set
+// up exactly as train() sets up a fresh run.
 struct TrainBenchResult {
   double tokens_per_second = 0, seconds_per_step = 0, peak_bytes = 0;
   int64_t parameters = 0, tokens_per_step = 0;

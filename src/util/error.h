@@ -3,12 +3,24 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace performer {
 
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+// An invalid setting of a configuration, with the key it concerns ("model.d_model"), so that the config
+// reader can name the file and line where that key was given.
+class SettingError : public Error {
+ public:
+  SettingError(std::string key, const std::string& message) : Error(message), key_(std::move(key)) {}
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string key_;
 };
 
 // "path:line: message" (line omitted when 0).

@@ -11,8 +11,8 @@
 //                    resolved YAML), libtorch_version, created
 //
 // Every dataset is stored with HDF5's Fletcher-32 checksum, so changed bytes make the read fail (files
-// written before the checksums remain readable). Written to "<path>.tmp-<pid>", flushed, closed, then
-// renamed over <path>: a crash never leaves a half-written checkpoint under a checkpoint's name. Loading
+// written before the checksums remain readable). Written whole or not at all (util/files.h AtomicFile:
+// "<path>.tmp-<pid>", flushed, closed, renamed over <path>): a crash never leaves a half-written checkpoint under a checkpoint's name. Loading
 // checks format, version, every shape against the model built from the config and that every value is
 // finite, with one-line errors naming the file and the tensor.
 #pragma once
@@ -43,6 +43,8 @@ TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optim
 
 // The resolved config stored in a checkpoint (to rebuild its model without the original YAML).
 std::string checkpoint_config(const std::string& path);
+// The number of optimizer steps a checkpoint was written after.
+int64_t checkpoint_step(const std::string& path);
 
 // Checkpoints "ckpt-<step>.h5" of a run folder, newest first.
 std::vector<std::string> list_checkpoints(const std::string& dir);

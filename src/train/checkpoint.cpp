@@ -1,4 +1,4 @@
-#include "io/checkpoint.h"
+#include "train/checkpoint.h"
 
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -13,6 +13,7 @@
 #include "io/hdf5.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/log.h"
 #include "util/progress.h"
 
 namespace performer {
@@ -69,10 +70,10 @@ void read_into(hid_t loc, const std::string& group, const std::string& name, at:
 }  // namespace
 
 void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, const TrainState& state) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  try {
+  AtomicFile out(path);  // a crash never leaves a half-written checkpoint under a checkpoint's name
+  {
     {
-      h5::Handle f = h5::create_file(tmp);
+      h5::Handle f = h5::create_file(out.temporary());
       h5::write_attr(f, "format", "performer-checkpoint");
       h5::write_attr(f, "format_version", kFormatVersion);
       h5::write_attr(f, "step", state.step);
@@ -110,12 +111,9 @@ void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, 
         }
         h5::write_array<uint8_t>(g, "torch_cpu", {static_cast<hsize_t>(s.numel())}, s.data_ptr<uint8_t>(), true);
       }
-      if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp + ": cannot flush (disk full?)");
+      if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(out.temporary() + ": cannot flush (disk full?)");
     }
-    rename_durably(tmp, path);
-  } catch (...) {
-    std::remove(tmp.c_str());
-    throw;
+    out.commit();
   }
 }
 
@@ -154,12 +152,18 @@ TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optim
   return s;
 }
 
-std::string checkpoint_config(const std::string& path) {
+namespace {
+h5::Handle open_checkpoint(const std::string& path) {
   h5::Handle f = h5::open_file(path);
   if (!h5::has_attr(f, "format") || h5::read_attr_string(f, "format") != "performer-checkpoint")
     throw Error(path + ": not a performer checkpoint");
-  return h5::read_attr_string(f, "config");
+  return f;
 }
+}  // namespace
+
+std::string checkpoint_config(const std::string& path) { return h5::read_attr_string(open_checkpoint(path), "config"); }
+
+int64_t checkpoint_step(const std::string& path) { return h5::read_attr_int(open_checkpoint(path), "step"); }
 
 std::string checkpoint_path(const std::string& dir, int64_t step) {
   char name[64];
@@ -189,9 +193,9 @@ std::string newest_valid_checkpoint(const std::string& dir) {
       if (h5::has_attr(f, "format") && h5::read_attr_string(f, "format") == "performer-checkpoint" &&
           h5::exists(f, "optimizer"))
         return path;
-      std::fprintf(stderr, "warning: %s: not a complete performer checkpoint, skipped\n", path.c_str());
+      warn(path + ": not a complete performer checkpoint, skipped");
     } catch (const Error& e) {
-      std::fprintf(stderr, "warning: %s, skipped\n", e.what());
+      warn(std::string(e.what()) + ", skipped");
     }
   }
   return "";

@@ -1,0 +1,52 @@
+#include "data/corpus_cache.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "data/prepare.h"
+#include "io/hdf5.h"
+#include "util/error.h"
+
+namespace performer {
+
+namespace fs = std::filesystem;
+
+std::string prepared_corpus(const CorpusSource& s) {
+  if (!fs::exists(s.source))
+    throw Error(s.source + ": data.train does not exist (run scripts/get-data.sh for the real data sets)");
+  if (h5::is_hdf5(s.source)) return s.source;  // a prepared corpus (checked when loaded)
+  struct stat st {};
+  ::stat(s.source.c_str(), &st);
+  std::ostringstream key;
+  key << fs::absolute(s.source).string() << "|" << st.st_size << "|" << st.st_mtime << "|" << s.valid_frac << "|"
+      << s.test_frac << "|" << s.dedup;
+  if (h5::is_hdf5(s.cache)) {
+    try {
+      h5::Handle f = h5::open_file(s.cache);
+      if (h5::has_attr(f, "cache_key") && h5::read_attr_string(f, "cache_key") == key.str()) return s.cache;
+    } catch (const Error&) {
+      // unreadable cache: rebuilt below
+    }
+  }
+  PrepareOptions po;
+  po.inputs = {s.source};
+  po.out = s.cache;
+  po.valid_frac = s.valid_frac;
+  po.test_frac = s.test_frac;
+  po.dedup = s.dedup;
+  po.cache_key = key.str();
+  po.force = true;  // our own cache file, rebuilt when unreadable
+  po.progress = isatty(STDERR_FILENO) != 0;
+  const PrepareResult r = prepare_corpus(po);
+  std::printf("prepared %s -> %s: %lld sequences, %lld residues in %.1fs\n", s.source.c_str(), s.cache.c_str(),
+              static_cast<long long>(r.stats.total_sequences()), static_cast<long long>(r.stats.total_residues()),
+              r.seconds);
+  std::fflush(stdout);
+  return s.cache;
+}
+
+}  // namespace performer

@@ -1,0 +1,143 @@
+#include "train/run_log.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "util/error.h"
+#include "util/files.h"
+#include "util/progress.h"
+
+namespace performer {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// On resume: keeps the header and the rows whose first column (step) is <= step, so the resumed run rewrites
+// what came after its checkpoint. Rewritten whole (AtomicFile), never in place, so a kill at any moment
+// leaves either the old or the new file. A missing or damaged header (a run killed before it reached the
+// disk) is replaced by `header`; blank or unreadable rows are dropped.
+void keep_csv_rows_up_to(const std::string& path, const std::string& header, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept = header + "\n";
+  while (std::getline(in, line)) {
+    if (line.empty() || line == header) continue;
+    char* end = nullptr;
+    const long long row_step = std::strtoll(line.c_str(), &end, 10);
+    if (end == line.c_str() || *end != ',') continue;
+    if (row_step <= step) kept += line + "\n";
+  }
+  in.close();
+  AtomicFile file(path);
+  {
+    std::ofstream out(file.temporary(), std::ios::trunc);
+    out << kept;
+    if (!out.flush()) throw Error(file.temporary() + ": cannot write (disk full?)");
+  }
+  file.commit();
+}
+
+// Opens a CSV for appending rows; a new (or empty) file gets the header, written through at once.
+std::ofstream open_csv(const std::string& path, const std::string& header, bool append) {
+  const bool has_rows = append && fs::exists(path) && fs::file_size(path) > 0;
+  std::ofstream out(path, has_rows ? std::ios::app : std::ios::trunc);
+  if (!out) throw Error(path + ": cannot write");
+  if (!has_rows) out << header << "\n";
+  out.flush();
+  return out;
+}
+
+std::string progress_bar(int64_t step, int64_t total, double eta_s) {
+  constexpr int kWidth = 30;
+  const int filled =
+      total > 0 ? static_cast<int>(kWidth * std::min(1.0, static_cast<double>(step) / static_cast<double>(total))) : 0;
+  return "[" + std::string(static_cast<size_t>(filled), '#') + std::string(static_cast<size_t>(kWidth - filled), ' ') +
+         "] " + std::to_string(step) + "/" + std::to_string(total) + " ETA " + human_duration(eta_s);
+}
+
+double change(double x, double baseline) { return 100.0 * (x / baseline - 1.0); }
+
+}  // namespace
+
+RunLog::RunLog(const std::string& run_dir, int64_t resumed_at, int64_t total_steps, int64_t log_every, bool progress_bar)
+    : total_steps_(total_steps),
+      log_every_(log_every),
+      first_step_(std::max<int64_t>(resumed_at, 0)),
+      tty_(progress_bar && isatty(STDOUT_FILENO) != 0),
+      last_window_loss_(std::nan("")) {
+  auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((fs::path(run_dir) / "train.log").string());
+  logger_ = std::make_shared<spdlog::logger>("train", spdlog::sinks_init_list{console, file});
+  logger_->set_pattern("[%Y-%m-%d %H:%M:%S] %v");
+  logger_->flush_on(spdlog::level::info);
+  const std::string metrics = (fs::path(run_dir) / "metrics.csv").string();
+  const std::string evals = (fs::path(run_dir) / "eval.csv").string();
+  if (resumed_at >= 0) {
+    keep_csv_rows_up_to(metrics, kMetricsHeader, resumed_at);
+    keep_csv_rows_up_to(evals, kEvalHeader, resumed_at);
+  }
+  metrics_ = open_csv(metrics, kMetricsHeader, resumed_at >= 0);
+  evals_ = open_csv(evals, kEvalHeader, resumed_at >= 0);
+}
+
+RunLog::~RunLog() {
+  if (tty_) std::printf("\r\033[K");
+  metrics_.flush();
+}
+
+void RunLog::step(const StepRecord& r) {
+  metrics_ << r.step << ',' << r.tokens_seen << ',' << r.loss << ',' << std::exp(r.loss) << ',' << r.lr << ','
+           << r.grad_norm << ',' << static_cast<double>(r.real_tokens) / r.seconds << ',' << (r.finite ? 0 : 1) << "\n";
+  train_seconds_ += r.seconds;
+  window_seconds_ += r.seconds;
+  window_tokens_ += r.real_tokens;
+  if (r.finite) {
+    window_loss_ += r.loss;
+    ++window_steps_;
+  }
+  const double eta = train_seconds_ / static_cast<double>(r.step - first_step_) * static_cast<double>(total_steps_ - r.step);
+  if (r.step % log_every_ == 0 || r.step == total_steps_) {
+    metrics_.flush();
+    last_window_loss_ = window_steps_ ? window_loss_ / static_cast<double>(window_steps_) : std::nan("");
+    if (tty_) std::printf("\r\033[K");
+    logger_->info("step {}/{} loss {:.4f} ppl {:.3f} lr {:.3g} grad {:.3f} {:.0f} tok/s ETA {}", r.step, total_steps_,
+                  last_window_loss_, std::exp(last_window_loss_), r.lr, r.grad_norm,
+                  static_cast<double>(window_tokens_) / window_seconds_, human_duration(eta));
+    window_loss_ = window_seconds_ = 0;
+    window_steps_ = window_tokens_ = 0;
+  } else if (tty_) {
+    std::printf("\r\033[K%s", progress_bar(r.step, total_steps_, eta).c_str());
+    std::fflush(stdout);
+  }
+}
+
+void RunLog::eval(int64_t step, const EvalFigures& e, double unigram) {
+  if (tty_) std::printf("\r\033[K");
+  if (e.next_token) {  // no masking, so no all-masked figure: those columns stay empty
+    evals_ << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ",,,," << unigram << "\n";
+    evals_.flush();
+    logger_->info("eval step {}: valid next-token perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), accuracy {:.3f}; {} "
+                  "residues of {} sequences", step, e.perplexity, change(e.perplexity, unigram), unigram, e.accuracy,
+                  e.predicted, e.sequences);
+    return;
+  }
+  evals_ << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ',' << e.strict_loss << ','
+         << e.strict_perplexity << ',' << e.strict_accuracy << ',' << unigram << "\n";
+  evals_.flush();
+  logger_->info("eval step {}: valid perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), accuracy {:.3f}; all-masked "
+                "perplexity {:.3f} ({:+.1f}%), accuracy {:.3f}; {} masked positions of {} sequences",
+                step, e.perplexity, change(e.perplexity, unigram), unigram, e.accuracy, e.strict_perplexity,
+                change(e.strict_perplexity, unigram), e.strict_accuracy, e.predicted, e.sequences);
+}
+
+void RunLog::flush() { metrics_.flush(); }
+
+}  // namespace performer
