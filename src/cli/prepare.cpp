@@ -7,7 +7,7 @@
 #include "cli/commands.h"
 #include "data/prepare.h"
 #include "util/process.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer::cli {
 

@@ -14,6 +14,7 @@
 #include "util/files.h"
 #include "util/hash.h"
 #include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 

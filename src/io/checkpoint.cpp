@@ -13,7 +13,7 @@
 #include "io/hdf5.h"
 #include "util/error.h"
 #include "util/files.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 

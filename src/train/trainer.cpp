@@ -33,7 +33,7 @@
 #include "util/hash.h"
 #include "util/device.h"
 #include "util/process.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 
