@@ -1,5 +1,4 @@
 // performer prepare --input FILE... --out corpus.h5 [--valid-frac --test-frac --min-len --max-len --dedup]
-#include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
