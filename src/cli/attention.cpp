@@ -36,7 +36,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer::cli {
 

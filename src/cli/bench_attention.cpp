@@ -26,7 +26,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/process.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer::cli {
 

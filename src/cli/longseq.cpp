@@ -9,7 +9,7 @@
 #include "train/longseq.h"
 #include "util/error.h"
 #include "util/process.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer::cli {
 

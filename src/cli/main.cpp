@@ -1,9 +1,7 @@
 // performer: a trainer for protein language models with Performer (FAVOR+) attention.
 // Every error reaches the user as one line "error: <file>:<place>: <what>" and a non-zero exit.
 #include <hdf5.h>
-#include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <cstdio>
 #include <thread>
 

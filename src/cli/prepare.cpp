@@ -1,5 +1,4 @@
 // performer prepare --input FILE... --out corpus.h5 [--valid-frac --test-frac --min-len --max-len --dedup]
-#include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
@@ -7,7 +6,7 @@
 #include "cli/commands.h"
 #include "data/prepare.h"
 #include "util/process.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer::cli {
 

@@ -5,7 +5,7 @@
 #include "cli/commands.h"
 #include "data/prepare.h"
 #include "train/trainer.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer::cli {
 

@@ -37,7 +37,6 @@ struct Alphabet {
   static int residue_id(char c) { return table()[static_cast<unsigned char>(c)]; }
   static bool is_residue(Token t) { return t >= kFirstResidue && t < kFirstResidue + kResidues.size(); }
   static bool is_standard(Token t) { return t >= kFirstResidue && t < kFirstResidue + kStandardAminoAcids; }
-  static bool is_special(Token t) { return !is_residue(t); }
 
   // Printable form of one token: the residue letter, or the bracketed name of a special token.
   static std::string token_name(Token t);

@@ -60,7 +60,6 @@ class SequenceBatches : public BatchSource {
   Batch batch(int64_t epoch, int64_t index) const override;
   // The batches of one epoch as lists of corpus indices (deterministic in seed and epoch).
   std::vector<std::vector<size_t>> plan(int64_t epoch) const;
-  size_t num_sequences() const { return ids_.size(); }
 
  private:
   const Corpus& corpus_;

@@ -1,10 +1,7 @@
 #include "data/prepare.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <map>
 #include <unordered_set>
@@ -14,6 +11,7 @@
 #include "util/files.h"
 #include "util/hash.h"
 #include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 
@@ -68,135 +66,180 @@ std::vector<double> percentiles(const std::map<int64_t, int64_t>& hist, int64_t 
   return out;
 }
 
+uint64_t total_input_bytes(const std::vector<std::string>& inputs) {
+  uint64_t total = 0;
+  for (auto& in : inputs) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(in, ec);
+    if (!ec) total += size;
+  }
+  return total;
+}
+
+// Adds one input's reader counts to the corpus statistics, with a warning for likely nucleotide files.
+void add_reader_counts(CorpusStats& st, const std::string& path, const ReaderCounts& rc) {
+  st.skipped_empty += rc.skipped_empty;
+  st.skipped_unknown += rc.skipped_unknown;
+  st.mapped_to_x += rc.mapped_to_x;
+  if (rc.likely_nucleotide > 0)
+    std::fprintf(stderr, "warning: %s: %lld of %lld records are at least 90%% A/C/G/T/U/N: nucleotides, not proteins?\n",
+                 path.c_str(), rc.likely_nucleotide, rc.records);
+}
+
+// Streams the records of every input into the corpus datasets of `file`, applying the length filters and
+// --dedup, and counting into `st` as it goes.
+class CorpusBuilder {
+ public:
+  CorpusBuilder(const PrepareOptions& o, hid_t file, CorpusStats& st, Progress& progress)
+      : o_(o),
+        st_(st),
+        progress_(progress),
+        tokens_(file, "tokens", 1 << 20),
+        offsets_(file, "offsets", 1 << 16),
+        accessions_(file, "accessions", 1 << 14),
+        splits_(file, "split", 1 << 16) {
+    offsets_.append(int64_t{0});
+  }
+
+  void read_inputs() {
+    uint64_t bytes_before = 0;
+    for (auto& path : o_.inputs) {
+      SequenceReader reader(path, o_.reader);
+      SequenceRecord rec;
+      while (reader.next(rec)) {
+        if (g_prepare_interrupted.load(std::memory_order_relaxed)) throw Error("prepare: interrupted; no corpus written");
+        ++st_.records_read;
+        progress_.update(bytes_before + reader.lines().bytes_consumed(), st_.records_read);
+        add(rec);
+      }
+      add_reader_counts(st_, path, reader.counts());
+      bytes_before += reader.lines().file_size();
+    }
+  }
+
+  // Flushes the datasets and completes the length statistics; throws when no sequence was kept.
+  void finish() {
+    if (st_.total_sequences() == 0)
+      throw Error(o_.out + ": no sequences kept from the input (check --min-len/--max-len and the input files)");
+    tokens_.flush();
+    offsets_.flush();
+    accessions_.flush();
+    splits_.flush();
+    st_.min_length = length_hist_.begin()->first;
+    st_.max_length = length_hist_.rbegin()->first;
+    st_.mean_length = static_cast<double>(st_.total_residues()) / static_cast<double>(st_.total_sequences());
+    st_.length_percentiles = percentiles(length_hist_, st_.total_sequences());
+    st_.unigram_perplexity_valid = st_.unigram_perplexity(Split::kValid);
+    st_.unigram_perplexity_test = st_.unigram_perplexity(Split::kTest);
+  }
+
+ private:
+  // The split of a record, or false when a filter drops it (counted).
+  bool keep(const SequenceRecord& rec, Split& split) {
+    const auto len = static_cast<int64_t>(rec.residues.size());
+    if (len < o_.min_len) {
+      ++st_.dropped_short;
+      return false;
+    }
+    if (o_.max_len > 0 && len > o_.max_len) {
+      ++st_.dropped_long;
+      return false;
+    }
+    if (!o_.dedup) {
+      split = assign_split(rec.accession, o_.valid_frac, o_.test_frac, o_.split_seed);
+      return true;
+    }
+    // Identical sequences share a split (no train/test leakage) and only the first copy is kept.
+    auto key = std::make_pair(hash64(rec.residues, 1), hash64(rec.residues, 2));
+    if (!seen_.insert(key).second) {
+      ++st_.dropped_duplicate;
+      return false;
+    }
+    split = assign_split(rec.residues, o_.valid_frac, o_.test_frac, o_.split_seed);
+    return true;
+  }
+
+  void add(const SequenceRecord& rec) {
+    Split split = Split::kTrain;
+    if (!keep(rec, split)) return;
+    const auto len = static_cast<int64_t>(rec.residues.size());
+    const int s = static_cast<int>(split);
+    ids_.resize(static_cast<size_t>(len));
+    auto& counts = st_.residue_counts[s];
+    for (int64_t i = 0; i < len; ++i) {
+      auto id = static_cast<Token>(Alphabet::residue_id(rec.residues[static_cast<size_t>(i)]));
+      ids_[static_cast<size_t>(i)] = id;
+      ++counts[id];
+    }
+    tokens_.append(ids_.data(), ids_.size());
+    offset_ += len;
+    offsets_.append(offset_);
+    accessions_.append(rec.accession);
+    splits_.append(static_cast<uint8_t>(split));
+    ++st_.sequences[s];
+    st_.residues[s] += len;
+    ++length_hist_[len];
+  }
+
+  const PrepareOptions& o_;
+  CorpusStats& st_;
+  Progress& progress_;
+  h5::Appender<uint8_t> tokens_;
+  h5::Appender<int64_t> offsets_;
+  h5::StringAppender accessions_;
+  h5::Appender<uint8_t> splits_;
+  int64_t offset_ = 0;
+  std::vector<Token> ids_;
+  std::map<int64_t, int64_t> length_hist_;
+  std::unordered_set<std::pair<uint64_t, uint64_t>, PairHash> seen_;
+};
+
+// The corpus's self-description: format, vocabulary, sources and the options that made it.
+void write_attributes(hid_t file, const PrepareOptions& o) {
+  h5::write_attr(file, "format", "performer-corpus");
+  h5::write_attr(file, "format_version", int64_t{1});
+  h5::write_attr(file, "vocabulary", Alphabet::names());
+  std::vector<std::string> sources;
+  for (auto& p : o.inputs) sources.push_back(std::filesystem::absolute(p).string());
+  h5::write_attr(file, "sources", sources);
+  h5::write_attr(file, "split_key", o.dedup ? "sequence" : "accession");
+  h5::write_attr(file, "split_names", std::vector<std::string>{"train", "valid", "test"});
+  h5::write_attr(file, "valid_frac", o.valid_frac);
+  h5::write_attr(file, "test_frac", o.test_frac);
+  h5::write_attr(file, "split_seed", static_cast<int64_t>(o.split_seed));
+  h5::write_attr(file, "dedup", int64_t{o.dedup ? 1 : 0});
+  h5::write_attr(file, "min_len", o.min_len);
+  h5::write_attr(file, "max_len", o.max_len);
+  h5::write_attr(file, "created", now_iso8601());
+  if (!o.cache_key.empty()) h5::write_attr(file, "cache_key", o.cache_key);
+}
+
+// Writes the whole corpus into the HDF5 file at `path`, closed again on return (also on an error).
+void write_corpus(const PrepareOptions& o, const std::string& path, Progress& progress, CorpusStats& st) {
+  h5::Handle file = h5::create_file(path);
+  CorpusBuilder builder(o, file, st, progress);
+  builder.read_inputs();
+  builder.finish();
+  write_attributes(file, o);
+  h5::Handle group = h5::create_group(file, "stats");
+  write_stats(group, st);
+  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(path + ": cannot flush (disk full?)");
+}
+
 }  // namespace
 
 PrepareResult prepare_corpus(const PrepareOptions& o) {
   validate(o);
-  namespace fs = std::filesystem;
   PrepareResult result;
-  for (auto& in : o.inputs) {
-    std::error_code ec;
-    auto size = fs::file_size(in, ec);
-    if (!ec) result.input_bytes += size;
-  }
-
-  remove_stale_temporaries(fs::path(o.out).parent_path().string());  // left by killed runs
-  const std::string tmp = temporary_for(o.out);
-  struct Cleanup {
-    std::string path;
-    bool armed = true;
-    ~Cleanup() {
-      if (armed) std::remove(path.c_str());
-    }
-  } cleanup{tmp};
-
-  CorpusStats& st = result.stats;
-  std::map<int64_t, int64_t> length_hist;
-  std::unordered_set<std::pair<uint64_t, uint64_t>, PairHash> seen;
+  result.input_bytes = total_input_bytes(o.inputs);
+  remove_stale_temporaries(std::filesystem::path(o.out).parent_path().string());  // left by killed runs
+  // Written to "<out>.tmp-<pid>", moved over <out> only when complete; removed on an error or an interrupt.
+  AtomicFile out(o.out);
   Progress progress("prepare", result.input_bytes, o.progress);
-  {
-    h5::Handle file = h5::create_file(tmp);
-    h5::Appender<uint8_t> tokens(file, "tokens", 1 << 20);
-    h5::Appender<int64_t> offsets(file, "offsets", 1 << 16);
-    h5::StringAppender accessions(file, "accessions", 1 << 14);
-    h5::Appender<uint8_t> splits(file, "split", 1 << 16);
-    offsets.append(int64_t{0});
-
-    std::vector<Token> ids;
-    SequenceRecord rec;
-    uint64_t bytes_before = 0;
-    int64_t offset = 0;
-    for (auto& path : o.inputs) {
-      SequenceReader reader(path, o.reader);
-      while (reader.next(rec)) {
-        if (g_prepare_interrupted.load(std::memory_order_relaxed)) throw Error("prepare: interrupted; no corpus written");
-        ++st.records_read;
-        progress.update(bytes_before + reader.lines().bytes_consumed(), st.records_read);
-        const auto len = static_cast<int64_t>(rec.residues.size());
-        if (len < o.min_len) {
-          ++st.dropped_short;
-          continue;
-        }
-        if (o.max_len > 0 && len > o.max_len) {
-          ++st.dropped_long;
-          continue;
-        }
-        Split split;
-        if (o.dedup) {
-          // Identical sequences share a split (no train/test leakage) and only the first copy is kept.
-          auto key = std::make_pair(hash64(rec.residues, 1), hash64(rec.residues, 2));
-          if (!seen.insert(key).second) {
-            ++st.dropped_duplicate;
-            continue;
-          }
-          split = assign_split(rec.residues, o.valid_frac, o.test_frac, o.split_seed);
-        } else {
-          split = assign_split(rec.accession, o.valid_frac, o.test_frac, o.split_seed);
-        }
-        const int s = static_cast<int>(split);
-        ids.resize(static_cast<size_t>(len));
-        auto& counts = st.residue_counts[s];
-        for (int64_t i = 0; i < len; ++i) {
-          auto id = static_cast<Token>(Alphabet::residue_id(rec.residues[static_cast<size_t>(i)]));
-          ids[static_cast<size_t>(i)] = id;
-          ++counts[id];
-        }
-        tokens.append(ids.data(), ids.size());
-        offset += len;
-        offsets.append(offset);
-        accessions.append(rec.accession);
-        splits.append(static_cast<uint8_t>(split));
-        ++st.sequences[s];
-        st.residues[s] += len;
-        ++length_hist[len];
-      }
-      const ReaderCounts& rc = reader.counts();
-      st.skipped_empty += rc.skipped_empty;
-      st.skipped_unknown += rc.skipped_unknown;
-      st.mapped_to_x += rc.mapped_to_x;
-      if (rc.likely_nucleotide > 0)
-        std::fprintf(stderr, "warning: %s: %lld of %lld records are at least 90%% A/C/G/T/U/N: nucleotides, not proteins?\n",
-                     path.c_str(), rc.likely_nucleotide, rc.records);
-      bytes_before += reader.lines().file_size();
-    }
-    if (st.total_sequences() == 0)
-      throw Error(o.out + ": no sequences kept from the input (check --min-len/--max-len and the input files)");
-    tokens.flush();
-    offsets.flush();
-    accessions.flush();
-    splits.flush();
-
-    st.min_length = length_hist.begin()->first;
-    st.max_length = length_hist.rbegin()->first;
-    st.mean_length = static_cast<double>(st.total_residues()) / static_cast<double>(st.total_sequences());
-    st.length_percentiles = percentiles(length_hist, st.total_sequences());
-    st.unigram_perplexity_valid = st.unigram_perplexity(Split::kValid);
-    st.unigram_perplexity_test = st.unigram_perplexity(Split::kTest);
-
-    h5::write_attr(file, "format", "performer-corpus");
-    h5::write_attr(file, "format_version", int64_t{1});
-    h5::write_attr(file, "vocabulary", Alphabet::names());
-    std::vector<std::string> sources;
-    for (auto& p : o.inputs) sources.push_back(fs::absolute(p).string());
-    h5::write_attr(file, "sources", sources);
-    h5::write_attr(file, "split_key", o.dedup ? "sequence" : "accession");
-    h5::write_attr(file, "split_names", std::vector<std::string>{"train", "valid", "test"});
-    h5::write_attr(file, "valid_frac", o.valid_frac);
-    h5::write_attr(file, "test_frac", o.test_frac);
-    h5::write_attr(file, "split_seed", static_cast<int64_t>(o.split_seed));
-    h5::write_attr(file, "dedup", int64_t{o.dedup ? 1 : 0});
-    h5::write_attr(file, "min_len", o.min_len);
-    h5::write_attr(file, "max_len", o.max_len);
-    h5::write_attr(file, "created", now_iso8601());
-    if (!o.cache_key.empty()) h5::write_attr(file, "cache_key", o.cache_key);
-    h5::Handle group = h5::create_group(file, "stats");
-    write_stats(group, st);
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(tmp + ": cannot flush (disk full?)");
-  }  // file closed here
-  rename_durably(tmp, o.out);
-  cleanup.armed = false;
+  write_corpus(o, out.temporary(), progress, result.stats);
+  out.commit();
   result.seconds = progress.elapsed();
-  progress.finish(result.input_bytes, st.records_read);
+  progress.finish(result.input_bytes, result.stats.records_read);
   return result;
 }
 

@@ -214,11 +214,7 @@ bool SequenceReader::finish(SequenceRecord& rec, bool skip) {
 
 bool SequenceReader::next_fasta(SequenceRecord& rec) {
   if (!have_pending_) return false;
-  rec.residues.clear();
-  rec.index = ++record_index_;
-  rec.line = pending_line_;
-  mapped_in_record_ = 0;
-  star_seen_ = false;
+  begin_record(rec);
   std::string_view header(pending_header_);
   header.remove_prefix(1);  // '>'
   // PIR/NBRF (">P1;ID", then a title line, then the sequence ending in '*') would read its title as
@@ -254,91 +250,104 @@ bool SequenceReader::next_fasta(SequenceRecord& rec) {
   return finish(rec, skip);
 }
 
-bool SequenceReader::next_uniprot(SequenceRecord& rec) {
-  if (!have_pending_) {
-    // Find the next ID line; only blank lines may come between records.
-    std::string_view line;
-    for (;;) {
-      if (!lines_.next(line)) return false;
-      if (blank(line)) continue;
-      if (!starts_with(line, "ID ")) {
-        long bad = first_control_byte(line);
-        if (bad >= 0)
-          fail(lines_.line_number(),
-               "binary data (" + byte_repr(static_cast<unsigned char>(line[bad])) + ") between records");
-        fail(lines_.line_number(), "expected an 'ID' line to start a UniProt record");
-      }
-      pending_header_.assign(line);
-      pending_line_ = lines_.line_number();
-      break;
+bool SequenceReader::find_uniprot_id() {
+  std::string_view line;
+  for (;;) {
+    if (!lines_.next(line)) return false;
+    if (blank(line)) continue;
+    if (!starts_with(line, "ID ")) {
+      long bad = first_control_byte(line);
+      if (bad >= 0)
+        fail(lines_.line_number(),
+             "binary data (" + byte_repr(static_cast<unsigned char>(line[bad])) + ") between records");
+      fail(lines_.line_number(), "expected an 'ID' line to start a UniProt record");
     }
+    pending_header_.assign(line);
+    pending_line_ = lines_.line_number();
+    return true;
   }
-  have_pending_ = false;
+}
+
+void SequenceReader::begin_record(SequenceRecord& rec) {
   rec.residues.clear();
-  rec.description.clear();
   rec.index = ++record_index_;
   rec.line = pending_line_;
   mapped_in_record_ = 0;
   star_seen_ = false;
-  {
-    std::string_view id = trim(std::string_view(pending_header_).substr(2));
-    rec.accession = std::string(id.substr(0, id.find_first_of(" \t")));  // entry name until AC is seen
-    // An EMBL/GenBank-style nucleotide entry gives its length in BP ("... 1859 BP."), UniProt in AA.
-    if (id.size() >= 3 && id.substr(id.size() - 3) == "BP.")
-      fail(rec.line, "nucleotide entry " + rec.accession +
-                         " (its ID line gives the length in BP): performer reads protein sequences only");
+}
+
+void SequenceReader::read_uniprot_id(SequenceRecord& rec) {
+  std::string_view id = trim(std::string_view(pending_header_).substr(2));
+  rec.accession = std::string(id.substr(0, id.find_first_of(" \t")));  // entry name until AC is seen
+  // An EMBL/GenBank-style nucleotide entry gives its length in BP ("... 1859 BP."), UniProt in AA.
+  if (id.size() >= 3 && id.substr(id.size() - 3) == "BP.")
+    fail(rec.line, "nucleotide entry " + rec.accession +
+                       " (its ID line gives the length in BP): performer reads protein sequences only");
+}
+
+long long SequenceReader::declared_length(std::string_view sq) const {
+  size_t pos = sq.find("SEQUENCE");
+  if (pos == std::string_view::npos) return -1;
+  long long declared = 0;
+  bool digits = false;
+  for (char c : sq.substr(pos + 8)) {
+    if (c >= '0' && c <= '9') {
+      if (declared > (std::numeric_limits<long long>::max() - (c - '0')) / 10)
+        fail(lines_.line_number(), "SQ line declares an impossible length (" + std::string(trim(sq)) + ")");
+      declared = declared * 10 + (c - '0');
+      digits = true;
+    } else if (digits) {
+      break;
+    }
   }
-  bool have_ac = false, in_sq = false, skip = false;
-  long long declared = -1;
+  return digits ? declared : -1;
+}
+
+void SequenceReader::read_uniprot_line(std::string_view line, SequenceRecord& rec, UniProtEntry& e) {
+  long bad = first_control_byte(line);
+  if (bad >= 0)
+    fail(lines_.line_number(), "binary data (" + byte_repr(static_cast<unsigned char>(line[bad])) +
+                                   ") in record " + std::to_string(rec.index));
+  if (starts_with(line, "ID ")) fail(lines_.line_number(), "'ID' line inside a record: missing '//' before it");
+  if (starts_with(line, "AC ") && !e.have_ac) {
+    std::string_view ac = trim(line.substr(2));
+    ac = ac.substr(0, ac.find_first_of("; \t"));
+    if (!ac.empty()) {
+      rec.accession = std::string(ac);
+      e.have_ac = true;
+    }
+  } else if (starts_with(line, "DE ") && rec.description.empty()) {
+    rec.description = std::string(trim(line.substr(2)));
+  } else if (starts_with(line, "SQ ")) {
+    e.in_sq = true;
+    std::string_view sq = line.substr(2);
+    if (sq.find(" BP;") != std::string_view::npos)
+      fail(lines_.line_number(), "nucleotide sequence (SQ line counts BP) in record " + rec.accession +
+                                     ": performer reads protein sequences only");
+    e.declared = declared_length(sq);
+  }
+}
+
+bool SequenceReader::next_uniprot(SequenceRecord& rec) {
+  if (!have_pending_ && !find_uniprot_id()) return false;
+  have_pending_ = false;
+  begin_record(rec);
+  rec.description.clear();
+  read_uniprot_id(rec);
+  UniProtEntry e;
   std::string_view line;
   while (lines_.next(line)) {
     if (starts_with(line, "//")) {
-      if (declared >= 0 && !skip && static_cast<long long>(rec.residues.size()) != declared)
+      if (e.declared >= 0 && !e.skip && static_cast<long long>(rec.residues.size()) != e.declared)
         fail(lines_.line_number(), "record " + std::to_string(rec.index) + " (" + rec.accession + ") has " +
                                        std::to_string(rec.residues.size()) + " residues but its SQ line says " +
-                                       std::to_string(declared));
-      return finish(rec, skip);
+                                       std::to_string(e.declared));
+      return finish(rec, e.skip);
     }
-    if (in_sq) {
-      if (!skip) append_residues(line, rec, skip);
-      continue;
-    }
-    long bad = first_control_byte(line);
-    if (bad >= 0)
-      fail(lines_.line_number(), "binary data (" + byte_repr(static_cast<unsigned char>(line[bad])) +
-                                     ") in record " + std::to_string(rec.index));
-    if (starts_with(line, "ID ")) fail(lines_.line_number(), "'ID' line inside a record: missing '//' before it");
-    if (starts_with(line, "AC ") && !have_ac) {
-      std::string_view ac = trim(line.substr(2));
-      ac = ac.substr(0, ac.find_first_of("; \t"));
-      if (!ac.empty()) {
-        rec.accession = std::string(ac);
-        have_ac = true;
-      }
-    } else if (starts_with(line, "DE ") && rec.description.empty()) {
-      rec.description = std::string(trim(line.substr(2)));
-    } else if (starts_with(line, "SQ ")) {
-      in_sq = true;
-      std::string_view sq = line.substr(2);
-      if (sq.find(" BP;") != std::string_view::npos)
-        fail(lines_.line_number(), "nucleotide sequence (SQ line counts BP) in record " + rec.accession +
-                                       ": performer reads protein sequences only");
-      size_t pos = sq.find("SEQUENCE");
-      if (pos != std::string_view::npos) {
-        declared = 0;
-        bool digits = false;
-        for (char c : sq.substr(pos + 8)) {
-          if (c >= '0' && c <= '9') {
-            if (declared > (std::numeric_limits<long long>::max() - (c - '0')) / 10)
-              fail(lines_.line_number(), "SQ line declares an impossible length (" + std::string(trim(sq)) + ")");
-            declared = declared * 10 + (c - '0');
-            digits = true;
-          } else if (digits) {
-            break;
-          }
-        }
-        if (!digits) declared = -1;
-      }
+    if (e.in_sq) {
+      if (!e.skip) append_residues(line, rec, e.skip);
+    } else {
+      read_uniprot_line(line, rec, e);
     }
   }
   fail(rec.line, "record " + std::to_string(rec.index) + " (" + rec.accession +

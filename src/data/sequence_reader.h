@@ -59,8 +59,26 @@ class SequenceReader {
   const LineReader& lines() const { return lines_; }
 
  private:
+  // What is known of a UniProt record while its lines before "//" are read.
+  struct UniProtEntry {
+    bool have_ac = false;     // the first AC line gave the accession
+    bool in_sq = false;       // past the SQ line: sequence lines follow
+    bool skip = false;        // skipped by the unknown-residue policy
+    long long declared = -1;  // length from the SQ line, -1 when it gives none
+  };
+
   bool next_fasta(SequenceRecord& rec);
   bool next_uniprot(SequenceRecord& rec);
+  // Resets rec and the per-record state for the record whose header is pending.
+  void begin_record(SequenceRecord& rec);
+  // UniProt: reads up to the next "ID" line (only blank lines may come between records); false at the end.
+  bool find_uniprot_id();
+  // UniProt: the entry name from the pending ID line (the accession until an AC line is seen).
+  void read_uniprot_id(SequenceRecord& rec);
+  // UniProt: one line of a record before its sequence (AC, DE and SQ are read; others are ignored).
+  void read_uniprot_line(std::string_view line, SequenceRecord& rec, UniProtEntry& e);
+  // UniProt: the length an SQ line declares ("SQ   SEQUENCE   367 AA; ..."), or -1 when it gives none.
+  long long declared_length(std::string_view sq) const;
   // Appends the residues of one sequence line; returns false when the record must be skipped.
   bool append_residues(std::string_view line, SequenceRecord& rec, bool& skip);
   // Applies the unknown-residue policy to one byte; false when the record must be skipped.

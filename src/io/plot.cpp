@@ -97,28 +97,11 @@ void cross(Image& img, int x, int y, const uint8_t c[3]) {
   line(img, x - 5, y + 5, x + 5, y - 5, c);
 }
 
-}  // namespace
+// Margins of the plot area inside the image.
+constexpr int kLeft = 70, kRight = 20, kTop = 48, kBottom = 50;
 
-std::string tick_label(double v) {
-  char buf[32];
-  const double a = std::fabs(v);
-  auto fmt = [&](double x, const char* suffix) {
-    if (std::fabs(x - std::round(x)) < 1e-9)
-      std::snprintf(buf, sizeof buf, "%.0f%s", x, suffix);
-    else
-      std::snprintf(buf, sizeof buf, "%.3g%s", x, suffix);
-    return std::string(buf);
-  };
-  if (a >= 1e9 && a < 1e15) return fmt(v / 1e9, "G");
-  if (a >= 1e6) return fmt(v / 1e6, "M");
-  if (a >= 1e5) return fmt(v / 1e3, "K");
-  return fmt(v, "");
-}
-
-Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
-  Image img(o.width, o.height);
-  const int left = 70, right = 20, top = 48, bottom = 50;
-  Axis ax, ay;
+// Both axes: their ranges cover every point, failure marker, given tick and reference line.
+void fit_axes(const std::vector<PlotSeries>& series, const PlotOptions& o, Axis& ax, Axis& ay) {
   ax.log = o.log_x;
   ay.log = o.log_y;
   std::vector<double> xs = o.x_ticks, ys;
@@ -130,14 +113,15 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
   for (const auto& r : o.references) ys.push_back(r.y);
   set_range(ax, xs);
   set_range(ay, ys);
-  ax.p0 = left;
-  ax.p1 = o.width - right;
-  ay.p0 = o.height - bottom;
-  ay.p1 = top;
+  ax.p0 = kLeft;
+  ax.p1 = o.width - kRight;
+  ay.p0 = o.height - kBottom;
+  ay.p1 = kTop;
+}
 
-  img.text(8, 6, o.title, 1);
-  // Grid, ticks and their labels.
-  const std::vector<double> xt = o.x_ticks.empty() ? auto_ticks(ax) : o.x_ticks;
+// Grid lines, tick marks and their labels.
+void draw_grid(Image& img, const Axis& ax, const Axis& ay, const std::vector<double>& x_ticks) {
+  const std::vector<double> xt = x_ticks.empty() ? auto_ticks(ax) : x_ticks;
   for (double v : xt) {
     const int px = ax.pixel(v);
     if (px < ax.p0 || px > ax.p1) continue;
@@ -154,19 +138,25 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
     const std::string s = tick_label(v);
     img.text(ax.p0 - 8 - Image::text_width(s), py - 3, s);
   }
-  // Frame and axis labels.
+}
+
+// Frame, axis labels and the dashed reference lines.
+void draw_frame(Image& img, const Axis& ax, const Axis& ay, const PlotOptions& o) {
   img.fill(ax.p0, ay.p1, 1, ay.p0 - ay.p1 + 1, kBlack);
   img.fill(ax.p1, ay.p1, 1, ay.p0 - ay.p1 + 1, kBlack);
   img.fill(ax.p0, ay.p0, ax.p1 - ax.p0 + 1, 1, kBlack);
   img.fill(ax.p0, ay.p1, ax.p1 - ax.p0 + 1, 1, kBlack);
   img.text((ax.p0 + ax.p1 - Image::text_width(o.x_label)) / 2, o.height - 18, o.x_label);
-  img.text(8, top - 12, o.y_label);
+  img.text(8, kTop - 12, o.y_label);
   for (const auto& r : o.references) {
     const int py = ay.pixel(r.y);
     line(img, ax.p0, py, ax.p1, py, kRef, 1, 6);
     img.text(ax.p0 + 6, py - 10, r.label, 1, kRef);
   }
-  // Lines, markers and failure crosses.
+}
+
+// Lines, markers and failure crosses of every series; true when any failure was drawn.
+bool draw_series(Image& img, const std::vector<PlotSeries>& series, const Axis& ax, const Axis& ay) {
   bool any_failed = false;
   for (size_t i = 0; i < series.size(); ++i) {
     const uint8_t* c = kColours[i % 6];
@@ -188,8 +178,12 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
       any_failed = true;
     }
   }
-  // Legend: one row between the title and the frame.
-  int lx = left;
+  return any_failed;
+}
+
+// Legend: one row between the title and the frame.
+void draw_legend(Image& img, const std::vector<PlotSeries>& series, const PlotOptions& o, bool any_failed) {
+  int lx = kLeft;
   const int ly = 22;
   for (size_t i = 0; i < series.size(); ++i) {
     img.fill(lx, ly + 2, 16, 3, kColours[i % 6]);
@@ -199,6 +193,35 @@ Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
     cross(img, lx + 6, ly + 3, kBlack);
     img.text(lx + 16, ly, o.failed_label + " (TOP EDGE)");
   }
+}
+
+}  // namespace
+
+std::string tick_label(double v) {
+  char buf[32];
+  const double a = std::fabs(v);
+  auto fmt = [&](double x, const char* suffix) {
+    if (std::fabs(x - std::round(x)) < 1e-9)
+      std::snprintf(buf, sizeof buf, "%.0f%s", x, suffix);
+    else
+      std::snprintf(buf, sizeof buf, "%.3g%s", x, suffix);
+    return std::string(buf);
+  };
+  if (a >= 1e9 && a < 1e15) return fmt(v / 1e9, "G");
+  if (a >= 1e6) return fmt(v / 1e6, "M");
+  if (a >= 1e5) return fmt(v / 1e3, "K");
+  return fmt(v, "");
+}
+
+Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& o) {
+  Image img(o.width, o.height);
+  Axis ax, ay;
+  fit_axes(series, o, ax, ay);
+  img.text(8, 6, o.title, 1);
+  draw_grid(img, ax, ay, o.x_ticks);
+  draw_frame(img, ax, ay, o);
+  const bool any_failed = draw_series(img, series, ax, ay);
+  draw_legend(img, series, o, any_failed);
   return img;
 }
 

@@ -1,16 +1,15 @@
 #include "io/png.h"
 
 #include <png.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <map>
 
 #include "util/error.h"
+#include "util/files.h"
 
 namespace performer {
 
@@ -86,6 +85,26 @@ std::string format_value(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.3g", v);
   return buf;
+}
+
+// Encodes the image into the open file f; false when libpng fails. No C++ object with a destructor lives
+// in this frame, so libpng's longjmp back to the setjmp below skips nothing.
+bool encode_png(FILE* f, const Image& image) {
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_silent, png_warning_silent);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!png || !info || setjmp(png_jmpbuf(png))) {
+    png_destroy_write_struct(&png, &info);
+    return false;
+  }
+  png_init_io(png, f);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(image.width), static_cast<png_uint_32>(image.height), 8,
+               PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  for (int y = 0; y < image.height; ++y)
+    png_write_row(png, const_cast<png_bytep>(&image.rgb[static_cast<size_t>(y) * static_cast<size_t>(image.width) * 3]));
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  return true;
 }
 
 }  // namespace
@@ -201,32 +220,15 @@ Image side_by_side(const std::vector<Image>& images, int gap) {
 }
 
 void write_png(const std::string& path, const Image& image) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
+  AtomicFile out(path);  // an error on the way removes the temporary; `path` keeps its previous content
+  FILE* f = std::fopen(out.temporary().c_str(), "wb");
   if (!f) throw Error(path + ": cannot write PNG");
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, png_error_silent, png_warning_silent);
-  png_infop info = png ? png_create_info_struct(png) : nullptr;
-  if (!png || !info || setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
+  if (!encode_png(f, image)) {
     std::fclose(f);
-    std::remove(tmp.c_str());
     throw Error(path + ": PNG encoding failed");
   }
-  png_init_io(png, f);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(image.width), static_cast<png_uint_32>(image.height), 8,
-               PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  for (int y = 0; y < image.height; ++y)
-    png_write_row(png, const_cast<png_bytep>(&image.rgb[static_cast<size_t>(y) * static_cast<size_t>(image.width) * 3]));
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  if (std::fclose(f) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write PNG (disk full?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw Error(path + ": cannot move the PNG into place: " + ec.message());
+  if (std::fclose(f) != 0) throw Error(path + ": cannot write PNG (disk full?)");
+  out.commit();
 }
 
 std::pair<int, int> png_size(const std::string& path) {

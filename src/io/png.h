@@ -28,7 +28,8 @@ Image heatmap(const std::vector<float>& values, int n_rows, int n_cols, const st
 // Places images side by side (top-aligned) on a white canvas with a gap.
 Image side_by_side(const std::vector<Image>& images, int gap = 16);
 
-// Writes the image (to "<path>.tmp-<pid>", then renamed). Errors name the path.
+// Writes the image whole or not at all (util/files.h AtomicFile: "<path>.tmp-<pid>", moved durably over
+// `path`). Errors name the path.
 void write_png(const std::string& path, const Image& image);
 // Width and height of a PNG file (for tests and checks).
 std::pair<int, int> png_size(const std::string& path);

@@ -14,7 +14,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/log.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 

@@ -6,7 +6,7 @@
 
 #include "util/device.h"
 #include "util/error.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 

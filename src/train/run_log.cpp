@@ -12,7 +12,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 

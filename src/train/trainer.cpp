@@ -33,7 +33,7 @@
 #include "util/log.h"
 #include "util/device.h"
 #include "util/process.h"
-#include "util/progress.h"
+#include "util/text.h"
 
 namespace performer {
 
