@@ -16,7 +16,7 @@
 #include "io/plot.h"
 #include "io/png.h"
 #include "test_util.h"
-#include "train/longseq.h"
+#include "experiments/longseq.h"
 #include "train/memory.h"
 #include "util/error.h"
 

@@ -1,12 +1,12 @@
 // performer longseq --config configs/longseq.yaml [--lengths ...] [--kinds ...] [--steps N]
 //                   [--memory-limit 16GB] --out DIR
-// The concatenated long-sequence sweep (train/longseq.h); `longseq-cell` is its hidden per-cell child.
+// The concatenated long-sequence sweep (experiments/longseq.h); `longseq-cell` is its hidden per-cell child.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
 #include "cli/commands.h"
-#include "train/longseq.h"
+#include "experiments/longseq.h"
 #include "util/error.h"
 #include "util/process.h"
 #include "util/progress.h"

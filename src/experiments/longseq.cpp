@@ -1,4 +1,4 @@
-#include "train/longseq.h"
+#include "experiments/longseq.h"
 
 #include <torch/torch.h>
 #include <torch/version.h>
