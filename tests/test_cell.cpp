@@ -1,10 +1,12 @@
 // The one-cell-per-child harness (experiments/cell.h): the status enum, the YAML result document, the
-// parent's verdict on children that report, crash, exit without a report, or run past their deadline.
+// parent's verdict on children that report, crash, exit without a report, or run past their deadline; and
+// `performer bench attention`, its second user, end to end.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "experiments/cell.h"
@@ -22,6 +24,14 @@ CellCommand shell_cell(const std::string& script, const std::string& report_path
   c.argv = {"/bin/sh", "-c", script, "sh"};
   c.report_path = report_path;
   return c;
+}
+
+// The harness's temporary reports (<tmp>/performer-cell-<pid>-<n>.yaml) present now.
+std::set<std::string> temporary_reports() {
+  std::set<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path()))
+    if (e.path().filename().string().rfind("performer-cell-", 0) == 0) names.insert(e.path().filename().string());
+  return names;
 }
 
 std::string read_text(const std::string& path) {
@@ -136,4 +146,40 @@ TEST(CellHarness, ChildWithoutReportIsJudgedByHowItEnded) {
   EXPECT_FALSE(o.reported);
   EXPECT_EQ(o.report.status, CellStatus::kError);
   EXPECT_NE(o.report.note.find(dir.file("bad.yaml") + ": cell status 'great'"), std::string::npos) << o.report.note;
+}
+
+// `bench attention` on CPU: every cell in a child reporting through the harness; a cell predicted beyond the
+// limit is OOM without running, and the sweep goes on.
+TEST(BenchAttentionCli, CellsRunInChildrenAndReport) {
+  TempDir dir;
+  const std::set<std::string> reports_before = temporary_reports();
+  const CliRun r = run_performer("--threads 1 bench attention --lengths 32,20000 --kinds exact,favor-relu --heads 1 "
+                                 "--dim 8 --features 8 --repeats 1 --warmup 0 --memory-limit 200MB --csv " +
+                                 dir.file("bench.csv"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("speed-up vs exact"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("favor-relu runs, exact OOM"), std::string::npos) << r.out;
+  std::ifstream csv(dir.file("bench.csv"));
+  std::string line;
+  std::getline(csv, line);
+  EXPECT_EQ(line, "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note");
+  std::vector<std::string> rows;
+  while (std::getline(csv, line)) rows.push_back(line);
+  ASSERT_EQ(rows.size(), 4u) << r.out;
+  EXPECT_EQ(rows[0].rfind("cpu,exact,0,1,1,32,8,8,ok,", 0), 0u) << rows[0];
+  EXPECT_EQ(rows[1].rfind("cpu,favor-relu,0,1,1,32,8,8,ok,", 0), 0u) << rows[1];
+  EXPECT_EQ(rows[2].rfind("cpu,exact,0,1,1,20000,8,8,OOM,", 0), 0u) << rows[2];
+  EXPECT_NE(rows[2].find("predicted"), std::string::npos) << rows[2];
+  EXPECT_EQ(rows[3].rfind("cpu,favor-relu,0,1,1,20000,8,8,ok,", 0), 0u) << rows[3];
+  // No temporary report is left behind.
+  for (const auto& name : temporary_reports()) EXPECT_TRUE(reports_before.count(name)) << name;
+}
+
+TEST(BenchAttentionCli, UnknownKindFailsWithOneLine) {
+  const CliRun r = run_performer("bench attention --lengths 32 --kinds exact,linear");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find("--kinds: attention kind 'linear': expected exact, favor-softmax or favor-relu"),
+            std::string::npos)
+      << r.out;
+  EXPECT_EQ(r.out.find("forward+backward"), std::string::npos) << r.out;  // refused before the table
 }
