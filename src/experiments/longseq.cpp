@@ -345,7 +345,7 @@ void print_cells(const std::vector<LongseqCell>& cells, const std::vector<int64_
         const std::string name = attention_kind_name(kind);
         if (is_ok(r))
           std::printf("%7lld %-14s %5lld %-6s %10.0f %10s %10s %10.4f %9.3f %9.4f %9.3f\n", static_cast<long long>(L),
-                      name.c_str(), static_cast<long long>(r.rows), "ok", r.tokens_per_second,
+                      name.c_str(), static_cast<long long>(r.rows), cell_status_name(r.status).c_str(), r.tokens_per_second,
                       human_bytes(r.peak_bytes).c_str(), human_bytes(r.predicted_bytes).c_str(), r.final_loss,
                       r.valid_perplexity, r.valid_accuracy, r.strict_perplexity);
         else
