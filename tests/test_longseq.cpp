@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,7 +17,7 @@
 #include "io/plot.h"
 #include "io/png.h"
 #include "test_util.h"
-#include "train/longseq.h"
+#include "experiments/longseq.h"
 #include "train/memory.h"
 #include "util/error.h"
 
@@ -39,7 +40,8 @@ struct Row {
 std::map<std::pair<std::string, int64_t>, Row> read_results(const std::string& path) {
   std::map<std::pair<std::string, int64_t>, Row> rows;
   for (const auto& c : read_longseq_csv(path))
-    rows[{c.kind, c.length}] = Row{c.status, c.note, c.tokens_per_second, c.predicted_bytes, c.peak_bytes};
+    rows[{attention_kind_name(c.kind), c.length}] =
+        Row{cell_status_name(c.status), c.note, c.tokens_per_second, c.predicted_bytes, c.peak_bytes};
   return rows;
 }
 
@@ -66,7 +68,7 @@ TEST(LongseqData, ConcatChunksExactlyLAtSweepLengths) {
   Corpus corpus = Corpus::from_sequences(seqs, splits);
   RunConfig base = tiny_config();
   for (int64_t L : {16, 100, 1024, 8192, 65536}) {
-    RunConfig c = longseq_cell_config(base, L, "favor-relu", 2, 4096, "unused");
+    RunConfig c = longseq_cell_config(base, L, AttentionKind::kFavorRelu, 2, 4096, "unused");
     BatchOptions o;
     o.max_len = c.data.max_len;
     o.tokens_per_batch = c.data.tokens_per_batch;
@@ -106,7 +108,7 @@ TEST(LongseqData, ConcatChunksExactlyLAtSweepLengths) {
 
 TEST(Longseq, CellConfigSetsLengthKindConcatAndEvalBudget) {
   RunConfig base = tiny_config();
-  RunConfig c = longseq_cell_config(base, 4096, "exact", 9, 10000, "/tmp/x/L4096-exact");
+  RunConfig c = longseq_cell_config(base, 4096, AttentionKind::kExact, 9, 10000, "/tmp/x/L4096-exact");
   EXPECT_TRUE(c.data.concat);
   EXPECT_EQ(c.data.max_len, 4096);
   EXPECT_EQ(c.model.max_len, 4096);
@@ -114,22 +116,23 @@ TEST(Longseq, CellConfigSetsLengthKindConcatAndEvalBudget) {
   EXPECT_EQ(c.train.steps, 9);
   EXPECT_LT(c.train.warmup_steps, 9);
   EXPECT_EQ(c.eval.max_sequences, 3);  // ceil(10000 / 4096): the same valid residues at every length
-  EXPECT_EQ(longseq_cell_config(base, 1000, "exact", 9, 10000, "d").eval.max_sequences, 10);
+  EXPECT_EQ(longseq_cell_config(base, 1000, AttentionKind::kExact, 9, 10000, "d").eval.max_sequences, 10);
   EXPECT_EQ(c.output.dir, "/tmp/x/L4096-exact");
   EXPECT_EQ(c.model.seed, base.model.seed);
   EXPECT_EQ(c.runtime.seed, base.runtime.seed);
-  EXPECT_THROW(longseq_cell_config(base, 4096, "linear", 9, 10000, "d"), Error);
+  EXPECT_THROW(parse_attention_kind("linear"), Error);  // kinds reach the sweep as AttentionKind
 }
 
 // One sequence per batch (tokens_per_batch <= L): exact grows ~4x per doubling of L at long lengths, FAVOR ~2x.
 TEST(Longseq, PredictionQuadraticForExactLinearForFavor) {
   RunConfig base = tiny_config();
   base.data.tokens_per_batch = 1;
-  auto need = [&](const char* kind, int64_t L, bool cuda = false) {
+  auto need = [&](AttentionKind kind, int64_t L, bool cuda = false) {
     return predict_training_bytes(longseq_cell_config(base, L, kind, 1, 1, "d"), 0.0, cuda);
   };
-  const double e1 = need("exact", 8192), e2 = need("exact", 16384);
-  const double f1 = need("favor-relu", 8192), f2 = need("favor-relu", 16384);
+  const AttentionKind exact = AttentionKind::kExact, relu = AttentionKind::kFavorRelu;
+  const double e1 = need(exact, 8192), e2 = need(exact, 16384);
+  const double f1 = need(relu, 8192), f2 = need(relu, 16384);
   EXPECT_GT(e2 / e1, 3.5);
   EXPECT_LT(e2 / e1, 4.01);
   EXPECT_GT(f2 / f1, 1.7);
@@ -139,12 +142,13 @@ TEST(Longseq, PredictionQuadraticForExactLinearForFavor) {
   const double quad = 4.0 * base.model.heads * 16384.0 * 16384.0 * static_cast<double>(base.model.layers + 2);
   EXPECT_GT(e2, quad);
   EXPECT_LT(e2, 1.2 * quad);
-  EXPECT_DOUBLE_EQ(need("exact", 1024) + 5e6, predict_training_bytes(longseq_cell_config(base, 1024, "exact", 1, 1, "d"), 5e6, false));
+  EXPECT_DOUBLE_EQ(need(exact, 1024) + 5e6, predict_training_bytes(longseq_cell_config(base, 1024, exact, 1, 1, "d"), 5e6, false));
 }
 
+// The child's result document (experiments/cell.h) carries every figure of a cell back to the sweep.
 TEST(Longseq, CellReportRoundTrips) {
   LongseqCell a;
-  a.status = "OOM";
+  a.status = CellStatus::kOom;
   a.note = "DefaultCPUAllocator: can't allocate memory: you tried to allocate 268435456 bytes";
   a.tokens_per_second = 1234.5;
   a.peak_bytes = 3.5e9;
@@ -157,29 +161,44 @@ TEST(Longseq, CellReportRoundTrips) {
   a.rows = 2;
   a.steps = 80;
   LongseqCell b;
-  ASSERT_TRUE(parse_cell_line("training log...\n" + format_cell_line(a), b));
+  apply_longseq_report(parse_cell_report(format_cell_report(longseq_cell_report(a)), "result.yaml"), b);
   EXPECT_EQ(b.status, a.status);
   EXPECT_EQ(b.note, a.note);
   EXPECT_DOUBLE_EQ(b.tokens_per_second, a.tokens_per_second);
   EXPECT_DOUBLE_EQ(b.peak_bytes, a.peak_bytes);
+  EXPECT_DOUBLE_EQ(b.start_bytes, a.start_bytes);
+  EXPECT_DOUBLE_EQ(b.final_loss, a.final_loss);
   EXPECT_DOUBLE_EQ(b.valid_perplexity, a.valid_perplexity);
+  EXPECT_DOUBLE_EQ(b.valid_accuracy, a.valid_accuracy);
+  EXPECT_DOUBLE_EQ(b.strict_perplexity, a.strict_perplexity);
   EXPECT_DOUBLE_EQ(b.strict_accuracy, a.strict_accuracy);
   EXPECT_EQ(b.rows, 2);
   EXPECT_EQ(b.steps, 80);
   // A causal cell has no all-masked figures: NaN survives the round trip.
+  a.status = CellStatus::kOk;
+  a.note.clear();
   a.strict_perplexity = a.strict_accuracy = std::nan("");
-  ASSERT_TRUE(parse_cell_line(format_cell_line(a), b));
+  apply_longseq_report(parse_cell_report(format_cell_report(longseq_cell_report(a)), "result.yaml"), b);
+  EXPECT_EQ(b.status, CellStatus::kOk);
+  EXPECT_EQ(b.note, "");
   EXPECT_TRUE(std::isnan(b.strict_perplexity) && std::isnan(b.strict_accuracy));
   EXPECT_DOUBLE_EQ(b.valid_perplexity, a.valid_perplexity);
+  // A report without the sweep's figures, or with a status that is not one, is an error naming it.
   LongseqCell c;
-  EXPECT_FALSE(parse_cell_line("crashed before reporting", c));
-  EXPECT_FALSE(parse_cell_line("longseq-cell fine 1 2", c));
+  EXPECT_THROW(apply_longseq_report(parse_cell_report("status: ok\nfigures: {rows: 1}\n", "r.yaml"), c), Error);
+  try {
+    parse_cell_report("status: fine\nfigures: {rows: 1}\n", "L64-exact/result.yaml");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("L64-exact/result.yaml: cell status 'fine'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(parse_cell_report("crashed before reporting", "r.yaml"), Error);
 }
 
 TEST(Longseq, ResultsCsvRoundTripsAndRejectsMalformedRows) {
   LongseqCell a;
   a.length = 8192;
-  a.kind = "favor-relu";
+  a.kind = AttentionKind::kFavorRelu;
   a.rows = 1;
   a.tokens_per_step = 8192;
   a.steps = 64;
@@ -189,21 +208,21 @@ TEST(Longseq, ResultsCsvRoundTripsAndRejectsMalformedRows) {
   a.valid_perplexity = 15.335;
   a.note = "a note, with a comma";
   LongseqCell b = a;
-  b.kind = "exact";
+  b.kind = AttentionKind::kExact;
   b.length = 16384;
-  b.status = "OOM";
+  b.status = CellStatus::kOom;
   b.note = "predicted 38.5 GB > limit 22.7 GB, not run";
   TempDir dir;
   write_longseq_csv(dir.file("results.csv"), {a, b}, "cpu");
   auto cells = read_longseq_csv(dir.file("results.csv"));
   ASSERT_EQ(cells.size(), 2u);
-  EXPECT_EQ(cells[0].kind, "favor-relu");
+  EXPECT_EQ(cells[0].kind, AttentionKind::kFavorRelu);
   EXPECT_EQ(cells[0].length, 8192);
   EXPECT_EQ(cells[0].steps, 64);
   EXPECT_NEAR(cells[0].tokens_per_second, 25564.5, 0.1);
   EXPECT_NEAR(cells[0].valid_perplexity, 15.335, 1e-9);
   EXPECT_EQ(cells[0].note, a.note);
-  EXPECT_EQ(cells[1].status, "OOM");
+  EXPECT_EQ(cells[1].status, CellStatus::kOom);
   EXPECT_EQ(cells[1].note, b.note);
   EXPECT_TRUE(read_longseq_csv(dir.file("missing.csv")).empty());
   write_file(dir.file("bad.csv"), "header\ncpu,exact,notanumber,1,1,1,ok,1,1,1,1,1,1,1,1,1,1,\"\"\n");
@@ -320,7 +339,8 @@ TEST(LongseqCli, BadOptionsFailWithOneLine) {
   int status = 0;
   std::string out = run_cli(longseq_args() + "--kinds exact,linear --out " + dir.path(), status);
   EXPECT_NE(status, 0);
-  EXPECT_NE(out.find("'linear' is not exact, favor-softmax or favor-relu"), std::string::npos) << out;
+  EXPECT_NE(out.find("--kinds: attention kind 'linear': expected exact, favor-softmax or favor-relu"), std::string::npos)
+      << out;
   out = run_cli(longseq_args() + "--memory-limit 12XB --out " + dir.path(), status);
   EXPECT_NE(status, 0);
   EXPECT_NE(out.find("12XB"), std::string::npos) << out;

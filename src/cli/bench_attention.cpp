@@ -1,10 +1,11 @@
 // performer bench attention: forward+backward time and peak memory of one attention layer's core
 // (features + attention, no projections) for exact, favor-softmax and favor-relu over a range of lengths.
 //
-// On CPU each cell runs in a fresh child process (`bench attention-cell`), so its peak resident memory is
-// its own and an out-of-memory failure cannot take the sweep down; the child limits its address space to
-// --memory-limit above its start-up size. Cells whose predicted need exceeds the limit are reported as
-// OOM without running. On CUDA cells run in-process; peak memory is the caching allocator's peak.
+// On CPU each cell runs in a fresh child process (`bench attention-cell`, through the harness of
+// experiments/cell.h), so its peak resident memory is its own and an out-of-memory failure cannot take the
+// sweep down; the child limits its address space to --memory-limit above its start-up size and reports
+// median_ms and peak_bytes. Cells whose predicted need exceeds the limit are reported as OOM without
+// running. On CUDA cells run in-process; peak memory is the caching allocator's peak.
 // Time = median over --repeats runs after --warmup runs. Memory = peak minus the footprint before the cell.
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -13,13 +14,14 @@
 #include <torch/cuda.h>
 #endif
 
-
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <sstream>
+#include <memory>
 
 #include "cli/commands.h"
+#include "experiments/cell.h"
 #include "model/exact_attention.h"
 #include "model/kernels.h"
 #include "model/linear_attention.h"
@@ -33,14 +35,14 @@ namespace performer::cli {
 namespace {
 
 struct CellSpec {
-  std::string kind;
+  AttentionKind kind = AttentionKind::kExact;
   int64_t B = 1, H = 8, L = 1024, d = 64, m = 256;
   bool causal = false;
   int repeats = 3, warmup = 1;
 };
 
 struct CellResult {
-  std::string status = "ok";  // ok | OOM | error
+  CellStatus status = CellStatus::kOk;  // ok | OOM | error
   double median_ms = 0;
   double peak_bytes = 0;
   double predicted_bytes = 0;
@@ -51,7 +53,7 @@ struct CellResult {
 // saved for backward, their gradient); FAVOR a few [B,H,L,m] and [B,H,L,d] tensors.
 double predict_bytes(const CellSpec& s) {
   const double f = 4.0, BH = static_cast<double>(s.B * s.H), L = static_cast<double>(s.L);
-  if (s.kind == "exact") return 3.0 * f * BH * L * L + 12.0 * f * BH * L * static_cast<double>(s.d);
+  if (s.kind == AttentionKind::kExact) return 3.0 * f * BH * L * L + 12.0 * f * BH * L * static_cast<double>(s.d);
   return f * BH * L * (8.0 * static_cast<double>(s.m) + 12.0 * static_cast<double>(s.d));
 }
 
@@ -66,10 +68,11 @@ double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W
 #endif
   auto t0 = std::chrono::steady_clock::now();
   at::Tensor out;
-  if (s.kind == "exact") {
+  if (s.kind == AttentionKind::kExact) {
     out = exact_attention(q, k, v, {}, s.causal);
   } else {
-    FeatureMaps f = s.kind == "favor-softmax" ? softmax_features(q, k, W, {}, s.causal) : relu_features(q, k, W, 1e-3, {});
+    FeatureMaps f = s.kind == AttentionKind::kFavorSoftmax ? softmax_features(q, k, W, {}, s.causal)
+                                                           : relu_features(q, k, W, 1e-3, {});
     out = s.causal ? causal_linear_attention(f.q, f.k, v, 128, f.chunk_log_scale) : linear_attention(f.q, f.k, v);
   }
   out.sum().backward();
@@ -101,10 +104,10 @@ CellResult measure_in_process(const CellSpec& s, const torch::Device& dev) {
     }
 #endif
   } catch (const std::bad_alloc&) {
-    r.status = "OOM";
+    r.status = CellStatus::kOom;
   } catch (const c10::Error& e) {
     std::string msg = e.what_without_backtrace();
-    r.status = is_out_of_memory_message(msg) ? "OOM" : "error";
+    r.status = is_out_of_memory_message(msg) ? CellStatus::kOom : CellStatus::kError;
     r.note = msg.substr(0, msg.find('\n'));
   }
 #ifdef PERFORMER_CUDA
@@ -113,44 +116,156 @@ CellResult measure_in_process(const CellSpec& s, const torch::Device& dev) {
   return r;
 }
 
-// Child side: measure one CPU cell and print "cell <status> <median_ms> <peak_bytes>".
-int run_cell(const CellSpec& s, uint64_t limit) {
+// Child side: measures one CPU cell and writes its report (figures median_ms, peak_bytes) to `report`.
+int run_cell_child(const CellSpec& s, uint64_t limit, const std::string& report) {
   const uint64_t base_rss = current_rss_bytes();
   if (limit > 0) limit_address_space_above_now(limit);
   CellResult r = measure_in_process(s, torch::kCPU);
   const double peak = static_cast<double>(peak_rss_bytes()) - static_cast<double>(base_rss);
-  std::printf("cell %s %.6f %.0f\n", r.status.c_str(), r.median_ms, std::max(0.0, peak));
+  write_cell_report(report, {r.status, r.note, {{"median_ms", r.median_ms}, {"peak_bytes", std::max(0.0, peak)}}});
   return 0;
 }
 
+// The child's command line (`bench attention-cell ...`; the harness appends --report).
+std::vector<std::string> child_argv(const CellSpec& s, uint64_t limit) {
+  std::vector<std::string> argv = {self_executable(), "--threads", std::to_string(torch::get_num_threads()), "bench",
+                                   "attention-cell", "--kind", attention_kind_name(s.kind), "--length",
+                                   std::to_string(s.L), "--batch", std::to_string(s.B), "--heads", std::to_string(s.H),
+                                   "--dim", std::to_string(s.d), "--features", std::to_string(s.m), "--repeats",
+                                   std::to_string(s.repeats), "--warmup", std::to_string(s.warmup), "--memory-limit",
+                                   std::to_string(limit) + "B"};
+  if (s.causal) argv.push_back("--causal");
+  return argv;
+}
+
+// Parent side of a CPU cell: predicted OOM without running, or measured in a child (experiments/cell.h).
 CellResult measure_in_child(const CellSpec& s, uint64_t limit) {
   CellResult r;
   r.predicted_bytes = predict_bytes(s);
   if (limit > 0 && r.predicted_bytes > static_cast<double>(limit)) {
-    r.status = "OOM";
+    r.status = CellStatus::kOom;
     r.note = "predicted " + human_bytes(r.predicted_bytes) + " > limit " + human_bytes(static_cast<double>(limit));
     return r;
   }
-  std::vector<std::string> argv = {self_executable(), "--threads", std::to_string(torch::get_num_threads()), "bench",
-                                   "attention-cell", "--kind", s.kind, "--length", std::to_string(s.L), "--batch",
-                                   std::to_string(s.B), "--heads", std::to_string(s.H), "--dim", std::to_string(s.d),
-                                   "--features", std::to_string(s.m), "--repeats", std::to_string(s.repeats),
-                                   "--warmup", std::to_string(s.warmup), "--memory-limit", std::to_string(limit) + "B"};
-  if (s.causal) argv.push_back("--causal");
-  ChildResult c = run_child(argv);
-  char status[16] = {0};
-  double ms = 0, peak = 0;
-  auto pos = c.output.find("cell ");
-  if (c.signal != 0 || pos == std::string::npos ||
-      std::sscanf(c.output.c_str() + pos, "cell %15s %lf %lf", status, &ms, &peak) != 3) {
-    r.status = c.signal == 9 ? "OOM" : "error";
-    r.note = c.signal ? "killed by signal " + std::to_string(c.signal) : "no result (exit " + std::to_string(c.exit_code) + ")";
-    return r;
+  CellCommand command;
+  command.argv = child_argv(s, limit);
+  const CellOutcome outcome = run_cell(command);
+  r.status = outcome.report.status;
+  r.note = outcome.report.note;
+  if (!outcome.reported) return r;
+  try {
+    r.median_ms = outcome.report.figure("median_ms");
+    r.peak_bytes = outcome.report.figure("peak_bytes");
+  } catch (const Error& e) {
+    r.status = CellStatus::kError;
+    r.note = e.what();
   }
-  r.status = status;
-  r.median_ms = ms;
-  r.peak_bytes = peak;
   return r;
+}
+
+// --device: whether the sweep runs on CUDA (auto: when a device is available).
+bool use_cuda(const std::string& device) {
+  const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
+  if (device == "cuda" && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
+#ifndef PERFORMER_CUDA
+  if (cuda) throw Error("--device cuda: this build of performer has no CUDA support");
+#endif
+  return cuda;
+}
+
+void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit) {
+  std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, %d threads, median of %d after %d "
+              "warm-up, memory limit %s, LibTorch %s\n",
+              cuda ? "cuda" : "cpu", static_cast<long long>(spec.B), static_cast<long long>(spec.H),
+              static_cast<long long>(spec.d), static_cast<long long>(spec.m), spec.causal ? ", causal" : "",
+              torch::get_num_threads(), spec.repeats, spec.warmup, human_bytes(static_cast<double>(limit)).c_str(),
+              TORCH_VERSION);
+  std::printf("%8s", "L");
+  for (const AttentionKind k : kinds) std::printf(" | %14s ms %10s", attention_kind_name(k).c_str(), "peak");
+  if (kinds.size() > 1) std::printf(" | speed-up vs %s", attention_kind_name(kinds[0]).c_str());
+  std::printf("\n");
+}
+
+void write_csv_row(std::ostream& out, bool cuda, const CellSpec& s, const CellResult& r) {
+  out << (cuda ? "cuda" : "cpu") << ',' << attention_kind_name(s.kind) << ',' << s.causal << ',' << s.B << ','
+      << s.H << ',' << s.L << ',' << s.d << ',' << s.m << ',' << cell_status_name(r.status) << ',' << r.median_ms
+      << ',' << r.peak_bytes << ',' << r.predicted_bytes << ",\"" << r.note << "\"\n";
+}
+
+// Speed-up of each kind against the first, where both ran; or that the first failed where this one ran.
+void print_speedups(const std::vector<CellResult>& row, const std::vector<AttentionKind>& kinds) {
+  for (size_t i = 1; i < row.size(); ++i) {
+    const std::string first = attention_kind_name(kinds[0]), name = attention_kind_name(kinds[i]);
+    if (row[0].status == CellStatus::kOk && row[i].status == CellStatus::kOk)
+      std::printf(" | %s %.1fx", name.c_str(), row[0].median_ms / row[i].median_ms);
+    else if (row[i].status == CellStatus::kOk)
+      std::printf(" | %s runs, %s %s", name.c_str(), first.c_str(), cell_status_name(row[0].status).c_str());
+  }
+}
+
+// The sweep: one table row per length, one cell per kind (and a CSV row per cell when `csv` is given).
+int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& lengths,
+                        const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit, const std::string& csv) {
+  print_header(spec, kinds, cuda, limit);
+  std::ofstream out;
+  if (!csv.empty()) {
+    out.open(csv);
+    if (!out) throw Error(csv + ": cannot write");
+    out << "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note\n";
+  }
+  for (int64_t L : lengths) {
+    std::printf("%8lld", static_cast<long long>(L));
+    std::fflush(stdout);
+    std::vector<CellResult> row;
+    for (const AttentionKind k : kinds) {
+      CellSpec s = spec;
+      s.kind = k;
+      s.L = L;
+      CellResult r = cuda ? measure_in_process(s, torch::Device(torch::kCUDA)) : measure_in_child(s, limit);
+      row.push_back(r);
+      if (r.status == CellStatus::kOk)
+        std::printf(" | %17.1f %10s", r.median_ms, human_bytes(r.peak_bytes).c_str());
+      else
+        std::printf(" | %17s %10s", cell_status_name(r.status).c_str(), ("~" + human_bytes(r.predicted_bytes)).c_str());
+      std::fflush(stdout);
+      if (out) write_csv_row(out, cuda, s, r);
+    }
+    print_speedups(row, kinds);
+    std::printf("\n");
+  }
+  if (out) std::printf("wrote %s\n", csv.c_str());
+  return 0;
+}
+
+// The options the sweep and its child share (the child gets them on its command line).
+void add_cell_options(CLI::App* c, CellSpec& spec, std::string& limit) {
+  c->add_option("--batch", spec.B, "batch size")->capture_default_str();
+  c->add_option("--heads", spec.H, "heads")->capture_default_str();
+  c->add_option("--dim", spec.d, "head dimension")->capture_default_str();
+  c->add_option("--features", spec.m, "random features m")->capture_default_str();
+  c->add_option("--repeats", spec.repeats, "timed runs per cell (median)")->capture_default_str();
+  c->add_option("--warmup", spec.warmup, "untimed runs per cell")->capture_default_str();
+  c->add_flag("--causal", spec.causal, "causal (unidirectional) attention");
+  c->add_option("--memory-limit", limit, "per-cell memory limit, e.g. 16GB (default: 90% of RAM)");
+}
+
+// The child: `bench attention-cell --kind K --length L ... --report PATH`.
+void add_bench_attention_cell(CLI::App& bench, Action& run, std::shared_ptr<CellSpec> spec,
+                              std::shared_ptr<std::string> limit) {
+  auto* cell = bench.add_subcommand("attention-cell", "(internal) one cell of `bench attention`");
+  cell->group("");  // hidden from help
+  auto kind = std::make_shared<std::string>();
+  auto report = std::make_shared<std::string>();
+  add_cell_options(cell, *spec, *limit);
+  cell->add_option("--kind", *kind, "attention kind")->required();
+  cell->add_option("--length", spec->L, "sequence length")->required();
+  cell->add_option("--report", *report, "where to write the cell's result (YAML)")->required();
+  cell->callback([&run, spec, limit, kind, report] {
+    run = [spec, limit, kind, report] {
+      spec->kind = parse_attention_kind(*kind);
+      return run_cell_child(*spec, limit->empty() ? 0 : parse_bytes(*limit), *report);
+    };
+  });
 }
 
 }  // namespace
@@ -163,92 +278,22 @@ void add_bench_attention(CLI::App& bench, Action& run) {
   auto csv = std::make_shared<std::string>();
   auto limit = std::make_shared<std::string>();
   auto* cmd = bench.add_subcommand("attention", "Time and memory of exact vs FAVOR attention over sequence lengths");
-  auto common = [&](CLI::App* c) {
-    c->add_option("--batch", spec->B, "batch size")->capture_default_str();
-    c->add_option("--heads", spec->H, "heads")->capture_default_str();
-    c->add_option("--dim", spec->d, "head dimension")->capture_default_str();
-    c->add_option("--features", spec->m, "random features m")->capture_default_str();
-    c->add_option("--repeats", spec->repeats, "timed runs per cell (median)")->capture_default_str();
-    c->add_option("--warmup", spec->warmup, "untimed runs per cell")->capture_default_str();
-    c->add_flag("--causal", spec->causal, "causal (unidirectional) attention");
-    c->add_option("--memory-limit", *limit, "per-cell memory limit, e.g. 16GB (default: 90% of RAM)");
-  };
-  common(cmd);
+  add_cell_options(cmd, *spec, *limit);
   cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths")->capture_default_str();
   cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
   cmd->add_option("--device", *device, "cpu | cuda | auto")->capture_default_str();
   cmd->add_option("--csv", *csv, "also write the table as CSV to this file");
   cmd->callback([&run, spec, lengths, kinds, device, csv, limit] {
     run = [spec, lengths, kinds, device, csv, limit] {
-      bool cuda = *device == "cuda" || (*device == "auto" && torch::cuda::is_available());
-      if (*device == "cuda" && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
-#ifndef PERFORMER_CUDA
-      if (cuda) throw Error("--device cuda: this build of performer has no CUDA support");
-#endif
+      const bool cuda = use_cuda(*device);
       const uint64_t mem_limit = limit->empty() ? physical_memory_bytes() / 10 * 9 : parse_bytes(*limit);
-      std::vector<std::string> kind_list = split_list(*kinds);
-      for (auto& k : kind_list)
-        if (k != "exact" && k != "favor-softmax" && k != "favor-relu")
-          throw Error("--kinds: '" + k + "' is not exact, favor-softmax or favor-relu");
+      const std::vector<AttentionKind> kind_list = parse_kinds_option(*kinds);
       std::vector<int64_t> Ls;
       for (auto& l : split_list(*lengths)) Ls.push_back(std::stoll(l));
-      std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, %d threads, median of %d after %d "
-                  "warm-up, memory limit %s, LibTorch %s\n",
-                  cuda ? "cuda" : "cpu", static_cast<long long>(spec->B), static_cast<long long>(spec->H),
-                  static_cast<long long>(spec->d), static_cast<long long>(spec->m), spec->causal ? ", causal" : "",
-                  torch::get_num_threads(), spec->repeats, spec->warmup,
-                  human_bytes(static_cast<double>(mem_limit)).c_str(), TORCH_VERSION);
-      std::printf("%8s", "L");
-      for (auto& k : kind_list) std::printf(" | %14s ms %10s", k.c_str(), "peak");
-      if (kind_list.size() > 1) std::printf(" | speed-up vs %s", kind_list[0].c_str());
-      std::printf("\n");
-      std::ofstream out;
-      if (!csv->empty()) {
-        out.open(*csv);
-        if (!out) throw Error(*csv + ": cannot write");
-        out << "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note\n";
-      }
-      for (int64_t L : Ls) {
-        std::printf("%8lld", static_cast<long long>(L));
-        std::fflush(stdout);
-        std::vector<CellResult> row;
-        for (auto& k : kind_list) {
-          CellSpec s = *spec;
-          s.kind = k;
-          s.L = L;
-          CellResult r = cuda ? measure_in_process(s, torch::Device(torch::kCUDA)) : measure_in_child(s, mem_limit);
-          row.push_back(r);
-          if (r.status == "ok")
-            std::printf(" | %17.1f %10s", r.median_ms, human_bytes(r.peak_bytes).c_str());
-          else
-            std::printf(" | %17s %10s", r.status.c_str(), ("~" + human_bytes(r.predicted_bytes)).c_str());
-          std::fflush(stdout);
-          if (out)
-            out << (cuda ? "cuda" : "cpu") << ',' << k << ',' << s.causal << ',' << s.B << ',' << s.H << ',' << L << ','
-                << s.d << ',' << s.m << ',' << r.status << ',' << r.median_ms << ',' << r.peak_bytes << ','
-                << r.predicted_bytes << ",\"" << r.note << "\"\n";
-        }
-        for (size_t i = 1; i < row.size(); ++i) {
-          if (row[0].status == "ok" && row[i].status == "ok")
-            std::printf(" | %s %.1fx", kind_list[i].c_str(), row[0].median_ms / row[i].median_ms);
-          else if (row[i].status == "ok")
-            std::printf(" | %s runs, %s %s", kind_list[i].c_str(), kind_list[0].c_str(), row[0].status.c_str());
-        }
-        std::printf("\n");
-      }
-      if (out) std::printf("wrote %s\n", csv->c_str());
-      return 0;
+      return run_bench_attention(*spec, Ls, kind_list, cuda, mem_limit, *csv);
     };
   });
-
-  auto* cell = bench.add_subcommand("attention-cell", "(internal) one cell of `bench attention`");
-  cell->group("");  // hidden from help
-  common(cell);
-  cell->add_option("--kind", spec->kind, "attention kind")->required();
-  cell->add_option("--length", spec->L, "sequence length")->required();
-  cell->callback([&run, spec, limit] {
-    run = [spec, limit] { return run_cell(*spec, limit->empty() ? 0 : parse_bytes(*limit)); };
-  });
+  add_bench_attention_cell(bench, run, spec, limit);
 }
 
 void add_bench(CLI::App& app, Action& run) {

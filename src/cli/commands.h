@@ -2,6 +2,10 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
+
+#include "model/attention.h"
 
 namespace performer::cli {
 
@@ -20,5 +24,9 @@ void add_longseq(CLI::App& app, Action& run);
 
 // Threads for LibTorch and OpenMP: --threads N, 0 = all cores.
 void set_threads(int threads);
+
+// --kinds: comma-separated attention kinds, each read by parse_attention_kind (model/attention.h); an unknown
+// kind is an Error "--kinds: attention kind 'x': expected ...".
+std::vector<AttentionKind> parse_kinds_option(const std::string& list);
 
 }  // namespace performer::cli

@@ -1,19 +1,52 @@
 // performer longseq --config configs/longseq.yaml [--lengths ...] [--kinds ...] [--steps N]
 //                   [--memory-limit 16GB] --out DIR
-// The concatenated long-sequence sweep (train/longseq.h); `longseq-cell` is its hidden per-cell child.
+// The concatenated long-sequence sweep (experiments/longseq.h); `longseq-cell` is its hidden per-cell child,
+// which reports through the harness of experiments/cell.h.
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
 #include "cli/commands.h"
-#include "train/longseq.h"
+#include "experiments/longseq.h"
 #include "util/error.h"
 #include "util/process.h"
 #include "util/text.h"
 
 namespace performer::cli {
 
-void add_longseq(CLI::App& app, Action& run) {
+namespace {
+
+// --lengths: every item a whole positive number ("512x", "256.9" or "1e3" are refused, not cut short).
+std::vector<int64_t> parse_lengths(const std::string& list) {
+  std::vector<int64_t> lengths;
+  for (const auto& l : split_list(list)) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(l.c_str(), &end, 10);
+    if (l.empty() || *end != '\0' || errno == ERANGE || v < 1)
+      throw Error("--lengths: '" + l + "' is not a positive whole number of tokens");
+    lengths.push_back(v);
+  }
+  return lengths;
+}
+
+// The options of `longseq` that go straight into LongseqOptions.
+void add_sweep_options(CLI::App* cmd, LongseqOptions& opts) {
+  cmd->add_option("--steps", opts.steps, "training steps per cell (default: the config's train.steps)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-tokens", opts.eval_tokens, "valid tokens per evaluation (the same residues at every L)")
+      ->capture_default_str();
+  cmd->add_option("--timing-warmup", opts.timing_warmup, "steps left out of tokens/s")->capture_default_str();
+  cmd->add_option("--cell-timeout", opts.cell_timeout,
+                  "seconds a cell may run before it is killed and reported TIMEOUT (0: no deadline)")
+      ->capture_default_str();
+  cmd->add_flag("--resume", opts.resume,
+                "keep the cells already finished in OUT/results.csv (same config assumed) and run the rest; "
+                "with every cell finished it only redraws the table and plots");
+  cmd->add_option("--out", opts.out, "output folder (results.csv, plots, one folder per cell)")->required();
+}
+
+void add_longseq_sweep(CLI::App& app, Action& run) {
   auto* cmd = app.add_subcommand(
       "longseq", "Long-sequence sweep on concatenated proteins: tokens/s, peak memory and perplexity per length and kind");
   auto config = std::make_shared<std::string>();
@@ -27,36 +60,16 @@ void add_longseq(CLI::App& app, Action& run) {
   cmd->add_option("--set", *sets, "override a key of the base config (repeatable)");
   cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths L")->capture_default_str();
   cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
-  cmd->add_option("--steps", opts->steps, "training steps per cell (default: the config's train.steps)")
-      ->check(CLI::PositiveNumber);
   cmd->add_option("--memory-limit", *limit, "memory per cell, e.g. 16GB (default: 90% of RAM, or of GPU memory)");
-  cmd->add_option("--eval-tokens", opts->eval_tokens, "valid tokens per evaluation (the same residues at every L)")
-      ->capture_default_str();
-  cmd->add_option("--timing-warmup", opts->timing_warmup, "steps left out of tokens/s")->capture_default_str();
-  cmd->add_option("--cell-timeout", opts->cell_timeout,
-                  "seconds a cell may run before it is killed and reported TIMEOUT (0: no deadline)")
-      ->capture_default_str();
   cmd->add_flag("--no-prediction", *no_predict,
                 "run every cell even when its predicted need exceeds the limit (the limit is still enforced)");
-  cmd->add_flag("--resume", opts->resume,
-                "keep the cells already finished in OUT/results.csv (same config assumed) and run the rest; "
-                "with every cell finished it only redraws the table and plots");
-  cmd->add_option("--out", opts->out, "output folder (results.csv, plots, one folder per cell)")->required();
+  add_sweep_options(cmd, *opts);
   cmd->callback([&run, config, sets, lengths, kinds, limit, opts, no_predict] {
     run = [config, sets, lengths, kinds, limit, opts, no_predict] {
       RunConfig base = load_config(*config, *sets);
       LongseqOptions o = *opts;
-      o.lengths.clear();
-      for (const auto& l : split_list(*lengths)) {
-        // The whole item must be a positive integer: "512x", "256.9" or "1e3" are refused, not cut short.
-        char* end = nullptr;
-        errno = 0;
-        const long long v = std::strtoll(l.c_str(), &end, 10);
-        if (l.empty() || *end != '\0' || errno == ERANGE || v < 1)
-          throw Error("--lengths: '" + l + "' is not a positive whole number of tokens");
-        o.lengths.push_back(v);
-      }
-      o.kinds = split_list(*kinds);
+      o.lengths = parse_lengths(*lengths);
+      o.kinds = parse_kinds_option(*kinds);
       o.memory_limit = limit->empty() ? 0 : parse_bytes(*limit);
       o.predict = !*no_predict;
       o.executable = self_executable();
@@ -64,25 +77,35 @@ void add_longseq(CLI::App& app, Action& run) {
       return 0;
     };
   });
+}
 
+// The child: trains one cell and writes its report (experiments/cell.h) to --report.
+void add_longseq_cell(CLI::App& app, Action& run) {
   auto* cell = app.add_subcommand("longseq-cell", "(internal) one cell of `performer longseq`");
   cell->group("");  // hidden from help
   auto cell_config = std::make_shared<std::string>();
   auto cell_limit = std::make_shared<std::string>();
   auto warmup = std::make_shared<int64_t>(3);
+  auto report = std::make_shared<std::string>();
   cell->add_option("--config", *cell_config, "resolved cell configuration")->required();
   cell->add_option("--memory-limit", *cell_limit, "memory limit");
   cell->add_option("--timing-warmup", *warmup, "steps left out of tokens/s");
-  cell->callback([&run, cell_config, cell_limit, warmup] {
-    run = [cell_config, cell_limit, warmup] {
+  cell->add_option("--report", *report, "where to write the cell's result (YAML)")->required();
+  cell->callback([&run, cell_config, cell_limit, warmup, report] {
+    run = [cell_config, cell_limit, warmup, report] {
       RunConfig c = load_config(*cell_config);
       LongseqCell r = run_longseq_cell(c, cell_limit->empty() ? 0 : parse_bytes(*cell_limit), *warmup);
-      std::fflush(stdout);
-      std::fputs(format_cell_line(r).c_str(), stdout);
-      std::fflush(stdout);
+      write_cell_report(*report, longseq_cell_report(r));
       return 0;
     };
   });
+}
+
+}  // namespace
+
+void add_longseq(CLI::App& app, Action& run) {
+  add_longseq_sweep(app, run);
+  add_longseq_cell(app, run);
 }
 
 }  // namespace performer::cli

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "data/prepare.h"
 #include "train/trainer.h"
+#include "util/log.h"
 #include "util/text.h"
 
 namespace performer::cli {
@@ -48,8 +49,8 @@ void add_train(CLI::App& app, Action& run) {
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
       if (r.stop_reason == StopReason::kInterrupted) {
-        std::fprintf(stderr, "interrupted at step %lld; checkpoint %s; resume with: performer train --config %s --resume auto\n",
-                     static_cast<long long>(r.step), r.checkpoint.c_str(), config->c_str());
+        warn("interrupted at step " + std::to_string(r.step) + "; checkpoint " + r.checkpoint +
+             "; resume with: performer train --config " + *config + " --resume auto");
         return 130;
       }
       return r.stop_reason == StopReason::kNonFinite ? 1 : 0;

@@ -10,6 +10,7 @@
 #include "util/error.h"
 #include "util/files.h"
 #include "util/hash.h"
+#include "util/log.h"
 #include "util/progress.h"
 #include "util/text.h"
 
@@ -82,8 +83,8 @@ void add_reader_counts(CorpusStats& st, const std::string& path, const ReaderCou
   st.skipped_unknown += rc.skipped_unknown;
   st.mapped_to_x += rc.mapped_to_x;
   if (rc.likely_nucleotide > 0)
-    std::fprintf(stderr, "warning: %s: %lld of %lld records are at least 90%% A/C/G/T/U/N: nucleotides, not proteins?\n",
-                 path.c_str(), rc.likely_nucleotide, rc.records);
+    warn(path + ": " + std::to_string(rc.likely_nucleotide) + " of " + std::to_string(rc.records) +
+         " records are at least 90% A/C/G/T/U/N: nucleotides, not proteins?");
 }
 
 // Streams the records of every input into the corpus datasets of `file`, applying the length filters and

@@ -6,8 +6,9 @@
 // <eos> and cut into chunks of exactly L tokens, then evaluates masked perplexity/accuracy on the same
 // prefix of the concatenated valid stream (eval_tokens tokens, i.e. eval_tokens / L chunks).
 //
-// Each cell runs in a fresh child process (`performer longseq-cell`) so that its peak memory is its own
-// and running out of memory ends the cell, not the sweep. Before a cell starts, its memory need is
+// Each cell runs in a fresh child process (`performer longseq-cell`, through the harness of
+// experiments/cell.h) so that its peak memory is its own and running out of memory ends the cell, not the
+// sweep; the child reports its figures as a YAML document (<cell>/result.yaml). Before a cell starts, its memory need is
 // predicted (train/memory.h); a prediction above the limit reports the cell as OOM without
 // running it. The child enforces the limit itself (CPU: address-space limit above its start-up size;
 // CUDA: the caching allocator's memory fraction), and an allocation failure is reported as OOM.
@@ -18,7 +19,7 @@
 // the start of training (model, optimizer state, data), the final training loss (mean of the last log
 // window), valid perplexity/accuracy (standard 80/10/10 corruption) and the all-masked figures.
 // Output in --out: results.csv (rewritten after every cell), one folder per cell (config, train.log,
-// metrics.csv, eval.csv, cell.log, checkpoint), tokens_per_second.png, peak_memory.png and
+// metrics.csv, eval.csv, cell.log, result.yaml, checkpoint), tokens_per_second.png, peak_memory.png and
 // perplexity_L<L>.png (valid perplexity vs steps per kind at the longest length, and at the longest length
 // where every kind ran when that differs).
 #pragma once
@@ -26,13 +27,15 @@
 #include <string>
 #include <vector>
 
+#include "experiments/cell.h"
+#include "model/attention.h"
 #include "train/config.h"
 
 namespace performer {
 
 struct LongseqOptions {
   std::vector<int64_t> lengths{1024, 2048, 4096, 8192, 16384};
-  std::vector<std::string> kinds{"exact", "favor-softmax", "favor-relu"};
+  std::vector<AttentionKind> kinds{AttentionKind::kExact, AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu};
   int64_t steps = 0;            // 0 = the config's train.steps
   int64_t timing_warmup = 3;    // steps left out of tokens/s
   int64_t eval_tokens = 32768;  // valid tokens per evaluation (same residues at every L)
@@ -46,9 +49,9 @@ struct LongseqOptions {
 
 struct LongseqCell {
   int64_t length = 0;
-  std::string kind;
-  std::string status = "ok";  // ok | OOM | TIMEOUT | error
-  std::string note;           // why a cell is OOM or failed
+  AttentionKind kind = AttentionKind::kExact;
+  CellStatus status = CellStatus::kOk;
+  std::string note;  // why a cell is OOM or failed
   int64_t rows = 0, tokens_per_step = 0, steps = 0;
   double tokens_per_second = 0;
   double peak_bytes = 0, start_bytes = 0, predicted_bytes = 0;
@@ -58,15 +61,16 @@ struct LongseqCell {
 };
 
 // The configuration of one cell (see the header comment).
-RunConfig longseq_cell_config(const RunConfig& base, int64_t length, const std::string& kind, int64_t steps,
+RunConfig longseq_cell_config(const RunConfig& base, int64_t length, AttentionKind kind, int64_t steps,
                               int64_t eval_tokens, const std::string& cell_dir);
-
 
 // Child side: trains one cell (memory limit applied first), catches out-of-memory, and returns the figures.
 LongseqCell run_longseq_cell(const RunConfig& config, uint64_t memory_limit, int64_t timing_warmup);
-// The child's one-line report on stdout ("longseq-cell ...") and its parser.
-std::string format_cell_line(const LongseqCell& cell);
-bool parse_cell_line(const std::string& output, LongseqCell& cell);
+// The child's report of a cell (status, note; figures tokens_per_second, peak_bytes, start_bytes, final_loss,
+// valid_perplexity, valid_accuracy, strict_perplexity, strict_accuracy, rows, steps: NaN all-masked figures
+// for a causal cell) and the parent's reading of it into the cell (an Error for a missing figure).
+CellReport longseq_cell_report(const LongseqCell& cell);
+void apply_longseq_report(const CellReport& report, LongseqCell& cell);
 
 // Runs the sweep (printing progress and the final table), writes results.csv and the plots; returns the cells.
 std::vector<LongseqCell> run_longseq(const RunConfig& base, const LongseqOptions& options);
