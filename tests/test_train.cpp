@@ -106,12 +106,12 @@ TEST(Optimizer, AdamWDecaysWeightMatricesOnlyNotBiasesOrNorms) {
 }
 
 TEST(Optimizer, ScheduleAndClipping) {
-  EXPECT_DOUBLE_EQ(learning_rate(0, 1.0, 4, 100, "constant"), 0.25);
-  EXPECT_DOUBLE_EQ(learning_rate(3, 1.0, 4, 100, "constant"), 1.0);
-  EXPECT_DOUBLE_EQ(learning_rate(50, 1.0, 4, 100, "constant"), 1.0);
-  EXPECT_NEAR(learning_rate(52, 1.0, 4, 100, "linear"), 0.5, 1e-12);
-  EXPECT_NEAR(learning_rate(52, 1.0, 4, 100, "cosine"), 0.5, 1e-12);
-  EXPECT_NEAR(learning_rate(100, 1.0, 4, 100, "cosine"), 0.0, 1e-12);
+  EXPECT_DOUBLE_EQ(learning_rate(0, 1.0, 4, 100, parse_schedule("constant")), 0.25);
+  EXPECT_DOUBLE_EQ(learning_rate(3, 1.0, 4, 100, parse_schedule("constant")), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate(50, 1.0, 4, 100, parse_schedule("constant")), 1.0);
+  EXPECT_NEAR(learning_rate(52, 1.0, 4, 100, parse_schedule("linear")), 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate(52, 1.0, 4, 100, parse_schedule("cosine")), 0.5, 1e-12);
+  EXPECT_NEAR(learning_rate(100, 1.0, 4, 100, parse_schedule("cosine")), 0.0, 1e-12);
   at::Tensor p = torch::zeros({3}).requires_grad_();
   p.mutable_grad() = torch::tensor({3.0f, 4.0f, 0.0f});
   EXPECT_NEAR(clip_grad_norm({{"p", p}}, 1.0), 5.0, 1e-6);

@@ -105,7 +105,7 @@ std::vector<SequenceScore> score_proteins(Encoder& model, const std::vector<std:
   std::vector<SequenceScore> scores(proteins.size());
   RowRunner runner(model, device, o.tokens_per_batch, o.train_frequencies, scores);
   const int64_t repeats = o.mode == EvalMode::kMasked ? std::max<int64_t>(1, o.repeats) : 1;
-  const MaskingOptions masking{o.mask_rate, o.strict ? 1.0 : 0.8, o.strict ? 0.0 : 0.1};
+  const MaskingOptions masking{o.mask_rate, o.strict ? 1.0 : o.mask_frac, o.strict ? 0.0 : o.random_frac};
   for (size_t p = 0; p < proteins.size(); ++p) {
     scores[p].accession = proteins[p].first;
     const std::vector<Token> ids = Alphabet::encode(proteins[p].second);  // <cls> residues <eos>

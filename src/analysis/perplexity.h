@@ -5,9 +5,9 @@
 // once and nothing is cut silently (a window sees only its own residues as context).
 //
 // Modes:
-//   masked  15% of the residues masked with a fixed seed (repeat r uses seed (seed, r)), averaged over
-//           `repeats`; two corruptions as in training's evaluation: standard (80% <mask>, 10% random,
-//           10% unchanged) and strict (all <mask>).
+//   masked  data.mask_rate (default 15%) of the residues masked with a fixed seed (repeat r uses seed (seed, r)), averaged over
+//           `repeats`; two corruptions as in training's evaluation: standard (the run's data.mask_frac <mask>,
+//           data.random_frac random, the rest unchanged; 80/10/10 by default) and strict (all <mask>).
 //   pseudo  pseudo-perplexity: every residue masked once, alone (a window of n residues becomes n rows).
 //   causal  for causal models: next-token perplexity of the residues (each predicted from its left context).
 // Perplexity = exp(total cross-entropy / scored residues), over the full 33-token softmax.
@@ -41,7 +41,9 @@ struct PerplexityOptions {
   bool strict = false;          // masked mode: all selected residues -> <mask>
   int64_t repeats = 1;
   uint64_t seed = 1234;
-  double mask_rate = 0.15;
+  double mask_rate = 0.15;    // the run's data.mask_rate, mask_frac and random_frac (`performer eval` sets them
+  double mask_frac = 0.8;     // from the checkpoint's config)
+  double random_frac = 0.1;
   int64_t tokens_per_batch = 16384;
   std::vector<double> train_frequencies;  // 33 entries, for the unigram baseline; may be empty
 };

@@ -36,6 +36,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/names.h"
 #include "util/text.h"
 
 namespace performer::cli {
@@ -332,7 +333,7 @@ std::vector<at::Tensor> residue_maps(Encoder& model, const std::vector<Token>& i
 
 int run_attention(const AttentionArgs& a) {
   const SubstitutionMatrix blosum = read_substitution_matrix(a.blosum);  // a bad matrix file fails before any work
-  const torch::Device device = resolve_device(a.device);
+  const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
   if (c.model.causal) throw Error("attention: the substitution-matrix analysis expects a bidirectional model");
@@ -398,7 +399,9 @@ void add_attention(CLI::App& app, Action& run) {
                   "use the first N residues of each protein (default: the model's max_len - 2)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--blosum", a->blosum, "substitution matrix in NCBI text format")->capture_default_str();
-  cmd->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
+  cmd->add_option("--device", a->device, join_choices(device_choice_names()))
+      ->check(CLI::IsMember(device_choice_names()))
+      ->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed of the residue shuffles (null model)")->capture_default_str();
   cmd->add_option("--threshold", a->threshold, "high-confidence attention for the target-share measure (Vig et al.: 0.3)")
       ->check(CLI::Range(0.0, 1.0))

@@ -27,6 +27,7 @@
 #include "model/linear_attention.h"
 #include "util/device.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/process.h"
 #include "util/text.h"
 
@@ -165,8 +166,7 @@ CellResult measure_in_child(const CellSpec& s, uint64_t limit) {
 
 // --device: whether the sweep runs on CUDA (auto: when a device is available).
 bool use_cuda(const std::string& device) {
-  const bool cuda = device == "cuda" || (device == "auto" && torch::cuda::is_available());
-  if (device == "cuda" && !torch::cuda::is_available()) throw Error("--device cuda: no CUDA device is available");
+  const bool cuda = resolve_device(device, "--device").is_cuda();
 #ifndef PERFORMER_CUDA
   if (cuda) throw Error("--device cuda: this build of performer has no CUDA support");
 #endif
@@ -239,10 +239,10 @@ int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& length
 
 // The options the sweep and its child share (the child gets them on its command line).
 void add_cell_options(CLI::App* c, CellSpec& spec, std::string& limit) {
-  c->add_option("--batch", spec.B, "batch size")->capture_default_str();
-  c->add_option("--heads", spec.H, "heads")->capture_default_str();
-  c->add_option("--dim", spec.d, "head dimension")->capture_default_str();
-  c->add_option("--features", spec.m, "random features m")->capture_default_str();
+  c->add_option("--batch", spec.B, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--heads", spec.H, "heads")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--dim", spec.d, "head dimension")->check(CLI::PositiveNumber)->capture_default_str();
+  c->add_option("--features", spec.m, "random features m")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--repeats", spec.repeats, "timed runs per cell (median)")->capture_default_str();
   c->add_option("--warmup", spec.warmup, "untimed runs per cell")->capture_default_str();
   c->add_flag("--causal", spec.causal, "causal (unidirectional) attention");
@@ -273,7 +273,7 @@ void add_bench_attention_cell(CLI::App& bench, Action& run, std::shared_ptr<Cell
 void add_bench_attention(CLI::App& bench, Action& run) {
   auto spec = std::make_shared<CellSpec>();
   auto lengths = std::make_shared<std::string>("512,1024,2048,4096,8192,16384");
-  auto kinds = std::make_shared<std::string>("exact,favor-softmax,favor-relu");
+  auto kinds = std::make_shared<std::string>(join(attention_kind_names(), ","));
   auto device = std::make_shared<std::string>("auto");
   auto csv = std::make_shared<std::string>();
   auto limit = std::make_shared<std::string>();
@@ -281,7 +281,7 @@ void add_bench_attention(CLI::App& bench, Action& run) {
   add_cell_options(cmd, *spec, *limit);
   cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths")->capture_default_str();
   cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
-  cmd->add_option("--device", *device, "cpu | cuda | auto")->capture_default_str();
+  cmd->add_option("--device", *device, join_choices(device_choice_names()))->capture_default_str();
   cmd->add_option("--csv", *csv, "also write the table as CSV to this file");
   cmd->callback([&run, spec, lengths, kinds, device, csv, limit] {
     run = [spec, lengths, kinds, device, csv, limit] {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +23,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/names.h"
 
 namespace performer::cli {
 
@@ -108,7 +110,7 @@ void write_outputs(const std::string& out, const EvalArgs& a, const PerplexityOp
                    const std::vector<SequenceScore>& primary,
                    const std::vector<std::pair<std::string, PerplexitySummary>>& results) {
   std::filesystem::create_directories(out);
-  std::ofstream tsv(std::filesystem::path(out) / "per_sequence.tsv");
+  std::ostringstream tsv;
   tsv << "accession\tlength\tscored\tloss\tperplexity\taccuracy\n";
   for (auto& s : primary) {
     if (s.scored == 0) continue;
@@ -122,22 +124,20 @@ void write_outputs(const std::string& out, const EvalArgs& a, const PerplexityOp
                       {"left_out_training_overlap", overlap},
                       {"uniform_perplexity", CorpusStats::kUniformPerplexity}};
   for (auto& [name, s] : results) j[name] = json_summary(s);
-  AtomicFile file((std::filesystem::path(out) / "summary.json").string());
-  {
-    std::ofstream json(file.temporary());
-    json << j.dump(2) << "\n";
-    if (!json.flush()) throw Error(file.path() + ": cannot write");
-  }
-  file.commit();
+  write_text_file((std::filesystem::path(out) / "per_sequence.tsv").string(), tsv.str());
+  write_text_file((std::filesystem::path(out) / "summary.json").string(), j.dump(2) + "\n");
   std::printf("wrote %s/per_sequence.tsv and %s/summary.json\n", out.c_str(), out.c_str());
 }
 
 int run_eval(const EvalArgs& a) {
   if (a.inputs.empty() == a.corpus.empty()) throw Error("eval: give either --input FILE... or --corpus corpus.h5");
-  const torch::Device device = resolve_device(a.device);
+  const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
   PerplexityOptions po = a.perplexity;
+  po.mask_rate = c.data.mask_rate;  // the run's masking
+  po.mask_frac = c.data.mask_frac;
+  po.random_frac = c.data.random_frac;
   po.mode = a.mode == "auto" ? (c.model.causal ? EvalMode::kCausal : EvalMode::kMasked) : parse_eval_mode(a.mode);
   check_mode(po.mode, c.model.causal);
   Proteins proteins = read_proteins(a);
@@ -161,7 +161,7 @@ int run_eval(const EvalArgs& a) {
     results.emplace_back("masked_all", summarize(score_proteins(model, proteins, strict, device)));
   }
   for (auto& [name, s] : results) {
-    const std::string label = name == "masked"       ? "masked (80/10/10)"
+    const std::string label = name == "masked"       ? "masked (standard)"
                               : name == "masked_all" ? "masked (all <mask>)"
                               : name == "pseudo"     ? "pseudo-perplexity"
                                                      : "next-token (causal)";
@@ -195,7 +195,9 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_option("--train-corpus", a->train_corpus, "training corpus: unigram baseline and overlap removal "
                                                       "(default: the run's corpus.h5)");
   cmd->add_flag("--keep-train-overlap", a->keep_overlap, "do not leave out proteins identical to training proteins");
-  cmd->add_option("--device", a->device, "auto | cpu | cuda")->capture_default_str();
+  cmd->add_option("--device", a->device, join_choices(device_choice_names()))
+      ->check(CLI::IsMember(device_choice_names()))
+      ->capture_default_str();
   cmd->add_option("--out", a->out, "folder for per_sequence.tsv and summary.json");
   cmd->callback([&run, a] { run = [a] { return run_eval(*a); }; });
 }

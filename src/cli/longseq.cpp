@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "experiments/longseq.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/process.h"
 #include "util/text.h"
 
@@ -52,7 +53,7 @@ void add_longseq_sweep(CLI::App& app, Action& run) {
   auto config = std::make_shared<std::string>();
   auto sets = std::make_shared<std::vector<std::string>>();
   auto lengths = std::make_shared<std::string>("1024,2048,4096,8192,16384");
-  auto kinds = std::make_shared<std::string>("exact,favor-softmax,favor-relu");
+  auto kinds = std::make_shared<std::string>(join(attention_kind_names(), ","));
   auto limit = std::make_shared<std::string>();
   auto opts = std::make_shared<LongseqOptions>();
   auto no_predict = std::make_shared<bool>(false);

@@ -21,7 +21,7 @@ void check_options(const BatchOptions& o) {
 std::vector<size_t> split_ids(const Corpus& corpus, Split split) {
   auto ids = corpus.indices(split);
   if (ids.empty())
-    throw Error(corpus.path() + ": the " + std::string(split_name(split)) + " split has no sequences");
+    throw Error(corpus.path() + ": the " + split_name(split) + " split has no sequences");
   return ids;
 }
 }  // namespace

@@ -5,25 +5,19 @@
 
 #include "io/hdf5.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/hash.h"
 
 namespace performer {
 
-const char* split_name(Split s) {
-  switch (s) {
-    case Split::kTrain: return "train";
-    case Split::kValid: return "valid";
-    case Split::kTest: return "test";
-  }
-  return "?";
+const std::vector<std::string>& split_names() {
+  static const std::vector<std::string> names{"train", "valid", "test"};
+  return names;
 }
 
-Split parse_split(const std::string& s) {
-  if (s == "train") return Split::kTrain;
-  if (s == "valid") return Split::kValid;
-  if (s == "test") return Split::kTest;
-  throw Error("split '" + s + "': expected train, valid or test");
-}
+std::string split_name(Split s) { return name_of(s, split_names()); }
+
+Split parse_split(const std::string& s) { return parse_name<Split>(s, split_names(), "split"); }
 
 Split assign_split(const std::string& key, double valid_frac, double test_frac, uint64_t seed) {
   double u = static_cast<double>(hash64(key, seed) >> 11) * 0x1.0p-53;

@@ -20,8 +20,9 @@ namespace performer {
 
 enum class Split : uint8_t { kTrain = 0, kValid = 1, kTest = 2 };
 constexpr int kNumSplits = 3;
-const char* split_name(Split s);
-Split parse_split(const std::string& s);  // "train" | "valid" | "test"
+const std::vector<std::string>& split_names();  // "train", "valid", "test" (the values of /split)
+std::string split_name(Split s);
+Split parse_split(const std::string& s);
 
 // Which split a sequence belongs to, from a hash of its key (accession, or sequence under dedup): the
 // same key lands in the same split whatever the file order, the run or the machine.

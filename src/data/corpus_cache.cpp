@@ -15,9 +15,13 @@ namespace performer {
 
 namespace fs = std::filesystem;
 
+void require_training_data(const std::string& source) {
+  if (!fs::exists(source))
+    throw Error(source + ": data.train does not exist (run scripts/get-data.sh for the real data sets)");
+}
+
 std::string prepared_corpus(const CorpusSource& s) {
-  if (!fs::exists(s.source))
-    throw Error(s.source + ": data.train does not exist (run scripts/get-data.sh for the real data sets)");
+  require_training_data(s.source);
   if (h5::is_hdf5(s.source)) return s.source;  // a prepared corpus (checked when loaded)
   struct stat st {};
   ::stat(s.source.c_str(), &st);

@@ -13,6 +13,9 @@ struct CorpusSource {
   bool dedup = false;
 };
 
+// Throws Error unless the training data `source` exists (named, with where the real data comes from).
+void require_training_data(const std::string& source);
+
 // The path of the prepared corpus (source or cache); prepares the cache when needed (a line on stdout).
 std::string prepared_corpus(const CorpusSource& s);
 

@@ -3,9 +3,9 @@
 // positions would learn to copy its (visible) input.
 //
 // Masked-language-model corruption (BERT/ESM recipe). Of the residue positions (never <cls>, <eos>,
-// <pad> or other special tokens) each is selected with probability `rate` (15%); a selected position is
-// replaced by <mask> with probability 80%, by a uniformly random standard amino acid with 10%, and kept
-// with 10%. Labels hold the original token at selected positions and -100 (ignored) elsewhere.
+// <pad> or other special tokens) each is selected with probability `rate` (data.mask_rate, 15% by default);
+// a selected position is replaced by <mask> with probability mask_frac (80%), by a uniformly random
+// standard amino acid with random_frac (10%), and kept otherwise (10%). Labels hold the original token at selected positions and -100 (ignored) elsewhere.
 // The result is a pure function of (tokens, options, seed): evaluation and resume rely on that.
 #pragma once
 #include <cstdint>

@@ -204,7 +204,7 @@ void write_attributes(hid_t file, const PrepareOptions& o) {
   for (auto& p : o.inputs) sources.push_back(std::filesystem::absolute(p).string());
   h5::write_attr(file, "sources", sources);
   h5::write_attr(file, "split_key", o.dedup ? "sequence" : "accession");
-  h5::write_attr(file, "split_names", std::vector<std::string>{"train", "valid", "test"});
+  h5::write_attr(file, "split_names", split_names());
   h5::write_attr(file, "valid_frac", o.valid_frac);
   h5::write_attr(file, "test_frac", o.test_frac);
   h5::write_attr(file, "split_seed", static_cast<int64_t>(o.split_seed));

@@ -6,6 +6,7 @@
 
 #include "data/alphabet.h"
 #include "util/error.h"
+#include "util/names.h"
 
 namespace performer {
 
@@ -74,17 +75,22 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 
 }  // namespace
 
+const std::vector<std::string>& unknown_policy_names() {
+  static const std::vector<std::string> names{"error", "map", "skip"};
+  return names;
+}
+
 UnknownResiduePolicy parse_unknown_policy(const std::string& s) {
-  if (s == "error") return UnknownResiduePolicy::kError;
-  if (s == "map") return UnknownResiduePolicy::kMapToX;
-  if (s == "skip") return UnknownResiduePolicy::kSkipRecord;
-  throw Error("unknown-residue policy '" + s + "': expected error, map or skip");
+  return parse_name<UnknownResiduePolicy>(s, unknown_policy_names(), "unknown-residue policy");
+}
+
+const std::vector<std::string>& empty_policy_names() {
+  static const std::vector<std::string> names{"error", "skip"};
+  return names;
 }
 
 EmptyRecordPolicy parse_empty_policy(const std::string& s) {
-  if (s == "error") return EmptyRecordPolicy::kError;
-  if (s == "skip") return EmptyRecordPolicy::kSkip;
-  throw Error("empty-record policy '" + s + "': expected error or skip");
+  return parse_name<EmptyRecordPolicy>(s, empty_policy_names(), "empty-record policy");
 }
 
 std::string parse_accession(std::string_view header) {

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "data/line_reader.h"
 
@@ -22,8 +23,10 @@ enum class UnknownResiduePolicy { kError, kMapToX, kSkipRecord };
 enum class EmptyRecordPolicy { kError, kSkip };
 enum class SequenceFormat { kFasta, kUniProt };
 
-UnknownResiduePolicy parse_unknown_policy(const std::string& s);  // "error" | "map" | "skip"
-EmptyRecordPolicy parse_empty_policy(const std::string& s);       // "error" | "skip"
+const std::vector<std::string>& unknown_policy_names();  // "error", "map", "skip"
+UnknownResiduePolicy parse_unknown_policy(const std::string& s);
+const std::vector<std::string>& empty_policy_names();    // "error", "skip"
+EmptyRecordPolicy parse_empty_policy(const std::string& s);
 
 struct ReaderOptions {
   UnknownResiduePolicy unknown = UnknownResiduePolicy::kMapToX;

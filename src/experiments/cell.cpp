@@ -12,6 +12,7 @@
 
 #include "util/error.h"
 #include "util/files.h"
+#include "util/names.h"
 #include "util/text.h"
 
 namespace performer {
@@ -19,13 +20,6 @@ namespace performer {
 namespace fs = std::filesystem;
 
 namespace {
-
-struct StatusName {
-  CellStatus status;
-  const char* name;
-};
-constexpr StatusName kStatusNames[] = {
-    {CellStatus::kOk, "ok"}, {CellStatus::kOom, "OOM"}, {CellStatus::kTimeout, "TIMEOUT"}, {CellStatus::kError, "error"}};
 
 // A report path of this process that no other run shares: <tmp>/performer-cell-<pid>-<n>.yaml.
 std::string temporary_report_path() {
@@ -55,17 +49,14 @@ CellReport verdict(const ChildResult& child, double timeout_seconds) {
 
 }  // namespace
 
-std::string cell_status_name(CellStatus status) {
-  for (const auto& s : kStatusNames)
-    if (s.status == status) return s.name;
-  throw Error("cell status " + std::to_string(static_cast<int>(status)) + ": not a status");
+const std::vector<std::string>& cell_status_names() {
+  static const std::vector<std::string> names{"ok", "OOM", "TIMEOUT", "error"};
+  return names;
 }
 
-CellStatus parse_cell_status(const std::string& name) {
-  for (const auto& s : kStatusNames)
-    if (name == s.name) return s.status;
-  throw Error("cell status '" + name + "': expected ok, OOM, TIMEOUT or error");
-}
+std::string cell_status_name(CellStatus status) { return name_of(status, cell_status_names()); }
+
+CellStatus parse_cell_status(const std::string& name) { return parse_name<CellStatus>(name, cell_status_names(), "cell status"); }
 
 double CellReport::figure(const std::string& name) const {
   const auto it = figures.find(name);

@@ -27,6 +27,7 @@ namespace performer {
 enum class CellStatus { kOk, kOom, kTimeout, kError };
 
 // "ok" | "OOM" | "TIMEOUT" | "error" (also the names in results.csv and the printed tables).
+const std::vector<std::string>& cell_status_names();  // "ok", "OOM", "TIMEOUT", "error"
 std::string cell_status_name(CellStatus status);
 // The inverse of cell_status_name; anything else is an Error naming the text.
 CellStatus parse_cell_status(const std::string& name);

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "data/corpus_cache.h"
 #include "io/plot.h"
 #include "train/memory.h"
 #include "train/trainer.h"
@@ -425,8 +426,7 @@ Sweep prepare_sweep(const RunConfig& base_in, const LongseqOptions& o) {
   s.base = base_in;
   s.base.output.dir = o.out;
   s.base.data.concat = true;
-  if (!fs::exists(s.base.data.train))
-    throw Error(s.base.data.train + ": data.train does not exist (run scripts/get-data.sh for the real data sets)");
+  require_training_data(s.base.data.train);  // before the output folder is made
   s.device = resolve_device(s.base.runtime.device);
   s.device_name = s.device.is_cuda() ? "cuda" : "cpu";
   s.limit = cell_memory_limit(s.device, o.memory_limit);

@@ -24,7 +24,8 @@ AttentionKind parse_attention_kind(const std::string& s) {
 std::string attention_kind_name(AttentionKind k) { return name_of(k, attention_kind_names()); }
 
 SelfAttentionImpl::SelfAttentionImpl(const AttentionOptions& o) : options_(o) {
-  // The options are checked once, where they come from (EncoderConfig::validate, bench attention's flags).
+  // Precondition, checked where the options come from (the config schema and EncoderConfig::validate):
+  // heads >= 1 dividing d_model, features >= 1.
   d_head_ = o.d_model / o.heads;
   q_proj = register_module("q_proj", torch::nn::Linear(o.d_model, o.d_model));
   k_proj = register_module("k_proj", torch::nn::Linear(o.d_model, o.d_model));

@@ -21,20 +21,14 @@ PositionKind parse_position_kind(const std::string& s) { return parse_name<Posit
 std::string position_kind_name(PositionKind p) { return name_of(p, position_kind_names()); }
 
 void EncoderConfig::validate() const {
+  // The rules between fields. Each field's own range (layers >= 1, dropout in [0, 1), ...) is checked where
+  // the value is read: the config schema (train/config.cpp), with the file and line.
   auto need = [](bool ok, const std::string& key, const std::string& what) {
-    if (!ok) throw SettingError(key, key + " " + what);
+    if (!ok) throw SettingError(key, key + what);
   };
-  need(layers >= 1, "model.layers", "must be at least 1");
-  need(heads >= 1, "model.heads", "must be at least 1");
-  need(d_model >= 1 && d_model % heads == 0, "model.d_model", "must be a positive multiple of model.heads");
-  need(d_ff >= 1, "model.d_ff", "must be at least 1");
-  need(features >= 1, "model.features", "must be at least 1");
-  need(redraw_interval >= 0, "model.redraw_interval", "must be >= 0 (0 = never)");
-  need(dropout >= 0 && dropout < 1, "model.dropout", "must be in [0, 1)");
-  need(max_len >= 3, "model.max_len", "must be at least 3");
+  need(heads >= 1 && d_model % heads == 0, "model.d_model", " must be a positive multiple of model.heads");
   need(positions != PositionKind::kRotary || (d_model / heads) % 2 == 0, "model.positions",
-       "rotary needs an even head dimension (model.d_model / model.heads)");
-  need(causal_chunk >= 1, "model.causal_chunk", "must be at least 1");
+       ": rotary needs an even head dimension (model.d_model / model.heads)");
 }
 
 std::string EncoderConfig::describe() const {

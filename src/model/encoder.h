@@ -44,7 +44,7 @@ struct EncoderConfig {
   int64_t causal_chunk = 128;
   uint64_t seed = 0;               // initialization and feature draws
 
-  void validate() const;           // throws Error naming the bad field
+  void validate() const;           // rules between fields; throws SettingError naming the key
   std::string describe() const;    // one line
 };
 

@@ -19,9 +19,20 @@
 #include <sstream>
 #include <variant>
 
+#include "util/device.h"
 #include "util/error.h"
+#include "util/names.h"
 
 namespace performer {
+
+const std::vector<std::string>& precision_names() {
+  static const std::vector<std::string> names{"fp32", "bf16"};
+  return names;
+}
+
+Precision parse_precision(const std::string& s) { return parse_name<Precision>(s, precision_names(), "runtime.precision"); }
+
+std::string precision_name(Precision p) { return name_of(p, precision_names()); }
 
 namespace {
 
@@ -211,8 +222,9 @@ void train_keys(std::vector<Key>& k) {
                         "decoupled weight decay (AdamW), on matrices only"));
   k.push_back(int_key("train.warmup_steps", &R::train, &T::warmup_steps, 0, kNoMax,
                       "steps of linear warm-up from 0 to train.lr"));
-  k.push_back(choice_key("train.schedule", &R::train, &T::schedule, {"constant", "linear", "cosine"},
-                         "after warm-up: constant, or linear / cosine decay to 0 at train.steps"));
+  k.push_back(enum_key("train.schedule", schedule_names(), [](const R& c) { return schedule_name(c.train.schedule); },
+                       [](R& c, const std::string& s) { c.train.schedule = parse_schedule(s); },
+                       "after warm-up: constant, or linear / cosine decay to 0 at train.steps"));
   k.push_back(int_key("train.steps", &R::train, &T::steps, 1, kNoMax, "optimizer steps"));
   k.push_back(int_key("train.tokens_per_step", &R::train, &T::tokens_per_step, 0, kNoMax,
                       "gradient accumulation target in real tokens; 0 = one batch per step"));
@@ -238,13 +250,14 @@ void eval_output_runtime_keys(std::vector<Key>& k) {
                       "checkpoints kept (older ones are deleted)"));
   k.push_back(int_key("output.log_every", &R::output, &O::log_every, 1, kNoMax, "steps between log lines"));
   // runtime
-  k.push_back(choice_key("runtime.device", &R::runtime, &X::device, {"auto", "cpu", "cuda"},
+  k.push_back(choice_key("runtime.device", &R::runtime, &X::device, device_choice_names(),
                          "auto (CUDA when available, else CPU), cpu or cuda"));
   k.push_back(int_key("runtime.threads", &R::runtime, &X::threads, 0, 4096, "CPU threads; 0 = all cores (the global --threads flag, when given, wins)"));
   k.push_back(uint_key("runtime.seed", &R::runtime, &X::seed,
                        "seed of model init, data order, masking and features (also the model seed)"));
-  k.push_back(choice_key("runtime.precision", &R::runtime, &X::precision, {"fp32", "bf16"},
-                         "fp32, or bf16 autocast on CUDA"));
+  k.push_back(enum_key("runtime.precision", precision_names(), [](const R& c) { return precision_name(c.runtime.precision); },
+                       [](R& c, const std::string& s) { c.runtime.precision = parse_precision(s); },
+                       "fp32, or bf16 autocast on CUDA"));
 }
 
 const std::vector<Key>& schema() {
@@ -296,12 +309,6 @@ std::string shown(const std::string& s) {
     else out += c;
   }
   if (out.size() > 80) out = out.substr(0, 77) + "...";
-  return out;
-}
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
   return out;
 }
 

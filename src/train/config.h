@@ -10,8 +10,15 @@
 #include <vector>
 
 #include "model/encoder.h"
+#include "train/optimizer.h"
 
 namespace performer {
+
+// Arithmetic of the forward and backward passes: float32, or bfloat16 autocast on CUDA (float32 master weights).
+enum class Precision { kFp32, kBf16 };
+const std::vector<std::string>& precision_names();  // "fp32", "bf16"
+Precision parse_precision(const std::string& s);
+std::string precision_name(Precision p);
 
 struct DataConfig {
   std::string train = "data/trembl-sample/DB.fasta.gz";  // prepared corpus (.h5) or FASTA/UniProt file
@@ -23,7 +30,7 @@ struct DataConfig {
   bool concat = false;            // TrEMBL-concat mode: proteins joined and cut into max_len chunks
   double mask_rate = 0.15;
   double mask_frac = 0.8;         // training corruption of selected tokens: <mask> / random / unchanged
-  double random_frac = 0.1;       // (evaluation always uses <mask> for every selected token)
+  double random_frac = 0.1;       // (evaluation reports these and the all-<mask> corruption)
   int64_t bucket_window = 4096;
   int64_t prefetch = 4;
 };
@@ -35,7 +42,7 @@ struct TrainConfig {
   double eps = 1e-9;
   double weight_decay = 0.1;      // decoupled (AdamW), on matrices only (not biases, norms, embeddings' bias)
   int64_t warmup_steps = 1000;
-  std::string schedule = "constant";  // constant | linear | cosine (after warm-up, to 0 at train.steps)
+  Schedule schedule = Schedule::kConstant;  // after warm-up (to 0 at train.steps for linear and cosine)
   int64_t steps = 10000;          // optimizer steps
   int64_t tokens_per_step = 0;    // gradient accumulation target in real tokens; 0 = one batch per step
   double grad_clip = 0.5;         // max global grad norm; 0 = off
@@ -60,7 +67,7 @@ struct RuntimeConfig {
   std::string device = "auto";    // auto | cpu | cuda
   int64_t threads = 0;            // 0 = all cores
   uint64_t seed = 0;              // model init, data order, masking, features (derived per use)
-  std::string precision = "fp32"; // fp32 | bf16 (CUDA autocast, LibTorch >= 2.4)
+  Precision precision = Precision::kFp32;  // bf16: CUDA autocast, LibTorch >= 2.4
 };
 
 struct RunConfig {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/names.h"
 
 namespace performer {
 
@@ -54,14 +55,22 @@ double clip_grad_norm(const std::vector<std::pair<std::string, at::Tensor>>& par
   return total;
 }
 
-double learning_rate(int64_t step, double peak, int64_t warmup_steps, int64_t total_steps, const std::string& schedule) {
+const std::vector<std::string>& schedule_names() {
+  static const std::vector<std::string> names{"constant", "linear", "cosine"};
+  return names;
+}
+
+Schedule parse_schedule(const std::string& s) { return parse_name<Schedule>(s, schedule_names(), "train.schedule"); }
+
+std::string schedule_name(Schedule s) { return name_of(s, schedule_names()); }
+
+double learning_rate(int64_t step, double peak, int64_t warmup_steps, int64_t total_steps, Schedule schedule) {
   if (warmup_steps > 0 && step < warmup_steps) return peak * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
-  if (schedule == "constant") return peak;
+  if (schedule == Schedule::kConstant) return peak;
   const double span = static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));
   const double t = std::min(1.0, static_cast<double>(step - warmup_steps) / span);
-  if (schedule == "linear") return peak * (1.0 - t);
-  if (schedule == "cosine") return peak * 0.5 * (1.0 + std::cos(M_PI * t));
-  throw Error("train.schedule '" + schedule + "': expected constant, linear or cosine");
+  if (schedule == Schedule::kLinear) return peak * (1.0 - t);
+  return peak * 0.5 * (1.0 + std::cos(M_PI * t));  // cosine
 }
 
 }  // namespace performer

@@ -43,6 +43,12 @@ double clip_grad_norm(const std::vector<std::pair<std::string, at::Tensor>>& par
 
 // Learning rate at an optimizer step (0-based): linear warm-up over warmup_steps, then constant, linear
 // decay to 0 at total_steps, or cosine decay to 0 at total_steps.
-double learning_rate(int64_t step, double peak, int64_t warmup_steps, int64_t total_steps, const std::string& schedule);
+// The learning rate after warm-up: constant, or decaying linearly or along a half cosine to 0 at the last step.
+enum class Schedule { kConstant, kLinear, kCosine };
+const std::vector<std::string>& schedule_names();  // "constant", "linear", "cosine"
+Schedule parse_schedule(const std::string& s);
+std::string schedule_name(Schedule s);
+
+double learning_rate(int64_t step, double peak, int64_t warmup_steps, int64_t total_steps, Schedule schedule);
 
 }  // namespace performer

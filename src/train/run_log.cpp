@@ -36,13 +36,7 @@ void keep_csv_rows_up_to(const std::string& path, const std::string& header, int
     if (row_step <= step) kept += line + "\n";
   }
   in.close();
-  AtomicFile file(path);
-  {
-    std::ofstream out(file.temporary(), std::ios::trunc);
-    out << kept;
-    if (!out.flush()) throw Error(file.temporary() + ": cannot write (disk full?)");
-  }
-  file.commit();
+  write_text_file(path, kept);
 }
 
 // Opens a CSV for appending rows; a new (or empty) file gets the header, written through at once.

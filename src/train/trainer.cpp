@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #ifdef PERFORMER_CUDA
-#include <c10/cuda/CUDACachingAllocator.h>
 #include <torch/cuda.h>
 #endif
 
@@ -20,7 +19,6 @@
 #include "data/loader.h"
 #include "data/corpus_cache.h"
 #include "train/checkpoint.h"
-#include "io/hdf5.h"
 #include "model/loss.h"
 #include "train/evaluate.h"
 #include "train/memory.h"
@@ -32,8 +30,6 @@
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/device.h"
-#include "util/process.h"
-#include "util/text.h"
 
 namespace performer {
 
@@ -67,8 +63,8 @@ LoaderOptions loader_options(const DataConfig& d, bool causal, uint64_t seed) {
   return lo;
 }
 
-void set_autocast(const torch::Device& device, const std::string& precision, bool on) {
-  if (precision != "bf16") return;
+void set_autocast(const torch::Device& device, Precision precision, bool on) {
+  if (precision != Precision::kBf16) return;
   if (!device.is_cuda())
     throw Error("runtime.precision bf16 is for CUDA (bfloat16 autocast); on CPU use --set runtime.precision=fp32");
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
@@ -134,7 +130,7 @@ struct StepOutcome {
   bool got_batch = false;
 };
 
-StepOutcome forward_backward(Encoder& model, DataLoader& loader, int64_t tokens_per_step, const std::string& precision,
+StepOutcome forward_backward(Encoder& model, DataLoader& loader, int64_t tokens_per_step, Precision precision,
                              const torch::Device& device) {
   StepOutcome o;
   double total = 0;  // micro-batch losses are backpropagated one by one, as sums
@@ -162,7 +158,7 @@ StepOutcome forward_backward(Encoder& model, DataLoader& loader, int64_t tokens_
 
 // One optimizer step: forward/backward, clipping, the update at the scheduled rate (skipped when the loss
 // or the gradient is not finite), then the feature redraw due at the new step.
-StepRecord train_step(Session& s, DataLoader& loader, const TrainConfig& t, const std::string& precision,
+StepRecord train_step(Session& s, DataLoader& loader, const TrainConfig& t, Precision precision,
                       TrainState& state) {
   const auto t0 = Clock::now();
   s.optimizer.zero_grad();
@@ -375,7 +371,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   check_run_folder(c, opt, start_over);
 
   const std::string moved = start_over ? move_run_aside(c.output.dir) : "";
-  std::ofstream(fs::path(c.output.dir) / "config.yaml") << state.config_yaml;
+  write_text_file((fs::path(c.output.dir) / "config.yaml").string(), state.config_yaml);
   RunLog log(c.output.dir, start.resumed_from.empty() ? -1 : state.step, c.train.steps, c.output.log_every,
              opt.progress_bar);
   log_start(log, c, opt, s, start, moved);

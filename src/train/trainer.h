@@ -5,8 +5,8 @@
 // over the predicted positions (masked residues; or every residue and <eos> of a causal model) and divided
 // by their count, gradient clipping, AdamW at the scheduled rate, then a feature redraw when due. Every
 // eval.every steps: perplexity/accuracy on a fixed sample of the valid split (masked, standard and
-// all-masked; or next-token over the residues for causal models) beside the unigram baseline. Checkpoints (io/checkpoint.h) every output.checkpoint_every
-// steps, at the end, on SIGINT/SIGTERM (after the current step), at train.max_minutes, and when
+// all-masked; or next-token over the residues for causal models) beside the unigram baseline.
+// Checkpoints (train/checkpoint.h) every output.checkpoint_every steps, at the end, on SIGINT/SIGTERM (after the current step), at train.max_minutes, and when
 // train.max_bad_steps consecutive steps had a NaN/Inf loss or gradient (those steps are skipped).
 // The run folder holds config.yaml, train.log, metrics.csv (one row per step), eval.csv, ckpt-*.h5, best.h5.
 #pragma once
@@ -33,7 +33,7 @@ struct TrainOptions {
 struct TrainResult {
   int64_t step = 0;
   int64_t tokens_seen = 0;
-  double train_loss = 0;          // mean over the last log window
+  double train_loss = 0;          // mean over the last log window (NaN before the first log line)
   double tokens_per_second = 0;   // real tokens / training wall time (eval and checkpoints excluded)
   double steady_tokens_per_second = 0;  // the same after the first TrainOptions::timing_warmup steps
   double start_bytes = 0;         // memory in use before the first step (CPU: RSS; CUDA: allocated)

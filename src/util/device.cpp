@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "util/error.h"
+#include "util/names.h"
 #include "util/process.h"
 
 namespace performer {
@@ -39,14 +40,21 @@ uint64_t cgroup_memory_limit() {
 
 }  // namespace
 
-c10::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return c10::kCPU;
-  if (name == "cuda") {
-    if (!torch::cuda::is_available()) throw Error("runtime.device cuda: no CUDA device is available (use cpu or auto)");
-    return c10::kCUDA;
+const std::vector<std::string>& device_choice_names() {
+  static const std::vector<std::string> names{"auto", "cpu", "cuda"};
+  return names;
+}
+
+c10::Device resolve_device(const std::string& name, const std::string& what) {
+  enum class Choice { kAuto, kCpu, kCuda };
+  switch (parse_name<Choice>(name, device_choice_names(), what)) {
+    case Choice::kCpu: return c10::kCPU;
+    case Choice::kCuda:
+      if (!torch::cuda::is_available()) throw Error(what + " cuda: no CUDA device is available (use cpu or auto)");
+      return c10::kCUDA;
+    case Choice::kAuto: break;
   }
-  if (name == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
-  throw Error("runtime.device '" + name + "': expected auto, cpu or cuda");
+  return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
 }
 
 uint64_t device_memory_bytes(const c10::Device& device) {

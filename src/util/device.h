@@ -3,14 +3,17 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <c10/core/Device.h>
 
 namespace performer {
 
-// "auto" (CUDA when available, else CPU), "cpu" or "cuda"; throws Error for anything else, or for "cuda"
-// without a CUDA device.
-c10::Device resolve_device(const std::string& name);
+// The device choices of runtime.device and --device: "auto" (CUDA when available, else CPU), "cpu", "cuda".
+const std::vector<std::string>& device_choice_names();
+// The device a choice names; throws Error for another name (`what`: the option, for the message), or for
+// "cuda" without a CUDA device.
+c10::Device resolve_device(const std::string& name, const std::string& what = "runtime.device");
 
 // Memory a run on `device` can use, in bytes. CUDA: the device's total memory. CPU: physical memory,
 // lowered to the cgroup limit (containers) and the address-space limit (ulimit -v) when those are set.

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include "util/error.h"
@@ -45,6 +46,16 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::commit() {
   rename_durably(temporary_, path_);
   committed_ = true;
+}
+
+void write_text_file(const std::string& path, const std::string& text) {
+  AtomicFile file(path);
+  {
+    std::ofstream out(file.temporary(), std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw Error(file.temporary() + ": cannot write (disk full?)");
+  }
+  file.commit();
 }
 
 int remove_stale_temporaries(const std::string& dir) {

@@ -31,6 +31,9 @@ class AtomicFile {
   bool committed_ = false;
 };
 
+// Writes `text` to `path` whole or not at all (AtomicFile); throws Error naming the path.
+void write_text_file(const std::string& path, const std::string& text);
+
 // Removes the "*.tmp-<pid>" files in `dir` whose process is gone; returns how many.
 int remove_stale_temporaries(const std::string& dir);
 

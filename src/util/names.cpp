@@ -8,4 +8,10 @@ std::string join_choices(const std::vector<std::string>& names) {
   return out;
 }
 
+std::string join(const std::vector<std::string>& names, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) out += (i == 0 ? "" : separator) + names[i];
+  return out;
+}
+
 }  // namespace performer

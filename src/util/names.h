@@ -10,6 +10,8 @@ namespace performer {
 
 // "a, b or c".
 std::string join_choices(const std::vector<std::string>& names);
+// The names with `separator` between them: join({"a", "b"}, ",") = "a,b".
+std::string join(const std::vector<std::string>& names, const std::string& separator);
 
 // The enum whose name is `text`; throws Error("<what> '<text>': expected a, b or c").
 template <class E>
