@@ -3,6 +3,7 @@
 // `performer bench attention`, its second user, end to end.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -182,4 +183,18 @@ TEST(BenchAttentionCli, UnknownKindFailsWithOneLine) {
             std::string::npos)
       << r.out;
   EXPECT_EQ(r.out.find("forward+backward"), std::string::npos) << r.out;  // refused before the table
+}
+
+// A CPU cell under a tiny memory limit (the child spins against its address-space limit here) ends within
+// --cell-timeout as a row of the table, never hanging the sweep.
+TEST(BenchAttentionCli, CellPastItsTimeoutIsReportedNotWaitedFor) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const CliRun r = run_performer("--threads 1 bench attention --lengths 256 --kinds exact --memory-limit 40MB "
+                                 "--cell-timeout 5");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_LT(seconds, 60.0) << r.out;
+  const bool reported = r.out.find("TIMEOUT") != std::string::npos || r.out.find("OOM") != std::string::npos ||
+                        r.out.find("error") != std::string::npos || r.out.find(" MB") != std::string::npos;
+  EXPECT_TRUE(reported) << r.out;
 }

@@ -140,7 +140,7 @@ std::vector<std::string> child_argv(const CellSpec& s, uint64_t limit) {
 }
 
 // Parent side of a CPU cell: predicted OOM without running, or measured in a child (experiments/cell.h).
-CellResult measure_in_child(const CellSpec& s, uint64_t limit) {
+CellResult measure_in_child(const CellSpec& s, uint64_t limit, double timeout_seconds) {
   CellResult r;
   r.predicted_bytes = predict_bytes(s);
   if (limit > 0 && r.predicted_bytes > static_cast<double>(limit)) {
@@ -150,6 +150,7 @@ CellResult measure_in_child(const CellSpec& s, uint64_t limit) {
   }
   CellCommand command;
   command.argv = child_argv(s, limit);
+  command.timeout_seconds = timeout_seconds;  // a child spinning against its memory limit never hangs the sweep
   const CellOutcome outcome = run_cell(command);
   r.status = outcome.report.status;
   r.note = outcome.report.note;
@@ -205,7 +206,8 @@ void print_speedups(const std::vector<CellResult>& row, const std::vector<Attent
 
 // The sweep: one table row per length, one cell per kind (and a CSV row per cell when `csv` is given).
 int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& lengths,
-                        const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit, const std::string& csv) {
+                        const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit, double timeout_seconds,
+                        const std::string& csv) {
   print_header(spec, kinds, cuda, limit);
   std::ofstream out;
   if (!csv.empty()) {
@@ -221,7 +223,7 @@ int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& length
       CellSpec s = spec;
       s.kind = k;
       s.L = L;
-      CellResult r = cuda ? measure_in_process(s, torch::Device(torch::kCUDA)) : measure_in_child(s, limit);
+      CellResult r = cuda ? measure_in_process(s, torch::Device(torch::kCUDA)) : measure_in_child(s, limit, timeout_seconds);
       row.push_back(r);
       if (r.status == CellStatus::kOk)
         std::printf(" | %17.1f %10s", r.median_ms, human_bytes(r.peak_bytes).c_str());
@@ -277,20 +279,24 @@ void add_bench_attention(CLI::App& bench, Action& run) {
   auto device = std::make_shared<std::string>("auto");
   auto csv = std::make_shared<std::string>();
   auto limit = std::make_shared<std::string>();
+  auto timeout = std::make_shared<double>(600);
   auto* cmd = bench.add_subcommand("attention", "Time and memory of exact vs FAVOR attention over sequence lengths");
   add_cell_options(cmd, *spec, *limit);
   cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths")->capture_default_str();
   cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
   cmd->add_option("--device", *device, join_choices(device_choice_names()))->capture_default_str();
   cmd->add_option("--csv", *csv, "also write the table as CSV to this file");
-  cmd->callback([&run, spec, lengths, kinds, device, csv, limit] {
-    run = [spec, lengths, kinds, device, csv, limit] {
+  cmd->add_option("--cell-timeout", *timeout, "seconds a CPU cell may run before it is killed and reported TIMEOUT; 0 = none")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->callback([&run, spec, lengths, kinds, device, csv, limit, timeout] {
+    run = [spec, lengths, kinds, device, csv, limit, timeout] {
       const bool cuda = use_cuda(*device);
       const uint64_t mem_limit = limit->empty() ? physical_memory_bytes() / 10 * 9 : parse_bytes(*limit);
       const std::vector<AttentionKind> kind_list = parse_kinds_option(*kinds);
       std::vector<int64_t> Ls;
       for (auto& l : split_list(*lengths)) Ls.push_back(std::stoll(l));
-      return run_bench_attention(*spec, Ls, kind_list, cuda, mem_limit, *csv);
+      return run_bench_attention(*spec, Ls, kind_list, cuda, mem_limit, *timeout, *csv);
     };
   });
   add_bench_attention_cell(bench, run, spec, limit);
