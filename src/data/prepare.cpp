@@ -105,6 +105,9 @@ class CorpusBuilder {
   void read_inputs() {
     uint64_t bytes_before = 0;
     for (auto& path : o_.inputs) {
+      // A signal that came before the open (which can wait on a FIFO) is honoured here; one during the
+      // wait interrupts it (no SA_RESTART).
+      if (g_prepare_interrupted.load()) throw Error("prepare: interrupted; no corpus written");
       SequenceReader reader(path, o_.reader);
       SequenceRecord rec;
       while (reader.next(rec)) {
