@@ -328,16 +328,7 @@ TEST(Reliability, TrainRefusesAModelThatCannotFitBeforeAllocating) {
   TempDir dir;
   const std::string run = dir.file("run");
   const std::string limited = "bash -c 'ulimit -v 6000000; " + std::string(PERFORMER_BINARY) + " ";
-  auto under_limit = [&](const std::string& args) {
-    CliRun r;
-    FILE* p = ::popen((limited + args + "' 2>&1").c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = ::pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
-  };
+  auto under_limit = [&](const std::string& args) { return run_command(limited + args + "' 2>&1"); };
   const auto big = under_limit(tiny_train(run, "--set model.d_model=4096 --set model.d_ff=16384"));
   expect_one_line_error(big, "needs about 7.8 GB of memory");
   EXPECT_NE(big.out.find("machine has 6.1 GB"), std::string::npos) << big.out;

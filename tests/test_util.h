@@ -33,13 +33,12 @@ class TempDir {
   std::string path_;
 };
 
-// Runs the `performer` binary with `args` (as a shell command line); stdout and stderr together.
 struct CliRun {
   int status = -1;  // exit status, -1 if it did not exit normally
   std::string out;
 };
-inline CliRun run_performer(const std::string& args) {
-  const std::string cmd = std::string(PERFORMER_BINARY) + " " + args + " 2>&1";
+// Runs a shell command line; stdout (add 2>&1 for stderr too) and the exit status.
+inline CliRun run_command(const std::string& cmd) {
   CliRun r;
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) return r;
@@ -49,6 +48,10 @@ inline CliRun run_performer(const std::string& args) {
   const int st = ::pclose(p);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
+}
+// Runs the `performer` binary with `args` (as a shell command line); stdout and stderr together.
+inline CliRun run_performer(const std::string& args) {
+  return run_command(std::string(PERFORMER_BINARY) + " " + args + " 2>&1");
 }
 
 inline void write_file(const std::string& path, const std::string& text) {

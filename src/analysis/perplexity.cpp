@@ -49,12 +49,16 @@ class RowRunner {
       mask[b].narrow(0, 0, n).fill_(true);
     }
     const LossSums sums = cross_entropy_sums(model_(inputs.to(device_), mask.to(device_)), labels.to(device_));
+    const at::Tensor row_loss = sums.row_loss.cpu(), row_correct = sums.row_correct.cpu(), row_count = sums.row_count.cpu();
+    auto loss = row_loss.accessor<double, 1>();
+    auto correct = row_correct.accessor<int64_t, 1>();
+    auto count = row_count.accessor<int64_t, 1>();
     auto lab = labels.accessor<int64_t, 2>();
     for (int64_t b = 0; b < B; ++b) {
       SequenceScore& s = scores_[rows_[static_cast<size_t>(b)].protein];
-      s.nll += sums.row_loss[b].item<double>();
-      s.correct += sums.row_correct[b].item<int64_t>();
-      s.scored += sums.row_count[b].item<int64_t>();
+      s.nll += loss[b];
+      s.correct += correct[b];
+      s.scored += count[b];
       if (freqs_.empty()) continue;
       for (int64_t i = 0; i < W; ++i)
         if (lab[b][i] != kIgnoreIndex) s.unigram_nll -= std::log(freqs_[static_cast<size_t>(lab[b][i])]);

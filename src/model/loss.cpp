@@ -16,9 +16,9 @@ LossSums cross_entropy_sums(const at::Tensor& logits, const at::Tensor& labels) 
   const at::Tensor valid = (y != kIgnoreIndex).reshape({B, L});
   LossSums s;
   s.loss_sum = per_position.sum();
-  s.row_loss = per_position.detach().reshape({B, L}).to(torch::kDouble).sum(-1).cpu();
-  s.row_count = valid.sum(-1).cpu();
-  s.row_correct = ((flat.argmax(-1).reshape({B, L}) == labels.reshape({B, L})) & valid).sum(-1).cpu();
+  s.row_loss = per_position.detach().reshape({B, L}).to(torch::kDouble).sum(-1);
+  s.row_count = valid.sum(-1);
+  s.row_correct = ((flat.argmax(-1).reshape({B, L}) == labels.reshape({B, L})) & valid).sum(-1);
   s.count = s.row_count.sum().item<int64_t>();
   s.correct = s.row_correct.sum().item<int64_t>();
   return s;

@@ -11,9 +11,9 @@ namespace performer {
 
 struct LossSums {
   at::Tensor loss_sum;     // scalar, differentiable: cross-entropy summed over the predicted positions (nats)
-  at::Tensor row_loss;     // [B] float64, CPU, detached: the same sum per row
-  at::Tensor row_count;    // [B] int64, CPU: predicted positions per row
-  at::Tensor row_correct;  // [B] int64, CPU: of them, argmax == label
+  at::Tensor row_loss;     // [B] float64, detached: the same sum per row (on the logits' device)
+  at::Tensor row_count;    // [B] int64: predicted positions per row
+  at::Tensor row_correct;  // [B] int64: of them, argmax == label
   int64_t count = 0;       // predicted positions
   int64_t correct = 0;     // of them, argmax == label
 };
