@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
-# Install performer's build dependencies (Debian/Ubuntu) and build it into <root>/build.
+# Install performer's build dependencies (Debian/Ubuntu) and build it.
 #
 # Usage: scripts/setup.sh [extra cmake args...]
 #
-#   TORCH_DIR=/opt/libtorch/share/cmake/Torch scripts/setup.sh      # use a CUDA LibTorch
+# Two LibTorch toolchains:
+#   scripts/setup.sh                  Debian's CPU LibTorch 1.13.1 (libtorch-dev), built into build/
+#   TORCH=pip scripts/setup.sh        pip's torch wheel (LibTorch ${TORCH_VERSION}, CUDA 13), installed into a
+#                                     virtual environment outside the checkout (TORCH_VENV, default
+#                                     ~/.cache/performer/torch2, reused when it already has that version),
+#                                     built into build-torch2/ with CUDA enabled (needs the CUDA toolkit:
+#                                     nvcc on PATH or CUDA_HOME). This is the build for GPUs.
+#
+#   TORCH_DIR=/opt/libtorch/share/cmake/Torch scripts/setup.sh      # any other LibTorch (e.g. an unpacked zip)
 #   CMAKE_PREFIX_PATH=/opt/libtorch scripts/setup.sh                 # same, via the prefix path
+#   TORCH_VERSION=2.11.0 TORCH=pip scripts/setup.sh                  # the pip torch version (default 2.11.0)
+#   BUILD_DIR=/path/to/build scripts/setup.sh                        # another build folder
 #   SKIP_APT=1 scripts/setup.sh                                      # don't touch apt at all
 #   SKIP_BUILD=1 scripts/setup.sh                                    # dependencies only
 #   WITH_LIBTORCH_DEV=0 scripts/setup.sh                             # don't install Debian's libtorch-dev
-#                                     (default: 0 when TORCH_DIR or CMAKE_PREFIX_PATH is set, else 1)
+#                                     (default: 0 with TORCH=pip, TORCH_DIR or CMAKE_PREFIX_PATH, else 1)
 #
-# Idempotent: apt is skipped entirely when every package is already installed, and a second
-# build only recompiles what changed. Any arguments are passed on to the cmake configure step.
+# Idempotent: apt is skipped entirely when every package is already installed, the virtual environment
+# is reused, and a second build only recompiles what changed. Arguments are passed on to cmake's
+# configure step (CI adds -DPERFORMER_WERROR=ON).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd -- "${SCRIPT_DIR}/.." && pwd)"
-BUILD_DIR="${BUILD_DIR:-${ROOT}/build}"
+TORCH="${TORCH:-debian}"
+case "${TORCH}" in
+  debian) BUILD_DIR="${BUILD_DIR:-${ROOT}/build}" ;;
+  pip) BUILD_DIR="${BUILD_DIR:-${ROOT}/build-torch2}" ;;
+  *) printf '[setup] error: TORCH=%s: expected debian or pip\n' "${TORCH}" >&2; exit 2 ;;
+esac
+# pip's torch 2.11.0 is what the GPU machines we measure on run, and its wheel is built for CUDA 13.0,
+# the toolkit version installed beside it; CI tests this version, and the Dockerfile uses it.
+TORCH_VERSION="${TORCH_VERSION:-2.11.0}"
+TORCH_VENV="${TORCH_VENV:-${XDG_CACHE_HOME:-${HOME}/.cache}/performer/torch2}"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -26,7 +46,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-cpp-d
 # Debian's CPU LibTorch, unless the caller brings their own (TORCH_DIR or CMAKE_PREFIX_PATH set);
 # WITH_LIBTORCH_DEV=1/0 forces it on/off.
 if [[ -z "${WITH_LIBTORCH_DEV:-}" ]]; then
-  if [[ -n "${TORCH_DIR:-}" || -n "${CMAKE_PREFIX_PATH:-}" ]]; then WITH_LIBTORCH_DEV=0; else WITH_LIBTORCH_DEV=1; fi
+  if [[ "${TORCH}" == pip || -n "${TORCH_DIR:-}" || -n "${CMAKE_PREFIX_PATH:-}" ]]; then WITH_LIBTORCH_DEV=0; else WITH_LIBTORCH_DEV=1; fi
 fi
 if [[ "${WITH_LIBTORCH_DEV}" == 1 ]]; then PACKAGES+=(libtorch-dev); fi
 
@@ -77,6 +97,29 @@ select_openblas() {
 }
 select_openblas libblas.so.3
 select_openblas liblapack.so.3
+
+# --------------------------------------------------------------------------- pip's LibTorch 2.x
+# The venv holds torch and its CUDA libraries (~4.6 GB); only its LibTorch (headers, libraries, CMake
+# config) is used: Python is not needed at run time, the binaries find the libraries through their RPATH.
+if [[ "${TORCH}" == pip ]]; then
+  venv_torch() { "${TORCH_VENV}/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null || true; }
+  have="$(venv_torch)"
+  if [[ "${have%%+*}" == "${TORCH_VERSION}" ]]; then
+    log "reusing ${TORCH_VENV} (torch ${have})"
+  else
+    log "installing torch==${TORCH_VERSION} into ${TORCH_VENV} (about 4.6 GB with its CUDA libraries)"
+    python3 -m venv "${TORCH_VENV}"
+    "${TORCH_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check "torch==${TORCH_VERSION}"
+    have="$(venv_torch)"
+    [[ "${have%%+*}" == "${TORCH_VERSION}" ]] || { log "error: torch ${TORCH_VERSION} did not install into ${TORCH_VENV}"; exit 1; }
+  fi
+  # The torch package folder is the prefix: its lib/ is searched before the system's, so Debian's
+  # libtorch.so (when also installed) can never be picked up by mistake.
+  TORCH_PREFIX="$("${TORCH_VENV}/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)"
+  CMAKE_PREFIX_PATH="${TORCH_PREFIX}${CMAKE_PREFIX_PATH:+;${CMAKE_PREFIX_PATH}}"
+  if ! command -v nvcc >/dev/null 2>&1 && [[ -n "${CUDA_HOME:-}" ]]; then export PATH="${CUDA_HOME}/bin:${PATH}"; fi
+  command -v nvcc >/dev/null 2>&1 || log "warning: nvcc not found (set CUDA_HOME); the CUDA LibTorch needs the CUDA toolkit to configure"
+fi
 
 # --------------------------------------------------------------------------- build
 if [[ "${SKIP_BUILD:-0}" == 1 ]]; then

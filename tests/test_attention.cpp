@@ -197,6 +197,44 @@ TEST(ExactAttention, EqualsSoftmaxFormula) {
   }
 }
 
+// Key padding through whichever kernel exact_attention uses (fused on LibTorch 2.x, plain on 1.x), forward
+// and backward, against a float64 reference that masks keys explicitly. Right padding (every batch of
+// data/batches.h) is compared on real positions (with causal attention the fused kernel then runs without
+// a mask and its padding rows differ); a mask with a hole mid-row, at every position.
+TEST(ExactAttention, PaddingMatchesTheMaskedFormulaForwardAndBackward) {
+  const int64_t B = 2, H = 2, L = 23, d = 8;
+  at::Tensor q = randn({B, H, L, d}, 41, at::kFloat), k = randn({B, H, L, d}, 42, at::kFloat);
+  at::Tensor v = randn({B, H, L, d}, 43, at::kFloat), G = randn({B, H, L, d}, 44, at::kFloat);
+  at::Tensor right = torch::ones({B, L}, torch::kBool), hole = torch::ones({B, L}, torch::kBool);
+  right[1].narrow(0, 15, L - 15).fill_(false);
+  hole[0].narrow(0, 5, 3).fill_(false);
+  auto reference = [&](const at::Tensor& qd, const at::Tensor& kd, const at::Tensor& vd, const at::Tensor& mask,
+                       bool causal) {
+    at::Tensor s = at::matmul(qd, kd.transpose(-1, -2)) / std::sqrt(static_cast<double>(d));
+    at::Tensor allowed = mask.view({B, 1, 1, L}).expand({B, 1, L, L});
+    if (causal) allowed = allowed & torch::ones({L, L}, torch::kBool).tril();
+    return at::matmul(at::softmax(s.masked_fill(~allowed, -INFINITY), -1), vd);
+  };
+  for (const at::Tensor& mask : {right, hole}) {
+    const bool is_right = mask.equal(right);
+    for (bool causal : {false, true}) {
+      SCOPED_TRACE(std::string(is_right ? "right padding" : "hole") + (causal ? ", causal" : ""));
+      at::Tensor qf = q.clone().requires_grad_(), kf = k.clone().requires_grad_(), vf = v.clone().requires_grad_();
+      at::Tensor qd = q.to(at::kDouble).requires_grad_(), kd = k.to(at::kDouble).requires_grad_();
+      at::Tensor vd = v.to(at::kDouble).requires_grad_();
+      at::Tensor out = exact_attention(qf, kf, vf, mask, causal), ref = reference(qd, kd, vd, mask, causal);
+      // Positions compared: every one, or the real queries under right padding.
+      at::Tensor rows = (is_right ? mask : torch::ones({B, L}, torch::kBool)).view({B, 1, L, 1}).expand({B, H, L, d});
+      EXPECT_LT(rel_error(out.to(at::kDouble).masked_select(rows), ref.masked_select(rows)), 1e-5);
+      (out * G * rows).sum().backward();
+      (ref * G.to(at::kDouble) * rows).sum().backward();
+      EXPECT_LT(rel_error(qf.grad().to(at::kDouble), qd.grad()), 1e-5) << "dq";
+      EXPECT_LT(rel_error(kf.grad().to(at::kDouble), kd.grad()), 1e-5) << "dk";
+      EXPECT_LT(rel_error(vf.grad().to(at::kDouble), vd.grad()), 1e-5) << "dv";
+    }
+  }
+}
+
 TEST(SelfAttention, PaddingDoesNotChangeRealPositions) {
   const int64_t D = 32, L = 20, short_len = 12;
   for (auto kind : {AttentionKind::kExact, AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {

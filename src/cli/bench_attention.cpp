@@ -50,12 +50,14 @@ struct CellResult {
   std::string note;
 };
 
-// Rough peak need in bytes: exact keeps ~3 [B,H,L,L] float32 matrices alive at once (scores, probabilities
-// saved for backward, their gradient); FAVOR a few [B,H,L,m] and [B,H,L,d] tensors.
+// Rough peak need in bytes, following the kernel actually used: the plain exact formula (LibTorch 1.x)
+// keeps ~3 [B,H,L,L] float32 matrices alive at once (scores, probabilities saved for backward, their
+// gradient); the fused one (2.x) only [B,H,L,d] tensors; FAVOR a few [B,H,L,m] and [B,H,L,d] tensors.
 double predict_bytes(const CellSpec& s) {
   const double f = 4.0, BH = static_cast<double>(s.B * s.H), L = static_cast<double>(s.L);
-  if (s.kind == AttentionKind::kExact) return 3.0 * f * BH * L * L + 12.0 * f * BH * L * static_cast<double>(s.d);
-  return f * BH * L * (8.0 * static_cast<double>(s.m) + 12.0 * static_cast<double>(s.d));
+  const double linear = 12.0 * f * BH * L * static_cast<double>(s.d);
+  if (s.kind == AttentionKind::kExact) return (exact_attention_stores_scores() ? 3.0 * f * BH * L * L : 0.0) + linear;
+  return f * BH * L * 8.0 * static_cast<double>(s.m) + linear;
 }
 
 // One forward+backward of the attention core; returns seconds.

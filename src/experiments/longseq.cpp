@@ -514,7 +514,7 @@ LongseqCell sweep_cell(const Sweep& s, const LongseqOptions& o, int64_t L, Atten
   r.dir = dir;
   r.rows = rows_for(c);
   r.tokens_per_step = r.rows * L;
-  r.predicted_bytes = predict_training_bytes(c, s.corpus_bytes, s.device.is_cuda()) + s.process_bytes;
+  r.predicted_bytes = predict_training_bytes(c, s.corpus_bytes) + s.process_bytes;
   std::printf("[%s] L=%lld %s: ", human_duration(seconds_since(s.start)).c_str(), static_cast<long long>(L),
               attention_kind_name(kind).c_str());
   if (const LongseqCell* done = finished_earlier(earlier, L, kind, s.steps)) {

@@ -35,8 +35,15 @@ at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::T
 #if TORCH_VERSION_MAJOR >= 2
   at::Tensor m = key_padding(key_mask);
   if (!m.defined()) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
-  if (causal) m = m & causal_mask(q.size(2), q.options());
-  return at::scaled_dot_product_attention(q, k, v, m, 0.0, false);
+  if (causal) {
+    // Right padding: no row has a real token after a padding one.
+    const bool right_padded = !(key_mask.narrow(1, 1, key_mask.size(1) - 1) & ~key_mask.narrow(1, 0, key_mask.size(1) - 1))
+                                   .any()
+                                   .item<bool>();
+    if (right_padded) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+    return at::scaled_dot_product_attention(q, k, v, m & causal_mask(q.size(2), q.options()), 0.0, false);
+  }
+  return at::scaled_dot_product_attention(q, k, v, m, 0.0, false);  // [B, 1, 1, L], broadcast by the kernel
 #else
   return at::matmul(exact_attention_matrix(q, k, key_mask, causal), v);
 #endif

@@ -1,9 +1,9 @@
 #include "train/memory.h"
 
-#include <torch/version.h>
 
 #include <algorithm>
 
+#include "model/exact_attention.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/text.h"
@@ -15,7 +15,7 @@ constexpr double kSlack = 1.1;        // allocator rounding and caching
 constexpr double kVocabulary = 33.0;  // data/alphabet.h
 }  // namespace
 
-TrainingMemory predict_training_memory(const RunConfig& c, bool cuda) {
+TrainingMemory predict_training_memory(const RunConfig& c) {
   const double L = static_cast<double>(c.data.max_len);
   const double rows = static_cast<double>(std::max<int64_t>(1, c.data.tokens_per_batch / c.data.max_len));
   const double T = rows * L, D = static_cast<double>(c.model.d_model), F = static_cast<double>(c.model.d_ff);
@@ -29,24 +29,18 @@ TrainingMemory predict_training_memory(const RunConfig& c, bool cuda) {
   TrainingMemory r;
   r.parameters = 16.0 * P;
   r.activations = kSlack * (4.0 * T * N * (12 * D + 2 * F + (exact ? 0.0 : 6 * H * m)) + 4.0 * T * V * 4);
-  bool quadratic = exact;
-#if TORCH_VERSION_MAJOR >= 2
-  if (cuda) quadratic = false;
-#else
-  (void)cuda;
-#endif
-  if (quadratic) r.attention = kSlack * 4.0 * rows * H * L * L * (N + 2);
+  if (exact && exact_attention_stores_scores()) r.attention = kSlack * 4.0 * rows * H * L * L * (N + 2);
   r.parameters *= kSlack;
   return r;
 }
 
-double predict_training_bytes(const RunConfig& c, double corpus_bytes, bool cuda) {
-  return predict_training_memory(c, cuda).total() + corpus_bytes;
+double predict_training_bytes(const RunConfig& c, double corpus_bytes) {
+  return predict_training_memory(c).total() + corpus_bytes;
 }
 
 void check_training_memory(const RunConfig& c, const c10::Device& device) {
   const double have = static_cast<double>(device_memory_bytes(device));
-  const TrainingMemory need = predict_training_memory(c, device.is_cuda());
+  const TrainingMemory need = predict_training_memory(c);
   if (have <= 0 || need.total() <= have) return;
   std::string parts = "parameters with gradients and AdamW state " + human_bytes(need.parameters) + ", activations " +
                       human_bytes(need.activations);

@@ -8,8 +8,8 @@
 //   logits, log-probabilities and their gradient     4 T V x 4
 //   exact attention: one [rows, H, L, L] float32 probability matrix saved per layer, and two more alive
 //   while a layer runs (scores, their gradient)      4 rows H L^2 (layers + 2)
-// times 1.1 for allocator slack. Without the exact term on CUDA with LibTorch >= 2 (fused
-// scaled-dot-product attention does not store the L x L matrix). Measured against peak RSS on the
+// times 1.1 for allocator slack. Without the exact term with LibTorch >= 2, on every device: the fused
+// scaled-dot-product attention does not store the L x L matrix (model/exact_attention.h). Measured against peak RSS on the
 // long-sequence sweep (README, "Long sequences"), where it is an upper bound within a factor of two.
 #pragma once
 #include <string>
@@ -27,9 +27,9 @@ struct TrainingMemory {
   double total() const { return parameters + activations + attention; }
 };
 
-TrainingMemory predict_training_memory(const RunConfig& config, bool cuda);
+TrainingMemory predict_training_memory(const RunConfig& config);
 // The prediction's total plus `corpus_bytes` of loaded data.
-double predict_training_bytes(const RunConfig& config, double corpus_bytes, bool cuda);
+double predict_training_bytes(const RunConfig& config, double corpus_bytes);
 
 // Throws Error (one line: the need, its parts, the device's memory, what to lower) when the predicted need
 // exceeds the memory of `device` (util/device.h: device_memory_bytes).
