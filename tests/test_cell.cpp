@@ -170,7 +170,8 @@ TEST(BenchAttentionCli, CellsRunInChildrenAndReport) {
   std::ifstream csv(dir.file("bench.csv"));
   std::string line;
   std::getline(csv, line);
-  EXPECT_EQ(line, "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note");
+  EXPECT_EQ(line, "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note,"
+                  "precision");
   std::vector<std::string> rows;
   while (std::getline(csv, line)) rows.push_back(line);
   ASSERT_EQ(rows.size(), 4u) << r.out;

@@ -25,6 +25,7 @@
 #include "model/exact_attention.h"
 #include "model/kernels.h"
 #include "model/linear_attention.h"
+#include "train/config.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/names.h"
@@ -39,6 +40,7 @@ struct CellSpec {
   AttentionKind kind = AttentionKind::kExact;
   int64_t B = 1, H = 8, L = 1024, d = 64, m = 256;
   bool causal = false;
+  Precision precision = Precision::kFp32;  // bf16: q, k, v in bfloat16, as bf16 autocast's projections give them
   int repeats = 3, warmup = 1;
 };
 
@@ -60,9 +62,11 @@ double predict_bytes(const CellSpec& s) {
   return f * BH * L * 8.0 * static_cast<double>(s.m) + linear;
 }
 
-// One forward+backward of the attention core; returns seconds.
+// One forward+backward of the attention core; returns seconds. In bf16, exact attention runs on the bf16
+// inputs (the fused kernel's fastest case) and FAVOR casts them to float32 first, as the model does
+// (model/attention.cpp: the features and sums stay out of autocast).
 double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W) {
-  auto opts = torch::TensorOptions().device(dev).dtype(torch::kFloat);
+  auto opts = torch::TensorOptions().device(dev).dtype(s.precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat);
   at::Tensor q = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
   at::Tensor k = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
   at::Tensor v = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
@@ -74,9 +78,10 @@ double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W
   if (s.kind == AttentionKind::kExact) {
     out = exact_attention(q, k, v, {}, s.causal);
   } else {
-    FeatureMaps f = s.kind == AttentionKind::kFavorSoftmax ? softmax_features(q, k, W, {}, s.causal)
-                                                           : relu_features(q, k, W, 1e-3, {});
-    out = s.causal ? causal_linear_attention(f.q, f.k, v, 128, f.chunk_log_scale) : linear_attention(f.q, f.k, v);
+    const at::Tensor qf = q.to(torch::kFloat), kf = k.to(torch::kFloat), vf = v.to(torch::kFloat);
+    FeatureMaps f = s.kind == AttentionKind::kFavorSoftmax ? softmax_features(qf, kf, W, {}, s.causal)
+                                                           : relu_features(qf, kf, W, 1e-3, {});
+    out = s.causal ? causal_linear_attention(f.q, f.k, vf, 128, f.chunk_log_scale) : linear_attention(f.q, f.k, vf);
   }
   out.sum().backward();
 #ifdef PERFORMER_CUDA
@@ -136,7 +141,7 @@ std::vector<std::string> child_argv(const CellSpec& s, uint64_t limit) {
                                    std::to_string(s.L), "--batch", std::to_string(s.B), "--heads", std::to_string(s.H),
                                    "--dim", std::to_string(s.d), "--features", std::to_string(s.m), "--repeats",
                                    std::to_string(s.repeats), "--warmup", std::to_string(s.warmup), "--memory-limit",
-                                   std::to_string(limit) + "B"};
+                                   std::to_string(limit) + "B", "--precision", precision_name(s.precision)};
   if (s.causal) argv.push_back("--causal");
   return argv;
 }
@@ -177,12 +182,13 @@ bool use_cuda(const std::string& device) {
 }
 
 void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit) {
-  std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, %d threads, median of %d after %d "
-              "warm-up, memory limit %s, LibTorch %s\n",
+  std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, %s, %d threads, median of %d after %d "
+              "warm-up, memory limit %s, LibTorch %s, exact attention %s\n",
               cuda ? "cuda" : "cpu", static_cast<long long>(spec.B), static_cast<long long>(spec.H),
               static_cast<long long>(spec.d), static_cast<long long>(spec.m), spec.causal ? ", causal" : "",
+              precision_name(spec.precision).c_str(),
               torch::get_num_threads(), spec.repeats, spec.warmup, human_bytes(static_cast<double>(limit)).c_str(),
-              TORCH_VERSION);
+              TORCH_VERSION, exact_attention_stores_scores() ? "plain (stores L x L)" : "fused (scaled_dot_product_attention)");
   std::printf("%8s", "L");
   for (const AttentionKind k : kinds) std::printf(" | %14s ms %10s", attention_kind_name(k).c_str(), "peak");
   if (kinds.size() > 1) std::printf(" | speed-up vs %s", attention_kind_name(kinds[0]).c_str());
@@ -192,7 +198,7 @@ void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds,
 void write_csv_row(std::ostream& out, bool cuda, const CellSpec& s, const CellResult& r) {
   out << (cuda ? "cuda" : "cpu") << ',' << attention_kind_name(s.kind) << ',' << s.causal << ',' << s.B << ','
       << s.H << ',' << s.L << ',' << s.d << ',' << s.m << ',' << cell_status_name(r.status) << ',' << r.median_ms
-      << ',' << r.peak_bytes << ',' << r.predicted_bytes << ",\"" << r.note << "\"\n";
+      << ',' << r.peak_bytes << ',' << r.predicted_bytes << ",\"" << r.note << "\"," << precision_name(s.precision) << '\n';
 }
 
 // Speed-up of each kind against the first, where both ran; or that the first failed where this one ran.
@@ -215,7 +221,8 @@ int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& length
   if (!csv.empty()) {
     out.open(csv);
     if (!out) throw Error(csv + ": cannot write");
-    out << "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note\n";
+    out << "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note,"
+           "precision\n";
   }
   for (int64_t L : lengths) {
     std::printf("%8lld", static_cast<long long>(L));
@@ -242,7 +249,7 @@ int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& length
 }
 
 // The options the sweep and its child share (the child gets them on its command line).
-void add_cell_options(CLI::App* c, CellSpec& spec, std::string& limit) {
+void add_cell_options(CLI::App* c, CellSpec& spec, std::string& limit, std::string& precision) {
   c->add_option("--batch", spec.B, "batch size")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--heads", spec.H, "heads")->check(CLI::PositiveNumber)->capture_default_str();
   c->add_option("--dim", spec.d, "head dimension")->check(CLI::PositiveNumber)->capture_default_str();
@@ -250,23 +257,26 @@ void add_cell_options(CLI::App* c, CellSpec& spec, std::string& limit) {
   c->add_option("--repeats", spec.repeats, "timed runs per cell (median)")->capture_default_str();
   c->add_option("--warmup", spec.warmup, "untimed runs per cell")->capture_default_str();
   c->add_flag("--causal", spec.causal, "causal (unidirectional) attention");
+  c->add_option("--precision", precision, "fp32 | bf16 (q, k, v in bfloat16; FAVOR computes in float32 as the model does)")
+      ->capture_default_str();
   c->add_option("--memory-limit", limit, "per-cell memory limit, e.g. 16GB (default: 90% of RAM)");
 }
 
 // The child: `bench attention-cell --kind K --length L ... --report PATH`.
 void add_bench_attention_cell(CLI::App& bench, Action& run, std::shared_ptr<CellSpec> spec,
-                              std::shared_ptr<std::string> limit) {
+                              std::shared_ptr<std::string> limit, std::shared_ptr<std::string> precision) {
   auto* cell = bench.add_subcommand("attention-cell", "(internal) one cell of `bench attention`");
   cell->group("");  // hidden from help
   auto kind = std::make_shared<std::string>();
   auto report = std::make_shared<std::string>();
-  add_cell_options(cell, *spec, *limit);
+  add_cell_options(cell, *spec, *limit, *precision);
   cell->add_option("--kind", *kind, "attention kind")->required();
   cell->add_option("--length", spec->L, "sequence length")->required();
   cell->add_option("--report", *report, "where to write the cell's result (YAML)")->required();
-  cell->callback([&run, spec, limit, kind, report] {
-    run = [spec, limit, kind, report] {
+  cell->callback([&run, spec, limit, kind, report, precision] {
+    run = [spec, limit, kind, report, precision] {
       spec->kind = parse_attention_kind(*kind);
+      spec->precision = parse_precision(*precision);
       return run_cell_child(*spec, limit->empty() ? 0 : parse_bytes(*limit), *report);
     };
   });
@@ -283,7 +293,8 @@ void add_bench_attention(CLI::App& bench, Action& run) {
   auto limit = std::make_shared<std::string>();
   auto timeout = std::make_shared<double>(600);
   auto* cmd = bench.add_subcommand("attention", "Time and memory of exact vs FAVOR attention over sequence lengths");
-  add_cell_options(cmd, *spec, *limit);
+  auto precision = std::make_shared<std::string>("fp32");
+  add_cell_options(cmd, *spec, *limit, *precision);
   cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths")->capture_default_str();
   cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
   cmd->add_option("--device", *device, join_choices(device_choice_names()))->capture_default_str();
@@ -291,8 +302,9 @@ void add_bench_attention(CLI::App& bench, Action& run) {
   cmd->add_option("--cell-timeout", *timeout, "seconds a CPU cell may run before it is killed and reported TIMEOUT; 0 = none")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->callback([&run, spec, lengths, kinds, device, csv, limit, timeout] {
-    run = [spec, lengths, kinds, device, csv, limit, timeout] {
+  cmd->callback([&run, spec, lengths, kinds, device, csv, limit, timeout, precision] {
+    run = [spec, lengths, kinds, device, csv, limit, timeout, precision] {
+      spec->precision = parse_precision(*precision);
       const bool cuda = use_cuda(*device);
       const uint64_t mem_limit = limit->empty() ? physical_memory_bytes() / 10 * 9 : parse_bytes(*limit);
       const std::vector<AttentionKind> kind_list = parse_kinds_option(*kinds);
@@ -301,7 +313,7 @@ void add_bench_attention(CLI::App& bench, Action& run) {
       return run_bench_attention(*spec, Ls, kind_list, cuda, mem_limit, *timeout, *csv);
     };
   });
-  add_bench_attention_cell(bench, run, spec, limit);
+  add_bench_attention_cell(bench, run, spec, limit, precision);
 }
 
 void add_bench(CLI::App& app, Action& run) {

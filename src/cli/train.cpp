@@ -1,11 +1,15 @@
 // performer train --config configs/X.yaml [--set key=value ...] [--resume PATH|auto] [--stop-after N]
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include "cli/commands.h"
 #include "data/prepare.h"
 #include "train/trainer.h"
+#include "util/error.h"
 #include "util/log.h"
+#include "util/names.h"
 #include "util/text.h"
 
 namespace performer::cli {
@@ -58,27 +62,61 @@ void add_train(CLI::App& app, Action& run) {
   });
 }
 
+namespace {
+
+// One row of `bench train --csv`, appended (the header first when the file is new or empty).
+void append_bench_row(const std::string& path, const std::string& config, const RunConfig& c,
+                      const TrainBenchResult& r, double peak_tflops) {
+  const bool fresh = !std::filesystem::exists(path) || std::filesystem::file_size(path) == 0;
+  std::ofstream out(path, std::ios::app);
+  if (fresh)
+    out << "config,kind,causal,layers,d_model,length,precision,device,parameters,tokens_per_step,seconds_per_step,"
+           "tokens_per_second,flops_per_token,tflops,mfu,peak_bytes\n";
+  const double tflops = r.flops_per_second() / 1e12;
+  out << config << ',' << attention_kind_name(c.model.kind) << ',' << (c.model.causal ? 1 : 0) << ',' << c.model.layers
+      << ',' << c.model.d_model << ',' << c.data.max_len << ',' << precision_name(c.runtime.precision) << ','
+      << c.runtime.device << ',' << r.parameters << ',' << r.tokens_per_step << ',' << r.seconds_per_step << ','
+      << r.tokens_per_second << ',' << r.flops_per_token << ',' << tflops << ','
+      << (peak_tflops > 0 ? std::to_string(tflops / peak_tflops) : std::string()) << ',' << r.peak_bytes << '\n';
+  if (!out) throw Error("bench train: cannot write " + path);
+}
+
+}  // namespace
+
 void add_bench_train(CLI::App& bench, Action& run) {
-  auto* cmd = bench.add_subcommand("train", "Tokens/s and peak memory of training steps for a config");
+  auto* cmd = bench.add_subcommand("train", "Tokens/s, model FLOP/s and peak memory of training steps for a config");
   auto config = std::make_shared<std::string>();
   auto sets = std::make_shared<std::vector<std::string>>();
   auto steps = std::make_shared<int64_t>(5);
   auto warmup = std::make_shared<int64_t>(2);
+  auto peak_tflops = std::make_shared<double>(0.0);
+  auto csv = std::make_shared<std::string>();
   cmd->add_option("-c,--config", *config, "YAML run configuration")->required();
   cmd->add_option("--set", *sets, "override a key (repeatable)");
   cmd->add_option("--steps", *steps, "timed steps")->capture_default_str();
   cmd->add_option("--warmup", *warmup, "untimed steps first")->capture_default_str();
-  cmd->callback([&bench, &run, config, sets, steps, warmup] {
-    run = [&bench, config, sets, steps, warmup] {
+  cmd->add_option("--peak-tflops", *peak_tflops,
+                  "the device's peak TFLOP/s at the run's precision, for model FLOPs utilization (e.g. 989 for an "
+                  "H100/H200 in bf16, dense)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--csv", *csv, "append the figures as one row to this CSV file");
+  cmd->callback([&bench, &run, config, sets, steps, warmup, peak_tflops, csv] {
+    run = [&bench, config, sets, steps, warmup, peak_tflops, csv] {
       RunConfig c = load_config(*config, *sets);
       apply_thread_flag(*bench.get_parent(), c);
       TrainBenchResult r = bench_train(c, *steps, *warmup);
-      std::printf("%s: %s, %.2f M parameters, device %s, %d threads\n", config->c_str(), c.model.describe().c_str(),
-                  static_cast<double>(r.parameters) / 1e6, c.runtime.device.c_str(), torch::get_num_threads());
+      std::printf("%s: %s, %.2f M parameters, device %s, %s, %d threads\n", config->c_str(), c.model.describe().c_str(),
+                  static_cast<double>(r.parameters) / 1e6, c.runtime.device.c_str(),
+                  precision_name(c.runtime.precision).c_str(), torch::get_num_threads());
       std::printf("tokens/s %.0f (real tokens of %lld per step / %.3f s per step, mean over %lld steps after "
                   "%lld warm-up), peak memory %s\n",
                   r.tokens_per_second, static_cast<long long>(r.tokens_per_step), r.seconds_per_step,
                   static_cast<long long>(*steps), static_cast<long long>(*warmup), human_bytes(r.peak_bytes).c_str());
+      std::printf("model FLOPs %.3f GFLOP per token at L %lld (src/train/flops.h) x tokens/s = %.3f TFLOP/s",
+                  r.flops_per_token / 1e9, static_cast<long long>(c.data.max_len), r.flops_per_second() / 1e12);
+      if (*peak_tflops > 0) std::printf(", MFU %.1f%% of %g TFLOP/s", 100.0 * r.flops_per_second() / 1e12 / *peak_tflops, *peak_tflops);
+      std::printf("\n");
+      if (!csv->empty()) append_bench_row(*csv, *config, c, r, *peak_tflops);
       return 0;
     };
   });

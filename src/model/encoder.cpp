@@ -99,13 +99,16 @@ at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_m
         throw Error("layer " + std::to_string(l) + " does not exist (the model has " + std::to_string(config_.layers) + ")");
     maps->weights.assign(maps->layers.size(), at::Tensor());
   }
+  // A mask without padding is dropped here, once per forward: the layers then skip their masking work
+  // without a device synchronization each.
+  const at::Tensor mask = key_mask.defined() && !key_mask.all().item<bool>() ? key_mask : at::Tensor();
   at::Tensor h = embed(tokens);
   if (positions) h = h + positions(at::arange(L, tokens.options())).unsqueeze(0);
   h = dropout(h);
   for (int64_t i = 0; i < config_.layers; ++i) {
     at::Tensor weights;
     const bool wanted = maps && std::count(maps->layers.begin(), maps->layers.end(), i) > 0;
-    h = layers[static_cast<size_t>(i)]->as<EncoderLayer>()->forward(h, key_mask, wanted ? &weights : nullptr);
+    h = layers[static_cast<size_t>(i)]->as<EncoderLayer>()->forward(h, mask, wanted ? &weights : nullptr);
     if (wanted)
       for (size_t w = 0; w < maps->layers.size(); ++w)
         if (maps->layers[w] == i) maps->weights[w] = weights;

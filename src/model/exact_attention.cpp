@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "util/error.h"
+
 namespace performer {
 
 namespace {
@@ -14,6 +16,11 @@ namespace {
 at::Tensor key_padding(const at::Tensor& key_mask) {
   if (!key_mask.defined() || key_mask.all().item<bool>()) return {};
   return key_mask.view({key_mask.size(0), 1, 1, key_mask.size(1)});
+}
+// No row has a real token after a padding one.
+bool is_right_padding(const at::Tensor& key_mask) {
+  const int64_t L = key_mask.size(1);
+  return !(key_mask.narrow(1, 1, L - 1) & ~key_mask.narrow(1, 0, L - 1)).any().item<bool>();
 }
 // [1, 1, L, L]: true where key j <= query i.
 at::Tensor causal_mask(int64_t L, const at::TensorOptions& opts) {
@@ -32,18 +39,17 @@ at::Tensor exact_attention_matrix(const at::Tensor& q, const at::Tensor& k, cons
 
 at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
                            bool causal) {
+  // Right padding is the precondition of causal attention (see the header); checked where that costs no
+  // device sync.
+  if (causal && key_mask.defined() && key_mask.device().is_cpu() && !is_right_padding(key_mask))
+    throw Error("causal exact attention: the key mask has a real token after padding (only right padding is "
+                "supported)");
 #if TORCH_VERSION_MAJOR >= 2
-  at::Tensor m = key_padding(key_mask);
-  if (!m.defined()) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
-  if (causal) {
-    // Right padding: no row has a real token after a padding one.
-    const bool right_padded = !(key_mask.narrow(1, 1, key_mask.size(1) - 1) & ~key_mask.narrow(1, 0, key_mask.size(1) - 1))
-                                   .any()
-                                   .item<bool>();
-    if (right_padded) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
-    return at::scaled_dot_product_attention(q, k, v, m & causal_mask(q.size(2), q.options()), 0.0, false);
-  }
-  return at::scaled_dot_product_attention(q, k, v, m, 0.0, false);  // [B, 1, 1, L], broadcast by the kernel
+  if (!key_mask.defined()) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
+  if (causal) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+  // [B, 1, 1, L], broadcast over heads and queries by the kernel.
+  return at::scaled_dot_product_attention(q, k, v, key_mask.view({key_mask.size(0), 1, 1, key_mask.size(1)}), 0.0,
+                                          false);
 #else
   return at::matmul(exact_attention_matrix(q, k, key_mask, causal), v);
 #endif

@@ -1,8 +1,8 @@
 #include "train/memory.h"
 
-
 #include <algorithm>
 
+#include "data/alphabet.h"
 #include "model/exact_attention.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -12,7 +12,7 @@ namespace performer {
 
 namespace {
 constexpr double kSlack = 1.1;        // allocator rounding and caching
-constexpr double kVocabulary = 33.0;  // data/alphabet.h
+constexpr double kVocabulary = Alphabet::kSize;
 }  // namespace
 
 TrainingMemory predict_training_memory(const RunConfig& c) {

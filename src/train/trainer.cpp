@@ -21,6 +21,7 @@
 #include "train/checkpoint.h"
 #include "model/loss.h"
 #include "train/evaluate.h"
+#include "train/flops.h"
 #include "train/memory.h"
 #include "train/optimizer.h"
 #include "train/run_folder.h"
@@ -456,6 +457,7 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   r.seconds_per_step = speed.steady_seconds / static_cast<double>(steps);
   r.tokens_per_step = speed.steady_tokens / steps;
   r.peak_bytes = peak_memory(device);
+  r.flops_per_token = training_flops_per_token(c.model, c.data.max_len);
   return r;
 }
 

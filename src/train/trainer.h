@@ -60,6 +60,8 @@ Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const 
 struct TrainBenchResult {
   double tokens_per_second = 0, seconds_per_step = 0, peak_bytes = 0;
   int64_t parameters = 0, tokens_per_step = 0;
+  double flops_per_token = 0;  // training FLOPs per token at data.max_len (train/flops.h)
+  double flops_per_second() const { return tokens_per_second * flops_per_token; }
 };
 TrainBenchResult bench_train(const RunConfig& config, int64_t steps, int64_t warmup);
 
