@@ -5,7 +5,7 @@
 #
 # Two LibTorch toolchains:
 #   scripts/setup.sh                  Debian's CPU LibTorch 1.13.1 (libtorch-dev), built into build/
-#   TORCH=pip scripts/setup.sh        pip's torch wheel (LibTorch ${TORCH_VERSION}, CUDA 13), installed into a
+#   TORCH=pip scripts/setup.sh        pip's torch wheel (LibTorch 2.11.0, CUDA 13.0), installed into a
 #                                     virtual environment outside the checkout (TORCH_VENV, default
 #                                     ~/.cache/performer/torch2, reused when it already has that version),
 #                                     built into build-torch2/ with CUDA enabled (needs the CUDA toolkit:
@@ -49,6 +49,8 @@ if [[ -z "${WITH_LIBTORCH_DEV:-}" ]]; then
   if [[ "${TORCH}" == pip || -n "${TORCH_DIR:-}" || -n "${CMAKE_PREFIX_PATH:-}" ]]; then WITH_LIBTORCH_DEV=0; else WITH_LIBTORCH_DEV=1; fi
 fi
 if [[ "${WITH_LIBTORCH_DEV}" == 1 ]]; then PACKAGES+=(libtorch-dev); fi
+# pip's torch goes into a virtual environment: Debian's python3 needs python3-venv for that.
+if [[ "${TORCH}" == pip ]] && ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then PACKAGES+=(python3-venv); fi
 
 SUDO=()
 can_admin=1

@@ -12,6 +12,7 @@
 #include "train/checkpoint.h"
 #include "model/encoder.h"
 #include "train/config.h"
+#include "train/flops.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
 #include "test_util.h"
@@ -311,4 +312,39 @@ TEST(Train, SigintWritesACheckpointAndSaysHowToResume) {
   Encoder model(c.model);
   TrainState st = load_checkpoint(ckpt, model, nullptr, false);
   EXPECT_GE(st.step, 3);
+}
+
+// train/flops.h against the model's own parameters: per token, 6 FLOPs (2 forward, 4 backward) per
+// parameter of every weight matrix that multiplies activations (projections, feed-forward, the embedding
+// as the tied LM head; not the position table, which is added), plus the attention core: 3 x 2 x 2 L D
+// per layer for exact attention (q k^T, p v) and 3 x 2 x 4 m D for FAVOR, whatever the length; other
+// FAVOR variants as in flops.h.
+TEST(Flops, MatmulParametersOfTheModelPlusTheAttentionCore) {
+  EncoderConfig c;
+  c.layers = 3;
+  c.heads = 4;
+  c.d_model = 64;
+  c.d_ff = 96;
+  c.features = 48;
+  c.max_len = 256;
+  double matmul = 0;
+  for (auto& p : Encoder(c)->named_parameters())
+    if (p.value().dim() == 2 && p.key() != "positions.weight") matmul += static_cast<double>(p.value().numel());
+  const double D = 64, N = 3, m = 48;
+  for (int64_t L : {128, 256}) {
+    c.kind = AttentionKind::kExact;
+    EXPECT_DOUBLE_EQ(training_flops_per_token(c, L), 6 * matmul + N * 12 * static_cast<double>(L) * D) << L;
+    for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {
+      c.kind = kind;
+      EXPECT_DOUBLE_EQ(training_flops_per_token(c, L), 6 * matmul + N * 24 * m * D) << L;
+    }
+  }
+  // favor-relu without projection: features of size d_head = 16, no feature matmuls.
+  c.kind = AttentionKind::kFavorRelu;
+  c.relu_projection = false;
+  EXPECT_DOUBLE_EQ(training_flops_per_token(c, 128), 6 * matmul + N * 12 * 16 * D);
+  // Causal FAVOR adds the masked chunk x chunk products: 3 x 2 c H (m' + d_head) per layer.
+  c.causal = true;
+  c.causal_chunk = 32;
+  EXPECT_DOUBLE_EQ(training_flops_per_token(c, 128), 6 * matmul + N * (12 * 16 * D + 6 * 32 * 4 * (16 + 16)));
 }

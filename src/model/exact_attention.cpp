@@ -18,7 +18,7 @@ at::Tensor key_padding(const at::Tensor& key_mask) {
   return key_mask.view({key_mask.size(0), 1, 1, key_mask.size(1)});
 }
 // No row has a real token after a padding one.
-bool is_right_padding(const at::Tensor& key_mask) {
+[[maybe_unused]] bool is_right_padding(const at::Tensor& key_mask) {
   const int64_t L = key_mask.size(1);
   return !(key_mask.narrow(1, 1, L - 1) & ~key_mask.narrow(1, 0, L - 1)).any().item<bool>();
 }
@@ -39,14 +39,15 @@ at::Tensor exact_attention_matrix(const at::Tensor& q, const at::Tensor& k, cons
 
 at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
                            bool causal) {
-  // Right padding is the precondition of causal attention (see the header); checked where that costs no
-  // device sync.
-  if (causal && key_mask.defined() && key_mask.device().is_cpu() && !is_right_padding(key_mask))
-    throw Error("causal exact attention: the key mask has a real token after padding (only right padding is "
-                "supported)");
 #if TORCH_VERSION_MAJOR >= 2
   if (!key_mask.defined()) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, causal);
-  if (causal) return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+  if (causal) {
+    // Right padding is the precondition here (see the header); checked where that costs no device sync.
+    if (key_mask.device().is_cpu() && !is_right_padding(key_mask))
+      throw Error("causal exact attention: the key mask has a real token after padding (only right padding is "
+                  "supported with the fused kernel)");
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, true);
+  }
   // [B, 1, 1, L], broadcast over heads and queries by the kernel.
   return at::scaled_dot_product_attention(q, k, v, key_mask.view({key_mask.size(0), 1, 1, key_mask.size(1)}), 0.0,
                                           false);

@@ -12,12 +12,12 @@ namespace performer {
 // Whether exact_attention keeps [B, H, L, L] matrices for backward (the memory predictions follow it).
 constexpr bool exact_attention_stores_scores() { return TORCH_VERSION_MAJOR < 2; }
 
-// Causal with padding: the key mask must be a right padding (real tokens first, then padding, as every
-// batch of data/batches.h is; a mask with a real token after padding is refused on CPU, unchecked on
-// CUDA to spare a device sync per layer). The causal mask then already hides every padding key from every
-// real query, so on 2.x the fused kernel runs without an L x L mask; the outputs at padding positions
+// Causal with padding, on 2.x: the key mask must be a right padding (real tokens first, then padding, as
+// every batch of data/batches.h is; a mask with a real token after padding is refused on CPU, unchecked
+// on CUDA to spare a device sync per layer). The causal mask then already hides every padding key from
+// every real query, so the fused kernel runs without an L x L mask; the outputs at padding positions
 // differ from the plain formula's there (they are never read: the loss and every later layer's real
-// queries ignore them). Bidirectional attention takes any key mask.
+// queries ignore them). Bidirectional attention, and causal on 1.x, take any key mask.
 at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
                            bool causal);
 // The probabilities softmax(q k^T / sqrt(d) + mask) [B, H, L, L] (plain formula, any version).
