@@ -17,8 +17,6 @@ using namespace performer::testing;
 
 namespace {
 
-std::string project_root() { return std::filesystem::path(PERFORMER_TEST_DATA).parent_path().parent_path().string(); }
-
 // The error message of parse_config(text), or "" when it succeeds.
 std::string parse_error(const std::string& text, const std::vector<std::string>& overrides = {}) {
   try {

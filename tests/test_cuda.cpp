@@ -9,8 +9,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "analysis/perplexity.h"
 #include "data/corpus.h"
@@ -24,29 +22,9 @@ using namespace performer::testing;
 
 namespace {
 
-std::string root() { return std::string(PERFORMER_TEST_DATA) + "/../.."; }
-
 RunConfig tiny_on_cuda(const std::string& dir, std::vector<std::string> sets) {
-  sets.push_back("output.dir=" + dir);
-  sets.push_back("data.train=" + data_path("real_excerpt.fasta"));
   sets.push_back("runtime.device=cuda");
-  return load_config(root() + "/configs/tiny.yaml", sets);
-}
-
-// Column `col` of metrics.csv (after its header) as numbers.
-std::vector<double> metrics_column(const std::string& path, size_t col) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  std::vector<double> out;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string cell;
-    for (size_t i = 0; i <= col && std::getline(ss, cell, ','); ++i) {
-    }
-    out.push_back(std::stod(cell));
-  }
-  return out;
+  return tiny_run_config(dir, std::move(sets));
 }
 
 double mean(const std::vector<double>& v, size_t from, size_t n) {
@@ -65,7 +43,7 @@ TEST(Cuda, FiftyTrainingStepsLowerTheLoss) {
   o.progress_bar = false;
   TrainResult r = train(c, o);
   EXPECT_EQ(r.step, 50);
-  auto loss = metrics_column(dir.file("metrics.csv"), 2);
+  auto loss = csv_column(dir.file("metrics.csv"), 2);
   ASSERT_EQ(loss.size(), 50u);
   const double first = mean(loss, 0, 10), last = mean(loss, 40, 10);
   std::printf("  CUDA training loss: first 10 steps %.4f, last 10 %.4f\n", first, last);
@@ -112,7 +90,7 @@ TEST(Cuda, CheckpointTrainedOnCudaEvaluatesOnCpuToTheSamePerplexity) {
 TEST(Cuda, LongseqCapturesACudaOutOfMemoryAndGoesOn) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   TempDir dir;
-  const CliRun r = run_performer("longseq -c " + root() + "/configs/tiny.yaml --set data.train=" +
+  const CliRun r = run_performer("longseq -c " + project_root() + "/configs/tiny.yaml --set data.train=" +
                                  data_path("real_excerpt.fasta") + " --set runtime.device=cuda --lengths 1024,1048576 "
                                  "--kinds exact,favor-relu --steps 2 --timing-warmup 0 --eval-tokens 512 "
                                  "--memory-limit 2GB --no-prediction --out " + dir.path());

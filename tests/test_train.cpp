@@ -22,33 +22,6 @@ using namespace performer;
 using namespace performer::testing;
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string root() { return fs::path(PERFORMER_TEST_DATA).parent_path().parent_path().string(); }
-
-// The tiny config, run from the project root's data, into `dir`.
-RunConfig tiny(const std::string& dir, std::vector<std::string> sets = {}) {
-  sets.push_back("output.dir=" + dir);
-  sets.push_back("data.train=" + data_path("real_excerpt.fasta"));
-  return load_config(root() + "/configs/tiny.yaml", sets);
-}
-
-std::vector<double> csv_column(const std::string& path, size_t col) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  std::vector<double> out;
-  while (std::getline(in, line)) {
-    std::stringstream ss(line);
-    std::string cell;
-    for (size_t i = 0; i <= col; ++i) std::getline(ss, cell, ',');
-    out.push_back(std::stod(cell));
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST(Optimizer, AdamWMatchesLibTorchAdamW) {
   torch::manual_seed(0);
   at::Tensor a = torch::randn({5, 4}), b = a.clone();
@@ -121,7 +94,7 @@ TEST(Optimizer, ScheduleAndClipping) {
 
 TEST(Checkpoint, RoundTripRestoresEveryTensor) {
   TempDir dir;
-  RunConfig c = tiny(dir.path());
+  RunConfig c = tiny_run_config(dir.path());
   Encoder model(c.model);
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
@@ -163,7 +136,7 @@ TEST(Checkpoint, RoundTripRestoresEveryTensor) {
 
 TEST(Checkpoint, CorruptTruncatedOrMismatchedGiveClearErrors) {
   TempDir dir;
-  RunConfig c = tiny(dir.path());
+  RunConfig c = tiny_run_config(dir.path());
   Encoder model(c.model);
   TrainState st;
   const std::string good = checkpoint_path(dir.path(), 5);
@@ -186,7 +159,7 @@ TEST(Checkpoint, CorruptTruncatedOrMismatchedGiveClearErrors) {
   }
   EXPECT_THROW(load_checkpoint(dir.file("missing.h5"), model, &opt, false), Error);
   // A model of another shape.
-  RunConfig wide = tiny(dir.path(), {"model.d_ff=96"});
+  RunConfig wide = tiny_run_config(dir.path(), {"model.d_ff=96"});
   Encoder other(wide.model);
   try {
     load_checkpoint(good, other, nullptr, false);
@@ -200,7 +173,7 @@ TEST(Checkpoint, CorruptTruncatedOrMismatchedGiveClearErrors) {
 
 TEST(Train, TinyRunLossDecreases) {
   TempDir dir;
-  RunConfig c = tiny(dir.path(), {"train.steps=40", "eval.every=0", "model.dropout=0"});
+  RunConfig c = tiny_run_config(dir.path(), {"train.steps=40", "eval.every=0", "model.dropout=0"});
   TrainOptions o;
   o.progress_bar = false;
   TrainResult r = train(c, o);
@@ -227,19 +200,19 @@ TEST(Train, ExactResumeIsBitIdentical) {
   TempDir a, b;
   TrainOptions o;
   o.progress_bar = false;
-  train(tiny(a.path(), sets), o);
+  train(tiny_run_config(a.path(), sets), o);
   TrainOptions half = o;
   half.stop_after = 8;
-  TrainResult first = train(tiny(b.path(), sets), half);
+  TrainResult first = train(tiny_run_config(b.path(), sets), half);
   EXPECT_EQ(stop_reason_name(first.stop_reason), "stop_after");
   EXPECT_EQ(first.step, 8);
   TrainOptions resume = o;
   resume.resume = "auto";
-  TrainResult second = train(tiny(b.path(), sets), resume);
+  TrainResult second = train(tiny_run_config(b.path(), sets), resume);
   EXPECT_EQ(second.step, 16);
   // Same loss curve, step by step, and the same final parameters, bit for bit.
   EXPECT_EQ(csv_column(a.file("metrics.csv"), 2), csv_column(b.file("metrics.csv"), 2));
-  RunConfig c = tiny(a.path(), sets);
+  RunConfig c = tiny_run_config(a.path(), sets);
   Encoder ma(c.model), mb(c.model);
   load_checkpoint(checkpoint_path(a.path(), 16), ma, nullptr, false);
   load_checkpoint(checkpoint_path(b.path(), 16), mb, nullptr, false);
@@ -255,7 +228,7 @@ TEST(Train, NonFiniteStepsAreSkippedThenStop) {
   // row training stops with a checkpoint and a clear message. (A checkpoint holding NaN itself is refused at
   // load: see test_reliability.)
   TempDir dir;
-  RunConfig c = tiny(dir.path(), {"train.max_bad_steps=3", "train.steps=50", "eval.every=0"});
+  RunConfig c = tiny_run_config(dir.path(), {"train.max_bad_steps=3", "train.steps=50", "eval.every=0"});
   {
     Encoder model(c.model);
     std::vector<std::pair<std::string, at::Tensor>> params;
@@ -287,7 +260,7 @@ TEST(Train, SigintWritesACheckpointAndSaysHowToResume) {
   if (pid == 0) {
     std::freopen(log.c_str(), "w", stderr);
     std::freopen(dir.file("stdout.txt").c_str(), "w", stdout);
-    ::execl(PERFORMER_BINARY, PERFORMER_BINARY, "train", "--config", (root() + "/configs/tiny.yaml").c_str(), "--set",
+    ::execl(PERFORMER_BINARY, PERFORMER_BINARY, "train", "--config", (project_root() + "/configs/tiny.yaml").c_str(), "--set",
             ("output.dir=" + out).c_str(), "--set", ("data.train=" + data_path("real_excerpt.fasta")).c_str(), "--set",
             "train.steps=100000", "--set", "eval.every=0", "--set", "output.checkpoint_every=0", static_cast<char*>(nullptr));
     ::_exit(127);

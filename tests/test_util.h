@@ -10,10 +10,36 @@
 #include <vector>
 
 #include "data/sequence_reader.h"
+#include "train/config.h"
 
 namespace performer::testing {
 
 inline std::string data_path(const std::string& name) { return std::string(PERFORMER_TEST_DATA) + "/" + name; }
+inline std::string project_root() {
+  return std::filesystem::path(PERFORMER_TEST_DATA).parent_path().parent_path().string();
+}
+
+// configs/tiny.yaml on the committed excerpt, run into `dir`, with `sets` overrides ("key=value").
+inline RunConfig tiny_run_config(const std::string& dir, std::vector<std::string> sets = {}) {
+  sets.push_back("output.dir=" + dir);
+  sets.push_back("data.train=" + data_path("real_excerpt.fasta"));
+  return load_config(project_root() + "/configs/tiny.yaml", sets);
+}
+
+// Column `col` of a CSV file with a header line (metrics.csv), as numbers.
+inline std::vector<double> csv_column(const std::string& path, size_t col) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  std::vector<double> out;
+  while (std::getline(in, line)) {
+    std::stringstream ss(line);
+    std::string cell;
+    for (size_t i = 0; i <= col; ++i) std::getline(ss, cell, ',');
+    out.push_back(std::stod(cell));
+  }
+  return out;
+}
 
 // A fresh temporary folder, removed with the object.
 class TempDir {
