@@ -8,6 +8,7 @@
 #include "model/exact_attention.h"
 #include "model/kernels.h"
 #include "model/linear_attention.h"
+#include "test_gradcheck.h"
 #include "util/error.h"
 
 using namespace performer;
@@ -163,27 +164,11 @@ TEST(CausalLinearAttention, CustomBackwardMatchesAutogradOfNaiveFormula) {
 
 TEST(CausalLinearAttention, FiniteDifferences) {
   const int64_t L = 5, m = 3, e = 2;
-  at::Tensor q = randn({1, 1, L, m}, 21).abs().requires_grad_(), k = randn({1, 1, L, m}, 22).abs().requires_grad_();
-  at::Tensor v = randn({1, 1, L, e}, 23).requires_grad_();
   at::Tensor G = randn({1, 1, L, e}, 24);
-  auto loss = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
-    return (causal_linear_attention(a, b, c, 2) * G).sum();
-  };
-  auto g = torch::autograd::grad({loss(q, k, v)}, {q, k, v});
-  std::vector<at::Tensor> inputs = {q.detach(), k.detach(), v.detach()};
-  const double h = 1e-6;
-  for (int which = 0; which < 3; ++which) {
-    at::Tensor base = inputs[which];
-    for (int64_t i = 0; i < base.numel(); ++i) {
-      auto perturbed = [&](double delta) {
-        std::vector<at::Tensor> in = {inputs[0].clone(), inputs[1].clone(), inputs[2].clone()};
-        in[which].reshape(-1)[i] += delta;
-        return loss(in[0], in[1], in[2]).item<double>();
-      };
-      double numeric = (perturbed(h) - perturbed(-h)) / (2 * h);
-      EXPECT_NEAR(g[which].reshape(-1)[i].item<double>(), numeric, 1e-6) << "input " << which << " element " << i;
-    }
-  }
+  auto loss = [&](const std::vector<at::Tensor>& in) { return (causal_linear_attention(in[0], in[1], in[2], 2) * G).sum(); };
+  EXPECT_LT(performer::testing::worst_gradient_error(
+                loss, {randn({1, 1, L, m}, 21).abs(), randn({1, 1, L, m}, 22).abs(), randn({1, 1, L, e}, 23)}),
+            1e-6);
 }
 
 TEST(ExactAttention, EqualsSoftmaxFormula) {
@@ -544,25 +529,9 @@ TEST(FavorStabilizers, WholePipelineGradientsMatchFiniteDifferences) {
   for (int kind = 0; kind < 2; ++kind)
     for (bool causal : {false, true}) {
       auto attend = kind == 0 ? favor_softmax : favor_relu;
-      auto loss = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
-        return (attend(a, b, c, W, causal, 2, {}) * G).sum();
-      };
-      at::Tensor q = randn({1, 1, L, d}, 121).requires_grad_(), k = randn({1, 1, L, d}, 122).requires_grad_();
-      at::Tensor v = randn({1, 1, L, d}, 123).requires_grad_();
-      auto g = torch::autograd::grad({loss(q, k, v)}, {q, k, v});
-      std::vector<at::Tensor> inputs = {q.detach(), k.detach(), v.detach()};
-      const double h = 1e-6;
-      double worst = 0;
-      for (size_t which = 0; which < 3; ++which)
-        for (int64_t i = 0; i < inputs[which].numel(); ++i) {
-          auto at_delta = [&](double delta) {
-            std::vector<at::Tensor> in = {inputs[0].clone(), inputs[1].clone(), inputs[2].clone()};
-            in[which].reshape(-1)[i] += delta;
-            return loss(in[0], in[1], in[2]).item<double>();
-          };
-          const double numeric = (at_delta(h) - at_delta(-h)) / (2 * h);
-          worst = std::max(worst, std::abs(g[which].reshape(-1)[i].item<double>() - numeric));
-        }
+      auto loss = [&](const std::vector<at::Tensor>& in) { return (attend(in[0], in[1], in[2], W, causal, 2, {}) * G).sum(); };
+      const double worst =
+          performer::testing::worst_gradient_error(loss, {randn({1, 1, L, d}, 121), randn({1, 1, L, d}, 122), randn({1, 1, L, d}, 123)});
       EXPECT_LT(worst, 1e-6) << "kind " << kind << " causal " << causal;
     }
 }

@@ -171,12 +171,13 @@ TEST(BenchAttentionCli, CellsRunInChildrenAndReport) {
   std::string line;
   std::getline(csv, line);
   EXPECT_EQ(line, "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note,"
-                  "precision");
+                  "precision,favor_core,favor_chunk");
   std::vector<std::string> rows;
   while (std::getline(csv, line)) rows.push_back(line);
   ASSERT_EQ(rows.size(), 4u) << r.out;
   EXPECT_EQ(rows[0].rfind("cpu,exact,0,1,1,32,8,8,ok,", 0), 0u) << rows[0];
   EXPECT_EQ(rows[1].rfind("cpu,favor-relu,0,1,1,32,8,8,ok,", 0), 0u) << rows[1];
+  EXPECT_EQ(rows[1].substr(rows[1].size() - 12), ",fp32,lean,0") << rows[1];  // the default FAVOR core
   EXPECT_EQ(rows[2].rfind("cpu,exact,0,1,1," + big + ",8,8,OOM,", 0), 0u) << rows[2];
   EXPECT_NE(rows[2].find("predicted"), std::string::npos) << rows[2];
   EXPECT_EQ(rows[3].rfind("cpu,favor-relu,0,1,1," + big + ",8,8," + (quadratic ? "ok," : "OOM,"), 0), 0u) << rows[3];

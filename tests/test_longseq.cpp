@@ -148,9 +148,15 @@ TEST(Longseq, PredictionFollowsTheAttentionKernel) {
   } else {
     EXPECT_GT(e2 / e1, 1.7);
     EXPECT_LT(e2 / e1, 2.01);
-    EXPECT_LT(e2, f2);  // FAVOR keeps its [L, m] features besides
+    EXPECT_LT(e2, f2);  // the lean FAVOR core keeps two numbers per position and head besides
     EXPECT_LT(e2, 0.1 * quad);
   }
+  // FAVOR with stored features keeps 6 [L, m] tensors per head and layer; the lean core (default) 2 numbers.
+  RunConfig stored = longseq_cell_config(base, 16384, relu, 1, 1, "d");
+  stored.model.favor_lean = false;
+  const double H = static_cast<double>(base.model.heads), m = static_cast<double>(base.model.features);
+  EXPECT_NEAR(predict_training_bytes(stored, 0.0) - f2,
+              1.1 * 4.0 * 16384.0 * static_cast<double>(base.model.layers) * (6 * H * m - 2 * H), 1.0);
   EXPECT_DOUBLE_EQ(need(exact, 1024) + 5e6, predict_training_bytes(longseq_cell_config(base, 1024, exact, 1, 1, "d"), 5e6));
 }
 

@@ -22,9 +22,9 @@
 
 #include "cli/commands.h"
 #include "experiments/cell.h"
+#include "model/attention.h"
 #include "model/exact_attention.h"
 #include "model/kernels.h"
-#include "model/linear_attention.h"
 #include "train/config.h"
 #include "util/device.h"
 #include "util/error.h"
@@ -40,6 +40,8 @@ struct CellSpec {
   AttentionKind kind = AttentionKind::kExact;
   int64_t B = 1, H = 8, L = 1024, d = 64, m = 256;
   bool causal = false;
+  bool favor_stored = false;  // bidirectional FAVOR: features stored whole instead of the lean core
+  int64_t favor_chunk = 0;    // the lean core's chunk; 0 = automatic
   Precision precision = Precision::kFp32;  // bf16: q, k, v in bfloat16, as bf16 autocast's projections give them
   int repeats = 3, warmup = 1;
 };
@@ -54,17 +56,19 @@ struct CellResult {
 
 // Rough peak need in bytes, following the kernel actually used: the plain exact formula (LibTorch 1.x)
 // keeps ~3 [B,H,L,L] float32 matrices alive at once (scores, probabilities saved for backward, their
-// gradient); the fused one (2.x) only [B,H,L,d] tensors; FAVOR a few [B,H,L,m] and [B,H,L,d] tensors.
+// gradient); the fused one (2.x) only [B,H,L,d] tensors; FAVOR with stored features a few [B,H,L,m] and
+// [B,H,L,d] tensors, the lean FAVOR core (bidirectional) only [B,H,L,d] ones.
 double predict_bytes(const CellSpec& s) {
   const double f = 4.0, BH = static_cast<double>(s.B * s.H), L = static_cast<double>(s.L);
   const double linear = 12.0 * f * BH * L * static_cast<double>(s.d);
   if (s.kind == AttentionKind::kExact) return (exact_attention_stores_scores() ? 3.0 * f * BH * L * L : 0.0) + linear;
+  if (!s.causal && !s.favor_stored) return linear;
   return f * BH * L * 8.0 * static_cast<double>(s.m) + linear;
 }
 
-// One forward+backward of the attention core; returns seconds. In bf16, exact attention runs on the bf16
-// inputs (the fused kernel's fastest case) and FAVOR casts them to float32 first, as the model does
-// (model/attention.cpp: the features and sums stay out of autocast).
+// One forward+backward of the attention core as a model layer runs it (model/attention.h: exact_attention,
+// favor_core); returns seconds. In bf16, exact attention runs on the bf16 inputs (the fused kernel's fastest
+// case) and FAVOR casts them to float32 first, as the model does.
 double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W) {
   auto opts = torch::TensorOptions().device(dev).dtype(s.precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat);
   at::Tensor q = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
@@ -78,10 +82,12 @@ double run_once(const CellSpec& s, const torch::Device& dev, const at::Tensor& W
   if (s.kind == AttentionKind::kExact) {
     out = exact_attention(q, k, v, {}, s.causal);
   } else {
-    const at::Tensor qf = q.to(torch::kFloat), kf = k.to(torch::kFloat), vf = v.to(torch::kFloat);
-    FeatureMaps f = s.kind == AttentionKind::kFavorSoftmax ? softmax_features(qf, kf, W, {}, s.causal)
-                                                           : relu_features(qf, kf, W, 1e-3, {});
-    out = s.causal ? causal_linear_attention(f.q, f.k, vf, 128, f.chunk_log_scale) : linear_attention(f.q, f.k, vf);
+    AttentionOptions o;
+    o.kind = s.kind;
+    o.causal = s.causal;
+    o.favor_lean = !s.favor_stored;
+    o.favor_chunk = s.favor_chunk;
+    out = favor_core(o, W, q, k, v, {});
   }
   out.sum().backward();
 #ifdef PERFORMER_CUDA
@@ -141,7 +147,9 @@ std::vector<std::string> child_argv(const CellSpec& s, uint64_t limit) {
                                    std::to_string(s.L), "--batch", std::to_string(s.B), "--heads", std::to_string(s.H),
                                    "--dim", std::to_string(s.d), "--features", std::to_string(s.m), "--repeats",
                                    std::to_string(s.repeats), "--warmup", std::to_string(s.warmup), "--memory-limit",
-                                   std::to_string(limit) + "B", "--precision", precision_name(s.precision)};
+                                   std::to_string(limit) + "B", "--precision", precision_name(s.precision),
+                                   "--favor-chunk", std::to_string(s.favor_chunk)};
+  if (s.favor_stored) argv.push_back("--favor-stored");
   if (s.causal) argv.push_back("--causal");
   return argv;
 }
@@ -182,10 +190,11 @@ bool use_cuda(const std::string& device) {
 }
 
 void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit) {
-  std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, %s, %d threads, median of %d after %d "
-              "warm-up, memory limit %s, LibTorch %s, exact attention %s\n",
+  std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, FAVOR %s (chunk %lld), %s, %d threads, median "
+              "of %d after %d warm-up, memory limit %s, LibTorch %s, exact attention %s\n",
               cuda ? "cuda" : "cpu", static_cast<long long>(spec.B), static_cast<long long>(spec.H),
               static_cast<long long>(spec.d), static_cast<long long>(spec.m), spec.causal ? ", causal" : "",
+              spec.favor_stored || spec.causal ? "features stored" : "lean", static_cast<long long>(spec.favor_chunk),
               precision_name(spec.precision).c_str(),
               torch::get_num_threads(), spec.repeats, spec.warmup, human_bytes(static_cast<double>(limit)).c_str(),
               TORCH_VERSION, exact_attention_stores_scores() ? "plain (stores L x L)" : "fused (scaled_dot_product_attention)");
@@ -198,7 +207,8 @@ void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds,
 void write_csv_row(std::ostream& out, bool cuda, const CellSpec& s, const CellResult& r) {
   out << (cuda ? "cuda" : "cpu") << ',' << attention_kind_name(s.kind) << ',' << s.causal << ',' << s.B << ','
       << s.H << ',' << s.L << ',' << s.d << ',' << s.m << ',' << cell_status_name(r.status) << ',' << r.median_ms
-      << ',' << r.peak_bytes << ',' << r.predicted_bytes << ",\"" << r.note << "\"," << precision_name(s.precision) << '\n';
+      << ',' << r.peak_bytes << ',' << r.predicted_bytes << ",\"" << r.note << "\"," << precision_name(s.precision) << ','
+      << (s.favor_stored || s.causal ? "stored" : "lean") << ',' << s.favor_chunk << '\n';
 }
 
 // Speed-up of each kind against the first, where both ran; or that the first failed where this one ran.
@@ -222,7 +232,7 @@ int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& length
     out.open(csv);
     if (!out) throw Error(csv + ": cannot write");
     out << "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note,"
-           "precision\n";
+           "precision,favor_core,favor_chunk\n";
   }
   for (int64_t L : lengths) {
     std::printf("%8lld", static_cast<long long>(L));
@@ -257,6 +267,11 @@ void add_cell_options(CLI::App* c, CellSpec& spec, std::string& limit, std::stri
   c->add_option("--repeats", spec.repeats, "timed runs per cell (median)")->capture_default_str();
   c->add_option("--warmup", spec.warmup, "untimed runs per cell")->capture_default_str();
   c->add_flag("--causal", spec.causal, "causal (unidirectional) attention");
+  c->add_flag("--favor-stored", spec.favor_stored,
+              "bidirectional FAVOR with the features stored whole (model.favor_lean: false) instead of the lean core");
+  c->add_option("--favor-chunk", spec.favor_chunk, "positions per chunk of the lean FAVOR core (model.favor_chunk); 0 = automatic")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   c->add_option("--precision", precision, "fp32 | bf16 (q, k, v in bfloat16; FAVOR computes in float32 as the model does)")
       ->capture_default_str();
   c->add_option("--memory-limit", limit, "per-cell memory limit, e.g. 16GB (default: 90% of RAM)");

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "model/exact_attention.h"
+#include "model/lean_favor.h"
 #include "model/linear_attention.h"
 #include "model/rotary.h"
 #include "util/error.h"
@@ -62,23 +63,33 @@ void SelfAttentionImpl::project(const at::Tensor& x, at::Tensor& q, at::Tensor& 
   }
 }
 
-FeatureMaps SelfAttentionImpl::features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_mask) const {
-  if (options_.kind == AttentionKind::kFavorSoftmax)
-    return softmax_features(q, k, projection_, key_mask, options_.causal, options_.causal_chunk);
-  return relu_features(q, k, options_.relu_projection ? projection_ : at::Tensor(), options_.relu_eps, key_mask);
-}
-
-at::Tensor SelfAttentionImpl::favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                    const at::Tensor& key_mask, at::Tensor* weights) const {
+at::Tensor favor_core(const AttentionOptions& o, const at::Tensor& W, const at::Tensor& q, const at::Tensor& k,
+                      const at::Tensor& v, const at::Tensor& key_mask, at::Tensor* weights) {
   // Under mixed-precision autocast a matmul would run in bf16/fp16 whatever its inputs are, rounding W x'
   // before exp (1-5% per feature at |W x'| = 8-45). Features, normalizer and the linear-attention sums are
   // cheap next to the projections: they run with autocast off, in float32 at least.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const auto compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  FeatureMaps f = features(q.to(compute), k.to(compute), key_mask);
-  if (weights) *weights = feature_attention_matrix(f.q, f.k, options_.causal, f.chunk, f.chunk_log_scale);
-  if (!options_.causal) return linear_attention(f.q, f.k, v.to(compute));
-  return causal_linear_attention(f.q, f.k, v.to(compute), options_.causal_chunk, f.chunk_log_scale);
+  const bool softmax = o.kind == AttentionKind::kFavorSoftmax;
+  const at::Tensor projection = softmax || o.relu_projection ? W : at::Tensor();
+  if (!o.causal && o.favor_lean && !weights) {
+    LeanFavorOptions lean;
+    lean.kernel = softmax ? FeatureKernel::kSoftmax : FeatureKernel::kRelu;
+    lean.relu_eps = o.relu_eps;
+    lean.chunk = o.favor_chunk;
+    return lean_favor_attention(q.to(compute), k.to(compute), v.to(compute), projection, key_mask, lean);
+  }
+  const at::Tensor qc = q.to(compute), kc = k.to(compute);
+  FeatureMaps f = softmax ? softmax_features(qc, kc, projection, key_mask, o.causal, o.causal_chunk)
+                          : relu_features(qc, kc, projection, o.relu_eps, key_mask);
+  if (weights) *weights = feature_attention_matrix(f.q, f.k, o.causal, f.chunk, f.chunk_log_scale);
+  if (!o.causal) return linear_attention(f.q, f.k, v.to(compute));
+  return causal_linear_attention(f.q, f.k, v.to(compute), o.causal_chunk, f.chunk_log_scale);
+}
+
+at::Tensor SelfAttentionImpl::favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    const at::Tensor& key_mask, at::Tensor* weights) const {
+  return favor_core(options_, projection_, q, k, v, key_mask, weights);
 }
 
 at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key_mask, at::Tensor* weights) {

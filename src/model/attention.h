@@ -34,9 +34,20 @@ struct AttentionOptions {
   double relu_eps = 1e-3;
   bool rotary = false;             // rotary positions on q, k
   int64_t causal_chunk = 128;
+  bool favor_lean = true;          // bidirectional FAVOR: the memory-lean core (model/lean_favor.h), which
+                                   // recomputes features in backward; false = features stored whole
+  int64_t favor_chunk = 0;         // the lean core's positions per chunk; 0 = automatic (auto_favor_chunk)
   uint64_t seed = 0;
   int64_t layer = 0;
 };
+
+// The FAVOR core of a layer with options `o` and projection W [m, d_head] (empty for the deterministic
+// ReLU features): q, k, v [B, H, L, d_head] -> [B, H, L, d_head]. Computed in float32 at least with
+// autocast off, whatever the caller's precision. Bidirectional with o.favor_lean and no `weights`: the
+// memory-lean core (model/lean_favor.h), which stores no [L, m] features. With `weights`, also the implicit
+// attention matrix D^-1 phi(Q) phi(K)^T [B, H, L, L] of the same features (the features stored whole).
+at::Tensor favor_core(const AttentionOptions& o, const at::Tensor& W, const at::Tensor& q, const at::Tensor& k,
+                      const at::Tensor& v, const at::Tensor& key_mask, at::Tensor* weights = nullptr);
 
 class SelfAttentionImpl : public torch::nn::Module {
  public:
@@ -49,9 +60,7 @@ class SelfAttentionImpl : public torch::nn::Module {
   // The weights alone (forward with `weights`).
   at::Tensor attention_matrix(const at::Tensor& x, const at::Tensor& key_mask = {});
 
-  // The FAVOR core: q, k, v [B, H, L, d_head] (after projection) -> [B, H, L, d_head], with this layer's
-  // features; computed in float32 at least with autocast off, whatever the caller's precision.
-  // With `weights`, also the implicit attention matrix [B, H, L, L] of the same features.
+  // favor_core with this layer's options and projection.
   at::Tensor favor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
                    at::Tensor* weights = nullptr) const;
 
@@ -67,7 +76,6 @@ class SelfAttentionImpl : public torch::nn::Module {
  private:
   // q, k, v [B, H, L, d_head] after projection (and rotary).
   void project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v);
-  FeatureMaps features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& key_mask) const;
   at::Tensor draw_matrix(int64_t draw) const;
 
   AttentionOptions options_;

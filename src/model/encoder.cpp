@@ -52,6 +52,8 @@ EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
   a.relu_projection = c.relu_projection;
   a.rotary = c.positions == PositionKind::kRotary;
   a.causal_chunk = c.causal_chunk;
+  a.favor_lean = c.favor_lean;
+  a.favor_chunk = c.favor_chunk;
   a.seed = c.seed;
   a.layer = layer;
   norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));

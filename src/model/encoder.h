@@ -42,6 +42,8 @@ struct EncoderConfig {
   RowNorms row_norms = RowNorms::kChi;
   bool relu_projection = true;
   int64_t causal_chunk = 128;
+  bool favor_lean = true;          // see AttentionOptions::favor_lean
+  int64_t favor_chunk = 0;         // see AttentionOptions::favor_chunk
   uint64_t seed = 0;               // initialization and feature draws
 
   void validate() const;           // rules between fields; throws SettingError naming the key

@@ -211,6 +211,12 @@ void model_keys(std::vector<Key>& k) {
                        "favor-relu: random projection W (false: deterministic ReLU(x), m = d_head)"));
   k.push_back(int_key("model.causal_chunk", &R::model, &M::causal_chunk, 1, kNoMax,
                       "chunk length of the causal prefix sums and of the causal stabilizer's running maximum"));
+  k.push_back(bool_key("model.favor_lean", &R::model, &M::favor_lean,
+                       "bidirectional FAVOR recomputes its features chunk by chunk in backward instead of storing "
+                       "[L, m] tensors: the same result to rounding, O(L d) memory (false: features stored whole)"));
+  k.push_back(int_key("model.favor_chunk", &R::model, &M::favor_chunk, 0, kNoMax,
+                      "positions per chunk of the memory-lean FAVOR core; 0 = automatic (about 2^19 feature values "
+                      "per chunk, e.g. 256 positions at 8 heads x 256 features)"));
 }
 
 void train_keys(std::vector<Key>& k) {

@@ -16,7 +16,9 @@
 //                                                                      inside each chunk
 //   LM head (tied with the embedding)       2 D V
 // Training = forward + backward = 3 x forward (backward: gradients of inputs and of weights). Element-wise
-// work (norms, activations, softmax, exp of the features) is left out: MFU counts matmul work only.
+// work (norms, activations, softmax, exp of the features) is left out: MFU counts matmul work only. So is
+// recomputation: the lean bidirectional FAVOR core (model/lean_favor.h) computes phi(q), phi(k) again in
+// backward (2 x 2 m D more per token and layer), which these model FLOPs do not count.
 // L is the row width: exact with data.concat (every row max_len tokens); without it rows of a batch are as
 // wide as its longest protein, so at L = max_len the exact attention term is an upper bound.
 #pragma once

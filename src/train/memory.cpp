@@ -28,7 +28,12 @@ TrainingMemory predict_training_memory(const RunConfig& c) {
   if (c.model.positions == PositionKind::kLearned) P += L * D;
   TrainingMemory r;
   r.parameters = 16.0 * P;
-  r.activations = kSlack * (4.0 * T * N * (12 * D + 2 * F + (exact ? 0.0 : 6 * H * m)) + 4.0 * T * V * 4);
+  // The 12 D covers the layer's [L, D] tensors, the attention output among them. FAVOR with stored
+  // features keeps ~6 [L, m] feature tensors per head besides; the lean bidirectional core
+  // (model/lean_favor.h) only two numbers per position and head (the query shift and the normalizer).
+  const bool lean = !exact && !c.model.causal && c.model.favor_lean;
+  const double favor = exact ? 0.0 : lean ? 2 * H : 6 * H * m;
+  r.activations = kSlack * (4.0 * T * N * (12 * D + 2 * F + favor) + 4.0 * T * V * 4);
   if (exact && exact_attention_stores_scores()) r.attention = kSlack * 4.0 * rows * H * L * L * (N + 2);
   r.parameters *= kSlack;
   return r;

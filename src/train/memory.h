@@ -4,7 +4,8 @@
 //
 // Predicted peak, in bytes, for P parameters, T = rows x L tokens per batch (rows = tokens_per_batch / L):
 //   parameters, gradients and AdamW moments          16 P
-//   activations kept for backward, per layer         4 T (12 D + 2 F [+ 6 H m for FAVOR])
+//   activations kept for backward, per layer         4 T (12 D + 2 F [+ 6 H m for FAVOR with stored
+//                                                    features, + 2 H for the lean bidirectional core])
 //   logits, log-probabilities and their gradient     4 T V x 4
 //   exact attention: one [rows, H, L, L] float32 probability matrix saved per layer, and two more alive
 //   while a layer runs (scores, their gradient)      4 rows H L^2 (layers + 2)

@@ -1,0 +1,248 @@
+#include "model/lean_favor.h"
+
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+
+#include "util/error.h"
+
+namespace performer {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+double denominator_floor(at::ScalarType t) {
+  return t == at::kDouble ? std::numeric_limits<double>::min() : static_cast<double>(std::numeric_limits<float>::min());
+}
+
+// A contiguous copy of positions [a, a + c) of x [B, H, L, d] (the projections hand over strided views).
+at::Tensor dense_chunk(const at::Tensor& x, int64_t a, int64_t c) {
+  const at::Tensor part = x.narrow(2, a, c);
+  return at::empty(part.sizes(), part.options().memory_format(at::MemoryFormat::Contiguous)).copy_(part);
+}
+
+// [B, L] key mask -> padding rows of positions [a, a + c): [B, 1, c, 1], true at padding. Undefined without mask.
+at::Tensor padding_chunk(const at::Tensor& key_mask, int64_t a, int64_t c) {
+  if (key_mask.numel() == 0) return {};
+  return ~key_mask.narrow(1, a, c).view({key_mask.size(0), 1, c, 1});
+}
+
+// One call's feature map, with the constants folded into W.
+struct FeatureMap {
+  bool softmax = true;
+  at::Tensor W;        // [m, d]: W d^-1/4 (softmax), W / sqrt(m) (ReLU); undefined for ReLU(x) without projection
+  at::Tensor Wt;       // W^T [d, m], contiguous
+  double half_sq = 0;  // softmax: |x'|^2/2 = half_sq |x|^2  (x' = x d^-1/4)
+  double eps = 0;      // ReLU: added to every feature
+
+  FeatureMap(bool softmax_kernel, const at::Tensor& projection, double relu_eps, int64_t d, at::ScalarType dtype)
+      : softmax(softmax_kernel), eps(relu_eps) {
+    const double scale = softmax ? std::pow(static_cast<double>(d), -0.25) : 1.0;
+    if (projection.numel() > 0) {
+      W = projection.to(dtype) * (softmax ? scale : 1.0 / std::sqrt(static_cast<double>(projection.size(0))));
+      Wt = W.t().contiguous();
+    }
+    half_sq = 0.5 * scale * scale;
+  }
+
+  // W x' [B, H, c, m] for the fresh chunk x (ReLU without projection: x itself).
+  at::Tensor project(const at::Tensor& x) const { return W.defined() ? at::matmul(x, Wt) : x; }
+  // Softmax key logits W x' - |x'|^2/2. (The queries' -|x'|^2/2 is a per-query constant, which cancels in
+  // out = num / D like the shift t: it is left out of their features, and its gradient is zero.)
+  at::Tensor key_logits(const at::Tensor& x) const {
+    return project(x).sub_(x.mul(x).sum(-1, /*keepdim=*/true).mul_(half_sq));
+  }
+  // ReLU features from the pre-activation, in place: ReLU(z) + eps. Where a feature equals eps, z <= 0.
+  at::Tensor relu_(at::Tensor& z) const { return z.clamp_min_(0.0).add_(eps); }
+  // dLoss/dz from dLoss/dphi and the ReLU features phi: zero where phi <= eps (z <= 0), in one fused pass.
+  at::Tensor relu_grad(const at::Tensor& dphi, const at::Tensor& phi) const {
+    return at::threshold_backward(dphi, phi, eps);
+  }
+  // dLoss/dx of the chunk x from dLoss/d(pre-activation): W^T dz (ReLU without projection: dz itself), and
+  // for softmax keys the |x'|^2/2 term: dx = W^T dl - 2 half_sq x sum_r dl_r.
+  at::Tensor input_grad(const at::Tensor& dz, const at::Tensor& x = {}) const {
+    at::Tensor dx = W.defined() ? at::matmul(dz, W) : dz;
+    if (x.defined()) dx.sub_(x * dz.sum(-1, /*keepdim=*/true).mul_(2.0 * half_sq));
+    return dx;
+  }
+};
+
+// a b over the leading [B, H] of 4-D operands, through bmm on [B*H, ., .] views: transposed operands reach
+// BLAS as they are, where at::matmul on LibTorch 1.13 copied them first (83 of 600 ms at L = 16384, d 64,
+// m 256, measured with the profiler).
+at::Tensor bmm4(const at::Tensor& a, const at::Tensor& b) {
+  at::Tensor r = at::bmm(a.flatten(0, 1), b.flatten(0, 1));
+  return r.view({a.size(0), a.size(1), r.size(1), r.size(2)});
+}
+
+// acc += a b in place, acc [B, H, n, p] contiguous.
+void add_bmm4(at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) {
+  acc.view({-1, acc.size(2), acc.size(3)}).baddbmm_(a.flatten(0, 1), b.flatten(0, 1));
+}
+
+// [v_c, 1]: [B, H, c, d+1].
+at::Tensor with_ones(const at::Tensor& vc) {
+  auto sizes = vc.sizes().vec();
+  sizes.back() = 1;
+  return at::cat({vc, at::ones(sizes, vc.options())}, -1);
+}
+
+struct LeanFavor : public torch::autograd::Function<LeanFavor> {
+  // q, k, v [B,H,L,d]; projection [m,d] or empty; key_mask [B,L] or empty.
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& projection, const at::Tensor& key_mask, bool softmax, double eps,
+                            int64_t chunk) {
+    const int64_t B = q.size(0), H = q.size(1), L = q.size(2), d = q.size(3);
+    const auto dtype = q.scalar_type();
+    const FeatureMap f(softmax, projection, eps, d, dtype);
+    const int64_t m = f.W.defined() ? f.W.size(0) : d;
+    const double floor = denominator_floor(dtype);
+    auto opts = q.options().memory_format(at::MemoryFormat::Contiguous);
+
+    // Key pass: KV = sum_j phi(k_j) [v_j, 1]^T, with the softmax key shift s found on the way.
+    at::Tensor KV = at::zeros({B, H, m, d + 1}, opts);
+    at::Tensor s = at::full({B, H, 1, m}, -INFINITY, opts);  // running max of the key logits (softmax)
+    for (int64_t a = 0; a < L; a += chunk) {
+      const int64_t c = std::min(chunk, L - a);
+      const at::Tensor pad = padding_chunk(key_mask, a, c);
+      at::Tensor kf;
+      if (softmax) {
+        at::Tensor l = f.key_logits(dense_chunk(k, a, c));           // [B,H,c,m]
+        if (pad.defined()) l.masked_fill_(pad, -INFINITY);
+        at::Tensor s_new = at::maximum(s, l.amax(2, /*keepdim=*/true));
+        // exp(s_old - s_new) <= 1; NaN (-inf - -inf) only while no real key was seen, where KV is still 0.
+        KV.mul_(at::exp(s - s_new).nan_to_num_(0.0).transpose(-1, -2));
+        s = s_new;
+        kf = l.sub_(s.masked_fill(at::isinf(s), 0.0)).exp_();      // exp(-inf) = 0 at padding
+      } else {
+        at::Tensor z = f.project(dense_chunk(k, a, c));
+        kf = f.relu_(z);
+        if (pad.defined()) kf.masked_fill_(pad, 0.0);
+      }
+      add_bmm4(KV, kf.transpose(-1, -2), with_ones(dense_chunk(v, a, c)));
+    }
+    s.masked_fill_(at::isinf(s), 0.0);  // no real key at all: KV = 0
+
+    // Query pass: [num_i, D_i] = phi(q_i)^T KV.
+    at::Tensor out = at::empty({B, H, L, d}, opts);
+    at::Tensor den = at::empty({B, H, L, 1}, opts);
+    at::Tensor t = softmax ? at::empty({B, H, L, 1}, opts) : at::empty({0}, opts);
+    for (int64_t a = 0; a < L; a += chunk) {
+      const int64_t c = std::min(chunk, L - a);
+      at::Tensor z = f.project(dense_chunk(q, a, c)), qf;
+      if (softmax) {
+        z.add_(s);                                                     // w_r.q_i' + s_r
+        at::Tensor tc = z.amax(-1, /*keepdim=*/true);                  // t_i
+        t.narrow(2, a, c).copy_(tc);
+        qf = z.sub_(tc).exp_();
+      } else {
+        qf = f.relu_(z);
+      }
+      at::Tensor nd = bmm4(qf, KV);                                    // [B,H,c,d+1]
+      at::Tensor dc = nd.narrow(-1, d, 1);
+      den.narrow(2, a, c).copy_(dc);
+      at::Tensor out_c = out.narrow(2, a, c);
+      at::div_out(out_c, nd.narrow(-1, 0, d), dc.clamp_min(floor));
+    }
+    ctx->save_for_backward({q, k, v, projection, key_mask, KV, s, t, den, out});
+    ctx->saved_data["softmax"] = softmax;
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["chunk"] = chunk;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &projection = saved[3], &key_mask = saved[4];
+    const at::Tensor &KV = saved[5], &s = saved[6], &t = saved[7], &den = saved[8], &out = saved[9];
+    const bool softmax = ctx->saved_data["softmax"].toBool();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const int64_t L = q.size(2), d = q.size(3);
+    const auto dtype = q.scalar_type();
+    const FeatureMap f(softmax, projection, ctx->saved_data["eps"].toDouble(), d, dtype);
+    const double floor = denominator_floor(dtype);
+    const at::Tensor G = grads[0].to(dtype);
+    auto opts = q.options().memory_format(at::MemoryFormat::Contiguous);
+    at::Tensor dq = at::empty(q.sizes(), opts), dk = at::empty(k.sizes(), opts), dv = at::empty(v.sizes(), opts);
+
+    // Query pass: g_i = [G_i, -G_i . out_i] / D_i;  dphi(q_i) = KV g_i;  dKV = sum_i phi(q_i) g_i^T.
+    at::Tensor dKV = at::zeros_like(KV);
+    const at::Tensor KVt = KV.transpose(-1, -2);
+    for (int64_t a = 0; a < L; a += chunk) {
+      const int64_t c = std::min(chunk, L - a);
+      at::Tensor z = f.project(dense_chunk(q, a, c));
+      const at::Tensor qf = softmax ? z.add_(s).sub_(t.narrow(2, a, c)).exp_() : f.relu_(z);
+      const at::Tensor Gc = G.narrow(2, a, c), Dc = den.narrow(2, a, c);
+      // No gradient through the floor (as clamp_min): the normalizer's term is dropped where it was floored.
+      at::Tensor dD = (Gc * out.narrow(2, a, c)).sum(-1, /*keepdim=*/true).neg_().masked_fill_(Dc < floor, 0.0);
+      at::Tensor g = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor));  // [B,H,c,d+1]
+      at::Tensor dqf = bmm4(g, KVt);                                    // [B,H,c,m]
+      add_bmm4(dKV, qf.transpose(-1, -2), g);
+      at::Tensor dz = softmax ? dqf.mul_(qf) : f.relu_grad(dqf, qf);
+      dq.narrow(2, a, c).copy_(f.input_grad(dz));
+    }
+
+    // Key pass: dphi(k_j) = dKV [v_j, 1];  dv_j = dKV[:, :d]^T phi(k_j).
+    const at::Tensor dKVt = dKV.transpose(-1, -2), dS = dKV.narrow(-1, 0, d);
+    for (int64_t a = 0; a < L; a += chunk) {
+      const int64_t c = std::min(chunk, L - a);
+      const at::Tensor pad = padding_chunk(key_mask, a, c);
+      const at::Tensor x = dense_chunk(k, a, c);
+      at::Tensor kf;
+      if (softmax) {
+        at::Tensor l = f.key_logits(x);
+        if (pad.defined()) l.masked_fill_(pad, -INFINITY);
+        kf = l.sub_(s).exp_();
+      } else {
+        at::Tensor z = f.project(x);  // without projection x itself, a fresh copy not needed afterwards
+        kf = f.relu_(z);
+        if (pad.defined()) kf.masked_fill_(pad, 0.0);  // 0 <= eps: relu_grad drops its gradient too
+      }
+      at::Tensor dkf = bmm4(with_ones(dense_chunk(v, a, c)), dKVt);  // [B,H,c,m]
+      // dz = 0 at padding: softmax kf = 0 there, ReLU's mask is on.
+      at::Tensor dz = softmax ? dkf.mul_(kf) : f.relu_grad(dkf, kf);
+      dv.narrow(2, a, c).copy_(bmm4(kf, dS));
+      dk.narrow(2, a, c).copy_(softmax ? f.input_grad(dz, x) : f.input_grad(dz));
+    }
+    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+int64_t auto_favor_chunk(int64_t B, int64_t H, int64_t L, int64_t m) {
+  const int64_t per_position = std::max<int64_t>(1, B * H * m);
+  return std::max<int64_t>(1, std::min(L, std::max<int64_t>(16, kAutoChunkValues / per_position)));
+}
+
+at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W,
+                                const at::Tensor& key_mask, const LeanFavorOptions& o) {
+  if (q.dim() != 4 || k.sizes() != q.sizes() || v.sizes() != q.sizes())
+    throw Error("FAVOR attention: expected q, k, v of the same shape [B, H, L, d]");
+  if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble)
+    throw Error("FAVOR attention: q, k, v must be float32 or float64");
+  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type())
+    throw Error("FAVOR attention: q, k, v must share one dtype");
+  if (o.chunk < 0) throw Error("FAVOR attention: chunk must be positive (or 0: automatic), got " + std::to_string(o.chunk));
+  const bool softmax = o.kernel == FeatureKernel::kSoftmax;
+  if (softmax && !W.defined()) throw Error("FAVOR attention: softmax features need a projection W");
+  if (W.defined() && (W.dim() != 2 || W.size(1) != q.size(3)))
+    throw Error("FAVOR attention: W must be [m, d] with d = " + std::to_string(q.size(3)));
+  if (key_mask.defined() &&
+      (key_mask.dim() != 2 || key_mask.size(0) != q.size(0) || key_mask.size(1) != q.size(2)))
+    throw Error("FAVOR attention: key mask must be [B, L]");
+  // Autograd inputs must be defined: "none" travels as an empty tensor. W and the mask take no gradient.
+  const at::Tensor none = at::empty({0}, q.options());
+  const int64_t m = W.defined() ? W.size(0) : q.size(3);
+  const int64_t chunk = o.chunk > 0 ? o.chunk : auto_favor_chunk(q.size(0), q.size(1), q.size(2), m);
+  return LeanFavor::apply(q, k, v, W.defined() ? W.detach() : none,
+                          key_mask.defined() ? key_mask.to(at::kBool) : none.to(at::kBool), softmax, o.relu_eps,
+                          chunk);
+}
+
+}  // namespace performer

@@ -1,0 +1,233 @@
+// The memory-lean FAVOR core (model/lean_favor.h) against the stored-feature path (kernels.h +
+// linear_attention.h) and against the naive formula, forward and backward, and against finite differences.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/attention.h"
+#include "model/kernels.h"
+#include "model/lean_favor.h"
+#include "model/linear_attention.h"
+#include "test_gradcheck.h"
+#include "util/error.h"
+
+using namespace performer;
+
+namespace {
+
+at::Tensor randn(std::vector<int64_t> shape, int64_t seed, at::ScalarType t = at::kDouble) {
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  return torch::randn(shape, torch::TensorOptions().dtype(t));
+}
+
+// Largest absolute difference relative to the reference's largest magnitude.
+double max_rel(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / std::max(1e-300, b.abs().max().item<double>());
+}
+
+// The three feature maps the core supports.
+struct Case {
+  const char* name;
+  FeatureKernel kernel;
+  bool projected;
+};
+const Case kCases[] = {{"softmax", FeatureKernel::kSoftmax, true},
+                       {"relu", FeatureKernel::kRelu, true},
+                       {"relu-no-projection", FeatureKernel::kRelu, false}};
+
+// The stored-feature path: features of kernels.h, then linear_attention.
+at::Tensor stored(const Case& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W,
+                  const at::Tensor& mask) {
+  FeatureMaps f = c.kernel == FeatureKernel::kSoftmax ? softmax_features(q, k, W, mask)
+                                                      : relu_features(q, k, c.projected ? W : at::Tensor(), 1e-3, mask);
+  return linear_attention(f.q, f.k, v);
+}
+
+at::Tensor lean(const Case& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W,
+                const at::Tensor& mask, int64_t chunk) {
+  LeanFavorOptions o;
+  o.kernel = c.kernel;
+  o.relu_eps = 1e-3;
+  o.chunk = chunk;
+  return lean_favor_attention(q, k, v, c.projected ? W : at::Tensor(), mask, o);
+}
+
+// The naive formula, no stabilizers: phi(x) = exp(W x' - |x'|^2/2) / sqrt(m) or ReLU(W x) / sqrt(m) + eps,
+// A = phi(Q) phi(K)^T with padding columns removed, out = (A / rowsum(A)) V. Double precision.
+at::Tensor naive(const Case& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W,
+                 const at::Tensor& mask) {
+  const double m = static_cast<double>(c.projected ? W.size(0) : q.size(-1));
+  auto phi = [&](const at::Tensor& x) {
+    if (c.kernel == FeatureKernel::kSoftmax) {
+      at::Tensor xs = x * std::pow(static_cast<double>(x.size(-1)), -0.25);
+      return at::exp(at::matmul(xs, W.t()) - xs.pow(2).sum(-1, true) / 2) / std::sqrt(m);
+    }
+    return (c.projected ? at::relu(at::matmul(x, W.t())) / std::sqrt(m) : at::relu(x)) + 1e-3;
+  };
+  at::Tensor A = at::matmul(phi(q), phi(k).transpose(-1, -2));  // [B,H,L,L]
+  if (mask.defined()) A = A.masked_fill(~mask.view({mask.size(0), 1, 1, mask.size(1)}), 0.0);
+  return at::matmul(A / A.sum(-1, true), v);
+}
+
+using Attend = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>;
+
+// Output and gradients (q, k, v) of sum(out * G).
+std::vector<at::Tensor> value_and_grads(const Attend& f, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const at::Tensor& G) {
+  at::Tensor q1 = q.detach().clone().requires_grad_(), k1 = k.detach().clone().requires_grad_();
+  at::Tensor v1 = v.detach().clone().requires_grad_();
+  at::Tensor out = f(q1, k1, v1);
+  auto g = torch::autograd::grad({(out * G).sum()}, {q1, k1, v1});
+  return {out.detach(), g[0], g[1], g[2]};
+}
+
+// Right padding for row 0 and a hole plus right padding for row 1 of a [2, L] mask.
+at::Tensor padding_mask(int64_t L) {
+  at::Tensor mask = torch::ones({2, L}, torch::kBool);
+  mask[0].narrow(0, L - 7, 7).fill_(false);
+  mask[1][3] = false;
+  mask[1].narrow(0, L - 2, 2).fill_(false);
+  return mask;
+}
+
+}  // namespace
+
+TEST(LeanFavor, EqualsStoredFeaturesAndNaiveFormulaInDouble) {
+  // Both kernels (and ReLU without projection), with and without padding, odd L, chunks 1, 5, L and > L:
+  // forward and the three gradients within 1e-10 of the stored-feature path and of the naive formula.
+  const int64_t B = 2, H = 3, L = 37, d = 8, m = 12;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 3);
+  at::Tensor q = randn({B, H, L, d}, 1) * 0.7, k = randn({B, H, L, d}, 2) * 0.7, v = randn({B, H, L, d}, 3);
+  at::Tensor G = randn({B, H, L, d}, 4);
+  for (const Case& c : kCases)
+    for (bool padded : {false, true}) {
+      const at::Tensor mask = padded ? padding_mask(L) : at::Tensor();
+      auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, W, mask); }, q, k, v, G);
+      auto nai = value_and_grads([&](auto& a, auto& b, auto& e) { return naive(c, a, b, e, W, mask); }, q, k, v, G);
+      for (int64_t chunk : {int64_t{1}, int64_t{5}, L, int64_t{100}}) {
+        auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W, mask, chunk); }, q, k,
+                                   v, G);
+        for (size_t i = 0; i < 4; ++i) {
+          EXPECT_LT(max_rel(got[i], ref[i]), 1e-10) << c.name << " padded " << padded << " chunk " << chunk << " tensor " << i;
+          EXPECT_LT(max_rel(got[i], nai[i]), 1e-10) << c.name << " padded " << padded << " chunk " << chunk << " tensor " << i;
+        }
+        if (padded)  // padding keys and values get no gradient
+          for (size_t i : {2, 3})
+            EXPECT_EQ(got[i][0].narrow(1, L - 7, 7).abs().max().item<double>(), 0.0) << c.name << " tensor " << i;
+      }
+    }
+}
+
+TEST(LeanFavor, EqualsStoredFeaturesInFloat32) {
+  // Float32 at the shapes of a real layer (d 64, m 256, L 300 in chunks of 128): within 1e-5.
+  const int64_t B = 1, H = 2, L = 300, d = 64, m = 256;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 9).to(at::kFloat);
+  at::Tensor q = randn({B, H, L, d}, 5, at::kFloat) * 0.5, k = randn({B, H, L, d}, 6, at::kFloat) * 0.5;
+  at::Tensor v = randn({B, H, L, d}, 7, at::kFloat), G = randn({B, H, L, d}, 8, at::kFloat);
+  at::Tensor mask = torch::ones({B, L}, torch::kBool);
+  mask[0].narrow(0, 250, 50).fill_(false);
+  for (const Case& c : kCases) {
+    auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, W, mask); }, q, k, v, G);
+    auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W, mask, 128); }, q, k, v, G);
+    for (size_t i = 0; i < 4; ++i) EXPECT_LT(max_rel(got[i], ref[i]), 1e-5) << c.name << " tensor " << i;
+  }
+}
+
+TEST(LeanFavor, GradientsMatchFiniteDifferences) {
+  const int64_t L = 6, d = 4, m = 6;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 17);
+  at::Tensor G = randn({1, 1, L, d}, 24);
+  at::Tensor mask = torch::ones({1, L}, torch::kBool);
+  mask[0][L - 1] = false;
+  std::vector<at::Tensor> inputs = {randn({1, 1, L, d}, 21), randn({1, 1, L, d}, 22), randn({1, 1, L, d}, 23)};
+  for (const Case& c : kCases) {
+    auto loss = [&](const std::vector<at::Tensor>& in) { return (lean(c, in[0], in[1], in[2], W, mask, 4) * G).sum(); };
+    const double worst = performer::testing::worst_gradient_error(loss, inputs);
+    EXPECT_LT(worst, 1e-6) << c.name;
+  }
+}
+
+TEST(LeanFavor, KeyLogitsFarApartStayFiniteAndEqualTheStoredPath) {
+  // Float32 against the stored path in float64, softmax kernel, chunks of 8.
+  // (a) The key shift grows by ~130 nats between chunks: keys 0-15 have |k'| = 16 (logits ~ -128), keys from
+  //     16 on ordinary ones (logits ~ 0). The first chunks' sums must be rescaled, not overflow or dominate.
+  // (b) A padding key ~130 nats above every real key in its feature (exp would overflow) must drop out; the
+  //     real keys all lie far below, so attention saturates and dq, dk are ~0: compared in absolute terms.
+  const int64_t L = 40, d = 16, m = 32;
+  const double root = std::pow(static_cast<double>(d), 0.25);
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 5);
+  at::Tensor q = randn({1, 1, L, d}, 81) * 0.5, v = randn({1, 1, L, d}, 83), G = randn({1, 1, L, d}, 84);
+  at::Tensor far = randn({1, 1, L, d}, 82);
+  far = far / far.norm(2, {-1}, true) * 16.0 * root;
+  at::Tensor mask = torch::ones({1, L}, torch::kBool);
+  mask[0][L - 1] = false;
+  const Case& c = kCases[0];
+  for (int scenario = 0; scenario < 2; ++scenario) {
+    at::Tensor k = far.clone();
+    if (scenario == 0) k.narrow(2, 16, L - 16).copy_(randn({1, 1, L - 16, d}, 85) * 0.5);
+    else k[0][0][L - 1] = W[1] * root;  // logit |w_1|^2/2 in feature 1
+    auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, W, mask); }, q, k, v, G);
+    auto got = value_and_grads(
+        [&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W.to(at::kFloat), mask, 8); }, q.to(at::kFloat),
+        k.to(at::kFloat), v.to(at::kFloat), G.to(at::kFloat));
+    for (size_t i = 0; i < 4; ++i) {
+      ASSERT_TRUE(torch::isfinite(got[i]).all().item<bool>()) << "scenario " << scenario << " tensor " << i;
+      if (scenario == 1 && (i == 1 || i == 2))
+        EXPECT_LT((got[i].to(at::kDouble) - ref[i]).abs().max().item<double>(), 1e-4) << "tensor " << i;
+      else
+        EXPECT_LT(max_rel(got[i].to(at::kDouble), ref[i]), 1e-4) << "scenario " << scenario << " tensor " << i;
+    }
+  }
+}
+
+TEST(LeanFavor, ModelLayerUsesTheLeanCoreWithTheSameResult) {
+  // A bidirectional SelfAttention with the lean core (chunks of 7 and automatic) equals the same layer with
+  // the features stored (favor_lean = false), forward and parameter gradients, for both kinds, with padding.
+  for (AttentionKind kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {
+    AttentionOptions o;
+    o.kind = kind;
+    o.d_model = 32;
+    o.heads = 4;
+    o.features = 16;
+    o.seed = 3;
+    std::vector<at::Tensor> results[3];
+    for (int variant = 0; variant < 3; ++variant) {
+      o.favor_lean = variant > 0;
+      o.favor_chunk = variant == 1 ? 7 : 0;
+      torch::manual_seed(1);
+      SelfAttention attn(o);
+      attn->to(at::kDouble);
+      at::Tensor x = randn({2, 23, 32}, 2);
+      at::Tensor mask = torch::ones({2, 23}, torch::kBool);
+      mask[1].narrow(0, 15, 8).fill_(false);
+      at::Tensor y = attn->forward(x, mask);
+      y.pow(2).sum().backward();
+      auto& r = results[variant];
+      r.push_back(y.detach());
+      for (const auto& p : attn->parameters()) r.push_back(p.grad());
+    }
+    for (int variant : {1, 2})
+      for (size_t i = 0; i < results[0].size(); ++i)
+        EXPECT_LT(max_rel(results[variant][i], results[0][i]), 1e-10)
+            << attention_kind_name(kind) << " variant " << variant << " tensor " << i;
+  }
+}
+
+TEST(LeanFavor, RefusesBadArguments) {
+  at::Tensor q = randn({1, 1, 4, 4}, 1, at::kFloat), W = randn({6, 4}, 2, at::kFloat);
+  LeanFavorOptions o;
+  o.chunk = -1;
+  EXPECT_THROW(lean_favor_attention(q, q, q, W, {}, o), Error);
+  o.chunk = 2;
+  EXPECT_THROW(lean_favor_attention(q, q, q, {}, {}, o), Error);                       // softmax without W
+  EXPECT_THROW(lean_favor_attention(q, q, q, randn({6, 3}, 2, at::kFloat), {}, o), Error);  // W of the wrong d
+  EXPECT_THROW(lean_favor_attention(q.to(at::kBFloat16), q, q, W, {}, o), Error);
+  EXPECT_THROW(lean_favor_attention(q, q, q, W, torch::ones({1, 5}, torch::kBool), o), Error);
+}
+
+TEST(LeanFavor, AutomaticChunkHoldsAFixedNumberOfFeatureValues) {
+  EXPECT_EQ(auto_favor_chunk(1, 8, 16384, 256), 256);   // 2^19 / (8 x 256)
+  EXPECT_EQ(auto_favor_chunk(1, 8, 65536, 64), 1024);   // the longseq model
+  EXPECT_EQ(auto_favor_chunk(1, 8, 100, 64), 100);      // at most L
+  EXPECT_EQ(auto_favor_chunk(64, 16, 4096, 1024), 16);  // at least 16 positions
+  EXPECT_EQ(auto_favor_chunk(64, 16, 5, 1024), 5);
+}
