@@ -5,10 +5,10 @@
 #       [--torch pip|debian] [--threads N] [--favor-chunk C]
 #
 # Both sides: forward + backward of the attention core alone (no projections), B = 1, H = 8, d = 64,
-# m = 256, float32, CPU; q, k, v made before the clock starts; median of 3 runs after 1 warm-up; memory =
-# the process's peak RSS above its footprint before the cell. Every case runs in a fresh process, both
-# with tcmalloc preloaded and the same thread count, alternating ours / peer for each (L, kind), for
-# --rounds rounds. Ours = `performer bench attention` (one child process per cell) built against the same
+# m = 256 (passed to both), float32, CPU; q, k, v made before the clock starts; median of 3 runs after
+# 1 warm-up; memory = the process's peak RSS above its footprint before the cell. Every case runs in a
+# fresh process, both with tcmalloc preloaded and the same thread count, ours and the peer alternately for
+# each (L, kind) (ours first in odd rounds, the peer first in even ones), for --rounds rounds. Ours = `performer bench attention` (one child process per cell) built against the same
 # LibTorch as the peer's torch:
 #   --torch pip (the default when build-torch2/ exists): build-torch2/performer and the venv's torch 2.11
 #     (`TORCH=pip scripts/setup.sh`);
@@ -18,7 +18,8 @@
 # scratch folder (~/.cache/performer/peer) that the chosen Python loads, so both sides use one torch. The FLOP floor: 12 x 2 B H L m d (the features of q and k in forward and again in backward, the
 # key-value sum, the outputs, and their gradients; storing the features instead of recomputing them saves
 # 2 of the 12) at this machine's float32 GEMM rate, measured before and after the cells (2048^3 matmul).
-# Writes $OUT/cells.csv (every measurement) and $OUT/table.md (medians over rounds), and prints the table.
+# Writes $OUT/cells.csv (every measurement) and $OUT/table.md (times: medians over rounds; memory: the
+# largest peak over rounds), and prints the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,7 +59,8 @@ case "$torch" in
     python=/usr/bin/python3
     if ! "$python" -c "import torch" 2>/dev/null; then
       echo "bench-vs-performer-pytorch: installing Debian's python3-torch"
-      ${SUDO:-$([ "$(id -u)" = 0 ] || echo sudo)} apt-get install -y -q python3-torch python3-pip >/dev/null
+      sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+      $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q python3-torch python3-pip >/dev/null
     fi ;;
   *) echo "bench-vs-performer-pytorch: --torch must be pip or debian" >&2; exit 2 ;;
 esac
@@ -83,20 +85,32 @@ torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/nul
 g1=$(sgemm)
 echo "float32 GEMM (2048^3): $g1 GFLOP/s; torch $torch_version ($bin), $threads threads"
 
+B=1 H=8 D=64 M=256
+shape=(--batch "$B" --heads "$H" --dim "$D" --features "$M")
 chunk_args=()
 [ -z "$chunk" ] || chunk_args=(--favor-chunk "$chunk")
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+
+ours() {  # round L kind
+  "$bin" --threads "$threads" bench attention --lengths "$2" --kinds "$3" "${shape[@]}" "${chunk_args[@]}" \
+    --csv "$tmp" >/dev/null
+  # device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,...
+  awk -F, -v r="$1" 'NR == 2 { if ($9 != "ok") { print "ours " $2 " L=" $6 ": " $9 > "/dev/stderr"; exit 1 }
+                                printf "%s,ours,%s,%s,%s,%s\n", r, $2, $6, $10, $11 }' "$tmp" >> "$cells"
+}
+peer() {  # round L kind; the cell prints one JSON object as its last line
+  PYTHONPATH=$peer "$python" scripts/performer_pytorch_cell.py --kind "$3" --length "$2" --threads "$threads" \
+    "${shape[@]}" | tail -n 1 | "$python" -c 'import json, sys
+c = json.loads(sys.stdin.read()); r, k, L = sys.argv[1:]
+print(",".join([r, "peer", k, L, str(c["median_ms"]), str(c["peak_bytes"])]))' "$1" "$3" "$2" >> "$cells"
+}
+
 for round in $(seq 1 "$rounds"); do
   for L in ${lengths//,/ }; do
     for kind in favor-softmax favor-relu; do
-      tmp=$(mktemp)
-      "$bin" --threads "$threads" bench attention --lengths "$L" --kinds "$kind" "${chunk_args[@]}" --csv "$tmp" >/dev/null
-      # device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,...
-      awk -F, -v r="$round" 'NR == 2 { if ($9 != "ok") { print "ours " $2 " L=" $6 ": " $9 > "/dev/stderr"; exit 1 }
-                                       printf "%s,ours,%s,%s,%s,%s\n", r, $2, $6, $10, $11 }' "$tmp" >> "$cells"
-      rm -f "$tmp"
-      json=$(PYTHONPATH=$peer "$python" scripts/performer_pytorch_cell.py --kind "$kind" --length "$L" --threads "$threads")
-      echo "$json" | sed 's/.*"median_ms": \([0-9.e+-]*\), "peak_bytes": \([0-9]*\).*/\1 \2/' |
-        awk -v r="$round" -v k="$kind" -v L="$L" '{ printf "%s,peer,%s,%s,%s,%s\n", r, k, L, $1, $2 }' >> "$cells"
+      if [ $((round % 2)) = 1 ]; then ours "$round" "$L" "$kind"; peer "$round" "$L" "$kind"
+      else peer "$round" "$L" "$kind"; ours "$round" "$L" "$kind"; fi
       tail -2 "$cells" | tr '\n' ' '
       echo
     done
@@ -106,7 +120,7 @@ g2=$(sgemm)
 echo "float32 GEMM after the cells: $g2 GFLOP/s"
 
 # Medians over rounds; floor = 12 * 2 B H L m d / GEMM rate (mean of the two measurements).
-awk -F, -v g1="$g1" -v g2="$g2" -v tv="$torch_version" '
+awk -F, -v g1="$g1" -v g2="$g2" -v tv="$torch_version" -v B="$B" -v H="$H" -v D="$D" -v M="$M" '
   NR == 1 { next }
   { key = $3 "," $4; t[$2, key] = t[$2, key] " " $5; mem[$2, key] = $6 > mem[$2, key] ? $6 : mem[$2, key]
     if (!(key in seen)) { seen[key] = 1; order[++n] = key } }
@@ -124,7 +138,7 @@ awk -F, -v g1="$g1" -v g2="$g2" -v tv="$torch_version" '
     for (i = 1; i <= n; i++) {
       split(order[i], f, ","); kind = f[1]; L = f[2]
       mo = median(t["ours", order[i]]); mp = median(t["peer", order[i]])
-      floor_ms = 1e3 * 12 * 2 * 1 * 8 * L * 256 * 64 / rate
+      floor_ms = 1e3 * 12 * 2 * B * H * L * M * D / rate
       printf "| %d | %s | %.0f (%s) | %.0f (%s) | %.2fx faster | %.0f | %.2f | %s | %s | %.2fx |\n", L, kind, mo,
              rounded(t["ours", order[i]]), mp, rounded(t["peer", order[i]]), mp / mo, floor_ms, mo / floor_ms,
              mb(mem["ours", order[i]]), mb(mem["peer", order[i]]), mem["ours", order[i]] / mem["peer", order[i]]

@@ -89,6 +89,8 @@ for kind in favor-relu favor-softmax exact; do
 done
 
 bench_attention fp32 90 --lengths 1024,4096,16384,32768,65536,131072 --precision fp32
+# the lean FAVOR core (default, automatic chunk) against features stored whole, on the GPU
+bench_attention fp32_stored 45 --lengths 4096,32768,131072 --precision fp32 --kinds favor-softmax,favor-relu --favor-stored
 bench_attention bf16_causal 60 --lengths 1024,4096,16384,32768,131072 --precision bf16 --causal
 { head -n 1 "$(ls "${SCRATCH}"/attn_*.csv | head -n 1)"; for f in "${SCRATCH}"/attn_*.csv; do tail -n +2 "${f}"; done; } \
   > "${OUT}/bench_attention.csv" 2>/dev/null

@@ -222,6 +222,40 @@ TEST(LeanFavor, RefusesBadArguments) {
   EXPECT_THROW(lean_favor_attention(q, q, q, randn({6, 3}, 2, at::kFloat), {}, o), Error);  // W of the wrong d
   EXPECT_THROW(lean_favor_attention(q.to(at::kBFloat16), q, q, W, {}, o), Error);
   EXPECT_THROW(lean_favor_attention(q, q, q, W, torch::ones({1, 5}, torch::kBool), o), Error);
+  EXPECT_THROW(lean_favor_attention(q, q, q, torch::zeros({0, 4}), {}, o), Error);  // softmax with an empty W
+  o.kernel = FeatureKernel::kRelu;
+  o.relu_eps = -1e-3;
+  EXPECT_THROW(lean_favor_attention(q, q, q, W, {}, o), Error);
+}
+
+TEST(LeanFavor, CreateGraphIsRefused) {
+  // Differentiable once: a backward with create_graph (for a double backward) is refused, not answered wrongly.
+  at::Tensor q = randn({1, 1, 4, 4}, 1).requires_grad_(), W = randn({6, 4}, 2);
+  LeanFavorOptions o;
+  at::Tensor out = lean_favor_attention(q, q, q, W, {}, o).pow(2).sum();
+  EXPECT_THROW(torch::autograd::grad({out}, {q}, {}, /*retain_graph=*/true, /*create_graph=*/true), std::exception);
+  EXPECT_NO_THROW(torch::autograd::grad({out}, {q}));
+}
+
+TEST(LeanFavor, RowWithoutRealKeysGivesZeroAndFiniteGradients) {
+  // Batch row 1 is all padding (its normalizer is floored) with a nonzero upstream gradient everywhere: its
+  // outputs are 0, every gradient is finite, its keys and values get none, and row 0 is unaffected.
+  const int64_t L = 9, d = 4, m = 8;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 3).to(at::kFloat);
+  at::Tensor q = randn({2, 2, L, d}, 1, at::kFloat), k = randn({2, 2, L, d}, 2, at::kFloat);
+  at::Tensor v = randn({2, 2, L, d}, 3, at::kFloat), G = randn({2, 2, L, d}, 4, at::kFloat) * 10;
+  at::Tensor mask = torch::ones({2, L}, torch::kBool);
+  mask[1].fill_(false);
+  for (const Case& c : kCases) {
+    auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W, mask, 4); }, q, k, v, G);
+    for (size_t i = 0; i < 4; ++i) ASSERT_TRUE(torch::isfinite(got[i]).all().item<bool>()) << c.name << " tensor " << i;
+    EXPECT_EQ(got[0][1].abs().max().item<double>(), 0.0) << c.name;
+    EXPECT_EQ(got[2][1].abs().max().item<double>(), 0.0) << c.name;  // dk of the padding row
+    EXPECT_EQ(got[3][1].abs().max().item<double>(), 0.0) << c.name;  // dv
+    auto alone = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W, {}, 4); },
+                                 q.narrow(0, 0, 1), k.narrow(0, 0, 1), v.narrow(0, 0, 1), G.narrow(0, 0, 1));
+    for (size_t i = 0; i < 4; ++i) EXPECT_LT(max_rel(got[i].narrow(0, 0, 1), alone[i]), 1e-6) << c.name << " tensor " << i;
+  }
 }
 
 TEST(LeanFavor, AutomaticChunkHoldsAFixedNumberOfFeatureValues) {
@@ -230,4 +264,5 @@ TEST(LeanFavor, AutomaticChunkHoldsAFixedNumberOfFeatureValues) {
   EXPECT_EQ(auto_favor_chunk(1, 8, 100, 64), 100);      // at most L
   EXPECT_EQ(auto_favor_chunk(64, 16, 4096, 1024), 16);  // at least 16 positions
   EXPECT_EQ(auto_favor_chunk(64, 16, 5, 1024), 5);
+  EXPECT_EQ(auto_favor_chunk(4, 8, 8192, 256, /*cuda=*/true), 2048);  // 2^24 on GPUs
 }

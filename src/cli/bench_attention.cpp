@@ -190,11 +190,12 @@ bool use_cuda(const std::string& device) {
 }
 
 void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit) {
-  std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, FAVOR %s (chunk %lld), %s, %d threads, median "
+  std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, FAVOR %s (chunk %s), %s, %d threads, median "
               "of %d after %d warm-up, memory limit %s, LibTorch %s, exact attention %s\n",
               cuda ? "cuda" : "cpu", static_cast<long long>(spec.B), static_cast<long long>(spec.H),
               static_cast<long long>(spec.d), static_cast<long long>(spec.m), spec.causal ? ", causal" : "",
-              spec.favor_stored || spec.causal ? "features stored" : "lean", static_cast<long long>(spec.favor_chunk),
+              spec.favor_stored || spec.causal ? "features stored" : "lean",
+              spec.favor_chunk > 0 ? std::to_string(spec.favor_chunk).c_str() : "auto",
               precision_name(spec.precision).c_str(),
               torch::get_num_threads(), spec.repeats, spec.warmup, human_bytes(static_cast<double>(limit)).c_str(),
               TORCH_VERSION, exact_attention_stores_scores() ? "plain (stores L x L)" : "fused (scaled_dot_product_attention)");
@@ -204,11 +205,17 @@ void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds,
   std::printf("\n");
 }
 
+// Which FAVOR core a cell runs: "lean", "stored" (features stored whole: --favor-stored, or causal), "-" (exact).
+std::string favor_core_name(const CellSpec& s) {
+  if (s.kind == AttentionKind::kExact) return "-";
+  return s.favor_stored || s.causal ? "stored" : "lean";
+}
+
 void write_csv_row(std::ostream& out, bool cuda, const CellSpec& s, const CellResult& r) {
   out << (cuda ? "cuda" : "cpu") << ',' << attention_kind_name(s.kind) << ',' << s.causal << ',' << s.B << ','
       << s.H << ',' << s.L << ',' << s.d << ',' << s.m << ',' << cell_status_name(r.status) << ',' << r.median_ms
       << ',' << r.peak_bytes << ',' << r.predicted_bytes << ",\"" << r.note << "\"," << precision_name(s.precision) << ','
-      << (s.favor_stored || s.causal ? "stored" : "lean") << ',' << s.favor_chunk << '\n';
+      << favor_core_name(s) << ',' << s.favor_chunk << '\n';
 }
 
 // Speed-up of each kind against the first, where both ran; or that the first failed where this one ran.

@@ -4,8 +4,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <limits>
 
+#include "model/linear_attention.h"
 #include "util/error.h"
 
 namespace performer {
@@ -15,11 +15,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-double denominator_floor(at::ScalarType t) {
-  return t == at::kDouble ? std::numeric_limits<double>::min() : static_cast<double>(std::numeric_limits<float>::min());
-}
-
-// A contiguous copy of positions [a, a + c) of x [B, H, L, d] (the projections hand over strided views).
+// A fresh contiguous copy of positions [a, a + c) of x [B, H, L, d] (the projections hand over strided
+// views). Always a copy, never a view: the ReLU features are made in place on it.
 at::Tensor dense_chunk(const at::Tensor& x, int64_t a, int64_t c) {
   const at::Tensor part = x.narrow(2, a, c);
   return at::empty(part.sizes(), part.options().memory_format(at::MemoryFormat::Contiguous)).copy_(part);
@@ -101,7 +98,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     const FeatureMap f(softmax, projection, eps, d, dtype);
     const int64_t m = f.W.defined() ? f.W.size(0) : d;
     const double floor = denominator_floor(dtype);
-    auto opts = q.options().memory_format(at::MemoryFormat::Contiguous);
+    const auto opts = q.options();
 
     // Key pass: KV = sum_j phi(k_j) [v_j, 1]^T, with the softmax key shift s found on the way.
     at::Tensor KV = at::zeros({B, H, m, d + 1}, opts);
@@ -156,6 +153,9 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (at::GradMode::is_enabled())
+      throw Error("FAVOR attention: the lean core is differentiable once (no create_graph / double backward); set "
+                  "model.favor_lean: false for higher derivatives");
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &projection = saved[3], &key_mask = saved[4];
@@ -167,7 +167,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     const FeatureMap f(softmax, projection, ctx->saved_data["eps"].toDouble(), d, dtype);
     const double floor = denominator_floor(dtype);
     const at::Tensor G = grads[0].to(dtype);
-    auto opts = q.options().memory_format(at::MemoryFormat::Contiguous);
+    const auto opts = q.options();
     at::Tensor dq = at::empty(q.sizes(), opts), dk = at::empty(k.sizes(), opts), dv = at::empty(v.sizes(), opts);
 
     // Query pass: g_i = [G_i, -G_i . out_i] / D_i;  dphi(q_i) = KV g_i;  dKV = sum_i phi(q_i) g_i^T.
@@ -178,9 +178,10 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       at::Tensor z = f.project(dense_chunk(q, a, c));
       const at::Tensor qf = softmax ? z.add_(s).sub_(t.narrow(2, a, c)).exp_() : f.relu_(z);
       const at::Tensor Gc = G.narrow(2, a, c), Dc = den.narrow(2, a, c);
-      // No gradient through the floor (as clamp_min): the normalizer's term is dropped where it was floored.
-      at::Tensor dD = (Gc * out.narrow(2, a, c)).sum(-1, /*keepdim=*/true).neg_().masked_fill_(Dc < floor, 0.0);
-      at::Tensor g = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor));  // [B,H,c,d+1]
+      at::Tensor dD = (Gc * out.narrow(2, a, c)).sum(-1, /*keepdim=*/true).neg_();
+      // A floored normalizer means a query without any real key (or with all features 0): its output is 0
+      // whatever q, k, v are, so it passes no gradient (G / floor would overflow, and inf x 0 be NaN).
+      at::Tensor g = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor)).masked_fill_(Dc < floor, 0.0);  // [B,H,c,d+1]
       at::Tensor dqf = bmm4(g, KVt);                                    // [B,H,c,m]
       add_bmm4(dKV, qf.transpose(-1, -2), g);
       at::Tensor dz = softmax ? dqf.mul_(qf) : f.relu_grad(dqf, qf);
@@ -215,9 +216,10 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
 
 }  // namespace
 
-int64_t auto_favor_chunk(int64_t B, int64_t H, int64_t L, int64_t m) {
+int64_t auto_favor_chunk(int64_t B, int64_t H, int64_t L, int64_t m, bool cuda) {
   const int64_t per_position = std::max<int64_t>(1, B * H * m);
-  return std::max<int64_t>(1, std::min(L, std::max<int64_t>(16, kAutoChunkValues / per_position)));
+  const int64_t values = cuda ? kAutoChunkValuesCuda : kAutoChunkValues;
+  return std::max<int64_t>(1, std::min(L, std::max<int64_t>(16, values / per_position)));
 }
 
 at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W,
@@ -228,18 +230,20 @@ at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const 
     throw Error("FAVOR attention: q, k, v must be float32 or float64");
   if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type())
     throw Error("FAVOR attention: q, k, v must share one dtype");
+  if (o.relu_eps < 0) throw Error("FAVOR attention: the ReLU features' eps must be >= 0");
   if (o.chunk < 0) throw Error("FAVOR attention: chunk must be positive (or 0: automatic), got " + std::to_string(o.chunk));
   const bool softmax = o.kernel == FeatureKernel::kSoftmax;
-  if (softmax && !W.defined()) throw Error("FAVOR attention: softmax features need a projection W");
+  if (softmax && (!W.defined() || W.numel() == 0)) throw Error("FAVOR attention: softmax features need a projection W");
   if (W.defined() && (W.dim() != 2 || W.size(1) != q.size(3)))
     throw Error("FAVOR attention: W must be [m, d] with d = " + std::to_string(q.size(3)));
   if (key_mask.defined() &&
       (key_mask.dim() != 2 || key_mask.size(0) != q.size(0) || key_mask.size(1) != q.size(2)))
     throw Error("FAVOR attention: key mask must be [B, L]");
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // float32 features, as below
   // Autograd inputs must be defined: "none" travels as an empty tensor. W and the mask take no gradient.
   const at::Tensor none = at::empty({0}, q.options());
   const int64_t m = W.defined() ? W.size(0) : q.size(3);
-  const int64_t chunk = o.chunk > 0 ? o.chunk : auto_favor_chunk(q.size(0), q.size(1), q.size(2), m);
+  const int64_t chunk = o.chunk > 0 ? o.chunk : auto_favor_chunk(q.size(0), q.size(1), q.size(2), m, q.is_cuda());
   return LeanFavor::apply(q, k, v, W.defined() ? W.detach() : none,
                           key_mask.defined() ? key_mask.to(at::kBool) : none.to(at::kBool), softmax, o.relu_eps,
                           chunk);

@@ -19,8 +19,8 @@
 //   A query's -|x'|^2/2 multiplies all its features by one constant, which cancels in num_i / D_i like its
 //   shift t_i: query features leave it out, and its gradient term (x' sum_r da_r = x' (g_i . [num_i, D_i])
 //   = 0) is dropped.
-// Saved for backward: q, k, v (which the projections keep anyway), KV, the key shift s [m], and per query
-// the shift t_i, D_i and out_i: O(L d) in all. The cost is one more pass of feature logits per side in
+// Saved for backward: q, k, v (the [L, d] inputs, the same size as what the stored-feature path keeps of
+// them), KV, the key shift s [m], and per query the shift t_i, D_i and out_i: O(L d) in all. The cost is one more pass of feature logits per side in
 // backward (12 L m d multiply-adds per head in all instead of 10).
 //
 // Chunk length: smaller chunks pay per-call overhead, larger ones leave the cache, so the automatic chunk
@@ -32,8 +32,11 @@
 // Softmax stabilizers as in kernels.h: the key shift s_r = max over real keys of a(k_j)_r, found as the
 // key pass goes (KV is rescaled by exp(s_old - s_new) <= 1 when the maximum grows, as a streaming
 // log-sum-exp does), and the query shift t_i = max_r (a(q_i)_r + s_r). The 1/sqrt(m) of the softmax
-// features cancels between numerator and normalizer and is left out. The normalizer is floored as in
-// linear_attention.h (no gradient through the floor). W is a constant (a buffer): no gradient flows to it.
+// features cancels between numerator and normalizer and is left out (so D_i here is m times the D_i of
+// linear_attention.h). The normalizer is floored at the dtype's smallest normal number, as there; that
+// only happens to a query without any real key (or with all its ReLU features 0), whose output is then 0
+// whatever q, k, v are, and which passes no gradient. W is a constant (a
+// buffer): no gradient flows to it. Differentiable once: a double backward (create_graph) is refused.
 // Runs in the dtype of q (float32 or float64); callers cast and keep autocast off (model/attention.cpp).
 #pragma once
 #include <cstdint>
@@ -50,10 +53,12 @@ struct LeanFavorOptions {
   int64_t chunk = 0;       // positions per chunk (a chunk >= L is one pass); 0 = auto_favor_chunk
 };
 
-// The automatic chunk: about kAutoChunkValues feature values per [B, H, chunk, m] block, at least 16
-// positions (and at most L).
+// The automatic chunk: about kAutoChunkValues feature values per [B, H, chunk, m] block (B H m chunk
+// ~ 2^19), at least 16 positions and at most L. On CUDA 2^24 (64 MB in float32), so that a chunk's
+// kernels are large enough to hide their launch cost; not measured on a GPU yet (scripts/gpu-check.sh).
 constexpr int64_t kAutoChunkValues = int64_t{1} << 19;
-int64_t auto_favor_chunk(int64_t B, int64_t H, int64_t L, int64_t m);
+constexpr int64_t kAutoChunkValuesCuda = int64_t{1} << 24;
+int64_t auto_favor_chunk(int64_t B, int64_t H, int64_t L, int64_t m, bool cuda = false);
 
 // W: [m, d] for softmax and projected ReLU features; undefined for the deterministic ReLU(x) features.
 at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& W,

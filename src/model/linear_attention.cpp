@@ -13,11 +13,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-double denominator_floor(const at::Tensor& t) {
-  return t.scalar_type() == at::kDouble ? std::numeric_limits<double>::min()
-                                        : static_cast<double>(std::numeric_limits<float>::min());
-}
-
 // v -> [v, 1]: one pass then yields both the numerator (first d columns) and the normalizer D (last).
 at::Tensor with_ones(const at::Tensor& v) {
   auto sizes = v.sizes().vec();
@@ -28,7 +23,7 @@ at::Tensor with_ones(const at::Tensor& v) {
 at::Tensor normalize(const at::Tensor& num_and_den) {
   const int64_t d = num_and_den.size(-1) - 1;
   at::Tensor num = num_and_den.narrow(-1, 0, d);
-  at::Tensor den = num_and_den.narrow(-1, d, 1).clamp_min(denominator_floor(num_and_den));
+  at::Tensor den = num_and_den.narrow(-1, d, 1).clamp_min(denominator_floor(num_and_den.scalar_type()));
   return num / den;
 }
 
@@ -127,6 +122,10 @@ void check_log_scale(const at::Tensor& q, int64_t chunk, const at::Tensor& s) {
 
 }  // namespace
 
+double denominator_floor(at::ScalarType dtype) {
+  return dtype == at::kDouble ? std::numeric_limits<double>::min() : static_cast<double>(std::numeric_limits<float>::min());
+}
+
 at::Tensor linear_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v) {
   check_shapes(qf, kf, v);
   at::Tensor kv = at::matmul(kf.transpose(-1, -2), with_ones(v.to(kf.scalar_type())));  // [B,H,m,d+1]
@@ -170,7 +169,7 @@ at::Tensor feature_attention_matrix(const at::Tensor& qf, const at::Tensor& kf, 
       }
   }
   if (causal) A = A.masked_fill(~tril_mask(A.size(-1), A.options()), 0);
-  return A / A.sum(-1, true).clamp_min(denominator_floor(A));
+  return A / A.sum(-1, true).clamp_min(denominator_floor(A.scalar_type()));
 }
 
 at::Tensor explicit_feature_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v, bool causal,

@@ -21,6 +21,9 @@
 
 namespace performer {
 
+// The floor of the normalizer D: the smallest normal number of the dtype (float64 or float32).
+double denominator_floor(at::ScalarType dtype);
+
 at::Tensor linear_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v);
 at::Tensor causal_linear_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v,
                                    int64_t chunk = 128, const at::Tensor& chunk_log_scale = {});

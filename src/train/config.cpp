@@ -215,8 +215,8 @@ void model_keys(std::vector<Key>& k) {
                        "bidirectional FAVOR recomputes its features chunk by chunk in backward instead of storing "
                        "[L, m] tensors: the same result to rounding, O(L d) memory (false: features stored whole)"));
   k.push_back(int_key("model.favor_chunk", &R::model, &M::favor_chunk, 0, kNoMax,
-                      "positions per chunk of the memory-lean FAVOR core; 0 = automatic (about 2^19 feature values "
-                      "per chunk, e.g. 256 positions at 8 heads x 256 features)"));
+                      "positions per chunk of the memory-lean FAVOR core; 0 = automatic (rows x heads x features x "
+                      "chunk ~ 2^19 on CPU, 2^24 on CUDA)"));
 }
 
 void train_keys(std::vector<Key>& k) {
