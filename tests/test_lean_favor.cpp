@@ -110,9 +110,10 @@ TEST(LeanFavor, EqualsStoredFeaturesAndNaiveFormulaInDouble) {
           EXPECT_LT(max_rel(got[i], ref[i]), 1e-10) << c.name << " padded " << padded << " chunk " << chunk << " tensor " << i;
           EXPECT_LT(max_rel(got[i], nai[i]), 1e-10) << c.name << " padded " << padded << " chunk " << chunk << " tensor " << i;
         }
-        if (padded)  // padding keys and values get no gradient
+        if (padded) {  // padding keys and values get no gradient
           for (size_t i : {2, 3})
             EXPECT_EQ(got[i][0].narrow(1, L - 7, 7).abs().max().item<double>(), 0.0) << c.name << " tensor " << i;
+        }
       }
     }
 }
