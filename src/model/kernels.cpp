@@ -55,12 +55,11 @@ void orthonormalize_rows(std::vector<double>& a, int64_t d) {
 
 at::ScalarType compute_type(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
-// [B, L] -> [B, 1, L, 1]: true at padding.
+}  // namespace
+
 at::Tensor padding_rows(const at::Tensor& key_mask) {
   return ~key_mask.view({key_mask.size(0), 1, key_mask.size(1), 1});
 }
-
-}  // namespace
 
 at::Tensor orthogonal_gaussian_projection(int64_t m, int64_t d, RowNorms norms, uint64_t seed) {
   if (m < 1 || d < 1) throw Error("random features: m and d must be positive");

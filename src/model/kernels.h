@@ -87,6 +87,9 @@ FeatureMaps softmax_features(const at::Tensor& q, const at::Tensor& k, const at:
 FeatureMaps relu_features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& W, double eps,
                           const at::Tensor& key_mask);
 
+// [B, L] key mask (true = real token) -> [B, 1, L, 1], true at padding: the rows to mask in [B, H, L, .].
+at::Tensor padding_rows(const at::Tensor& key_mask);
+
 // Zeroes the rows of f [B, H, L, m] at padding positions of key_mask [B, L] (selects, so inf/NaN in padding
 // rows do not survive).
 at::Tensor mask_rows(const at::Tensor& f, const at::Tensor& key_mask);

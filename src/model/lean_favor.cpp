@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "model/kernels.h"
 #include "model/linear_attention.h"
 #include "util/error.h"
 
@@ -22,15 +23,15 @@ at::Tensor dense_chunk(const at::Tensor& x, int64_t a, int64_t c) {
   return at::empty(part.sizes(), part.options().memory_format(at::MemoryFormat::Contiguous)).copy_(part);
 }
 
-// [B, L] key mask -> padding rows of positions [a, a + c): [B, 1, c, 1], true at padding. Undefined without mask.
+// Padding rows of positions [a, a + c): [B, 1, c, 1], true at padding (kernels.h). Undefined without mask.
 at::Tensor padding_chunk(const at::Tensor& key_mask, int64_t a, int64_t c) {
-  if (key_mask.numel() == 0) return {};
-  return ~key_mask.narrow(1, a, c).view({key_mask.size(0), 1, c, 1});
+  return key_mask.numel() == 0 ? at::Tensor() : padding_rows(key_mask.narrow(1, a, c));
 }
 
 // One call's feature map, with the constants folded into W.
 struct FeatureMap {
   bool softmax = true;
+  at::Tensor raw;      // [m, d]: the projection as given, in the compute dtype
   at::Tensor W;        // [m, d]: W d^-1/4 (softmax), W / sqrt(m) (ReLU); undefined for ReLU(x) without projection
   at::Tensor Wt;       // W^T [d, m], contiguous
   double half_sq = 0;  // softmax: |x'|^2/2 = half_sq |x|^2  (x' = x d^-1/4)
@@ -40,7 +41,8 @@ struct FeatureMap {
       : softmax(softmax_kernel), eps(relu_eps) {
     const double scale = softmax ? std::pow(static_cast<double>(d), -0.25) : 1.0;
     if (projection.numel() > 0) {
-      W = projection.to(dtype) * (softmax ? scale : 1.0 / std::sqrt(static_cast<double>(projection.size(0))));
+      raw = projection.to(dtype);
+      W = raw * (softmax ? scale : 1.0 / std::sqrt(static_cast<double>(projection.size(0))));
       Wt = W.t().contiguous();
     }
     half_sq = 0.5 * scale * scale;
@@ -48,11 +50,9 @@ struct FeatureMap {
 
   // W x' [B, H, c, m] for the fresh chunk x (ReLU without projection: x itself).
   at::Tensor project(const at::Tensor& x) const { return W.defined() ? at::matmul(x, Wt) : x; }
-  // Softmax key logits W x' - |x'|^2/2. (The queries' -|x'|^2/2 is a per-query constant, which cancels in
-  // out = num / D like the shift t: it is left out of their features, and its gradient is zero.)
-  at::Tensor key_logits(const at::Tensor& x) const {
-    return project(x).sub_(x.mul(x).sum(-1, /*keepdim=*/true).mul_(half_sq));
-  }
+  // Softmax key logits W x' - |x'|^2/2 (kernels.h). (The queries' -|x'|^2/2 is a per-query constant, which
+  // cancels in out = num / D like the shift t: it is left out of their features, and its gradient is zero.)
+  at::Tensor key_logits(const at::Tensor& x) const { return softmax_logits(x, raw); }
   // ReLU features from the pre-activation, in place: ReLU(z) + eps. Where a feature equals eps, z <= 0.
   at::Tensor relu_(at::Tensor& z) const { return z.clamp_min_(0.0).add_(eps); }
   // dLoss/dz from dLoss/dphi and the ReLU features phi: zero where phi <= eps (z <= 0), in one fused pass.
@@ -79,13 +79,6 @@ at::Tensor bmm4(const at::Tensor& a, const at::Tensor& b) {
 // acc += a b in place, acc [B, H, n, p] contiguous.
 void add_bmm4(at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) {
   acc.view({-1, acc.size(2), acc.size(3)}).baddbmm_(a.flatten(0, 1), b.flatten(0, 1));
-}
-
-// [v_c, 1]: [B, H, c, d+1].
-at::Tensor with_ones(const at::Tensor& vc) {
-  auto sizes = vc.sizes().vec();
-  sizes.back() = 1;
-  return at::cat({vc, at::ones(sizes, vc.options())}, -1);
 }
 
 struct LeanFavor : public torch::autograd::Function<LeanFavor> {

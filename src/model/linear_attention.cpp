@@ -13,13 +13,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// v -> [v, 1]: one pass then yields both the numerator (first d columns) and the normalizer D (last).
-at::Tensor with_ones(const at::Tensor& v) {
-  auto sizes = v.sizes().vec();
-  sizes.back() = 1;
-  return at::cat({v, at::ones(sizes, v.options())}, -1);
-}
-
 at::Tensor normalize(const at::Tensor& num_and_den) {
   const int64_t d = num_and_den.size(-1) - 1;
   at::Tensor num = num_and_den.narrow(-1, 0, d);
@@ -121,6 +114,12 @@ void check_log_scale(const at::Tensor& q, int64_t chunk, const at::Tensor& s) {
 }
 
 }  // namespace
+
+at::Tensor with_ones(const at::Tensor& v) {
+  auto sizes = v.sizes().vec();
+  sizes.back() = 1;
+  return at::cat({v, at::ones(sizes, v.options())}, -1);
+}
 
 double denominator_floor(at::ScalarType dtype) {
   return dtype == at::kDouble ? std::numeric_limits<double>::min() : static_cast<double>(std::numeric_limits<float>::min());

@@ -24,6 +24,10 @@ namespace performer {
 // The floor of the normalizer D: the smallest normal number of the dtype (float64 or float32).
 double denominator_floor(at::ScalarType dtype);
 
+// v [..., d] -> [v, 1] [..., d+1]: one product with it yields both the numerator (first d columns) and the
+// normalizer D (last).
+at::Tensor with_ones(const at::Tensor& v);
+
 at::Tensor linear_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v);
 at::Tensor causal_linear_attention(const at::Tensor& qf, const at::Tensor& kf, const at::Tensor& v,
                                    int64_t chunk = 128, const at::Tensor& chunk_log_scale = {});
