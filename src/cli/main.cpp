@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "util/error.h"
 
 namespace performer::cli {
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   // (exit 139 after the right error message). Every file here is closed by its RAII handle, so the
   // handler has nothing to do: opt out before any other HDF5 call.
   H5dont_atexit();
+  performer::cli::set_command_line(argc, argv);
   CLI::App app{"performer: protein language models with Performer (FAVOR+) attention"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "performer 0.1.0 (LibTorch " TORCH_VERSION ")");

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "cli/commands.h"
+#include "cli/launch.h"
 #include "data/prepare.h"
 #include "train/trainer.h"
 #include "util/error.h"
@@ -42,9 +43,15 @@ void add_train(CLI::App& app, Action& run) {
   auto skip_memory_check = std::make_shared<bool>(false);
   cmd->add_flag("--skip-memory-check", *skip_memory_check,
                 "start even when the predicted memory of the run exceeds the device's memory");
-  cmd->callback([&app, &run, config, sets, opts, skip_memory_check] {
-    run = [&app, config, sets, opts, skip_memory_check] {
+  auto nproc = std::make_shared<int>(0);
+  cmd->add_option("--nproc", *nproc,
+                  "train with N local data-parallel processes (Gloo on CPU, one GPU each with NCCL), as torchrun "
+                  "--nproc-per-node N would")
+      ->check(CLI::Range(1, 1024));
+  cmd->callback([&app, &run, config, sets, opts, skip_memory_check, nproc] {
+    run = [&app, config, sets, opts, skip_memory_check, nproc] {
       RunConfig c = load_config(*config, *sets);
+      if (*nproc > 1) return run_local_ranks(*nproc, c.runtime.timeout_s);
       apply_thread_flag(app, c);
       opts->check_memory = !*skip_memory_check;
       std::signal(SIGINT, on_signal);
@@ -71,13 +78,14 @@ void append_bench_row(const std::string& path, const std::string& config, const 
   std::ofstream out(path, std::ios::app);
   if (fresh)
     out << "config,kind,causal,layers,d_model,length,precision,device,parameters,tokens_per_step,seconds_per_step,"
-           "tokens_per_second,flops_per_token,tflops,mfu,peak_bytes\n";
+           "tokens_per_second,flops_per_token,tflops,mfu,peak_bytes,ranks,comm_share\n";
   const double tflops = r.flops_per_second() / 1e12;
   out << config << ',' << attention_kind_name(c.model.kind) << ',' << (c.model.causal ? 1 : 0) << ',' << c.model.layers
       << ',' << c.model.d_model << ',' << c.data.max_len << ',' << precision_name(c.runtime.precision) << ','
       << c.runtime.device << ',' << r.parameters << ',' << r.tokens_per_step << ',' << r.seconds_per_step << ','
       << r.tokens_per_second << ',' << r.flops_per_token << ',' << tflops << ','
-      << (peak_tflops > 0 ? std::to_string(tflops / peak_tflops) : std::string()) << ',' << r.peak_bytes << '\n';
+      << (peak_tflops > 0 ? std::to_string(tflops / peak_tflops) : std::string()) << ',' << r.peak_bytes << ','
+      << r.ranks << ',' << r.comm_share << '\n';
   if (!out) throw Error("bench train: cannot write " + path);
 }
 
@@ -100,11 +108,16 @@ void add_bench_train(CLI::App& bench, Action& run) {
                   "H100/H200 in bf16, dense)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--csv", *csv, "append the figures as one row to this CSV file");
-  cmd->callback([&bench, &run, config, sets, steps, warmup, peak_tflops, csv] {
-    run = [&bench, config, sets, steps, warmup, peak_tflops, csv] {
+  auto nproc = std::make_shared<int>(0);
+  cmd->add_option("--nproc", *nproc, "measure N local data-parallel processes together (see train --nproc)")
+      ->check(CLI::Range(1, 1024));
+  cmd->callback([&bench, &run, config, sets, steps, warmup, peak_tflops, csv, nproc] {
+    run = [&bench, config, sets, steps, warmup, peak_tflops, csv, nproc] {
       RunConfig c = load_config(*config, *sets);
+      if (*nproc > 1) return run_local_ranks(*nproc, c.runtime.timeout_s);
       apply_thread_flag(*bench.get_parent(), c);
       TrainBenchResult r = bench_train(c, *steps, *warmup);
+      if (r.rank != 0) return 0;  // rank 0 reports for the job
       std::printf("%s: %s, %.2f M parameters, device %s, %s, %d threads\n", config->c_str(), c.model.describe().c_str(),
                   static_cast<double>(r.parameters) / 1e6, c.runtime.device.c_str(),
                   precision_name(c.runtime.precision).c_str(), torch::get_num_threads());
@@ -112,6 +125,10 @@ void add_bench_train(CLI::App& bench, Action& run) {
                   "%lld warm-up), peak memory %s\n",
                   r.tokens_per_second, static_cast<long long>(r.tokens_per_step), r.seconds_per_step,
                   static_cast<long long>(*steps), static_cast<long long>(*warmup), human_bytes(r.peak_bytes).c_str());
+      if (r.ranks > 1)
+        std::printf("data-parallel: %d ranks, %d threads each; rank 0 waited on the others %.1f%% of step time (gradient "
+                    "sums not hidden by backward, and the per-step agreements)\n",
+                    r.ranks, torch::get_num_threads(), 100.0 * r.comm_share);
       std::printf("model FLOPs %.3f GFLOP per token at L %lld (src/train/flops.h) x tokens/s = %.3f TFLOP/s",
                   r.flops_per_token / 1e9, static_cast<long long>(c.data.max_len), r.flops_per_second() / 1e12);
       if (*peak_tflops > 0) std::printf(", MFU %.1f%% of %g TFLOP/s", 100.0 * r.flops_per_second() / 1e12 / *peak_tflops, *peak_tflops);

@@ -37,7 +37,8 @@ std::vector<std::vector<size_t>> SequenceBatches::plan(int64_t epoch) const {
 }
 
 const std::vector<std::vector<size_t>>& SequenceBatches::cached_plan(int64_t epoch) const {
-  if (plan_epoch_ == epoch) return plan_;
+  for (int slot = 0; slot < 2; ++slot)
+    if (plan_epoch_[slot] == epoch) return plan_[slot];
   std::vector<size_t> order = ids_;
   Rng rng(derive_seed(options_.seed, kPlanStream, static_cast<uint64_t>(epoch)));
   if (options_.shuffle) shuffle(order.begin(), order.end(), rng);
@@ -65,9 +66,11 @@ const std::vector<std::vector<size_t>>& SequenceBatches::cached_plan(int64_t epo
     if (!cur.empty()) batches.push_back(std::move(cur));
   }
   if (options_.shuffle) shuffle(batches.begin(), batches.end(), rng);
-  plan_ = std::move(batches);
-  plan_epoch_ = epoch;
-  return plan_;
+  const int slot = next_slot_;
+  next_slot_ = 1 - next_slot_;
+  plan_[slot] = std::move(batches);
+  plan_epoch_[slot] = epoch;
+  return plan_[slot];
 }
 
 int64_t SequenceBatches::num_batches(int64_t epoch) const {
@@ -75,12 +78,26 @@ int64_t SequenceBatches::num_batches(int64_t epoch) const {
   return static_cast<int64_t>(cached_plan(epoch).size());
 }
 
-Batch SequenceBatches::batch(int64_t epoch, int64_t index) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto& p = cached_plan(epoch);
+namespace {
+const std::vector<size_t>& planned_rows(const std::vector<std::vector<size_t>>& p, int64_t epoch, int64_t index) {
   if (index < 0 || index >= static_cast<int64_t>(p.size()))
     throw Error("batch index " + std::to_string(index) + " out of range for epoch " + std::to_string(epoch));
-  const auto& rows = p[static_cast<size_t>(index)];
+  return p[static_cast<size_t>(index)];
+}
+}  // namespace
+
+BatchShape SequenceBatches::shape(int64_t epoch, int64_t index) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto& rows = planned_rows(cached_plan(epoch), epoch, index);
+  BatchShape s;
+  s.rows = static_cast<int64_t>(rows.size());
+  for (size_t id : rows) s.real_tokens += std::min(corpus_.length(id), options_.max_len - 2) + 2;
+  return s;
+}
+
+Batch SequenceBatches::batch(int64_t epoch, int64_t index) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto& rows = planned_rows(cached_plan(epoch), epoch, index);
   const int64_t max_res = options_.max_len - 2;
   int64_t width = 0;
   for (size_t id : rows) width = std::max(width, std::min(corpus_.length(id), max_res) + 2);
@@ -139,6 +156,16 @@ void ConcatBatches::prepare_epoch(int64_t epoch) const {
   starts_[0] = 0;
   for (size_t i = 0; i < order_.size(); ++i) starts_[i + 1] = starts_[i] + corpus_.length(order_[i]) + 1;
   epoch_ = epoch;
+}
+
+BatchShape ConcatBatches::shape(int64_t epoch, int64_t index) const {
+  if (index < 0 || index >= num_batches(epoch))
+    throw Error("batch index " + std::to_string(index) + " out of range for epoch " + std::to_string(epoch));
+  const int64_t L = options_.max_len, first_chunk = index * rows_;
+  BatchShape s;
+  s.rows = std::min(rows_, num_chunks() - first_chunk);
+  s.real_tokens = std::min((first_chunk + s.rows) * L, stream_length_) - first_chunk * L;  // only the last chunk is short
+  return s;
 }
 
 Batch ConcatBatches::batch(int64_t epoch, int64_t index) const {

@@ -36,6 +36,8 @@ struct Batch {
   std::vector<uint8_t> cut_start, cut_end;
   int64_t real_tokens = 0;  // non-padding tokens
   int64_t epoch = 0, index = 0;
+  // false: another data-parallel rank's batch (data/loader.h); only real_tokens, epoch and index are set.
+  bool local = true;
 };
 
 struct BatchOptions {
@@ -46,11 +48,19 @@ struct BatchOptions {
   int64_t bucket_window = 4096;      // proteins sorted together for length bucketing
 };
 
+// What a batch holds, known without building it (cheap: from lengths only). Data-parallel ranks use it
+// to agree on every step's batches while each builds only its own (data/loader.h).
+struct BatchShape {
+  int64_t rows = 0;
+  int64_t real_tokens = 0;  // equals Batch::real_tokens of the built batch
+};
+
 class BatchSource {
  public:
   virtual ~BatchSource() = default;
   virtual int64_t num_batches(int64_t epoch) const = 0;
   virtual Batch batch(int64_t epoch, int64_t index) const = 0;
+  virtual BatchShape shape(int64_t epoch, int64_t index) const = 0;
 };
 
 class SequenceBatches : public BatchSource {
@@ -58,6 +68,7 @@ class SequenceBatches : public BatchSource {
   SequenceBatches(const Corpus& corpus, Split split, BatchOptions options);
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
+  BatchShape shape(int64_t epoch, int64_t index) const override;
   // The batches of one epoch as lists of corpus indices (deterministic in seed and epoch).
   std::vector<std::vector<size_t>> plan(int64_t epoch) const;
 
@@ -65,11 +76,13 @@ class SequenceBatches : public BatchSource {
   const Corpus& corpus_;
   BatchOptions options_;
   std::vector<size_t> ids_;
-  // The current epoch's plan, cached; batch() may be called from a prefetch thread.
+  // The plans of the two most recent epochs, cached: batch() may be called from a prefetch thread that
+  // is already in the next epoch while the trainer asks shape() in the current one.
   const std::vector<std::vector<size_t>>& cached_plan(int64_t epoch) const;  // requires mu_
   mutable std::mutex mu_;
-  mutable int64_t plan_epoch_ = -1;
-  mutable std::vector<std::vector<size_t>> plan_;
+  mutable int64_t plan_epoch_[2] = {-1, -1};
+  mutable std::vector<std::vector<size_t>> plan_[2];
+  mutable int next_slot_ = 0;
 };
 
 class ConcatBatches : public BatchSource {
@@ -77,6 +90,7 @@ class ConcatBatches : public BatchSource {
   ConcatBatches(const Corpus& corpus, Split split, BatchOptions options);
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
+  BatchShape shape(int64_t epoch, int64_t index) const override;
   int64_t num_chunks() const;
   int64_t rows_per_batch() const { return rows_; }
 

@@ -1,5 +1,6 @@
 #include "data/loader.h"
 
+#include "util/error.h"
 #include "util/hash.h"
 
 namespace performer {
@@ -8,8 +9,29 @@ namespace {
 constexpr uint64_t kMaskStream = 7;
 }
 
+std::vector<DataPosition> step_batches(const BatchSource& source, DataPosition from, int64_t tokens_per_step) {
+  std::vector<DataPosition> out;
+  int64_t tokens = 0;
+  DataPosition pos = from;
+  do {
+    int64_t guard = 0;  // an epoch without batches cannot be: the split is never empty
+    while (pos.index >= source.num_batches(pos.epoch)) {
+      ++pos.epoch;
+      pos.index = 0;
+      if (++guard > 2) throw Error("data loader: epoch " + std::to_string(pos.epoch) + " has no batches");
+    }
+    out.push_back(pos);
+    tokens += source.shape(pos.epoch, pos.index).real_tokens;
+    ++pos.index;
+  } while (tokens_per_step > 0 && tokens < tokens_per_step);
+  return out;
+}
+
 DataLoader::DataLoader(std::shared_ptr<const BatchSource> source, LoaderOptions options, DataPosition start)
     : source_(std::move(source)), options_(options), consumer_(start), producer_(start) {
+  if (options_.shard_count < 1 || options_.shard_rank < 0 || options_.shard_rank >= options_.shard_count)
+    throw Error("data loader: shard " + std::to_string(options_.shard_rank) + " of " +
+                std::to_string(options_.shard_count) + " does not exist");
   start_worker();
 }
 
@@ -21,6 +43,15 @@ bool DataLoader::make(DataPosition& pos, Batch& out) const {
     if (pos.index < source_->num_batches(pos.epoch)) break;
     ++pos.epoch;
     pos.index = 0;
+  }
+  if (pos.index % options_.shard_count != options_.shard_rank) {  // another rank's batch
+    out = Batch{};
+    out.epoch = pos.epoch;
+    out.index = pos.index;
+    out.real_tokens = source_->shape(pos.epoch, pos.index).real_tokens;
+    out.local = false;
+    ++pos.index;
+    return true;
   }
   out = source_->batch(pos.epoch, pos.index);
   if (options_.mask && options_.objective == Objective::kNextToken) {
@@ -65,7 +96,8 @@ void DataLoader::worker_loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || static_cast<int>(queue_.size()) < options_.prefetch; });
+      // Other ranks' batches cost nothing to hold: `prefetch` of this rank's own are kept ready.
+      cv_.wait(lock, [&] { return stop_ || static_cast<int64_t>(queue_.size()) < options_.prefetch * options_.shard_count; });
       if (stop_) return;
     }
     Batch b;

@@ -2,12 +2,19 @@
 // labels for causal models), and prefetches on a background thread
 // so the trainer never waits on batch assembly. Masks are seeded by (mask_seed, epoch, index), so the
 // stream of batches is identical with or without prefetching, and after seek() to a saved position.
+//
+// Data-parallel ranks (shard_count > 1) all walk the same global stream, so every rank knows where each
+// optimizer step's batches begin and end, but a rank builds (and masks) only the batches whose index is
+// its own, index % shard_count == shard_rank; the others come back with local = false and their real-token
+// count alone. The position is the global one: the same for every rank and for a single process, so a
+// checkpoint does not depend on the number of ranks.
 #pragma once
 #include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "data/batches.h"
 #include "data/masking.h"
@@ -27,7 +34,14 @@ struct LoaderOptions {
   uint64_t mask_seed = 0;
   int prefetch = 4;          // batches prepared ahead (0: no background thread)
   int64_t max_epochs = -1;   // stop after this many epochs (-1: endless)
+  int64_t shard_rank = 0;    // this rank, of shard_count data-parallel ranks
+  int64_t shard_count = 1;
 };
+
+// The batches of one optimizer step, starting at `from`: consecutive batches (across epoch ends) until
+// their real tokens reach tokens_per_step, or one batch when tokens_per_step is 0. Computed from the
+// batch shapes alone, so every data-parallel rank finds the same ones without building them.
+std::vector<DataPosition> step_batches(const BatchSource& source, DataPosition from, int64_t tokens_per_step);
 
 class DataLoader {
  public:

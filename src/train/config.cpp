@@ -233,7 +233,8 @@ void train_keys(std::vector<Key>& k) {
                        "after warm-up: constant, or linear / cosine decay to 0 at train.steps"));
   k.push_back(int_key("train.steps", &R::train, &T::steps, 1, kNoMax, "optimizer steps"));
   k.push_back(int_key("train.tokens_per_step", &R::train, &T::tokens_per_step, 0, kNoMax,
-                      "gradient accumulation target in real tokens; 0 = one batch per step"));
+                      "real tokens per optimizer step over all data-parallel ranks together (micro-batches "
+                      "of data.tokens_per_batch, shared out among the ranks); 0 = one batch per step"));
   k.push_back(float_key("train.grad_clip", &R::train, &T::grad_clip, "[0, inf)",
                         "max global gradient norm; 0 = off"));
   k.push_back(int_key("train.max_bad_steps", &R::train, &T::max_bad_steps, 1, kNoMax,
@@ -264,6 +265,11 @@ void eval_output_runtime_keys(std::vector<Key>& k) {
   k.push_back(enum_key("runtime.precision", precision_names(), [](const R& c) { return precision_name(c.runtime.precision); },
                        [](R& c, const std::string& s) { c.runtime.precision = parse_precision(s); },
                        "fp32, or bf16 autocast on CUDA"));
+  k.push_back(enum_key("runtime.backend", backend_names(), [](const R& c) { return backend_name(c.runtime.backend); },
+                       [](R& c, const std::string& s) { c.runtime.backend = parse_backend(s); },
+                       "collectives of a data-parallel run: auto (NCCL on CUDA, else Gloo), gloo or nccl"));
+  k.push_back(float_key("runtime.timeout_s", &R::runtime, &X::timeout_s, "(0, inf)",
+                        "seconds a data-parallel rank waits on the others before it stops with an error"));
 }
 
 const std::vector<Key>& schema() {

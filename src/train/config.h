@@ -11,6 +11,7 @@
 
 #include "model/encoder.h"
 #include "train/optimizer.h"
+#include "train/world.h"
 
 namespace performer {
 
@@ -44,7 +45,8 @@ struct TrainConfig {
   int64_t warmup_steps = 1000;
   Schedule schedule = Schedule::kConstant;  // after warm-up (to 0 at train.steps for linear and cosine)
   int64_t steps = 10000;          // optimizer steps
-  int64_t tokens_per_step = 0;    // gradient accumulation target in real tokens; 0 = one batch per step
+  int64_t tokens_per_step = 0;    // real tokens per optimizer step, over all data-parallel ranks together
+                                  // (gradient accumulation); 0 = one batch per step
   double grad_clip = 0.5;         // max global grad norm; 0 = off
   int64_t max_bad_steps = 10;     // consecutive NaN/Inf steps before stopping
   double max_minutes = 0;         // stop (with a checkpoint) after this wall time; 0 = no limit
@@ -68,6 +70,9 @@ struct RuntimeConfig {
   int64_t threads = 0;            // 0 = all cores
   uint64_t seed = 0;              // model init, data order, masking, features (derived per use)
   Precision precision = Precision::kFp32;  // bf16: CUDA autocast, LibTorch >= 2.4
+  Backend backend = Backend::kAuto;       // data-parallel collectives: auto (NCCL on CUDA, else Gloo), gloo, nccl
+  double timeout_s = 1800;                // a rank waiting longer than this on the others (a collective, the
+                                          // rendezvous) stops with an error naming the ranks that did not answer
 };
 
 struct RunConfig {

@@ -24,12 +24,13 @@ EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const Eva
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
-  EvalResult r;
   double loss = 0;
-  int64_t correct = 0;
+  int64_t predicted = 0, correct = 0, sequences = 0, rows_before = 0;
   const int64_t n = source->num_batches(0);
   for (int64_t i = 0; i < n; ++i) {
-    if (st.max_sequences > 0 && r.sequences >= st.max_sequences) break;
+    if (st.max_sequences > 0 && rows_before >= st.max_sequences) break;
+    rows_before += source->shape(0, i).rows;
+    if (i % st.shard_count != st.shard_rank) continue;
     Batch b = source->batch(0, i);
     MaskedTokens m = st.objective == Objective::kNextToken
                          ? next_token_targets(b.tokens, /*include_eos=*/false, b.cut_start, b.cut_end)
@@ -37,14 +38,23 @@ EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const Eva
     at::Tensor logits = model(m.inputs.to(device), b.padding_mask.to(device));
     LossSums s = cross_entropy_sums(logits, m.labels.to(device));
     loss += s.loss_sum.item<double>();
-    r.predicted += s.count;
+    predicted += s.count;
     correct += s.correct;
-    r.sequences += b.tokens.size(0);
+    sequences += b.tokens.size(0);
   }
   if (was_training) model->train();
-  r.loss = r.predicted > 0 ? loss / static_cast<double>(r.predicted) : std::nan("");
+  return eval_result(loss, predicted, correct, sequences);
+}
+
+EvalResult eval_result(double loss_sum, int64_t predicted, int64_t correct, int64_t sequences) {
+  EvalResult r;
+  r.loss_sum = loss_sum;
+  r.predicted = predicted;
+  r.correct = correct;
+  r.sequences = sequences;
+  r.loss = predicted > 0 ? loss_sum / static_cast<double>(predicted) : std::nan("");
   r.perplexity = std::exp(r.loss);
-  r.accuracy = r.predicted > 0 ? static_cast<double>(correct) / static_cast<double>(r.predicted) : std::nan("");
+  r.accuracy = predicted > 0 ? static_cast<double>(correct) / static_cast<double>(predicted) : std::nan("");
   return r;
 }
 

@@ -29,6 +29,9 @@ struct EvalSettings {
   uint64_t seed = 1234;
   Objective objective = Objective::kMaskedLm;
   MaskingOptions masking;  // masked LM: standard 80/10/10 by default; strict_masking() for all-<mask>
+  // Data-parallel ranks split the evaluation: batch i is scored by rank i % shard_count, and the sums of
+  // the ranks (EvalResult::loss_sum, predicted, correct, sequences) add up to the one-process figures.
+  int64_t shard_rank = 0, shard_count = 1;
 };
 
 struct EvalResult {
@@ -37,7 +40,12 @@ struct EvalResult {
   double accuracy = 0;    // argmax == target
   int64_t predicted = 0;  // positions scored (masked residues, or residues predicted from their left)
   int64_t sequences = 0;  // rows evaluated
+  double loss_sum = 0;    // the sums the figures above come from
+  int64_t correct = 0;
 };
+
+// The figures of summed counts (from one process, or the sum over ranks).
+EvalResult eval_result(double loss_sum, int64_t predicted, int64_t correct, int64_t sequences);
 
 inline MaskingOptions strict_masking(double rate) { return MaskingOptions{rate, 1.0, 0.0}; }
 

@@ -61,12 +61,19 @@ double change(double x, double baseline) { return 100.0 * (x / baseline - 1.0); 
 
 }  // namespace
 
-RunLog::RunLog(const std::string& run_dir, int64_t resumed_at, int64_t total_steps, int64_t log_every, bool progress_bar)
+RunLog::RunLog(const std::string& run_dir, int64_t resumed_at, int64_t total_steps, int64_t log_every, bool progress_bar,
+               int rank)
     : total_steps_(total_steps),
       log_every_(log_every),
       first_step_(std::max<int64_t>(resumed_at, 0)),
-      tty_(progress_bar && isatty(STDOUT_FILENO) != 0),
+      tty_(rank == 0 && progress_bar && isatty(STDOUT_FILENO) != 0),
       last_window_loss_(std::nan("")) {
+  if (rank > 0) {  // metrics_ and evals_ stay closed: their rows go nowhere
+    logger_ = std::make_shared<spdlog::logger>("train", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger_->set_pattern("[%Y-%m-%d %H:%M:%S] [rank " + std::to_string(rank) + "] %v");
+    logger_->set_level(spdlog::level::warn);
+    return;
+  }
   auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
   auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>((fs::path(run_dir) / "train.log").string());
   logger_ = std::make_shared<spdlog::logger>("train", spdlog::sinks_init_list{console, file});

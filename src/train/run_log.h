@@ -35,8 +35,10 @@ struct EvalFigures {
 class RunLog {
  public:
   // Opens train.log (appended), metrics.csv and eval.csv in run_dir; `resumed_at` >= 0 keeps the rows up to
-  // that step, -1 starts new files.
-  RunLog(const std::string& run_dir, int64_t resumed_at, int64_t total_steps, int64_t log_every, bool progress_bar);
+  // that step, -1 starts new files. A data-parallel rank other than 0 (`rank` > 0) writes no file: its
+  // warnings and errors go to stderr, prefixed "[rank N]", and the rest is rank 0's to record.
+  RunLog(const std::string& run_dir, int64_t resumed_at, int64_t total_steps, int64_t log_every, bool progress_bar,
+         int rank = 0);
   ~RunLog();
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 #ifdef PERFORMER_CUDA
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/cuda.h>
 #endif
 
@@ -13,12 +14,15 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <thread>
 #include <tuple>
 
 #include "data/batches.h"
 #include "data/loader.h"
 #include "data/corpus_cache.h"
 #include "train/checkpoint.h"
+#include "train/communicator.h"
+#include "train/gradient_sync.h"
 #include "model/loss.h"
 #include "train/evaluate.h"
 #include "train/flops.h"
@@ -92,65 +96,131 @@ std::vector<std::pair<std::string, at::Tensor>> named_params(Encoder& model) {
   return out;
 }
 
+// The device of a run and its place in a data-parallel job, with the thread count, precision and
+// predicted memory checked before any work. Each rank of a job uses GPU `local_rank`, and on CPU the
+// machine's cores are shared out among the ranks on it unless runtime.threads says otherwise.
+struct Runtime {
+  torch::Device device;
+  std::unique_ptr<Communicator> comm;  // heap: the gradient hooks keep its address
+};
+
+Runtime start_runtime(const RunConfig& c, bool check_memory) {
+  const World world = world_from_environment();
+  torch::Device device = resolve_device(c.runtime.device);
+#ifdef PERFORMER_CUDA
+  if (device.is_cuda() && world.distributed()) {
+    if (world.local_rank >= static_cast<int>(torch::cuda::device_count()))
+      throw Error("rank " + std::to_string(world.rank) + ": local rank " + std::to_string(world.local_rank) +
+                  " has no GPU (this machine shows " + std::to_string(torch::cuda::device_count()) +
+                  "); start at most one rank per GPU");
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank));
+    c10::cuda::set_device(device.index());
+  }
+#endif
+  if (c.runtime.threads > 0)
+    torch::set_num_threads(static_cast<int>(c.runtime.threads));
+  else if (world.local_size > 1)
+    torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size));
+  set_autocast(device, c.runtime.precision, false);  // checks precision against the device before any work
+  if (check_memory) check_training_memory(c, device);
+  return Runtime{device, std::make_unique<Communicator>(world, c.runtime.backend, device, c.runtime.timeout_s)};
+}
+
 // What a training step needs, set up the same way for train() and bench_train().
 struct Session {
-  torch::Device device;
+  torch::Device device{torch::kCPU};
+  std::unique_ptr<Communicator> comm;
   Corpus corpus;
   Encoder model{nullptr};
-  AdamW optimizer;
+  AdamW optimizer{{}, {}};
+  std::unique_ptr<GradientSync> sync;  // data-parallel runs: gradient sums across ranks
+  double comm_seconds = 0;             // blocked on the other ranks (gradient sums left after backward, agreements)
 
   // A fresh model (initialized from model.seed) and its optimizer, on the device.
   void start_fresh(const RunConfig& c) {
+    sync.reset();
     model = Encoder(c.model);
     model->to(device);
     model->train();
     optimizer = AdamW(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
+    if (comm->distributed()) sync = std::make_unique<GradientSync>(model->parameters(), *comm);
   }
 };
 
-// The device of a run, with the thread count, precision and predicted memory checked before any work.
-torch::Device start_runtime(const RunConfig& c, bool check_memory) {
-  const torch::Device device = resolve_device(c.runtime.device);
-  if (c.runtime.threads > 0) torch::set_num_threads(static_cast<int>(c.runtime.threads));
-  set_autocast(device, c.runtime.precision, false);  // checks precision against the device before any work
-  if (check_memory) check_training_memory(c, device);
-  return device;
+// Data-parallel ranks: rank 0 prepares the corpus (when data.train is a protein file) while the others
+// wait, however long it takes; then every rank opens it.
+constexpr auto kCorpusWait = std::chrono::hours(24 * 7);
+
+std::string shared_training_corpus(const RunConfig& c, Communicator& comm) {
+  if (!comm.distributed()) return training_corpus(c);
+  if (comm.primary()) {
+    std::string path;
+    try {
+      path = training_corpus(c);
+    } catch (...) {
+      comm.publish("corpus", "failed");
+      throw;
+    }
+    comm.publish("corpus", "ready");
+    return path;
+  }
+  if (comm.await("corpus", kCorpusWait) != "ready")
+    throw Error("rank " + std::to_string(comm.rank()) + ": rank 0 could not prepare the corpus (its error says why)");
+  return training_corpus(c);
 }
 
-Session open_session(const RunConfig& c, const torch::Device& device) {
-  Session s{device, Corpus::load(training_corpus(c), /*with_accessions=*/false), Encoder(nullptr), AdamW({}, {})};
-  s.start_fresh(c);
+std::unique_ptr<Session> open_session(const RunConfig& c, Runtime rt) {
+  auto s = std::make_unique<Session>();
+  s->device = rt.device;
+  s->comm = std::move(rt.comm);
+  s->corpus = Corpus::load(shared_training_corpus(c, *s->comm), /*with_accessions=*/false);
+  s->start_fresh(c);
   return s;
 }
 
 // One optimizer step's forward/backward over micro-batches until `tokens_per_step` real tokens (or one
-// batch). Gradients are left in the parameters, already divided by the number of predicted positions.
+// batch). Data-parallel ranks share the step's batches out (data/loader.h: batch index % ranks), sum their
+// gradients and counts, and so end with what one process computing every batch would have.
+// Gradients are left in the parameters, already divided by the number of predicted positions.
 struct StepOutcome {
   double loss = 0;  // mean cross-entropy over the step's predicted positions
   int64_t predicted = 0, real_tokens = 0;
-  bool got_batch = false;
 };
 
-StepOutcome forward_backward(Encoder& model, DataLoader& loader, int64_t tokens_per_step, Precision precision,
-                             const torch::Device& device) {
+StepOutcome forward_backward(Session& s, DataLoader& loader, const BatchSource& source, int64_t tokens_per_step,
+                             Precision precision) {
+  const std::vector<DataPosition> plan = step_batches(source, loader.position(), tokens_per_step);
+  size_t last_local = plan.size();  // this rank's last batch of the step: its backward overlaps the gradient sums
+  for (size_t i = 0; i < plan.size(); ++i)
+    if (plan[i].index % s.comm->size() == s.comm->rank()) last_local = i;
   StepOutcome o;
   double total = 0;  // micro-batch losses are backpropagated one by one, as sums
-  do {
+  for (size_t i = 0; i < plan.size(); ++i) {
     Batch b;
-    if (!loader.next(b)) break;
-    o.got_batch = true;
-    set_autocast(device, precision, true);
-    at::Tensor logits = model(b.inputs.to(device), b.padding_mask.to(device));
-    set_autocast(device, precision, false);
-    LossSums s = cross_entropy_sums(logits, b.labels.to(device));
-    s.loss_sum.backward();
-    total += s.loss_sum.item<double>();
-    o.predicted += s.count;
+    if (!loader.next(b)) throw Error("training data exhausted (empty train split?)");
     o.real_tokens += b.real_tokens;
-  } while (tokens_per_step > 0 && o.real_tokens < tokens_per_step);
+    if (!b.local) continue;
+    if (s.sync && i == last_local) s.sync->arm();
+    set_autocast(s.device, precision, true);
+    at::Tensor logits = s.model(b.inputs.to(s.device), b.padding_mask.to(s.device));
+    set_autocast(s.device, precision, false);
+    LossSums ls = cross_entropy_sums(logits, b.labels.to(s.device));
+    ls.loss_sum.backward();
+    total += ls.loss_sum.item<double>();
+    o.predicted += ls.count;
+  }
+  if (s.sync) {
+    const auto t0 = Clock::now();
+    s.sync->finish();
+    std::vector<double> sums{total, static_cast<double>(o.predicted)};
+    s.comm->sum(sums);
+    total = sums[0];
+    o.predicted = static_cast<int64_t>(sums[1]);
+    s.comm_seconds += seconds_since(t0);
+  }
   if (o.predicted > 0) {
     torch::NoGradGuard g;
-    for (auto& p : model->parameters())
+    for (auto& p : s.model->parameters())
       if (p.grad().defined()) p.mutable_grad().div_(static_cast<double>(o.predicted));
     o.loss = total / static_cast<double>(o.predicted);
   }
@@ -159,12 +229,11 @@ StepOutcome forward_backward(Encoder& model, DataLoader& loader, int64_t tokens_
 
 // One optimizer step: forward/backward, clipping, the update at the scheduled rate (skipped when the loss
 // or the gradient is not finite), then the feature redraw due at the new step.
-StepRecord train_step(Session& s, DataLoader& loader, const TrainConfig& t, Precision precision,
-                      TrainState& state) {
+StepRecord train_step(Session& s, DataLoader& loader, const BatchSource& source, const TrainConfig& t,
+                      Precision precision, TrainState& state) {
   const auto t0 = Clock::now();
   s.optimizer.zero_grad();
-  const StepOutcome so = forward_backward(s.model, loader, t.tokens_per_step, precision, s.device);
-  if (!so.got_batch) throw Error("training data exhausted (empty train split?)");
+  const StepOutcome so = forward_backward(s, loader, source, t.tokens_per_step, precision);
   StepRecord r;
   r.grad_norm = clip_grad_norm(s.optimizer.params(), t.grad_clip);
   r.lr = learning_rate(state.step, t.lr, t.warmup_steps, t.steps, t.schedule);
@@ -201,12 +270,13 @@ class Evaluation {
     strict_.masking = strict_masking(c.data.mask_rate);
   }
 
-  EvalFigures run(Encoder& model, const Corpus& corpus, const torch::Device& device) const {
-    const EvalResult e = evaluate(model, corpus, Split::kValid, standard_, device);
+  // Data-parallel ranks each score their share of the batches; the sums over ranks give the one-process figures.
+  EvalFigures run(Session& session) const {
+    const EvalResult e = shared(session, standard_);
     EvalFigures f{e.loss, e.perplexity, e.accuracy, std::nan(""), std::nan(""), std::nan(""), e.predicted, e.sequences,
                   standard_.objective == Objective::kNextToken};
     if (f.next_token) return f;
-    const EvalResult s = evaluate(model, corpus, Split::kValid, strict_, device);
+    const EvalResult s = shared(session, strict_);
     f.strict_loss = s.loss;
     f.strict_perplexity = s.perplexity;
     f.strict_accuracy = s.accuracy;
@@ -214,6 +284,17 @@ class Evaluation {
   }
 
  private:
+  static EvalResult shared(Session& session, EvalSettings settings) {
+    settings.shard_rank = session.comm->rank();
+    settings.shard_count = session.comm->size();
+    const EvalResult mine = evaluate(session.model, session.corpus, Split::kValid, settings, session.device);
+    if (!session.comm->distributed()) return mine;
+    std::vector<double> v{mine.loss_sum, static_cast<double>(mine.predicted), static_cast<double>(mine.correct),
+                          static_cast<double>(mine.sequences)};
+    session.comm->sum(v);
+    return eval_result(v[0], static_cast<int64_t>(v[1]), static_cast<int64_t>(v[2]), static_cast<int64_t>(v[3]));
+  }
+
   EvalSettings standard_, strict_;
 };
 
@@ -261,12 +342,14 @@ void check_run_folder(const RunConfig& c, const TrainOptions& opt, bool holds_a_
 
 // Writes checkpoints of the run: ckpt-<step>.h5 (the last output.keep_last kept, and never the one the
 // run resumed from) and best.h5.
+// Data-parallel runs: rank 0 alone writes (every rank holds the same state).
 class Checkpoints {
  public:
   Checkpoints(const OutputConfig& o, std::string resumed_from) : out_(o), resumed_from_(std::move(resumed_from)) {}
   std::string save(Session& s, TrainState& state, const DataLoader& loader, bool best) {
     state.data = loader.position();
     const std::string path = best ? (fs::path(out_.dir) / "best.h5").string() : checkpoint_path(out_.dir, state.step);
+    if (!s.comm->primary()) return path;
     save_checkpoint(path, s.model, &s.optimizer, state);
     if (!best) prune_checkpoints(out_.dir, out_.keep_last, /*keep=*/resumed_from_);
     return path;
@@ -326,6 +409,55 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
     l.info("--resume auto: no checkpoint in {}, starting from scratch", c.output.dir);
   if (!p.resumed_from.empty())
     l.info("resumed from {} at step {} ({} tokens seen)", p.resumed_from, p.state.step, p.state.tokens_seen);
+  const Communicator& comm = *s.comm;
+  if (!comm.distributed()) return;
+  l.info("data-parallel: {} ranks ({}), {} collectives, {} gradient buckets; each step's batches are shared out among "
+         "the ranks (batch index mod {}); rank 0 writes the run folder", comm.size(), comm.world().launcher,
+         comm.backend(), s.sync->buckets(), comm.size());
+  if (c.train.tokens_per_step < comm.size() * c.data.tokens_per_batch)
+    l.warn("train.tokens_per_step = {} holds fewer than {} batches of data.tokens_per_batch = {}: some ranks will have "
+           "no batch in some steps (set train.tokens_per_step to at least {})", c.train.tokens_per_step, comm.size(),
+           c.data.tokens_per_batch, comm.size() * c.data.tokens_per_batch);
+}
+
+// Data-parallel ranks must start from the same state: the same step and data position (the same
+// checkpoint) and the same parameters (a checksum: their sum and sum of squares).
+void check_same_start(Session& s, const TrainState& state) {
+  if (!s.comm->distributed()) return;
+  double sum = 0, squares = 0;
+  {
+    torch::NoGradGuard g;
+    for (const auto& p : s.model->parameters()) {
+      const at::Tensor d = p.detach().to(torch::kDouble);
+      sum += d.sum().item<double>();
+      squares += d.square().sum().item<double>();
+    }
+  }
+  const std::vector<std::string> what{"step", "tokens seen", "data epoch", "data batch", "parameter sum",
+                                      "parameter sum of squares"};
+  std::vector<double> lo{static_cast<double>(state.step), static_cast<double>(state.tokens_seen),
+                         static_cast<double>(state.data.epoch), static_cast<double>(state.data.index), sum, squares};
+  std::vector<double> hi = lo;
+  s.comm->min(lo);
+  s.comm->max(hi);
+  for (size_t i = 0; i < lo.size(); ++i)
+    if (std::abs(hi[i] - lo[i]) > 1e-9 * std::max(1.0, std::abs(hi[i])))
+      throw Error(fmt::format("rank {}: the ranks do not start from the same state ({} from {} to {}); every rank "
+                              "must see the same run folder and checkpoint", s.comm->rank(), what[i], lo[i], hi[i]));
+}
+
+// The stop decision of every rank, agreed: a signal or the time limit seen by one rank stops them all at
+// the same step (the other reasons are the same on every rank by construction).
+std::optional<StopReason> agreed_stop(Session& s, std::optional<StopReason> local) {
+  if (!s.comm->distributed()) return local;
+  const auto t0 = Clock::now();
+  std::vector<double> flags{local == StopReason::kInterrupted ? 1.0 : 0.0, local == StopReason::kTimeLimit ? 1.0 : 0.0};
+  s.comm->max(flags);
+  s.comm_seconds += seconds_since(t0);
+  if (local == StopReason::kCompleted || local == StopReason::kStopAfter) return local;
+  if (flags[0] > 0) return StopReason::kInterrupted;
+  if (flags[1] > 0) return StopReason::kTimeLimit;
+  return local;
 }
 
 void log_end(RunLog& log, const TrainResult& r, const std::string& run_dir, bool next_token) {
@@ -356,34 +488,44 @@ std::string training_corpus(const RunConfig& c) {
 }
 
 TrainResult train(const RunConfig& c, const TrainOptions& opt) {
-  // Everything is checked before anything of the run is written (train/run_folder.h).
-  const torch::Device device = start_runtime(c, opt.check_memory);
-  fs::create_directories(c.output.dir);
-  RunFolderLock lock(c.output.dir);
-  remove_stale_temporaries(c.output.dir);  // "*.tmp-<pid>" of killed runs
+  // Everything is checked before anything of the run is written (train/run_folder.h). Data-parallel
+  // ranks other than 0 only read the run folder.
+  Runtime rt = start_runtime(c, opt.check_memory);
+  const bool primary = rt.comm->primary();
+  std::optional<RunFolderLock> lock;
+  if (primary) {
+    fs::create_directories(c.output.dir);
+    lock.emplace(c.output.dir);
+    remove_stale_temporaries(c.output.dir);  // "*.tmp-<pid>" of killed runs
+  }
   const bool explicit_resume = !opt.overwrite && !opt.resume.empty() && opt.resume != "auto";
   if (explicit_resume && !fs::exists(opt.resume)) throw Error(opt.resume + ": checkpoint to resume from does not exist");
   check_run_folder(c, opt, opt.resume.empty() && holds_run(c.output.dir));  // before the corpus is prepared
-  Session s = open_session(c, device);
+  const std::unique_ptr<Session> session = open_session(c, std::move(rt));
+  Session& s = *session;
   StartPoint start = find_start(c, opt, s);
   TrainState& state = start.state;
   state.config_yaml = config_to_yaml(c);
+  check_same_start(s, state);  // also: no rank writes before every rank has read its checkpoint
   const bool start_over = start.resumed_from.empty() && holds_run(c.output.dir);
   check_run_folder(c, opt, start_over);
 
-  const std::string moved = start_over ? move_run_aside(c.output.dir) : "";
-  write_text_file((fs::path(c.output.dir) / "config.yaml").string(), state.config_yaml);
+  const std::string moved = start_over && primary ? move_run_aside(c.output.dir) : "";
+  if (primary) write_text_file((fs::path(c.output.dir) / "config.yaml").string(), state.config_yaml);
   RunLog log(c.output.dir, start.resumed_from.empty() ? -1 : state.step, c.train.steps, c.output.log_every,
-             opt.progress_bar);
+             opt.progress_bar, s.comm->rank());
   log_start(log, c, opt, s, start, moved);
   s.model->update_features(state.step);
-  DataLoader loader(make_source(s.corpus, c.data, c.runtime.seed), loader_options(c.data, c.model.causal, c.runtime.seed),
-                    state.data);
+  const auto source = make_source(s.corpus, c.data, c.runtime.seed);
+  LoaderOptions lo = loader_options(c.data, c.model.causal, c.runtime.seed);
+  lo.shard_rank = s.comm->rank();
+  lo.shard_count = s.comm->size();
+  DataLoader loader(source, lo, state.data);
   const Evaluation evaluation(c);
   Checkpoints checkpoints(c.output, start.resumed_from);
   TrainResult result = empty_result(s.corpus.stats().unigram_perplexity_valid);
   auto evaluate_and_keep_best = [&] {
-    const EvalFigures e = evaluation.run(s.model, s.corpus, device);
+    const EvalFigures e = evaluation.run(s);
     log.eval(state.step, e, result.unigram_perplexity);
     record(result, e);
     if (e.loss < state.best_valid_loss) {
@@ -398,12 +540,12 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     log.log().info("checkpoint {}", result.checkpoint);
   };
 
-  result.start_bytes = memory_in_use(device);
+  result.start_bytes = memory_in_use(s.device);
   StopPolicy stop({c.train.steps, opt.stop_after, c.train.max_minutes, c.train.max_bad_steps}, state.step);
   Throughput speed{opt.timing_warmup};
   std::optional<StopReason> reason;
-  while (!(reason = stop.before_step(state.step))) {
-    const StepRecord r = train_step(s, loader, c.train, c.runtime.precision, state);
+  while (!(reason = agreed_stop(s, stop.before_step(state.step)))) {
+    const StepRecord r = train_step(s, loader, *source, c.train, c.runtime.precision, state);
     speed.add(r);
     log.step(r);
     if (!r.finite)
@@ -428,7 +570,12 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     checkpoint();
   }
   record(result, state, speed, log.last_window_loss());
-  result.peak_bytes = peak_memory(device);
+  result.peak_bytes = peak_memory(s.device);
+  result.comm_seconds = s.comm_seconds;
+  if (s.comm->distributed() && speed.seconds > 0)
+    log.log().info("data-parallel: {:.1f}% of training time waiting on the other ranks ({:.2f} s of {:.2f} s: gradient "
+                   "sums not hidden by backward, and the per-step agreements)", 100.0 * s.comm_seconds / speed.seconds,
+                   s.comm_seconds, speed.seconds);
   log_end(log, result, c.output.dir, c.model.causal);
   return result;
 }
@@ -444,20 +591,32 @@ Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const 
 
 TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) {
   if (steps < 1) throw Error("bench train: --steps must be at least 1");
-  const torch::Device device = start_runtime(c, /*check_memory=*/true);
-  fs::create_directories(c.output.dir);
-  Session s = open_session(c, device);
-  DataLoader loader(make_source(s.corpus, c.data, c.runtime.seed), loader_options(c.data, c.model.causal, c.runtime.seed));
+  Runtime rt = start_runtime(c, /*check_memory=*/true);
+  if (rt.comm->primary()) fs::create_directories(c.output.dir);
+  const std::unique_ptr<Session> session = open_session(c, std::move(rt));
+  Session& s = *session;
+  const auto source = make_source(s.corpus, c.data, c.runtime.seed);
+  LoaderOptions lo = loader_options(c.data, c.model.causal, c.runtime.seed);
+  lo.shard_rank = s.comm->rank();
+  lo.shard_count = s.comm->size();
+  DataLoader loader(source, lo);
   TrainState state;
   Throughput speed{warmup};
-  for (int64_t i = 0; i < warmup + steps; ++i) speed.add(train_step(s, loader, c.train, c.runtime.precision, state));
+  double comm_at_warmup = 0;
+  for (int64_t i = 0; i < warmup + steps; ++i) {
+    if (i == warmup) comm_at_warmup = s.comm_seconds;
+    speed.add(train_step(s, loader, *source, c.train, c.runtime.precision, state));
+  }
   TrainBenchResult r;
   r.parameters = s.model->num_parameters();
   r.tokens_per_second = static_cast<double>(speed.steady_tokens) / speed.steady_seconds;
   r.seconds_per_step = speed.steady_seconds / static_cast<double>(steps);
   r.tokens_per_step = speed.steady_tokens / steps;
-  r.peak_bytes = peak_memory(device);
+  r.peak_bytes = peak_memory(s.device);
   r.flops_per_token = training_flops_per_token(c.model, c.data.max_len);
+  r.ranks = s.comm->size();
+  r.rank = s.comm->rank();
+  r.comm_share = (s.comm_seconds - comm_at_warmup) / speed.steady_seconds;
   return r;
 }
 

@@ -41,6 +41,7 @@ struct TrainResult {
   double valid_loss = 0, valid_perplexity = 0, valid_accuracy = 0;  // standard 80/10/10 masking, or next-token
   double strict_perplexity = 0, strict_accuracy = 0;                 // every selected residue masked (NaN: causal)
   double unigram_perplexity = 0;  // of the valid split under train frequencies (corpus statistics)
+  double comm_seconds = 0;        // data-parallel: waiting on the other ranks (in tokens_per_second's time)
   std::string checkpoint;         // last written
   StopReason stop_reason = StopReason::kCompleted;
 };
@@ -61,6 +62,8 @@ struct TrainBenchResult {
   double tokens_per_second = 0, seconds_per_step = 0, peak_bytes = 0;
   int64_t parameters = 0, tokens_per_step = 0;
   double flops_per_token = 0;  // training FLOPs per token at data.max_len (train/flops.h)
+  int ranks = 1, rank = 0;     // data-parallel: the job's ranks (tokens are the job's, over all ranks)
+  double comm_share = 0;       // share of step time this rank waited on the others after its backward
   double flops_per_second() const { return tokens_per_second * flops_per_token; }
 };
 TrainBenchResult bench_train(const RunConfig& config, int64_t steps, int64_t warmup);

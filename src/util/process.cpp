@@ -5,6 +5,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -65,6 +67,48 @@ ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_spa
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   r.peak_rss = static_cast<uint64_t>(ru.ru_maxrss) * 1024;
   return r;
+}
+
+int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) vars.emplace_back(*e);
+  for (const std::string& v : env) {  // replaces a variable of the same name
+    const std::string name = v.substr(0, v.find('=') + 1);
+    vars.erase(std::remove_if(vars.begin(), vars.end(), [&](const std::string& x) { return x.rfind(name, 0) == 0; }),
+               vars.end());
+    vars.push_back(v);
+  }
+  std::vector<char*> envp;
+  for (auto& v : vars) envp.push_back(const_cast<char*>(v.c_str()));
+  envp.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
+  if (pid == 0) {
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  return static_cast<int>(pid);
+}
+
+int free_local_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    throw Error("cannot find a free TCP port on 127.0.0.1: " + why);
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 std::string self_executable() {

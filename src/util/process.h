@@ -20,6 +20,13 @@ struct ChildResult {
 // that hangs (for example spinning against its memory limit) never hangs the parent.
 ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit = 0, double timeout_seconds = 0);
 
+// Starts argv[0] with the arguments and this process's environment plus `env` ("NAME=value"), its
+// stdout/stderr inherited; returns its pid (wait for it with waitpid). Throws Error when fork fails.
+int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0).
+int free_local_port();
+
 // Path of the running executable (/proc/self/exe).
 std::string self_executable();
 // Current resident and virtual size of this process in bytes (/proc/self/statm).

@@ -1,0 +1,119 @@
+#include "cli/launch.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "util/error.h"
+#include "util/process.h"
+
+namespace performer::cli {
+
+namespace {
+
+std::vector<std::string> g_command_line;
+constexpr int kMaxRanks = 1024;
+volatile sig_atomic_t g_ranks[kMaxRanks];  // pids, for the signal handler
+volatile sig_atomic_t g_rank_count = 0;
+constexpr double kGraceSeconds = 15;       // beyond runtime.timeout_s, for the ranks to report and exit
+
+void forward_signal(int sig) {
+  for (int i = 0; i < g_rank_count; ++i)
+    if (g_ranks[i] > 0) ::kill(static_cast<pid_t>(g_ranks[i]), sig);
+}
+
+// The command line without "--nproc N" / "--nproc=N".
+std::vector<std::string> rank_command_line() {
+  std::vector<std::string> out{self_executable()};
+  for (size_t i = 1; i < g_command_line.size(); ++i) {
+    const std::string& a = g_command_line[i];
+    if (a == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--nproc=", 0) == 0) continue;
+    out.push_back(a);
+  }
+  return out;
+}
+
+int exit_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+std::string how_it_ended(int status) {
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status));
+  return "exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+}  // namespace
+
+void set_command_line(int argc, char** argv) { g_command_line.assign(argv, argv + argc); }
+
+int run_local_ranks(int nproc, double timeout_s) {
+  if (nproc < 1 || nproc > kMaxRanks) throw Error("--nproc " + std::to_string(nproc) + ": expected 1 to " + std::to_string(kMaxRanks));
+  if (std::getenv("RANK") != nullptr || std::getenv("WORLD_SIZE") != nullptr)
+    throw Error("--nproc: this process already is a rank (RANK/WORLD_SIZE are set, by torchrun?); leave --nproc out");
+  const std::vector<std::string> argv = rank_command_line();
+  const std::string port = std::to_string(free_local_port());
+  struct sigaction sa {};
+  sa.sa_handler = forward_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {}, old_term {};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  std::vector<int> pids;
+  for (int r = 0; r < nproc; ++r) {
+    const std::string n = std::to_string(nproc), rank = std::to_string(r);
+    pids.push_back(spawn_process(argv, {"RANK=" + rank, "WORLD_SIZE=" + n, "LOCAL_RANK=" + rank, "LOCAL_WORLD_SIZE=" + n,
+                                        "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
+                                        "PERFORMER_LAUNCHER=performer --nproc"}));
+    g_ranks[r] = pids.back();
+    g_rank_count = r + 1;
+  }
+  int first_failure = 0, alive = nproc;
+  std::chrono::steady_clock::time_point deadline{};
+  bool killing = false;
+  while (alive > 0) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      for (int r = 0; r < nproc; ++r) {
+        if (pids[static_cast<size_t>(r)] != pid) continue;
+        --alive;
+        g_ranks[r] = 0;
+        pids[static_cast<size_t>(r)] = 0;
+        const int code = exit_status(status);
+        if (code != 0 && first_failure == 0) {
+          first_failure = code;
+          if (alive > 0 && code != 130) {  // 130: interrupted, as asked; the others stop at the same step
+            deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                              std::chrono::duration<double>(timeout_s + kGraceSeconds));
+            std::fprintf(stderr, "performer --nproc: rank %d %s; waiting up to %.0f s for the other ranks to stop\n", r,
+                         how_it_ended(status).c_str(), timeout_s + kGraceSeconds);
+          }
+        }
+      }
+      continue;
+    }
+    if (pid < 0 && errno != EINTR) break;
+    if (first_failure != 0 && first_failure != 130 && !killing && std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "performer --nproc: %d rank(s) still running past the deadline; killing them\n", alive);
+      for (int p : pids)
+        if (p > 0) ::kill(p, SIGKILL);
+      killing = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  g_rank_count = 0;
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  return first_failure;
+}
+
+}  // namespace performer::cli

@@ -1,0 +1,228 @@
+#include "train/communicator.h"
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+#if defined(PERFORMER_CUDA) && defined(USE_C10D_NCCL)
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define PERFORMER_NCCL 1
+#endif
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "util/error.h"
+#include "util/names.h"
+
+namespace performer {
+
+namespace {
+
+// LibTorch 2.x runs collectives on a c10d::Backend (ProcessGroup became its dispatcher); 1.13 on the
+// ProcessGroup itself. Both have the same allreduce/barrier/Work interface used here.
+#if TORCH_VERSION_MAJOR >= 2
+using Group = c10d::Backend;
+#else
+using Group = c10d::ProcessGroup;
+#endif
+
+constexpr double kReportSeconds = 5;  // how long a failing rank waits for the others to name themselves
+
+std::string first_line(const std::string& s) {
+  const auto nl = s.find('\n');  // c10::Error appends a stack trace on the following lines
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+bool is_loopback(const std::string& addr) {
+  return addr == "localhost" || addr == "::1" || addr.rfind("127.", 0) == 0;
+}
+
+std::shared_ptr<::gloo::transport::Device> gloo_device(const World& w) {
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"))
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  if (is_loopback(w.master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+}  // namespace
+
+struct Communicator::Impl {
+  World world;
+  c10::Device device{c10::kCPU};  // where the process group's tensors live
+  std::string backend = "none";
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<Group> group;
+
+  // Names the ranks that did not report within kReportSeconds, after this one reported itself.
+  std::string who_is_gone() {
+    const std::string prefix = "performer/failed/";
+    try {
+      store->set(prefix + std::to_string(world.rank), std::vector<uint8_t>{1});
+      std::vector<bool> seen(static_cast<size_t>(world.size), false);
+      seen[static_cast<size_t>(world.rank)] = true;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(kReportSeconds);
+      std::vector<std::string> gone;
+      for (;;) {
+        gone.clear();
+        for (int r = 0; r < world.size; ++r) {
+          if (!seen[static_cast<size_t>(r)] && store->check({prefix + std::to_string(r)})) seen[static_cast<size_t>(r)] = true;
+          if (!seen[static_cast<size_t>(r)]) gone.push_back(std::to_string(r));
+        }
+        if (gone.empty() || std::chrono::steady_clock::now() > deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (gone.empty()) return "every rank is still running";
+      return (gone.size() == 1 ? "rank " : "ranks ") + join(gone, ", ") + " did not answer (died, killed or hung)";
+    } catch (const std::exception&) {
+      return world.agent_store ? std::string("the rendezvous store (torchrun's agent) is gone too")
+                               : std::string("rank 0, which hosts the rendezvous store, is gone");
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& what, const std::exception& e) {
+    throw Error("rank " + std::to_string(world.rank) + " of " + std::to_string(world.size) + ": " + what +
+                " failed: " + first_line(e.what()) + "; " + who_is_gone());
+  }
+
+  void reduce(std::vector<double>& values, c10d::ReduceOp op, const char* what) {
+    if (group == nullptr || values.empty()) return;
+    at::Tensor t = torch::tensor(values, torch::kDouble).to(device);
+    std::vector<at::Tensor> ts{t};
+    c10d::AllreduceOptions o;
+    o.reduceOp = op;
+    try {
+      group->allreduce(ts, o)->wait();
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+    t = t.cpu();
+    for (size_t i = 0; i < values.size(); ++i) values[i] = t.data_ptr<double>()[i];
+  }
+};
+
+namespace {
+class PendingWork : public Communicator::Pending {
+ public:
+  PendingWork(Communicator::Impl* impl, c10::intrusive_ptr<c10d::Work> work) : impl_(impl), work_(std::move(work)) {}
+  void wait() override {
+    try {
+      work_->wait();
+    } catch (const std::exception& e) {
+      impl_->fail("gradient all-reduce", e);
+    }
+  }
+
+ private:
+  Communicator::Impl* impl_;
+  c10::intrusive_ptr<c10d::Work> work_;
+};
+}  // namespace
+
+Communicator::Communicator() : impl_(std::make_unique<Impl>()) {}
+Communicator::~Communicator() = default;
+Communicator::Communicator(Communicator&&) noexcept = default;
+Communicator& Communicator::operator=(Communicator&&) noexcept = default;
+
+Communicator::Communicator(const World& world, Backend backend, const c10::Device& device, double timeout_seconds)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.world = world;
+  if (!world.distributed()) return;
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  if (backend == Backend::kAuto) backend = device.is_cuda() ? Backend::kNccl : Backend::kGloo;
+#ifndef PERFORMER_NCCL
+  if (backend == Backend::kNccl) {
+    if (device.is_cuda())
+      throw Error("runtime.backend nccl: this LibTorch (" TORCH_VERSION ") was built without NCCL; use runtime.backend=gloo");
+    throw Error("runtime.backend nccl needs runtime.device cuda (NCCL reduces CUDA tensors); use gloo on CPU");
+  }
+#else
+  if (backend == Backend::kNccl && !device.is_cuda())
+    throw Error("runtime.backend nccl needs runtime.device cuda (NCCL reduces CUDA tensors); use gloo on CPU");
+#endif
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(world.master_port);
+  so.isServer = world.rank == 0 && !world.agent_store;
+  so.numWorkers = static_cast<std::size_t>(world.size);
+  so.waitWorkers = !world.agent_store;
+  so.timeout = timeout;
+  try {
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
+    // One namespace per job attempt: torchrun's agent store outlives a restart of the workers.
+    m.store = c10::make_intrusive<c10d::PrefixStore>("performer/" + std::to_string(world.restart), tcp);
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(world.rank) + ": cannot join the job's rendezvous store at " +
+                world.master_addr + ":" + std::to_string(world.master_port) + " within runtime.timeout_s = " +
+                fmt::format("{:g}", timeout_seconds) + " s: " + first_line(e.what()));
+  }
+  try {
+    if (backend == Backend::kGloo) {
+      auto o = c10d::ProcessGroupGloo::Options::create(timeout);
+      o->devices.push_back(gloo_device(world));
+      m.group = c10::make_intrusive<c10d::ProcessGroupGloo>(m.store, world.rank, world.size, o);
+      m.backend = "gloo";
+      m.device = c10::Device(c10::kCPU);
+    }
+#ifdef PERFORMER_NCCL
+    if (backend == Backend::kNccl) {
+      auto o = c10d::ProcessGroupNCCL::Options::create();
+      o->timeout = timeout;
+      m.group = c10::make_intrusive<c10d::ProcessGroupNCCL>(m.store, world.rank, world.size, o);
+      m.backend = "nccl";
+      m.device = device;
+    }
+#endif
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(world.rank) + ": cannot start the " + backend_name(backend) +
+                " process group: " + first_line(e.what()));
+  }
+  std::vector<double> hello{1.0};
+  m.reduce(hello, c10d::ReduceOp::SUM, "the first collective");
+  if (static_cast<int>(hello[0]) != world.size)
+    throw Error("rank " + std::to_string(world.rank) + ": the first collective counted " + fmt::format("{:g}", hello[0]) +
+                " ranks, expected " + std::to_string(world.size));
+}
+
+const World& Communicator::world() const { return impl_->world; }
+std::string Communicator::backend() const { return impl_->backend; }
+
+void Communicator::sum(std::vector<double>& v) { impl_->reduce(v, c10d::ReduceOp::SUM, "an all-reduce (sum)"); }
+void Communicator::max(std::vector<double>& v) { impl_->reduce(v, c10d::ReduceOp::MAX, "an all-reduce (max)"); }
+void Communicator::min(std::vector<double>& v) { impl_->reduce(v, c10d::ReduceOp::MIN, "an all-reduce (min)"); }
+
+std::unique_ptr<Communicator::Pending> Communicator::sum_async(const at::Tensor& tensor) {
+  Impl& m = *impl_;
+  if (m.group == nullptr) throw Error("sum_async: one process has nothing to reduce");
+  std::vector<at::Tensor> ts{tensor};
+  try {
+    return std::make_unique<PendingWork>(&m, m.group->allreduce(ts));
+  } catch (const std::exception& e) {
+    m.fail("gradient all-reduce", e);
+  }
+}
+
+void Communicator::publish(const std::string& key, const std::string& value) {
+  if (impl_->store == nullptr) return;
+  try {
+    impl_->store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+  } catch (const std::exception& e) {
+    impl_->fail("publishing '" + key + "'", e);
+  }
+}
+
+std::string Communicator::await(const std::string& key, std::chrono::seconds timeout) {
+  if (impl_->store == nullptr) return "";
+  try {
+    impl_->store->wait({key}, timeout);
+    const std::vector<uint8_t> v = impl_->store->get(key);
+    return std::string(v.begin(), v.end());
+  } catch (const std::exception& e) {
+    impl_->fail("waiting for '" + key + "'", e);
+  }
+}
+
+}  // namespace performer

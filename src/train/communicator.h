@@ -1,0 +1,62 @@
+// Collectives of a data-parallel job on LibTorch's own engine, c10d: a TCPStore for the rendezvous (rank
+// 0 hosts it, or torchrun's agent does) and a Gloo (CPU) or NCCL (CUDA) process group. A default-made
+// Communicator is one process: every collective returns its input.
+//
+// Failures: a collective that fails (a peer closed its connection because it died, or nothing arrived
+// within runtime.timeout_s) throws Error "rank R: <what> failed: <cause>; rank(s) K did not answer (died,
+// killed or hung)". The ranks still alive name themselves in the store for a few seconds, so the message
+// names the ones that are not; when the store itself is gone, rank 0 (its host) is named.
+#pragma once
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include "train/world.h"
+
+namespace performer {
+
+class Communicator {
+ public:
+  Communicator();  // one process
+  // Joins the job: blocks until every rank has connected (or throws after timeout_seconds).
+  Communicator(const World& world, Backend backend, const c10::Device& device, double timeout_seconds);
+  ~Communicator();
+  Communicator(Communicator&&) noexcept;
+  Communicator& operator=(Communicator&&) noexcept;
+
+  const World& world() const;
+  int rank() const { return world().rank; }
+  int size() const { return world().size; }
+  bool distributed() const { return world().distributed(); }
+  bool primary() const { return world().rank == 0; }  // the rank that writes files
+  std::string backend() const;                         // "gloo", "nccl" or "none"
+
+  // Element-wise sum / max / min over ranks, in place (double: exact for counts up to 2^53).
+  void sum(std::vector<double>& values);
+  void max(std::vector<double>& values);
+  void min(std::vector<double>& values);
+
+  // A sum over ranks of a tensor on the process group's device, started now and finished by wait().
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    virtual void wait() = 0;  // throws Error as above
+  };
+  std::unique_ptr<Pending> sum_async(const at::Tensor& tensor);
+
+  // Rank 0 publishes a value under `key`; the others wait up to `timeout` for it (used to let rank 0
+  // prepare the corpus while the others wait, however long that takes).
+  void publish(const std::string& key, const std::string& value);
+  std::string await(const std::string& key, std::chrono::seconds timeout);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace performer

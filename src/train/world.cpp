@@ -1,0 +1,94 @@
+#include "train/world.h"
+
+#include <cstdlib>
+
+#include "util/error.h"
+#include "util/names.h"
+
+namespace performer {
+
+namespace {
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+int env_int(const char* name, int min, int fallback) {
+  const char* v = env(name);
+  if (v == nullptr) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (end == v || *end != '\0' || x < min || x > 1 << 20)
+    throw Error(std::string("environment variable ") + name + "='" + v + "': expected an integer >= " + std::to_string(min));
+  return static_cast<int>(x);
+}
+
+// SLURM_TASKS_PER_NODE is "2(x3),1": the first node's count is what a homogeneous job has on every node.
+int slurm_tasks_per_node() {
+  if (env("SLURM_NTASKS_PER_NODE")) return env_int("SLURM_NTASKS_PER_NODE", 1, 1);
+  const char* v = env("SLURM_TASKS_PER_NODE");
+  if (v == nullptr) return 1;
+  const int n = std::atoi(v);
+  return n > 0 ? n : 1;
+}
+
+void check(const World& w) {
+  if (w.rank >= w.size)
+    throw Error("rank " + std::to_string(w.rank) + " is not below the world size " + std::to_string(w.size) + " (" +
+                w.launcher + " environment)");
+  if (w.local_rank >= w.local_size)
+    throw Error("local rank " + std::to_string(w.local_rank) + " is not below the local world size " +
+                std::to_string(w.local_size) + " (" + w.launcher + " environment)");
+  if (!w.distributed()) return;
+  if (w.master_addr.empty())
+    throw Error("MASTER_ADDR is not set: a " + std::to_string(w.size) + "-process " + w.launcher +
+                " job needs the address of rank 0's host (scripts/slurm-train.sh sets it)");
+  if (w.master_port <= 0 || w.master_port > 65535)
+    throw Error("MASTER_PORT is not set (or not a port): a " + std::to_string(w.size) + "-process " + w.launcher +
+                " job needs the rendezvous port");
+}
+
+}  // namespace
+
+const std::vector<std::string>& backend_names() {
+  static const std::vector<std::string> names{"auto", "gloo", "nccl"};
+  return names;
+}
+Backend parse_backend(const std::string& name) { return parse_name<Backend>(name, backend_names(), "runtime.backend"); }
+std::string backend_name(Backend b) { return name_of(b, backend_names()); }
+
+std::string World::describe() const {
+  if (!distributed()) return "one process";
+  return "rank " + std::to_string(rank) + " of " + std::to_string(size) + " (local " + std::to_string(local_rank) +
+         " of " + std::to_string(local_size) + ", " + launcher + "), store " + master_addr + ":" +
+         std::to_string(master_port);
+}
+
+World world_from_environment() {
+  World w;
+  if (env("RANK") || env("WORLD_SIZE")) {
+    w.launcher = env("PERFORMER_LAUNCHER") ? env("PERFORMER_LAUNCHER") : "torchrun";
+    w.size = env_int("WORLD_SIZE", 1, 1);
+    w.rank = env_int("RANK", 0, 0);
+    w.local_rank = env_int("LOCAL_RANK", 0, w.rank);
+    w.local_size = env_int("LOCAL_WORLD_SIZE", 1, w.size);
+    const char* agent = env("TORCHELASTIC_USE_AGENT_STORE");
+    w.agent_store = agent != nullptr && std::string(agent) == "True";
+    w.restart = env_int("TORCHELASTIC_RESTART_COUNT", 0, 0);
+  } else if (env("SLURM_PROCID") && env("SLURM_NTASKS")) {
+    w.launcher = "slurm";
+    w.size = env_int("SLURM_NTASKS", 1, 1);
+    w.rank = env_int("SLURM_PROCID", 0, 0);
+    w.local_rank = env_int("SLURM_LOCALID", 0, 0);
+    w.local_size = slurm_tasks_per_node();
+  } else {
+    return w;
+  }
+  if (const char* a = env("MASTER_ADDR")) w.master_addr = a;
+  w.master_port = env_int("MASTER_PORT", 1, 0);
+  check(w);
+  return w;
+}
+
+}  // namespace performer
