@@ -60,6 +60,7 @@ void add_train(CLI::App& app, Action& run) {
       std::signal(SIGINT, SIG_DFL);
       std::signal(SIGTERM, SIG_DFL);
       if (r.stop_reason == StopReason::kInterrupted) {
+        if (!r.primary) return 130;  // rank 0 says it
         warn("interrupted at step " + std::to_string(r.step) + "; checkpoint " + r.checkpoint +
              "; resume with: performer train --config " + *config + " --resume auto");
         return 130;

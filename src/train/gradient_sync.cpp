@@ -52,11 +52,7 @@ GradientSync::GradientSync(std::vector<at::Tensor> params, Communicator& comm, i
 
 GradientSync::~GradientSync() = default;
 
-void GradientSync::arm() {
-  armed_ = true;
-  next_launch_ = 0;
-  for (Bucket& b : buckets_) b.ready = 0;
-}
+void GradientSync::arm() { armed_ = true; }
 
 void GradientSync::on_gradient(size_t param) {
   if (!armed_) return;
@@ -107,7 +103,9 @@ void GradientSync::finish() {
         p.mutable_grad() = sum.clone();
     }
     b.flat = at::Tensor();
+    b.ready = 0;
   }
+  next_launch_ = 0;  // the next step starts over, armed or not
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 

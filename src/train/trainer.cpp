@@ -572,6 +572,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   record(result, state, speed, log.last_window_loss());
   result.peak_bytes = peak_memory(s.device);
   result.comm_seconds = s.comm_seconds;
+  result.primary = primary;
   if (s.comm->distributed() && speed.seconds > 0)
     log.log().info("data-parallel: {:.1f}% of training time waiting on the other ranks ({:.2f} s of {:.2f} s: gradient "
                    "sums not hidden by backward, and the per-step agreements)", 100.0 * s.comm_seconds / speed.seconds,

@@ -42,7 +42,8 @@ struct TrainResult {
   double strict_perplexity = 0, strict_accuracy = 0;                 // every selected residue masked (NaN: causal)
   double unigram_perplexity = 0;  // of the valid split under train frequencies (corpus statistics)
   double comm_seconds = 0;        // data-parallel: waiting on the other ranks (in tokens_per_second's time)
-  std::string checkpoint;         // last written
+  std::string checkpoint;         // last written (by rank 0 in a data-parallel run)
+  bool primary = true;            // false on data-parallel ranks other than 0 (they report nothing)
   StopReason stop_reason = StopReason::kCompleted;
 };
 

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# A SLURM batch script for data-parallel training: one task per GPU, every task runs `performer train`,
+# which reads its rank from SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID (src/train/world.h) and meets the
+# others at MASTER_ADDR:MASTER_PORT (set here: the job's first node, a port derived from the job id).
+#
+#   sbatch --nodes 2 --ntasks-per-node 4 --gpus-per-node 4 scripts/slurm-train.sh configs/trembl-performer-softmax.yaml
+#   sbatch ... scripts/slurm-train.sh CONFIG --resume auto        # further arguments go to `performer train`
+#
+# With --signal=TERM@120 (below) SLURM sends every task SIGTERM two minutes before the time limit: all
+# ranks stop at the same step and rank 0 writes one checkpoint; resubmit with --resume auto to continue,
+# on the same or a different number of GPUs (checkpoints do not depend on the number of ranks).
+#SBATCH --job-name=performer
+#SBATCH --ntasks-per-node=1
+#SBATCH --signal=TERM@120
+#SBATCH --output=performer-%j.out
+set -euo pipefail
+config="${1:?usage: sbatch [options] scripts/slurm-train.sh CONFIG [performer train arguments...]}"
+shift
+ROOT="${PERFORMER_ROOT:-${SLURM_SUBMIT_DIR:-$(pwd)}}"
+BIN="${PERFORMER_BIN:-${ROOT}/build-torch2/performer}"
+[[ -x "${BIN}" ]] || BIN="${ROOT}/build/performer"
+MASTER_ADDR="$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | head -n 1)"
+MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"
+export MASTER_ADDR MASTER_PORT
+echo "performer: ${SLURM_NTASKS} ranks on ${SLURM_JOB_NUM_NODES} node(s), store ${MASTER_ADDR}:${MASTER_PORT}"
+exec srun --kill-on-bad-exit=0 "${BIN}" train --config "${config}" "$@"
