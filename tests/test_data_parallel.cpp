@@ -19,6 +19,8 @@
 #include "model/encoder.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
+#include "train/communicator.h"
+#include "train/gradient_sync.h"
 #include "train/world.h"
 #include "util/error.h"
 #include "util/process.h"
@@ -181,6 +183,75 @@ TEST(DataParallel, WorldComesFromTorchrunOrSlurmEnvironment) {
   EXPECT_EQ(w.local_rank, 1);
   EXPECT_EQ(w.local_size, 2);
   clear();
+}
+
+TEST(DataParallel, BucketedGradientSumsStartDuringBackwardAndEqualTheSum) {
+  // Two Gloo ranks as two threads of this process; small buckets so the model has several.
+  const int port = free_local_port();
+  std::vector<torch::nn::Sequential> models;
+  for (int r = 0; r < 2; ++r) {
+    torch::manual_seed(7);  // the same weights on both ranks
+    models.push_back(torch::nn::Sequential(torch::nn::Linear(16, 32), torch::nn::ReLU(), torch::nn::Linear(32, 32),
+                                           torch::nn::ReLU(), torch::nn::Linear(32, 4)));
+  }
+  const at::Tensor x0 = torch::randn({8, 16}), x1 = torch::randn({5, 16});
+  auto loss = [](torch::nn::Sequential& m, const at::Tensor& x) { return m->forward(x).square().sum(); };
+  // Reference: each rank's gradients alone, on a copy of the model.
+  auto grads_of = [&](const at::Tensor& x) {
+    torch::manual_seed(7);
+    torch::nn::Sequential m(torch::nn::Linear(16, 32), torch::nn::ReLU(), torch::nn::Linear(32, 32), torch::nn::ReLU(),
+                            torch::nn::Linear(32, 4));
+    loss(m, x).backward();
+    std::vector<at::Tensor> g;
+    for (auto& p : m->parameters()) g.push_back(p.grad().clone());
+    return g;
+  };
+  const auto g0 = grads_of(x0), g1 = grads_of(x1);
+  std::vector<std::vector<at::Tensor>> both(2), only0(2);
+  std::vector<int64_t> early(2), buckets(2);
+  std::vector<std::string> errors(2);
+  auto rank = [&](int r) {
+    try {
+      World w;
+      w.rank = w.local_rank = r;
+      w.size = w.local_size = 2;
+      w.master_addr = "127.0.0.1";
+      w.master_port = port;
+      w.launcher = "test";
+      Communicator comm(w, Backend::kGloo, c10::Device(c10::kCPU), 60);
+      torch::nn::Sequential& m = models[static_cast<size_t>(r)];
+      GradientSync sync(m->parameters(), comm, /*bucket_bytes=*/256);
+      buckets[static_cast<size_t>(r)] = sync.buckets();
+      // Step 1: both ranks backpropagate their own batch.
+      sync.arm();
+      loss(m, r == 0 ? x0 : x1).backward();
+      sync.finish();
+      early[static_cast<size_t>(r)] = sync.launched_during_backward();
+      for (auto& p : m->parameters()) both[static_cast<size_t>(r)].push_back(p.grad().clone());
+      // Step 2: rank 1 has no batch this step (its gradients are undefined): the sums are rank 0's.
+      for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+      if (r == 0) {
+        sync.arm();
+        loss(m, x0).backward();
+      }
+      sync.finish();
+      for (auto& p : m->parameters()) only0[static_cast<size_t>(r)].push_back(p.grad().clone());
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(r)] = e.what();
+    }
+  };
+  std::thread t0(rank, 0), t1(rank, 1);
+  t0.join();
+  t1.join();
+  ASSERT_EQ(errors[0], "");
+  ASSERT_EQ(errors[1], "");
+  EXPECT_GE(buckets[0], 3);
+  EXPECT_GE(early[0], 1) << "no bucket was launched by a hook during backward";
+  for (int r = 0; r < 2; ++r)
+    for (size_t k = 0; k < g0.size(); ++k) {
+      EXPECT_TRUE(torch::allclose(both[static_cast<size_t>(r)][k], g0[k] + g1[k], 1e-5, 1e-6)) << "rank " << r << " param " << k;
+      EXPECT_TRUE(torch::allclose(only0[static_cast<size_t>(r)][k], g0[k], 1e-5, 1e-6)) << "rank " << r << " param " << k;
+    }
 }
 
 // ----------------------------------------------------------------------------------- 2-process jobs

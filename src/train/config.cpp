@@ -268,6 +268,8 @@ void eval_output_runtime_keys(std::vector<Key>& k) {
   k.push_back(enum_key("runtime.backend", backend_names(), [](const R& c) { return backend_name(c.runtime.backend); },
                        [](R& c, const std::string& s) { c.runtime.backend = parse_backend(s); },
                        "collectives of a data-parallel run: auto (NCCL on CUDA, else Gloo), gloo or nccl"));
+  k.push_back(float_key("runtime.bucket_mb", &R::runtime, &X::bucket_mb, "(0, 4096]",
+                        "MB of gradients per all-reduce of a data-parallel run; buckets start while backward runs"));
   k.push_back(float_key("runtime.timeout_s", &R::runtime, &X::timeout_s, "(0, inf)",
                         "seconds a data-parallel rank waits on the others before it stops with an error"));
 }

@@ -71,6 +71,8 @@ struct RuntimeConfig {
   uint64_t seed = 0;              // model init, data order, masking, features (derived per use)
   Precision precision = Precision::kFp32;  // bf16: CUDA autocast, LibTorch >= 2.4
   Backend backend = Backend::kAuto;       // data-parallel collectives: auto (NCCL on CUDA, else Gloo), gloo, nccl
+  double bucket_mb = 4;                   // data-parallel gradient sums: MB per all-reduce bucket (smaller buckets
+                                          // start during backward sooner, larger ones cost fewer collectives)
   double timeout_s = 1800;                // a rank waiting longer than this on the others (a collective, the
                                           // rendezvous) stops with an error naming the ranks that did not answer
 };

@@ -1,6 +1,6 @@
 // Gradient sums across data-parallel ranks, overlapped with backward.
 //
-// The parameters are grouped into buckets of about kBucketBytes, in reverse order of registration (the
+// The parameters are grouped into buckets of about bucket_bytes (runtime.bucket_mb), in reverse order of registration (the
 // order backward produces their gradients: last layer first). Hooks on the parameters' gradient
 // accumulators (which run once a gradient is final in .grad) launch a bucket's all-reduce, flattened into
 // one tensor, as soon as all of its gradients are final, while backward goes on with the earlier
@@ -26,9 +26,7 @@ namespace performer {
 
 class GradientSync {
  public:
-  static constexpr int64_t kBucketBytes = int64_t{4} << 20;  // small enough that models of a few M parameters get several
-
-  GradientSync(std::vector<at::Tensor> params, Communicator& comm, int64_t bucket_bytes = kBucketBytes);
+  GradientSync(std::vector<at::Tensor> params, Communicator& comm, int64_t bucket_bytes);
   ~GradientSync();
   GradientSync(const GradientSync&) = delete;
   GradientSync& operator=(const GradientSync&) = delete;

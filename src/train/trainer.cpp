@@ -143,7 +143,9 @@ struct Session {
     model->to(device);
     model->train();
     optimizer = AdamW(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
-    if (comm->distributed()) sync = std::make_unique<GradientSync>(model->parameters(), *comm);
+    if (comm->distributed())
+      sync = std::make_unique<GradientSync>(model->parameters(), *comm,
+                                            static_cast<int64_t>(c.runtime.bucket_mb * 1024 * 1024));
   }
 };
 
