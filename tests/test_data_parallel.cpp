@@ -134,7 +134,8 @@ TEST(DataParallel, StepBatchesReachTheTokenBudgetAcrossEpochEnds) {
 TEST(DataParallel, WorldComesFromTorchrunOrSlurmEnvironment) {
   const std::vector<std::string> vars{"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                                       "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
-                                      "SLURM_TASKS_PER_NODE", "TORCHELASTIC_USE_AGENT_STORE", "PERFORMER_LAUNCHER"};
+                                      "SLURM_TASKS_PER_NODE", "SLURM_STEP_ID", "SLURM_STEPID", "SLURM_STEP_NUM_TASKS",
+                                      "TORCHELASTIC_USE_AGENT_STORE", "PERFORMER_LAUNCHER"};
   auto clear = [&] {
     for (const auto& v : vars) ::unsetenv(v.c_str());
   };
@@ -164,8 +165,11 @@ TEST(DataParallel, WorldComesFromTorchrunOrSlurmEnvironment) {
     EXPECT_NE(std::string(e.what()).find("RANK='x'"), std::string::npos) << e.what();
   }
   clear();
-  ::setenv("SLURM_PROCID", "5", 1);
+  ::setenv("SLURM_PROCID", "0", 1);
   ::setenv("SLURM_NTASKS", "8", 1);
+  EXPECT_FALSE(world_from_environment().distributed()) << "an sbatch script outside srun is one process";
+  ::setenv("SLURM_STEP_ID", "0", 1);
+  ::setenv("SLURM_PROCID", "5", 1);
   ::setenv("SLURM_LOCALID", "1", 1);
   ::setenv("SLURM_TASKS_PER_NODE", "2(x4)", 1);
   try {
@@ -258,12 +262,12 @@ TEST(DataParallel, BucketedGradientSumsStartDuringBackwardAndEqualTheSum) {
 
 namespace {
 
-// The tiny config, deterministic (no dropout), one thread per process, gradient accumulation over several
-// batches so both ranks have work every step.
+// The tiny config (dropout 0.1, feature redraws every 5 steps), one thread per process, gradient
+// accumulation over several batches so both ranks have work every step.
 std::string tiny_args(const std::string& dir, const std::string& extra = "") {
   return "train -c " + project_root() + "/configs/tiny.yaml --set output.dir=" + dir + " --set data.train=" +
          data_path("real_excerpt.fasta") +
-         " --set model.dropout=0 --set train.tokens_per_step=4096 --set runtime.threads=1 --set runtime.timeout_s=60 "
+         " --set train.tokens_per_step=4096 --set runtime.threads=1 --set runtime.timeout_s=60 "
          "--set eval.every=0 --set output.checkpoint_every=0 " + extra;
 }
 

@@ -68,17 +68,26 @@ int run_local_ranks(int nproc, double timeout_s) {
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   std::vector<int> pids;
-  for (int r = 0; r < nproc; ++r) {
-    const std::string n = std::to_string(nproc), rank = std::to_string(r);
-    pids.push_back(spawn_process(argv, {"RANK=" + rank, "WORLD_SIZE=" + n, "LOCAL_RANK=" + rank, "LOCAL_WORLD_SIZE=" + n,
-                                        "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
-                                        "PERFORMER_LAUNCHER=performer --nproc"}));
-    g_ranks[r] = pids.back();
-    g_rank_count = r + 1;
+  try {
+    for (int r = 0; r < nproc; ++r) {
+      const std::string n = std::to_string(nproc), rank = std::to_string(r);
+      pids.push_back(spawn_process(argv, {"RANK=" + rank, "WORLD_SIZE=" + n, "LOCAL_RANK=" + rank,
+                                          "LOCAL_WORLD_SIZE=" + n, "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
+                                          "PERFORMER_LAUNCHER=performer --nproc"}));
+      g_ranks[r] = pids.back();
+      g_rank_count = r + 1;
+    }
+  } catch (...) {  // the ranks already started would wait for the missing ones: stop them
+    for (int p : pids) ::kill(p, SIGKILL);
+    for (int p : pids) ::waitpid(p, nullptr, 0);
+    g_rank_count = 0;
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGTERM, &old_term, nullptr);
+    throw;
   }
   int first_failure = 0, alive = nproc;
   std::chrono::steady_clock::time_point deadline{};
-  bool killing = false;
+  bool failed = false, killing = false;  // failed: a rank ended with an error (not 130, interrupted as asked)
   while (alive > 0) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
@@ -89,9 +98,10 @@ int run_local_ranks(int nproc, double timeout_s) {
         g_ranks[r] = 0;
         pids[static_cast<size_t>(r)] = 0;
         const int code = exit_status(status);
-        if (code != 0 && first_failure == 0) {
-          first_failure = code;
-          if (alive > 0 && code != 130) {  // 130: interrupted, as asked; the others stop at the same step
+        if (code != 0 && (first_failure == 0 || (first_failure == 130 && code != 130))) first_failure = code;  // errors first
+        if (code != 0 && code != 130 && !failed) {  // 130: interrupted, as asked; the others stop at the same step
+          failed = true;
+          if (alive > 0) {
             deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                               std::chrono::duration<double>(timeout_s + kGraceSeconds));
             std::fprintf(stderr, "performer --nproc: rank %d %s; waiting up to %.0f s for the other ranks to stop\n", r,
@@ -102,7 +112,7 @@ int run_local_ranks(int nproc, double timeout_s) {
       continue;
     }
     if (pid < 0 && errno != EINTR) break;
-    if (first_failure != 0 && first_failure != 130 && !killing && std::chrono::steady_clock::now() > deadline) {
+    if (failed && alive > 0 && !killing && std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr, "performer --nproc: %d rank(s) still running past the deadline; killing them\n", alive);
       for (int p : pids)
         if (p > 0) ::kill(p, SIGKILL);

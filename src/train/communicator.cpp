@@ -76,7 +76,9 @@ struct Communicator::Impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
       if (gone.empty()) return "every rank is still running";
-      return (gone.size() == 1 ? "rank " : "ranks ") + join(gone, ", ") + " did not answer (died, killed or hung)";
+      // With more than 2 ranks, a live rank blocked on the dead one may report too late to be told apart.
+      return (gone.size() == 1 ? "rank " : "ranks ") + join(gone, ", ") + " did not answer within " +
+             fmt::format("{:g}", kReportSeconds) + " s (died, killed or hung)";
     } catch (const std::exception&) {
       return world.agent_store ? std::string("the rendezvous store (torchrun's agent) is gone too")
                                : std::string("rank 0, which hosts the rendezvous store, is gone");
@@ -169,6 +171,11 @@ Communicator::Communicator(const World& world, Backend backend, const c10::Devic
     }
 #ifdef PERFORMER_NCCL
     if (backend == Backend::kNccl) {
+      // Without blocking wait, Work::wait() on NCCL only orders streams and never fails: a dead peer would
+      // end in the watchdog's abort (2.x) or a hang. With it, wait() throws at runtime.timeout_s and the
+      // message names the ranks that did not answer. Set unless the user chose otherwise.
+      ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
+      ::setenv("NCCL_BLOCKING_WAIT", "1", 0);
       auto o = c10d::ProcessGroupNCCL::Options::create();
       o->timeout = timeout;
       m.group = c10::make_intrusive<c10d::ProcessGroupNCCL>(m.store, world.rank, world.size, o);

@@ -48,6 +48,12 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 // Seeds of the independent random streams, all derived from runtime.seed.
 uint64_t data_seed(uint64_t seed) { return derive_seed(seed, 0xda7a); }
 uint64_t mask_seed(uint64_t seed) { return derive_seed(seed, 0x3a5c); }
+// Dropout draws from LibTorch's global generators (CPU and CUDA), seeded afresh before each micro-batch
+// from (seed, epoch, batch): its masks are a function of the batch alone, the same whichever rank of a
+// data-parallel job computes it, however many ranks there are, and after any resume.
+void seed_dropout(uint64_t seed, const Batch& b) {
+  torch::manual_seed(derive_seed(seed, 0xd80f, static_cast<uint64_t>(b.epoch), static_cast<uint64_t>(b.index)));
+}
 
 std::shared_ptr<BatchSource> make_source(const Corpus& corpus, const DataConfig& d, uint64_t seed) {
   BatchOptions bo;
@@ -109,11 +115,13 @@ Runtime start_runtime(const RunConfig& c, bool check_memory) {
   torch::Device device = resolve_device(c.runtime.device);
 #ifdef PERFORMER_CUDA
   if (device.is_cuda() && world.distributed()) {
-    if (world.local_rank >= static_cast<int>(torch::cuda::device_count()))
+    // GPU local_rank; or the only one this process sees (a scheduler that binds one GPU per task).
+    const int gpus = static_cast<int>(torch::cuda::device_count());
+    const int index = gpus == 1 ? 0 : world.local_rank;
+    if (index >= gpus)
       throw Error("rank " + std::to_string(world.rank) + ": local rank " + std::to_string(world.local_rank) +
-                  " has no GPU (this machine shows " + std::to_string(torch::cuda::device_count()) +
-                  "); start at most one rank per GPU");
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank));
+                  " has no GPU (this process sees " + std::to_string(gpus) + "); start at most one rank per GPU");
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
     c10::cuda::set_device(device.index());
   }
 #endif
@@ -160,15 +168,17 @@ std::string shared_training_corpus(const RunConfig& c, Communicator& comm) {
     try {
       path = training_corpus(c);
     } catch (...) {
-      comm.publish("corpus", "failed");
+      comm.publish("corpus", "");
       throw;
     }
-    comm.publish("corpus", "ready");
+    comm.publish("corpus", fs::absolute(path).string());
     return path;
   }
-  if (comm.await("corpus", kCorpusWait) != "ready")
+  // The others open what rank 0 prepared; they never prepare (or rewrite) it themselves.
+  const std::string path = comm.await("corpus", kCorpusWait);
+  if (path.empty())
     throw Error("rank " + std::to_string(comm.rank()) + ": rank 0 could not prepare the corpus (its error says why)");
-  return training_corpus(c);
+  return path;
 }
 
 std::unique_ptr<Session> open_session(const RunConfig& c, Runtime rt) {
@@ -190,7 +200,7 @@ struct StepOutcome {
 };
 
 StepOutcome forward_backward(Session& s, DataLoader& loader, const BatchSource& source, int64_t tokens_per_step,
-                             Precision precision) {
+                             Precision precision, uint64_t seed) {
   const std::vector<DataPosition> plan = step_batches(source, loader.position(), tokens_per_step);
   size_t last_local = plan.size();  // this rank's last batch of the step: its backward overlaps the gradient sums
   for (size_t i = 0; i < plan.size(); ++i)
@@ -203,6 +213,7 @@ StepOutcome forward_backward(Session& s, DataLoader& loader, const BatchSource& 
     o.real_tokens += b.real_tokens;
     if (!b.local) continue;
     if (s.sync && i == last_local) s.sync->arm();
+    seed_dropout(seed, b);
     set_autocast(s.device, precision, true);
     at::Tensor logits = s.model(b.inputs.to(s.device), b.padding_mask.to(s.device));
     set_autocast(s.device, precision, false);
@@ -231,11 +242,12 @@ StepOutcome forward_backward(Session& s, DataLoader& loader, const BatchSource& 
 
 // One optimizer step: forward/backward, clipping, the update at the scheduled rate (skipped when the loss
 // or the gradient is not finite), then the feature redraw due at the new step.
-StepRecord train_step(Session& s, DataLoader& loader, const BatchSource& source, const TrainConfig& t,
-                      Precision precision, TrainState& state) {
+StepRecord train_step(Session& s, DataLoader& loader, const BatchSource& source, const RunConfig& c,
+                      TrainState& state) {
+  const TrainConfig& t = c.train;
   const auto t0 = Clock::now();
   s.optimizer.zero_grad();
-  const StepOutcome so = forward_backward(s, loader, source, t.tokens_per_step, precision);
+  const StepOutcome so = forward_backward(s, loader, source, t.tokens_per_step, c.runtime.precision, c.runtime.seed);
   StepRecord r;
   r.grad_norm = clip_grad_norm(s.optimizer.params(), t.grad_clip);
   r.lr = learning_rate(state.step, t.lr, t.warmup_steps, t.steps, t.schedule);
@@ -453,12 +465,14 @@ void check_same_start(Session& s, const TrainState& state) {
 std::optional<StopReason> agreed_stop(Session& s, std::optional<StopReason> local) {
   if (!s.comm->distributed()) return local;
   const auto t0 = Clock::now();
-  std::vector<double> flags{local == StopReason::kInterrupted ? 1.0 : 0.0, local == StopReason::kTimeLimit ? 1.0 : 0.0};
+  std::vector<double> flags{local == StopReason::kInterrupted ? 1.0 : 0.0, local == StopReason::kStopAfter ? 1.0 : 0.0,
+                            local == StopReason::kTimeLimit ? 1.0 : 0.0};
   s.comm->max(flags);
   s.comm_seconds += seconds_since(t0);
-  if (local == StopReason::kCompleted || local == StopReason::kStopAfter) return local;
+  if (local == StopReason::kCompleted) return local;  // the same step on every rank, whatever else happened
   if (flags[0] > 0) return StopReason::kInterrupted;
-  if (flags[1] > 0) return StopReason::kTimeLimit;
+  if (flags[1] > 0) return StopReason::kStopAfter;
+  if (flags[2] > 0) return StopReason::kTimeLimit;
   return local;
 }
 
@@ -508,9 +522,10 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   StartPoint start = find_start(c, opt, s);
   TrainState& state = start.state;
   state.config_yaml = config_to_yaml(c);
-  check_same_start(s, state);  // also: no rank writes before every rank has read its checkpoint
   const bool start_over = start.resumed_from.empty() && holds_run(c.output.dir);
   check_run_folder(c, opt, start_over);
+  // Past this collective rank 0 writes: every rank has read the folder and its checkpoint by then.
+  check_same_start(s, state);
 
   const std::string moved = start_over && primary ? move_run_aside(c.output.dir) : "";
   if (primary) write_text_file((fs::path(c.output.dir) / "config.yaml").string(), state.config_yaml);
@@ -547,7 +562,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   Throughput speed{opt.timing_warmup};
   std::optional<StopReason> reason;
   while (!(reason = agreed_stop(s, stop.before_step(state.step)))) {
-    const StepRecord r = train_step(s, loader, *source, c.train, c.runtime.precision, state);
+    const StepRecord r = train_step(s, loader, *source, c, state);
     speed.add(r);
     log.step(r);
     if (!r.finite)
@@ -567,7 +582,10 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   }
   log.flush();
   result.stop_reason = *reason;
-  if (result.stop_reason != StopReason::kNonFinite) {
+  if (result.stop_reason == StopReason::kInterrupted || result.stop_reason == StopReason::kTimeLimit) {
+    checkpoint();  // first: the time left after a signal (SLURM's notice, torchrun's grace) may be short
+    evaluate_and_keep_best();
+  } else if (result.stop_reason != StopReason::kNonFinite) {
     evaluate_and_keep_best();
     checkpoint();
   }
@@ -608,7 +626,7 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   double comm_at_warmup = 0;
   for (int64_t i = 0; i < warmup + steps; ++i) {
     if (i == warmup) comm_at_warmup = s.comm_seconds;
-    speed.add(train_step(s, loader, *source, c.train, c.runtime.precision, state));
+    speed.add(train_step(s, loader, *source, c, state));
   }
   TrainBenchResult r;
   r.parameters = s.model->num_parameters();

@@ -33,6 +33,17 @@ int slurm_tasks_per_node() {
   return n > 0 ? n : 1;
 }
 
+// A task of an srun step (numeric step id). The batch script of `sbatch --ntasks N` also has SLURM_PROCID
+// and SLURM_NTASKS, but a plain command there is one process, not rank 0 of N.
+bool in_srun_step() {
+  const char* id = env("SLURM_STEP_ID");
+  if (id == nullptr) id = env("SLURM_STEPID");
+  if (id == nullptr) return false;
+  for (const char* c = id; *c != '\0'; ++c)
+    if (*c < '0' || *c > '9') return false;
+  return true;
+}
+
 void check(const World& w) {
   if (w.rank >= w.size)
     throw Error("rank " + std::to_string(w.rank) + " is not below the world size " + std::to_string(w.size) + " (" +
@@ -76,9 +87,9 @@ World world_from_environment() {
     const char* agent = env("TORCHELASTIC_USE_AGENT_STORE");
     w.agent_store = agent != nullptr && std::string(agent) == "True";
     w.restart = env_int("TORCHELASTIC_RESTART_COUNT", 0, 0);
-  } else if (env("SLURM_PROCID") && env("SLURM_NTASKS")) {
+  } else if (in_srun_step() && env("SLURM_PROCID")) {
     w.launcher = "slurm";
-    w.size = env_int("SLURM_NTASKS", 1, 1);
+    w.size = env("SLURM_STEP_NUM_TASKS") ? env_int("SLURM_STEP_NUM_TASKS", 1, 1) : env_int("SLURM_NTASKS", 1, 1);
     w.rank = env_int("SLURM_PROCID", 0, 0);
     w.local_rank = env_int("SLURM_LOCALID", 0, 0);
     w.local_size = slurm_tasks_per_node();

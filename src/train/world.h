@@ -1,8 +1,9 @@
 // Which process of a data-parallel job this is, read from the launcher's environment:
 //   torchrun (and `performer train --nproc N`): RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
 //            MASTER_ADDR, MASTER_PORT
-//   SLURM (srun):                               SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID,
-//            SLURM_NTASKS_PER_NODE (or SLURM_TASKS_PER_NODE), MASTER_ADDR, MASTER_PORT
+//   SLURM (a task of an srun step):             SLURM_PROCID, SLURM_STEP_NUM_TASKS (or SLURM_NTASKS),
+//            SLURM_LOCALID, SLURM_NTASKS_PER_NODE (or SLURM_TASKS_PER_NODE), MASTER_ADDR, MASTER_PORT;
+//            SLURM_STEP_ID must be a step number (the batch script itself is one process)
 // torchrun's variables win when both are set (torchrun started inside a SLURM allocation). Neither: one
 // process (rank 0 of 1), and nothing about training changes.
 #pragma once
@@ -24,8 +25,7 @@ struct World {
   std::string describe() const;        // "rank 1 of 4 (local 1 of 2, torchrun), store 10.0.0.1:29500"
 };
 
-// The collective engine of a data-parallel job (runtime.backend): auto = NCCL on CUDA (when this LibTorch
-// has it), Gloo otherwise.
+// The collective engine of a data-parallel job (runtime.backend): auto = NCCL on CUDA, Gloo on CPU.
 enum class Backend { kAuto, kGloo, kNccl };
 const std::vector<std::string>& backend_names();  // "auto", "gloo", "nccl"
 Backend parse_backend(const std::string& name);

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,9 +85,12 @@ int spawn_process(const std::vector<std::string>& argv, const std::vector<std::s
   std::vector<char*> envp;
   for (auto& v : vars) envp.push_back(const_cast<char*>(v.c_str()));
   envp.push_back(nullptr);
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(143);  // the parent died before prctl took effect
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
   }

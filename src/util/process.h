@@ -22,6 +22,7 @@ ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_spa
 
 // Starts argv[0] with the arguments and this process's environment plus `env` ("NAME=value"), its
 // stdout/stderr inherited; returns its pid (wait for it with waitpid). Throws Error when fork fails.
+// The child gets SIGTERM if this process dies first (it never outlives its parent unnoticed).
 int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0).
