@@ -55,7 +55,7 @@ TEST(SequenceBatches, RespectBudgetAndCoverEverySequenceOncePerEpoch) {
         const auto id = static_cast<size_t>(b.sequence_ids[static_cast<size_t>(r)]);
         EXPECT_EQ(n, std::min<int64_t>(corpus.length(id) + 2, o.max_len));
         // The row's residues are a contiguous window of the protein.
-        std::string full = Alphabet::decode(corpus.sequence(id), static_cast<size_t>(corpus.length(id)), true);
+        std::string full = Alphabet::decode(corpus.residues(id).data(), static_cast<size_t>(corpus.length(id)), true);
         std::vector<Token> ids(static_cast<size_t>(n));
         for (int64_t k = 0; k < n; ++k) ids[static_cast<size_t>(k)] = static_cast<Token>(row[k].item<int64_t>());
         EXPECT_NE(full.find(Alphabet::decode(ids.data(), ids.size(), true)), std::string::npos);
@@ -110,7 +110,7 @@ TEST(ConcatBatches, ChunksOfExactlyLWithSeparatorsUsingEveryResidueOnce) {
       }
     }
     EXPECT_TRUE(cur.empty());
-    for (size_t id : train) want.insert(Alphabet::decode(corpus.sequence(id), static_cast<size_t>(corpus.length(id))));
+    for (size_t id : train) want.insert(Alphabet::decode(corpus.residues(id).data(), static_cast<size_t>(corpus.length(id))));
     EXPECT_EQ(got, want);
   }
 }

@@ -30,7 +30,7 @@ std::map<std::string, std::pair<Split, std::string>> contents(const std::string&
   Corpus c = Corpus::load(path);
   std::map<std::string, std::pair<Split, std::string>> m;
   for (size_t i = 0; i < c.size(); ++i)
-    m[c.accession(i)] = {c.split(i), Alphabet::decode(c.sequence(i), static_cast<size_t>(c.length(i)), true)};
+    m[c.accession(i)] = {c.split(i), Alphabet::decode(c.residues(i).data(), static_cast<size_t>(c.length(i)), true)};
   return m;
 }
 
@@ -74,11 +74,11 @@ TEST(Prepare, UnigramPerplexityMatchesDirectComputation) {
     if (Alphabet::is_residue(static_cast<Token>(t))) counts[t] = 1, total += 1;
   for (size_t i = 0; i < c.size(); ++i)
     if (c.split(i) == Split::kTrain)
-      for (int64_t k = 0; k < c.length(i); ++k) counts[c.sequence(i)[k]] += 1, total += 1;
+      for (Token t : c.residues(i)) counts[t] += 1, total += 1;
   double nll = 0, n = 0;
   for (size_t i = 0; i < c.size(); ++i)
     if (c.split(i) == Split::kValid)
-      for (int64_t k = 0; k < c.length(i); ++k) nll -= std::log(counts[c.sequence(i)[k]] / total), n += 1;
+      for (Token t : c.residues(i)) nll -= std::log(counts[t] / total), n += 1;
   ASSERT_GT(n, 0);
   EXPECT_NEAR(r.stats.unigram_perplexity_valid, std::exp(nll / n), 1e-9);
   // Real proteins: far below uniform over 20 (the paper reports 17.80 on TrEMBL) but above ~15.

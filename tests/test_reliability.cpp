@@ -294,8 +294,12 @@ TEST(Reliability, StandardInputPipesAndFifosWork) {
   ASSERT_EQ(std::fscanf(p, "%d", &pid), 1);
   ::pclose(p);
   // Signal only once prepare catches SIGINT (bit 2 of SigCgt in /proc/<pid>/status): under load the
-  // binary's start-up can take longer than any fixed wait.
-  auto catches_sigint = [pid] {
+  // binary's start-up can take longer than any fixed wait. And only once the pid runs the binary: between
+  // the shell's fork and its exec, the pid is still the shell, whose SIGINT handling is not prepare's.
+  auto catches_sigint = [pid, bin] {
+    std::error_code ec;
+    const auto exe = fs::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+    if (ec || !fs::equivalent(exe, bin, ec)) return 0ull;
     std::ifstream status("/proc/" + std::to_string(pid) + "/status");
     std::string line;
     while (std::getline(status, line))

@@ -73,7 +73,7 @@ Proteins read_proteins(const EvalArgs& a) {
   if (!a.corpus.empty()) {
     Corpus corpus = Corpus::load(a.corpus);
     for (size_t i : corpus.indices(parse_split(a.split)))
-      proteins.emplace_back(corpus.accession(i), text(corpus.sequence(i), corpus.length(i)));
+      proteins.emplace_back(corpus.accession(i), text(corpus.residues(i).data(), corpus.length(i)));
     return proteins;
   }
   for (auto& path : a.inputs) {
@@ -92,7 +92,7 @@ int64_t use_training_corpus(const std::string& train_path, bool keep_overlap, Pr
   po.train_frequencies.assign(f.begin(), f.end());
   if (keep_overlap) return 0;
   std::unordered_set<std::string> seen;
-  for (size_t i : train.indices(Split::kTrain)) seen.insert(text(train.sequence(i), train.length(i)));
+  for (size_t i : train.indices(Split::kTrain)) seen.insert(text(train.residues(i).data(), train.length(i)));
   Proteins kept;
   int64_t overlap = 0;
   for (auto& p : proteins) {

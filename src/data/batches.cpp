@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 #include "util/hash.h"
+#include "data/split_order.h"
 
 namespace performer {
 
@@ -18,86 +19,81 @@ void check_options(const BatchOptions& o) {
   if (o.bucket_window < 1) throw Error("batches: bucket_window must be positive");
 }
 
-std::vector<size_t> split_ids(const Corpus& corpus, Split split) {
-  auto ids = corpus.indices(split);
-  if (ids.empty())
-    throw Error(corpus.path() + ": the " + split_name(split) + " split has no sequences");
-  return ids;
-}
 }  // namespace
 
 SequenceBatches::SequenceBatches(const Corpus& corpus, Split split, BatchOptions options)
-    : corpus_(corpus), options_(options), ids_(split_ids(corpus, split)) {
+    : corpus_(corpus), options_(options) {
   check_options(options_);
+  order_ = std::make_unique<SplitOrder>(corpus, split, options_.seed, options_.shuffle, options_.bucket_window,
+                                        [this](const std::vector<size_t>& members) {
+                                          return static_cast<int64_t>(window_plan(members, 0, 0, false).size());
+                                        });
+}
+
+// A window's proteins sorted by row length and cut greedily under the token budget, then (shuffled runs)
+// the batches in a seeded order.
+SequenceBatches::Plan SequenceBatches::window_plan(const std::vector<size_t>& members, int64_t epoch, int64_t window,
+                                                   bool shuffle_batches) const {
+  std::vector<size_t> sorted = members;
+  const int64_t max_len = options_.max_len;
+  auto row_len = [&](size_t id) { return std::min<int64_t>(corpus_.length(id) + 2, max_len); };
+  std::stable_sort(sorted.begin(), sorted.end(), [&](size_t a, size_t b) { return row_len(a) < row_len(b); });
+  Plan batches;
+  std::vector<size_t> cur;
+  int64_t longest = 0;
+  for (size_t id : sorted) {
+    const int64_t len = row_len(id);
+    // Sorted ascending, so the new row is the longest: budget = rows x len.
+    if (!cur.empty() && static_cast<int64_t>(cur.size() + 1) * std::max(longest, len) > options_.tokens_per_batch) {
+      batches.push_back(std::move(cur));
+      cur.clear();
+      longest = 0;
+    }
+    cur.push_back(id);
+    longest = std::max(longest, len);
+  }
+  if (!cur.empty()) batches.push_back(std::move(cur));
+  if (shuffle_batches) {
+    Rng rng(derive_seed(options_.seed, kPlanStream, static_cast<uint64_t>(epoch), static_cast<uint64_t>(window)));
+    shuffle(batches.begin(), batches.end(), rng);
+  }
+  return batches;
+}
+
+std::vector<size_t> SequenceBatches::rows(int64_t epoch, int64_t index) const {
+  if (index < 0 || index >= num_batches(epoch))
+    throw Error("batch index " + std::to_string(index) + " out of range for epoch " + std::to_string(epoch));
+  const SplitOrder::Window w = order_->find(epoch, index);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const CachedPlan& c : plans_)
+    if (c.epoch == epoch && c.window == w.index) return (*c.plan)[static_cast<size_t>(index - w.before)];
+  auto plan = std::make_shared<const Plan>(window_plan(*w.members, epoch, w.index, options_.shuffle));
+  plans_[next_plan_] = CachedPlan{epoch, w.index, plan};
+  next_plan_ = 1 - next_plan_;
+  return (*plan)[static_cast<size_t>(index - w.before)];
 }
 
 std::vector<std::vector<size_t>> SequenceBatches::plan(int64_t epoch) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return cached_plan(epoch);
-}
-
-const std::vector<std::vector<size_t>>& SequenceBatches::cached_plan(int64_t epoch) const {
-  for (int slot = 0; slot < 2; ++slot)
-    if (plan_epoch_[slot] == epoch) return plan_[slot];
-  std::vector<size_t> order = ids_;
-  Rng rng(derive_seed(options_.seed, kPlanStream, static_cast<uint64_t>(epoch)));
-  if (options_.shuffle) shuffle(order.begin(), order.end(), rng);
-  const int64_t max_len = options_.max_len;
-  auto row_len = [&](size_t id) { return std::min<int64_t>(corpus_.length(id) + 2, max_len); };
-  std::vector<std::vector<size_t>> batches;
-  const size_t window = static_cast<size_t>(options_.bucket_window);
-  for (size_t w = 0; w < order.size(); w += window) {
-    auto first = order.begin() + static_cast<std::ptrdiff_t>(w);
-    auto last = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), w + window));
-    std::stable_sort(first, last, [&](size_t a, size_t b) { return row_len(a) < row_len(b); });
-    std::vector<size_t> cur;
-    int64_t longest = 0;
-    for (auto it = first; it != last; ++it) {
-      int64_t len = row_len(*it);
-      // Sorted ascending, so the new row is the longest: budget = rows x len.
-      if (!cur.empty() && static_cast<int64_t>(cur.size() + 1) * std::max(longest, len) > options_.tokens_per_batch) {
-        batches.push_back(std::move(cur));
-        cur.clear();
-        longest = 0;
-      }
-      cur.push_back(*it);
-      longest = std::max(longest, len);
-    }
-    if (!cur.empty()) batches.push_back(std::move(cur));
+  Plan all;
+  for (int64_t w = 0; w < order_->windows(); ++w) {
+    const SplitOrder::Window win = order_->window(epoch, w);
+    for (auto& b : window_plan(*win.members, epoch, w, options_.shuffle)) all.push_back(std::move(b));
   }
-  if (options_.shuffle) shuffle(batches.begin(), batches.end(), rng);
-  const int slot = next_slot_;
-  next_slot_ = 1 - next_slot_;
-  plan_[slot] = std::move(batches);
-  plan_epoch_[slot] = epoch;
-  return plan_[slot];
+  return all;
 }
 
-int64_t SequenceBatches::num_batches(int64_t epoch) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int64_t>(cached_plan(epoch).size());
-}
-
-namespace {
-const std::vector<size_t>& planned_rows(const std::vector<std::vector<size_t>>& p, int64_t epoch, int64_t index) {
-  if (index < 0 || index >= static_cast<int64_t>(p.size()))
-    throw Error("batch index " + std::to_string(index) + " out of range for epoch " + std::to_string(epoch));
-  return p[static_cast<size_t>(index)];
-}
-}  // namespace
+int64_t SequenceBatches::num_batches(int64_t epoch) const { return order_->total(epoch); }
 
 BatchShape SequenceBatches::shape(int64_t epoch, int64_t index) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto& rows = planned_rows(cached_plan(epoch), epoch, index);
+  const std::vector<size_t> ids = rows(epoch, index);
   BatchShape s;
-  s.rows = static_cast<int64_t>(rows.size());
-  for (size_t id : rows) s.real_tokens += std::min(corpus_.length(id), options_.max_len - 2) + 2;
+  s.rows = static_cast<int64_t>(ids.size());
+  for (size_t id : ids) s.real_tokens += std::min(corpus_.length(id), options_.max_len - 2) + 2;
   return s;
 }
 
 Batch SequenceBatches::batch(int64_t epoch, int64_t index) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const auto& rows = planned_rows(cached_plan(epoch), epoch, index);
+  const std::vector<size_t> rows = this->rows(epoch, index);
   const int64_t max_res = options_.max_len - 2;
   int64_t width = 0;
   for (size_t id : rows) width = std::max(width, std::min(corpus_.length(id), max_res) + 2);
@@ -109,6 +105,7 @@ Batch SequenceBatches::batch(int64_t epoch, int64_t index) const {
   b.padding_mask = torch::zeros({B, width}, torch::kBool);
   int64_t* t = b.tokens.data_ptr<int64_t>();
   bool* m = b.padding_mask.data_ptr<bool>();
+  std::vector<Token> buffer;  // one row's residues, read from the corpus
   for (int64_t r = 0; r < B; ++r) {
     const size_t id = rows[static_cast<size_t>(r)];
     const int64_t len = corpus_.length(id);
@@ -120,10 +117,11 @@ Batch SequenceBatches::batch(int64_t epoch, int64_t index) const {
         start = static_cast<int64_t>(rng.below(static_cast<uint64_t>(len - max_res + 1)));
       }
     }
-    const Token* src = corpus_.sequence(id) + start;
+    buffer.resize(static_cast<size_t>(n));
+    corpus_.copy_residues(id, start, n, buffer.data());
     int64_t* row = t + r * width;
     row[0] = Alphabet::kCls;
-    for (int64_t i = 0; i < n; ++i) row[1 + i] = src[i];
+    for (int64_t i = 0; i < n; ++i) row[1 + i] = buffer[static_cast<size_t>(i)];
     row[n + 1] = Alphabet::kEos;
     std::fill(m + r * width, m + r * width + n + 2, true);
     b.real_tokens += n + 2;
@@ -135,28 +133,21 @@ Batch SequenceBatches::batch(int64_t epoch, int64_t index) const {
 }
 
 ConcatBatches::ConcatBatches(const Corpus& corpus, Split split, BatchOptions options)
-    : corpus_(corpus), options_(options), ids_(split_ids(corpus, split)) {
+    : corpus_(corpus), options_(options) {
   check_options(options_);
-  for (size_t id : ids_) stream_length_ += corpus_.length(id) + 1;
+  order_ = std::make_unique<SplitOrder>(corpus, split, derive_seed(options_.seed, kConcatStream), options_.shuffle,
+                                        options_.bucket_window, [this](const std::vector<size_t>& members) {
+                                          int64_t n = 0;
+                                          for (size_t id : members) n += corpus_.length(id) + 1;
+                                          return n;
+                                        });
+  stream_length_ = order_->total(0);  // every epoch holds the same proteins
   rows_ = std::max<int64_t>(1, options_.tokens_per_batch / options_.max_len);
 }
 
 int64_t ConcatBatches::num_chunks() const { return (stream_length_ + options_.max_len - 1) / options_.max_len; }
 
 int64_t ConcatBatches::num_batches(int64_t) const { return (num_chunks() + rows_ - 1) / rows_; }
-
-void ConcatBatches::prepare_epoch(int64_t epoch) const {
-  if (epoch_ == epoch) return;
-  order_ = ids_;
-  if (options_.shuffle) {
-    Rng rng(derive_seed(options_.seed, kConcatStream, static_cast<uint64_t>(epoch)));
-    shuffle(order_.begin(), order_.end(), rng);
-  }
-  starts_.resize(order_.size() + 1);
-  starts_[0] = 0;
-  for (size_t i = 0; i < order_.size(); ++i) starts_[i + 1] = starts_[i] + corpus_.length(order_[i]) + 1;
-  epoch_ = epoch;
-}
 
 BatchShape ConcatBatches::shape(int64_t epoch, int64_t index) const {
   if (index < 0 || index >= num_batches(epoch))
@@ -171,8 +162,6 @@ BatchShape ConcatBatches::shape(int64_t epoch, int64_t index) const {
 Batch ConcatBatches::batch(int64_t epoch, int64_t index) const {
   if (index < 0 || index >= num_batches(epoch))
     throw Error("batch index " + std::to_string(index) + " out of range for epoch " + std::to_string(epoch));
-  std::lock_guard<std::mutex> lock(mu_);
-  prepare_epoch(epoch);
   const int64_t L = options_.max_len;
   const int64_t first_chunk = index * rows_;
   const int64_t B = std::min(rows_, num_chunks() - first_chunk);
@@ -183,26 +172,37 @@ Batch ConcatBatches::batch(int64_t epoch, int64_t index) const {
   b.padding_mask = torch::zeros({B, L}, torch::kBool);
   int64_t* t = b.tokens.data_ptr<int64_t>();
   bool* m = b.padding_mask.data_ptr<bool>();
+  std::vector<Token> buffer;  // residues read from the corpus
   for (int64_t r = 0; r < B; ++r) {
     int64_t pos = (first_chunk + r) * L;  // stream position of the chunk's first token
     const int64_t end = std::min(pos + L, stream_length_);
-    // The protein containing stream position pos.
-    size_t k = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), pos) - starts_.begin()) - 1;
     int64_t* row = t + r * L;
     int64_t col = 0;
     while (pos < end) {
-      const size_t id = order_[k];
-      const int64_t len = corpus_.length(id);
-      const int64_t within = pos - starts_[k];  // 0..len; len is the <eos>
-      const int64_t take = std::min(len - within, end - pos);
-      const Token* src = corpus_.sequence(id) + within;
-      for (int64_t i = 0; i < take; ++i) row[col++] = src[i];
-      pos += take;
-      if (pos < end && pos == starts_[k] + len) {
-        row[col++] = Alphabet::kEos;
-        ++pos;
+      // The window holding stream position pos, and within it the protein (its stream start: start).
+      const SplitOrder::Window w = order_->find(epoch, pos);
+      int64_t start = w.before;
+      for (size_t id : *w.members) {
+        const int64_t len = corpus_.length(id);
+        if (pos >= start + len + 1) {
+          start += len + 1;
+          continue;
+        }
+        if (pos >= end) break;
+        const int64_t within = pos - start;  // 0..len; len is the <eos>
+        const int64_t take = std::min(len - within, end - pos);
+        if (take > 0) {
+          buffer.resize(static_cast<size_t>(take));
+          corpus_.copy_residues(id, within, take, buffer.data());
+          for (int64_t i = 0; i < take; ++i) row[col++] = buffer[static_cast<size_t>(i)];
+          pos += take;
+        }
+        if (pos < end && pos == start + len) {
+          row[col++] = Alphabet::kEos;
+          ++pos;
+        }
+        start += len + 1;
       }
-      if (pos == starts_[k + 1]) ++k;
     }
     std::fill(m + r * L, m + r * L + col, true);
     b.real_tokens += col;

@@ -3,24 +3,29 @@
 // Two sources share one interface (BatchSource): a batch is a pure function of (seed, epoch, index),
 // so a saved position {epoch, index} reproduces the exact next batches after a resume.
 //
+// Both visit the split in an epoch order (data/split_order.h: a seeded permutation of the corpus, taken in
+// windows of `bucket_window` proteins) that needs no per-protein array in memory.
+//
 //  * SequenceBatches: one protein per row, "<cls> residues <eos> <pad>...". Proteins longer than
 //    max_len - 2 residues are cropped to a random window of max_len - 2 (drawn per epoch), keeping
 //    <cls>/<eos> around the window. Batches are length-bucketed under a token budget: each window of
-//    `bucket_window` shuffled proteins is sorted by length and cut greedily so that
-//    rows x longest row <= tokens_per_batch; the batch order is then shuffled. Every protein of the split
-//    appears exactly once per epoch.
-//  * ConcatBatches (TrEMBL-concat): the split's proteins, in an order shuffled per epoch, are joined as
+//    `bucket_window` proteins is sorted by length and cut greedily so that
+//    rows x longest row <= tokens_per_batch; the window's batches are then shuffled. Every protein of the
+//    split appears exactly once per epoch.
+//  * ConcatBatches (TrEMBL-concat): the split's proteins, in the epoch order, are joined as
 //    "residues <eos> residues <eos> ..." and cut into chunks of exactly max_len tokens, without padding;
 //    only the epoch's last chunk is padded at its end. Every residue is used once per epoch.
 //    Rows per batch = max(1, tokens_per_batch / max_len).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
 #include <ATen/core/Tensor.h>
 
 #include "data/corpus.h"
+#include "data/split_order.h"
 
 namespace performer {
 
@@ -69,20 +74,26 @@ class SequenceBatches : public BatchSource {
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
   BatchShape shape(int64_t epoch, int64_t index) const override;
-  // The batches of one epoch as lists of corpus indices (deterministic in seed and epoch).
+  // The batches of one epoch as lists of corpus indices (deterministic in seed and epoch). Holds the whole
+  // epoch: for tests and small corpora.
   std::vector<std::vector<size_t>> plan(int64_t epoch) const;
 
  private:
+  using Plan = std::vector<std::vector<size_t>>;
+  Plan window_plan(const std::vector<size_t>& members, int64_t epoch, int64_t window, bool shuffle_batches) const;
+  // The batch at (epoch, index): the rows, from the window's plan (cached: the last two windows).
+  std::vector<size_t> rows(int64_t epoch, int64_t index) const;
+
   const Corpus& corpus_;
   BatchOptions options_;
-  std::vector<size_t> ids_;
-  // The plans of the two most recent epochs, cached: batch() may be called from a prefetch thread that
-  // is already in the next epoch while the trainer asks shape() in the current one.
-  const std::vector<std::vector<size_t>>& cached_plan(int64_t epoch) const;  // requires mu_
+  std::unique_ptr<SplitOrder> order_;
   mutable std::mutex mu_;
-  mutable int64_t plan_epoch_[2] = {-1, -1};
-  mutable std::vector<std::vector<size_t>> plan_[2];
-  mutable int next_slot_ = 0;
+  struct CachedPlan {
+    int64_t epoch = -1, window = -1;
+    std::shared_ptr<const Plan> plan;
+  };
+  mutable CachedPlan plans_[2];
+  mutable int next_plan_ = 0;
 };
 
 class ConcatBatches : public BatchSource {
@@ -95,16 +106,11 @@ class ConcatBatches : public BatchSource {
   int64_t rows_per_batch() const { return rows_; }
 
  private:
-  void prepare_epoch(int64_t epoch) const;  // requires mu_
   const Corpus& corpus_;
   BatchOptions options_;
-  std::vector<size_t> ids_;
+  std::unique_ptr<SplitOrder> order_;
   int64_t stream_length_ = 0;  // residues + one <eos> per protein
   int64_t rows_ = 1;
-  mutable std::mutex mu_;
-  mutable int64_t epoch_ = -1;
-  mutable std::vector<size_t> order_;     // proteins in this epoch's order
-  mutable std::vector<int64_t> starts_;   // stream position of each protein in order_ (+ end)
 };
 
 }  // namespace performer

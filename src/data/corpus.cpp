@@ -149,7 +149,34 @@ bool Corpus::is_corpus_file(const std::string& path) {
   }
 }
 
-Corpus Corpus::load(const std::string& path, bool with_accessions) {
+template <class T>
+void CorpusColumn<T>::copy(uint64_t first, uint64_t n, T* out) const {
+  if (mapped_)
+    mapped_->copy(first, n, out);
+  else
+    std::copy(owned_.begin() + static_cast<std::ptrdiff_t>(first), owned_.begin() + static_cast<std::ptrdiff_t>(first + n), out);
+}
+template class CorpusColumn<uint8_t>;
+template class CorpusColumn<int64_t>;
+
+void Corpus::copy_residues(size_t i, int64_t start, int64_t n, Token* out) const {
+  tokens_.copy(static_cast<uint64_t>(offsets_[i] + start), static_cast<uint64_t>(n), out);
+  if (!tokens_.mapped()) return;  // checked when it was read
+  for (int64_t k = 0; k < n; ++k)
+    if (!Alphabet::is_residue(out[k]))
+      throw Error(path_ + ": corrupt corpus: token id " + std::to_string(out[k]) + " in sequence " + std::to_string(i) +
+                  " is not a residue");
+}
+
+std::vector<Token> Corpus::residues(size_t i) const {
+  std::vector<Token> out(static_cast<size_t>(length(i)));
+  copy_residues(i, 0, length(i), out.data());
+  return out;
+}
+
+std::string Corpus::storage() const { return mapped() ? "memory-mapped" : "in memory (" + not_mapped_ + ")"; }
+
+Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
   h5::Handle f = h5::open_file(path);
   if (!h5::has_attr(f, "format") || h5::read_attr_string(f, "format") != "performer-corpus")
     throw Error(path + ": not a performer corpus (run `performer prepare` to make one)");
@@ -158,18 +185,33 @@ Corpus Corpus::load(const std::string& path, bool with_accessions) {
     throw Error(path + ": corpus format version " + std::to_string(version) + " is not supported (expected 1)");
   Corpus c;
   c.path_ = path;
-  c.tokens_ = h5::read_array<uint8_t>(f, "tokens");
-  c.offsets_ = h5::read_array<int64_t>(f, "offsets");
-  c.split_ = h5::read_array<uint8_t>(f, "split");
-  if (c.offsets_.size() != c.split_.size() + 1 || c.offsets_.front() != 0 ||
-      c.offsets_.back() != static_cast<int64_t>(c.tokens_.size()))
+  c.not_mapped_ = "asked for";
+  if (map) {
+    auto file = std::make_shared<const h5::MappedFile>(path);
+    auto tokens = h5::MappedArray<uint8_t>::open(file, f, "tokens", c.not_mapped_);
+    auto offsets = h5::MappedArray<int64_t>::open(file, f, "offsets", c.not_mapped_);
+    auto split = h5::MappedArray<uint8_t>::open(file, f, "split", c.not_mapped_);
+    if (tokens && offsets && split) {
+      c.tokens_.map(std::move(*tokens));
+      c.offsets_.map(std::move(*offsets));
+      c.split_.map(std::move(*split));
+    }
+  }
+  if (!c.tokens_.mapped()) {
+    c.tokens_.owned() = h5::read_array<uint8_t>(f, "tokens");
+    c.offsets_.owned() = h5::read_array<int64_t>(f, "offsets");
+    c.split_.owned() = h5::read_array<uint8_t>(f, "split");
+    for (auto t : c.tokens_.owned())
+      if (!Alphabet::is_residue(t)) throw Error(path + ": corrupt corpus: token id " + std::to_string(t) + " is not a residue");
+  }
+  // Checked whole in either case: the offsets and split labels (9 bytes per sequence, read once).
+  const uint64_t n = c.split_.size();
+  if (c.offsets_.size() != n + 1 || c.offsets_[0] != 0 || c.offsets_[n] != static_cast<int64_t>(c.tokens_.size()))
     throw Error(path + ": inconsistent corpus (offsets, split and tokens disagree; file corrupt?)");
-  for (size_t i = 0; i + 1 < c.offsets_.size(); ++i)
+  for (uint64_t i = 0; i < n; ++i) {
     if (c.offsets_[i + 1] < c.offsets_[i]) throw Error(path + ": corrupt corpus: offsets decrease at " + std::to_string(i));
-  for (auto s : c.split_)
-    if (s >= kNumSplits) throw Error(path + ": corrupt corpus: split label " + std::to_string(s));
-  for (auto t : c.tokens_)
-    if (!Alphabet::is_residue(t)) throw Error(path + ": corrupt corpus: token id " + std::to_string(t) + " is not a residue");
+    if (c.split_[i] >= kNumSplits) throw Error(path + ": corrupt corpus: split label " + std::to_string(c.split_[i]));
+  }
   if (with_accessions) {
     c.accessions_ = h5::read_strings(f, "accessions");
     if (c.accessions_.size() != c.split_.size()) throw Error(path + ": corrupt corpus: accession count differs");
@@ -181,7 +223,7 @@ Corpus Corpus::load(const std::string& path, bool with_accessions) {
 
 std::vector<size_t> Corpus::indices(Split s) const {
   std::vector<size_t> out;
-  for (size_t i = 0; i < split_.size(); ++i)
+  for (size_t i = 0; i < size(); ++i)
     if (split_[i] == static_cast<uint8_t>(s)) out.push_back(i);
   return out;
 }
@@ -189,15 +231,17 @@ std::vector<size_t> Corpus::indices(Split s) const {
 Corpus Corpus::from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits) {
   if (residues.size() != splits.size()) throw Error("from_sequences: sizes differ");
   Corpus c;
+  c.not_mapped_ = "built in memory";
+  c.offsets_.owned().push_back(0);
   for (size_t i = 0; i < residues.size(); ++i) {
     for (char ch : residues[i]) {
       int id = Alphabet::residue_id(ch);
       if (id < 0) throw Error("from_sequences: letter '" + std::string(1, ch) + "' not in the alphabet");
-      c.tokens_.push_back(static_cast<Token>(id));
+      c.tokens_.owned().push_back(static_cast<Token>(id));
       c.stats_.residue_counts[static_cast<int>(splits[i])][id]++;
     }
-    c.offsets_.push_back(static_cast<int64_t>(c.tokens_.size()));
-    c.split_.push_back(static_cast<uint8_t>(splits[i]));
+    c.offsets_.owned().push_back(static_cast<int64_t>(c.tokens_.size()));
+    c.split_.owned().push_back(static_cast<uint8_t>(splits[i]));
     c.accessions_.push_back("seq" + std::to_string(i + 1));
     c.stats_.sequences[static_cast<int>(splits[i])]++;
     c.stats_.residues[static_cast<int>(splits[i])] += static_cast<int64_t>(residues[i].size());

@@ -11,10 +11,13 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "data/alphabet.h"
+#include "io/mapped_array.h"
 
 namespace performer {
 
@@ -58,17 +61,42 @@ struct CorpusStats {
   std::string summary() const;
 };
 
-// An in-memory corpus for training and evaluation (tokens of 486k proteins: ~180 MB).
+// One column of a corpus (tokens, offsets or split labels): read through a memory map of the file, or held
+// in memory (corpora built in memory, and files whose layout cannot be mapped).
+template <class T>
+class CorpusColumn {
+ public:
+  uint64_t size() const { return mapped_ ? mapped_->size() : owned_.size(); }
+  T operator[](uint64_t i) const { return mapped_ ? (*mapped_)[i] : owned_[i]; }
+  void copy(uint64_t first, uint64_t n, T* out) const;
+  bool mapped() const { return mapped_.has_value(); }
+  std::vector<T>& owned() { return owned_; }
+  void map(h5::MappedArray<T> a) { mapped_ = std::move(a); }
+
+ private:
+  std::optional<h5::MappedArray<T>> mapped_;
+  std::vector<T> owned_;
+};
+
+// A corpus for training and evaluation. Corpus::load maps the file's /tokens, /offsets and /split into
+// memory (h5::MappedArray): the process's own memory does not grow with the corpus, the page cache holds
+// what was read. With map = false (or a file whose datasets cannot be mapped: compressed, say) they are
+// read into memory (486k proteins: ~180 MB).
 class Corpus {
  public:
-  static Corpus load(const std::string& path, bool with_accessions = true);
+  static Corpus load(const std::string& path, bool with_accessions = true, bool map = true);
   // True for an HDF5 file that says it is a performer corpus (format attribute); reads nothing else.
   static bool is_corpus_file(const std::string& path);
 
-  size_t size() const { return split_.size(); }
-  const Token* sequence(size_t i) const { return tokens_.data() + offsets_[i]; }
+  size_t size() const { return static_cast<size_t>(split_.size()); }
   int64_t length(size_t i) const { return offsets_[i + 1] - offsets_[i]; }
   Split split(size_t i) const { return static_cast<Split>(split_[i]); }
+  // Residues [start, start + n) of sequence i into out. A mapped corpus checks them as it reads (an
+  // Error names the file and the sequence when a byte is not a residue token).
+  void copy_residues(size_t i, int64_t start, int64_t n, Token* out) const;
+  std::vector<Token> residues(size_t i) const;  // the whole sequence
+  bool mapped() const { return tokens_.mapped(); }
+  std::string storage() const;  // "memory-mapped" or "in memory (<why>)"
   const std::string& accession(size_t i) const { return accessions_.at(i); }
   std::vector<size_t> indices(Split s) const;
   const CorpusStats& stats() const { return stats_; }
@@ -79,11 +107,12 @@ class Corpus {
 
  private:
   std::string path_;
-  std::vector<Token> tokens_;
-  std::vector<int64_t> offsets_{0};
-  std::vector<uint8_t> split_;
+  CorpusColumn<Token> tokens_;
+  CorpusColumn<int64_t> offsets_;
+  CorpusColumn<uint8_t> split_;
   std::vector<std::string> accessions_;
   CorpusStats stats_;
+  std::string not_mapped_;  // why the file was read into memory
 };
 
 void write_stats(int64_t group_id, const CorpusStats& stats);

@@ -1,0 +1,173 @@
+// Corpora larger than memory: the memory-mapped corpus gives exactly what the in-memory one gives, and the
+// epoch order is a seeded permutation that visits every protein once, without a per-protein array.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "data/batches.h"
+#include "data/loader.h"
+#include "data/permutation.h"
+#include "data/prepare.h"
+#include "test_util.h"
+#include "util/error.h"
+
+using namespace performer;
+using namespace performer::testing;
+
+namespace {
+
+std::string prepared(const TempDir& dir, const std::string& input = "trembl_600.fasta.gz") {
+  PrepareOptions o;
+  o.inputs = {data_path(input)};
+  o.out = dir.file("corpus.h5");
+  o.valid_frac = 0.1;
+  o.test_frac = 0.05;
+  o.progress = false;
+  prepare_corpus(o);
+  return o.out;
+}
+
+std::vector<Batch> stream(const std::shared_ptr<const BatchSource>& source, int64_t epochs) {
+  LoaderOptions lo;
+  lo.mask_seed = 11;
+  lo.max_epochs = epochs;
+  lo.prefetch = 2;
+  DataLoader loader(source, lo);
+  std::vector<Batch> out;
+  Batch b;
+  while (loader.next(b)) out.push_back(b);
+  return out;
+}
+
+}  // namespace
+
+TEST(Permutation, VisitsEveryIndexOnceAndDependsOnTheSeed) {
+  for (uint64_t n : {1ull, 2ull, 3ull, 5ull, 64ull, 1000ull, 4097ull, 100003ull}) {
+    const Permutation p(n, 42);
+    std::vector<uint8_t> seen(n, 0);
+    for (uint64_t i = 0; i < n; ++i) {
+      const uint64_t x = p(i);
+      ASSERT_LT(x, n);
+      ASSERT_EQ(seen[x], 0) << "n " << n << ": " << x << " twice";
+      seen[x] = 1;
+    }
+  }
+  const Permutation a(1000, 1), b(1000, 2);
+  int same = 0, fixed = 0;
+  for (uint64_t i = 0; i < 1000; ++i) {
+    same += a(i) == b(i);
+    fixed += a(i) == i;
+  }
+  EXPECT_LT(same, 20) << "two seeds should give unrelated orders";
+  EXPECT_LT(fixed, 20) << "not close to the identity";
+}
+
+TEST(CorpusAccess, MappedAndInMemoryCorporaGiveIdenticalBatchesAndMasks) {
+  TempDir dir;
+  const std::string path = prepared(dir);
+  const Corpus mapped = Corpus::load(path, false, /*map=*/true);
+  const Corpus memory = Corpus::load(path, false, /*map=*/false);
+  ASSERT_TRUE(mapped.mapped()) << mapped.storage();
+  ASSERT_FALSE(memory.mapped());
+  ASSERT_EQ(mapped.size(), memory.size());
+  for (size_t i = 0; i < mapped.size(); ++i) {
+    ASSERT_EQ(mapped.length(i), memory.length(i));
+    ASSERT_EQ(mapped.split(i), memory.split(i));
+    ASSERT_EQ(mapped.residues(i), memory.residues(i));
+  }
+  BatchOptions bo;
+  bo.max_len = 128;  // crops some proteins
+  bo.tokens_per_batch = 2048;
+  bo.bucket_window = 100;  // several windows
+  bo.seed = 5;
+  for (bool concat : {false, true}) {
+    std::shared_ptr<const BatchSource> a, b;
+    if (concat) {
+      a = std::make_shared<ConcatBatches>(mapped, Split::kTrain, bo);
+      b = std::make_shared<ConcatBatches>(memory, Split::kTrain, bo);
+    } else {
+      a = std::make_shared<SequenceBatches>(mapped, Split::kTrain, bo);
+      b = std::make_shared<SequenceBatches>(memory, Split::kTrain, bo);
+    }
+    const auto sa = stream(a, 2), sb = stream(b, 2);
+    ASSERT_EQ(sa.size(), sb.size());
+    for (size_t i = 0; i < sa.size(); ++i) {
+      ASSERT_TRUE(torch::equal(sa[i].tokens, sb[i].tokens)) << "batch " << i << (concat ? " (concat)" : "");
+      ASSERT_TRUE(torch::equal(sa[i].inputs, sb[i].inputs));
+      ASSERT_TRUE(torch::equal(sa[i].labels, sb[i].labels));
+    }
+  }
+}
+
+TEST(CorpusAccess, EpochOrderCoversEverySplitMemberOnceAndChangesPerEpoch) {
+  TempDir dir;
+  const Corpus corpus = Corpus::load(prepared(dir), false);
+  const auto train = corpus.indices(Split::kTrain);
+  BatchOptions bo;
+  bo.max_len = 1024;
+  bo.tokens_per_batch = 4096;
+  bo.bucket_window = 64;
+  SequenceBatches source(corpus, Split::kTrain, bo);
+  std::vector<size_t> first_epoch;
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    std::multiset<size_t> seen;
+    std::vector<size_t> order;
+    for (int64_t i = 0; i < source.num_batches(epoch); ++i)
+      for (int64_t id : source.batch(epoch, i).sequence_ids) {
+        seen.insert(static_cast<size_t>(id));
+        order.push_back(static_cast<size_t>(id));
+      }
+    EXPECT_EQ(seen, std::multiset<size_t>(train.begin(), train.end())) << "epoch " << epoch;
+    if (epoch == 0)
+      first_epoch = order;
+    else
+      EXPECT_NE(order, first_epoch) << "the order changes with the epoch";
+  }
+  // Concatenated: every residue of the split once per epoch, proteins in the epoch order.
+  ConcatBatches concat(corpus, Split::kTrain, bo);
+  int64_t residues = 0, eos = 0;
+  for (int64_t i = 0; i < concat.num_batches(1); ++i) {
+    const Batch b = concat.batch(1, i);
+    residues += b.real_tokens;
+    eos += (b.tokens == Alphabet::kEos).sum().item<int64_t>();
+  }
+  int64_t want = 0;
+  for (size_t id : train) want += corpus.length(id) + 1;
+  EXPECT_EQ(residues, want);
+  EXPECT_EQ(eos, static_cast<int64_t>(train.size()));
+}
+
+TEST(CorpusAccess, ACorruptTokenInAMappedCorpusIsAnErrorNamingFileAndSequence) {
+  TempDir dir;
+  const std::string path = prepared(dir, "real_excerpt.fasta");
+  const Corpus clean = Corpus::load(path, false);
+  // Find the first protein's residues in the file and overwrite one byte.
+  const std::vector<Token> first = clean.residues(0);
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string needle(first.begin(), first.begin() + 24);
+  const size_t at = bytes.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = static_cast<char>(0xEE);
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  const Corpus damaged = Corpus::load(path, false);
+  ASSERT_TRUE(damaged.mapped());
+  try {
+    damaged.residues(0);
+    ADD_FAILURE() << "a corrupt token was read";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("sequence 0"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(Corpus::load(path, false, /*map=*/false), Error) << "the in-memory load checks every token";
+}
