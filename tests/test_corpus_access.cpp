@@ -171,3 +171,19 @@ TEST(CorpusAccess, ACorruptTokenInAMappedCorpusIsAnErrorNamingFileAndSequence) {
   }
   EXPECT_THROW(Corpus::load(path, false, /*map=*/false), Error) << "the in-memory load checks every token";
 }
+
+TEST(CorpusAccess, BenchLoaderReportsRatesAndAnonymousMemory) {
+  TempDir dir;
+  const std::string path = prepared(dir);
+  CliRun r = run_performer("bench loader --corpus " + path + " --max-len 256 --tokens-per-batch 4096 --batches 50");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("memory-mapped"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("residues/s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("RssAnon"), std::string::npos) << r.out;
+  CliRun cold = run_performer("bench loader --corpus " + path + " --concat --max-len 512 --tokens-per-batch 1024 --cold");
+  ASSERT_EQ(cold.status, 0) << cold.out;
+  EXPECT_NE(cold.out.find("cold"), std::string::npos) << cold.out;
+  CliRun bad = run_performer("bench loader --corpus " + dir.file("none.h5"));
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.out.find("none.h5"), std::string::npos) << bad.out;
+}

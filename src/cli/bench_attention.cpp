@@ -343,6 +343,7 @@ void add_bench(CLI::App& app, Action& run) {
   bench->require_subcommand(1);
   add_bench_attention(*bench, run);
   add_bench_train(*bench, run);
+  add_bench_loader(*bench, run);
 }
 
 }  // namespace performer::cli

@@ -16,6 +16,7 @@ void add_info(CLI::App& app, Action& run);
 void add_bench(CLI::App& app, Action& run);
 void add_bench_attention(CLI::App& bench, Action& run);
 void add_bench_train(CLI::App& bench, Action& run);
+void add_bench_loader(CLI::App& bench, Action& run);
 void add_train(CLI::App& app, Action& run);
 void add_config(CLI::App& app, Action& run);
 void add_eval(CLI::App& app, Action& run);

@@ -34,6 +34,9 @@ void add_prepare(CLI::App& app, Action& run) {
   cmd->add_option("--empty", *empty, "headers without a sequence: error | skip (counted)")->capture_default_str();
   cmd->add_flag("-q,--quiet", *quiet, "no progress line");
   cmd->add_flag("--force", opts->force, "replace an existing --out even if it is not a performer corpus");
+  cmd->add_option("--clusters", opts->clusters,
+                  "cluster TSV (representative<TAB>member, as mmseqs easy-cluster/createtsv write): split by cluster, "
+                  "so no cluster straddles train/valid/test");
   cmd->callback([&run, opts, unknown, empty, quiet] {
     run = [opts, unknown, empty, quiet] {
       opts->reader.unknown = parse_unknown_policy(*unknown);

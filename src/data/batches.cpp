@@ -34,15 +34,15 @@ SequenceBatches::SequenceBatches(const Corpus& corpus, Split split, BatchOptions
 // the batches in a seeded order.
 SequenceBatches::Plan SequenceBatches::window_plan(const std::vector<size_t>& members, int64_t epoch, int64_t window,
                                                    bool shuffle_batches) const {
-  std::vector<size_t> sorted = members;
-  const int64_t max_len = options_.max_len;
-  auto row_len = [&](size_t id) { return std::min<int64_t>(corpus_.length(id) + 2, max_len); };
-  std::stable_sort(sorted.begin(), sorted.end(), [&](size_t a, size_t b) { return row_len(a) < row_len(b); });
+  // (row length, protein), each length read once from the corpus, sorted by length (ties in epoch order).
+  std::vector<std::pair<int64_t, size_t>> sorted;
+  sorted.reserve(members.size());
+  for (size_t id : members) sorted.emplace_back(std::min<int64_t>(corpus_.length(id) + 2, options_.max_len), id);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   Plan batches;
   std::vector<size_t> cur;
   int64_t longest = 0;
-  for (size_t id : sorted) {
-    const int64_t len = row_len(id);
+  for (const auto& [len, id] : sorted) {
     // Sorted ascending, so the new row is the longest: budget = rows x len.
     if (!cur.empty() && static_cast<int64_t>(cur.size() + 1) * std::max(longest, len) > options_.tokens_per_batch) {
       batches.push_back(std::move(cur));

@@ -66,6 +66,10 @@ std::string CorpusStats::summary() const {
   if (skipped_unknown) o << ", " << skipped_unknown << " records with unknown letters skipped";
   if (mapped_to_x) o << ", " << mapped_to_x << " unknown letters replaced by X";
   o << "\n";
+  if (clusters >= 0)
+    o << "clusters: " << clusters << " (split by cluster); " << unclustered
+      << " proteins not in the cluster file (each its own cluster); " << cluster_members_absent
+      << " cluster members not in the input\n";
   o << "length: min " << min_length << ", mean " << mean_length << ", max " << max_length << "; percentiles";
   for (size_t i = 0; i < kPercentiles.size() && i < length_percentiles.size(); ++i)
     o << " p" << static_cast<int>(kPercentiles[i]) << "=" << static_cast<int64_t>(length_percentiles[i]);
@@ -101,6 +105,9 @@ void write_stats(int64_t group_id, const CorpusStats& s) {
   h5::write_attr(g, "skipped_empty", s.skipped_empty);
   h5::write_attr(g, "skipped_unknown", s.skipped_unknown);
   h5::write_attr(g, "mapped_to_x", s.mapped_to_x);
+  h5::write_attr(g, "clusters", s.clusters);
+  h5::write_attr(g, "unclustered", s.unclustered);
+  h5::write_attr(g, "cluster_members_absent", s.cluster_members_absent);
   std::vector<int64_t> counts;
   for (auto& row : s.residue_counts) counts.insert(counts.end(), row.begin(), row.end());
   h5::write_array<int64_t>(g, "residue_counts", {kNumSplits, Alphabet::kSize}, counts.data());
@@ -131,6 +138,11 @@ CorpusStats read_stats(int64_t group_id) {
   s.skipped_empty = h5::read_attr_int(g, "skipped_empty");
   s.skipped_unknown = h5::read_attr_int(g, "skipped_unknown");
   s.mapped_to_x = h5::read_attr_int(g, "mapped_to_x");
+  if (h5::has_attr(g, "clusters")) {  // corpora from before cluster splits have none
+    s.clusters = h5::read_attr_int(g, "clusters");
+    s.unclustered = h5::read_attr_int(g, "unclustered");
+    s.cluster_members_absent = h5::read_attr_int(g, "cluster_members_absent");
+  }
   auto counts = h5::read_array<int64_t>(g, "residue_counts");
   if (counts.size() != static_cast<size_t>(kNumSplits * Alphabet::kSize))
     throw Error(h5::file_name(g) + ": /stats/residue_counts has the wrong shape");
@@ -168,6 +180,11 @@ void Corpus::copy_residues(size_t i, int64_t start, int64_t n, Token* out) const
                   " is not a residue");
 }
 
+void Corpus::prefetch(const std::vector<size_t>& ids) const {
+  if (!tokens_.mapped()) return;
+  for (size_t i : ids) tokens_.prefetch(static_cast<uint64_t>(offsets_[i]), static_cast<uint64_t>(length(i)));
+}
+
 std::vector<Token> Corpus::residues(size_t i) const {
   std::vector<Token> out(static_cast<size_t>(length(i)));
   copy_residues(i, 0, length(i), out.data());
@@ -195,6 +212,10 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
       c.tokens_.map(std::move(*tokens));
       c.offsets_.map(std::move(*offsets));
       c.split_.map(std::move(*split));
+      // Offsets and split labels (9 bytes per protein) are read whole, in random order, by every epoch's
+      // table: have the kernel read them ahead sequentially.
+      c.offsets_.prefetch(0, c.offsets_.size());
+      c.split_.prefetch(0, c.split_.size());
     }
   }
   if (!c.tokens_.mapped()) {

@@ -5,6 +5,8 @@
 //   /offsets     int64  [n + 1]            sequence i is tokens[offsets[i] : offsets[i+1]]
 //   /accessions  str    [n]                UniProt accession (or first header word)
 //   /split       uint8  [n]                0 = train, 1 = valid, 2 = test
+//   /cluster     int64  [n]                (prepare --clusters) cluster index; one of its own for a
+//                                          protein the cluster file does not list
 //   /stats       group                     see CorpusStats (attributes + /stats/residue_counts [3, 33])
 //   attributes of /: format = "performer-corpus", format_version, vocabulary (33 names), sources,
 //                    split_key, valid_frac, test_frac, split_seed, dedup, min_len, max_len, created
@@ -50,6 +52,9 @@ struct CorpusStats {
   // Input side: what was read and what was dropped.
   int64_t records_read = 0, dropped_short = 0, dropped_long = 0, dropped_duplicate = 0;
   int64_t skipped_empty = 0, skipped_unknown = 0, mapped_to_x = 0;
+  // With a cluster file (prepare --clusters): clusters among the kept proteins, proteins the file does not
+  // list (each its own cluster), and members the file lists that were not in the input. -1: no file.
+  int64_t clusters = -1, unclustered = 0, cluster_members_absent = 0;
 
   int64_t total_sequences() const { return sequences[0] + sequences[1] + sequences[2]; }
   int64_t total_residues() const { return residues[0] + residues[1] + residues[2]; }
@@ -72,6 +77,9 @@ class CorpusColumn {
   bool mapped() const { return mapped_.has_value(); }
   std::vector<T>& owned() { return owned_; }
   void map(h5::MappedArray<T> a) { mapped_ = std::move(a); }
+  void prefetch(uint64_t first, uint64_t n) const {
+    if (mapped_) mapped_->prefetch(first, n);
+  }
 
  private:
   std::optional<h5::MappedArray<T>> mapped_;
@@ -95,6 +103,8 @@ class Corpus {
   // Error names the file and the sequence when a byte is not a residue token).
   void copy_residues(size_t i, int64_t start, int64_t n, Token* out) const;
   std::vector<Token> residues(size_t i) const;  // the whole sequence
+  // A mapped corpus starts reading these sequences from disk in the background (no-op in memory).
+  void prefetch(const std::vector<size_t>& ids) const;
   bool mapped() const { return tokens_.mapped(); }
   std::string storage() const;  // "memory-mapped" or "in memory (<why>)"
   const std::string& accession(size_t i) const { return accessions_.at(i); }

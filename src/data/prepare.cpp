@@ -4,8 +4,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <unordered_set>
 
+#include "data/clusters.h"
 #include "io/hdf5.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -100,6 +102,13 @@ class CorpusBuilder {
         accessions_(file, "accessions", 1 << 14),
         splits_(file, "split", 1 << 16) {
     offsets_.append(int64_t{0});
+    if (!o_.clusters.empty()) {
+      clusters_ = Clusters::load(o_.clusters);
+      cluster_ids_.emplace(file, "cluster", 1 << 16);
+      used_.assign(static_cast<size_t>(clusters_.clusters()), 0);
+      seen_members_.reserve(static_cast<size_t>(clusters_.members()));
+      st_.clusters = 0;
+    }
   }
 
   void read_inputs() {
@@ -129,6 +138,10 @@ class CorpusBuilder {
     offsets_.flush();
     accessions_.flush();
     splits_.flush();
+    if (cluster_ids_) {
+      cluster_ids_->flush();
+      st_.cluster_members_absent = clusters_.members() - static_cast<int64_t>(seen_members_.size());
+    }
     st_.min_length = length_hist_.begin()->first;
     st_.max_length = length_hist_.rbegin()->first;
     st_.mean_length = static_cast<double>(st_.total_residues()) / static_cast<double>(st_.total_sequences());
@@ -149,17 +162,23 @@ class CorpusBuilder {
       ++st_.dropped_long;
       return false;
     }
-    if (!o_.dedup) {
-      split = assign_split(rec.accession, o_.valid_frac, o_.test_frac, o_.split_seed);
-      return true;
+    if (o_.dedup) {  // identical sequences share a split (no train/test leakage); the first copy is kept
+      auto key = std::make_pair(hash64(rec.residues, 1), hash64(rec.residues, 2));
+      if (!seen_.insert(key).second) {
+        ++st_.dropped_duplicate;
+        return false;
+      }
     }
-    // Identical sequences share a split (no train/test leakage) and only the first copy is kept.
-    auto key = std::make_pair(hash64(rec.residues, 1), hash64(rec.residues, 2));
-    if (!seen_.insert(key).second) {
-      ++st_.dropped_duplicate;
-      return false;
+    if (cluster_ids_) {  // keyed by cluster: a cluster never straddles two splits
+      cluster_ = clusters_.cluster_of(rec.accession);
+      if (cluster_ >= 0) {
+        seen_members_.insert(rec.accession);
+        split = assign_split("cluster:" + clusters_.representative(cluster_), o_.valid_frac, o_.test_frac, o_.split_seed);
+        return true;
+      }
+      ++st_.unclustered;  // its own cluster, keyed as it would be without a cluster file
     }
-    split = assign_split(rec.residues, o_.valid_frac, o_.test_frac, o_.split_seed);
+    split = assign_split(o_.dedup ? rec.residues : rec.accession, o_.valid_frac, o_.test_frac, o_.split_seed);
     return true;
   }
 
@@ -180,6 +199,17 @@ class CorpusBuilder {
     offsets_.append(offset_);
     accessions_.append(rec.accession);
     splits_.append(static_cast<uint8_t>(split));
+    if (cluster_ids_) {
+      int64_t id = cluster_;
+      if (id < 0) {
+        id = clusters_.clusters() + st_.unclustered - 1;  // a fresh index past the file's clusters
+        ++st_.clusters;
+      } else if (!used_[static_cast<size_t>(id)]) {
+        used_[static_cast<size_t>(id)] = 1;
+        ++st_.clusters;
+      }
+      cluster_ids_->append(id);
+    }
     ++st_.sequences[s];
     st_.residues[s] += len;
     ++length_hist_[len];
@@ -196,6 +226,11 @@ class CorpusBuilder {
   std::vector<Token> ids_;
   std::map<int64_t, int64_t> length_hist_;
   std::unordered_set<std::pair<uint64_t, uint64_t>, PairHash> seen_;
+  Clusters clusters_;
+  std::optional<h5::Appender<int64_t>> cluster_ids_;
+  std::vector<uint8_t> used_;                        // clusters with a kept member
+  std::unordered_set<std::string> seen_members_;     // listed members found in the input
+  int64_t cluster_ = -1;                             // of the record being added
 };
 
 // The corpus's self-description: format, vocabulary, sources and the options that made it.
@@ -206,7 +241,8 @@ void write_attributes(hid_t file, const PrepareOptions& o) {
   std::vector<std::string> sources;
   for (auto& p : o.inputs) sources.push_back(std::filesystem::absolute(p).string());
   h5::write_attr(file, "sources", sources);
-  h5::write_attr(file, "split_key", o.dedup ? "sequence" : "accession");
+  h5::write_attr(file, "split_key", !o.clusters.empty() ? "cluster" : o.dedup ? "sequence" : "accession");
+  if (!o.clusters.empty()) h5::write_attr(file, "clusters_file", std::filesystem::absolute(o.clusters).string());
   h5::write_attr(file, "split_names", split_names());
   h5::write_attr(file, "valid_frac", o.valid_frac);
   h5::write_attr(file, "test_frac", o.test_frac);

@@ -26,6 +26,7 @@ struct PrepareOptions {
   bool progress = true;
   std::string cache_key;  // stored as attribute "cache_key" when set (training's prepared-corpus cache)
   bool force = false;     // replace an existing --out that is not a performer corpus
+  std::string clusters;   // cluster TSV (data/clusters.h): the split is keyed by cluster; "" = by accession
 };
 
 struct PrepareResult {

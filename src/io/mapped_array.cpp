@@ -120,6 +120,20 @@ void MappedArray<T>::copy(uint64_t first, uint64_t n, T* out) const {
   }
 }
 
+template <class T>
+void MappedArray<T>::prefetch(uint64_t first, uint64_t n) const {
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  while (n > 0) {
+    const uint64_t c = first / chunk_, within = first - c * chunk_;
+    const uint64_t take = std::min(n, chunk_ - within);
+    const uint64_t begin = extents_[c] + within * sizeof(T), end = begin + take * sizeof(T);
+    const uint64_t aligned = begin / page * page;
+    ::madvise(const_cast<uint8_t*>(base_) + aligned, end - aligned, MADV_WILLNEED);
+    first += take;
+    n -= take;
+  }
+}
+
 template class MappedArray<uint8_t>;
 template class MappedArray<int64_t>;
 

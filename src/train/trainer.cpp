@@ -34,6 +34,8 @@
 #include "util/files.h"
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/process.h"
+#include "util/text.h"
 #include "util/device.h"
 
 namespace performer {
@@ -415,8 +417,9 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
   auto& l = log.log();
   if (!moved.empty()) l.info("--overwrite: the previous run's files were moved to {}", moved);
   for (const std::string& skipped : p.skipped) l.warn("skipped checkpoint: {}", skipped);
-  l.info("corpus {}: {} train / {} valid sequences; unigram perplexity of valid {:.3f}", s.corpus.path(),
-         s.corpus.stats().sequences[0], s.corpus.stats().sequences[1], s.corpus.stats().unigram_perplexity_valid);
+  l.info("corpus {} ({}): {} train / {} valid sequences; unigram perplexity of valid {:.3f}", s.corpus.path(),
+         s.corpus.storage(), s.corpus.stats().sequences[0], s.corpus.stats().sequences[1],
+         s.corpus.stats().unigram_perplexity_valid);
   l.info("model: {} ({:.2f} M parameters), device {}, {} threads", c.model.describe(),
          static_cast<double>(s.model->num_parameters()) / 1e6, s.device.str(), torch::get_num_threads());
   if (opt.resume == "auto" && p.resumed_from.empty() && !opt.overwrite)
@@ -558,6 +561,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   };
 
   result.start_bytes = memory_in_use(s.device);
+  const double anon_at_start = static_cast<double>(anonymous_rss_bytes());
   StopPolicy stop({c.train.steps, opt.stop_after, c.train.max_minutes, c.train.max_bad_steps}, state.step);
   Throughput speed{opt.timing_warmup};
   std::optional<StopReason> reason;
@@ -597,6 +601,8 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     log.log().info("data-parallel: {:.1f}% of training time waiting on the other ranks ({:.2f} s of {:.2f} s: gradient "
                    "sums not hidden by backward, and the per-step agreements)", 100.0 * s.comm_seconds / speed.seconds,
                    s.comm_seconds, speed.seconds);
+  log.log().info("anonymous memory (RssAnon, without the page cache of the mapped corpus): {} before the first step, "
+                 "{} at the end", human_bytes(anon_at_start), human_bytes(static_cast<double>(anonymous_rss_bytes())));
   log_end(log, result, c.output.dir, c.model.causal);
   return result;
 }

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "util/error.h"
@@ -113,6 +114,20 @@ int free_local_port() {
   }
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+uint64_t anonymous_rss_bytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  uint64_t kb = 0;
+  while (std::fgets(line, sizeof line, f) != nullptr)
+    if (std::strncmp(line, "RssAnon:", 8) == 0) {
+      kb = std::strtoull(line + 8, nullptr, 10);
+      break;
+    }
+  std::fclose(f);
+  return kb * 1024;
 }
 
 std::string self_executable() {

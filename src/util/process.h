@@ -33,6 +33,9 @@ std::string self_executable();
 // Current resident and virtual size of this process in bytes (/proc/self/statm).
 uint64_t current_rss_bytes();
 uint64_t current_vm_bytes();
+// This process's anonymous resident memory (RssAnon of /proc/self/status: heap and stacks, not the page
+// cache of mapped files) in bytes; 0 where the kernel does not report it.
+uint64_t anonymous_rss_bytes();
 // Peak resident set size of this process in bytes (getrusage).
 uint64_t peak_rss_bytes();
 // Physical memory of the machine in bytes.
