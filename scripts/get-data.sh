@@ -150,6 +150,26 @@ else
   log "trembl-sample: done"
 fi
 
+# ---------------------------------------------------------------- trembl-sample clusters (mmseqs2)
+# Held-out splits by cluster (performer prepare --clusters): the DB proteins clustered at 50% and 30%
+# identity (80% coverage), as DB.clusters50.tsv / DB.clusters30.tsv ("representative<TAB>member").
+for id in 50 30; do
+  tsv="${TS_DIR}/DB.clusters${id}.tsv"
+  if nonempty "${tsv}"; then
+    log "trembl-sample clusters at ${id}%: already present"
+    continue
+  fi
+  command -v mmseqs >/dev/null 2>&1 || apt_install mmseqs2
+  work="$(mktemp -d)"
+  gzip -dc "${TS_DIR}/DB.fasta.gz" > "${work}/DB.fasta"
+  mmseqs easy-cluster "${work}/DB.fasta" "${work}/c" "${work}/tmp" --min-seq-id "0.${id}" -c 0.8 \
+    --threads "$(nproc 2>/dev/null || echo 2)" -v 1 > "${work}/mmseqs.log" 2>&1 || { cat "${work}/mmseqs.log" >&2; die "mmseqs easy-cluster failed"; }
+  [[ -s "${work}/c_cluster.tsv" ]] || die "mmseqs wrote no cluster file"
+  copy_atomic "${work}/c_cluster.tsv" "${tsv}"
+  rm -rf "${work}"
+  log "trembl-sample clusters at ${id}%: $(cut -f1 "${tsv}" | sort -u | wc -l) clusters of $(wc -l < "${tsv}") proteins"
+done
+
 # ---------------------------------------------------------------- uniprot-486k (optional)
 U_DIR="${DEST}/uniprot-486k"
 U_FASTA="${U_DIR}/uniprot-486k.fasta"

@@ -69,7 +69,8 @@ std::string CorpusStats::summary() const {
   if (clusters >= 0)
     o << "clusters: " << clusters << " (split by cluster); " << unclustered
       << " proteins not in the cluster file (each its own cluster); " << cluster_members_absent
-      << " cluster members not in the input\n";
+      << " cluster members not among the kept proteins (absent from the input, or dropped as duplicates or by "
+         "length)\n";
   o << "length: min " << min_length << ", mean " << mean_length << ", max " << max_length << "; percentiles";
   for (size_t i = 0; i < kPercentiles.size() && i < length_percentiles.size(); ++i)
     o << " p" << static_cast<int>(kPercentiles[i]) << "=" << static_cast<int64_t>(length_percentiles[i]);

@@ -53,7 +53,8 @@ struct CorpusStats {
   int64_t records_read = 0, dropped_short = 0, dropped_long = 0, dropped_duplicate = 0;
   int64_t skipped_empty = 0, skipped_unknown = 0, mapped_to_x = 0;
   // With a cluster file (prepare --clusters): clusters among the kept proteins, proteins the file does not
-  // list (each its own cluster), and members the file lists that were not in the input. -1: no file.
+  // list (each its own cluster), and members the file lists that were not kept (absent from the input, or
+  // dropped as duplicates or by length). clusters = -1: no file.
   int64_t clusters = -1, unclustered = 0, cluster_members_absent = 0;
 
   int64_t total_sequences() const { return sequences[0] + sequences[1] + sequences[2]; }
