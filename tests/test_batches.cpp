@@ -12,27 +12,8 @@
 using namespace performer;
 using namespace performer::testing;
 
-namespace {
-
-// A corpus of n train proteins with varied lengths (some longer than the crop), built from real ones.
-Corpus make_corpus(size_t copies = 3) {
-  auto recs = read_all(data_path("real_excerpt.fasta"));
-  std::vector<std::string> seqs;
-  std::vector<Split> splits;
-  for (size_t c = 0; c < copies; ++c)
-    for (auto& r : recs) {
-      seqs.push_back(r.residues);
-      splits.push_back(Split::kTrain);
-    }
-  seqs.push_back("MKV");
-  splits.push_back(Split::kValid);
-  return Corpus::from_sequences(seqs, splits);
-}
-
-}  // namespace
-
 TEST(SequenceBatches, RespectBudgetAndCoverEverySequenceOncePerEpoch) {
-  Corpus corpus = make_corpus();
+  Corpus corpus = excerpt_corpus();
   BatchOptions o;
   o.tokens_per_batch = 2048;
   o.max_len = 512;
@@ -74,7 +55,7 @@ TEST(SequenceBatches, RespectBudgetAndCoverEverySequenceOncePerEpoch) {
 }
 
 TEST(ConcatBatches, ChunksOfExactlyLWithSeparatorsUsingEveryResidueOnce) {
-  Corpus corpus = make_corpus(1);
+  Corpus corpus = excerpt_corpus(1);
   BatchOptions o;
   o.max_len = 256;
   o.tokens_per_batch = 1024;
@@ -153,7 +134,7 @@ TEST(Masking, RatesWithinToleranceAndNeverOnSpecials) {
 }
 
 TEST(DataLoader, ResumeFromSavedPositionGivesTheSameBatches) {
-  Corpus corpus = make_corpus();
+  Corpus corpus = excerpt_corpus();
   BatchOptions bo;
   bo.tokens_per_batch = 4096;
   bo.max_len = 300;
@@ -201,7 +182,7 @@ TEST(DataLoader, ResumeFromSavedPositionGivesTheSameBatches) {
 TEST(NextTokenTargets, EveryResidueAndEosPredictedFromItsLeftUncorrupted) {
   // Sequence rows: "<cls> r1 .. rn <eos> <pad>..": the label at i is token i+1 for residues and <eos>
   // (training), residues only for evaluation; inputs are the clean tokens.
-  Corpus corpus = make_corpus(1);
+  Corpus corpus = excerpt_corpus(1);
   BatchOptions bo;
   bo.tokens_per_batch = 4096;
   bo.max_len = 200;
@@ -243,7 +224,7 @@ TEST(NextTokenTargets, EveryResidueAndEosPredictedFromItsLeftUncorrupted) {
 }
 
 TEST(DataLoader, CausalObjectiveGivesNextTokenTargets) {
-  Corpus corpus = make_corpus(1);
+  Corpus corpus = excerpt_corpus(1);
   BatchOptions bo;
   bo.tokens_per_batch = 2048;
   bo.max_len = 128;

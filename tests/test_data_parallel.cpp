@@ -31,20 +31,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Corpus make_corpus() {
-  auto recs = read_all(data_path("real_excerpt.fasta"));
-  std::vector<std::string> seqs;
-  std::vector<Split> splits;
-  for (int c = 0; c < 3; ++c)
-    for (auto& r : recs) {
-      seqs.push_back(r.residues);
-      splits.push_back(Split::kTrain);
-    }
-  seqs.push_back("MKV");
-  splits.push_back(Split::kValid);
-  return Corpus::from_sequences(seqs, splits);
-}
-
 // Every batch of `epochs` epochs from a loader.
 std::vector<Batch> drain(std::shared_ptr<const BatchSource> source, LoaderOptions lo) {
   DataLoader loader(std::move(source), lo);
@@ -91,7 +77,7 @@ void expect_sharded_stream_matches(const std::shared_ptr<const BatchSource>& sou
 }  // namespace
 
 TEST(DataParallel, ShardedLoadersTogetherGiveTheOneProcessStream) {
-  Corpus corpus = make_corpus();
+  Corpus corpus = excerpt_corpus();
   BatchOptions bo;
   bo.tokens_per_batch = 2048;
   bo.max_len = 256;
@@ -103,7 +89,7 @@ TEST(DataParallel, ShardedLoadersTogetherGiveTheOneProcessStream) {
 }
 
 TEST(DataParallel, StepBatchesReachTheTokenBudgetAcrossEpochEnds) {
-  Corpus corpus = make_corpus();
+  Corpus corpus = excerpt_corpus();
   BatchOptions bo;
   bo.tokens_per_batch = 2048;
   bo.max_len = 256;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/corpus.h"
 #include "data/sequence_reader.h"
 #include "train/config.h"
 
@@ -91,6 +92,22 @@ inline std::vector<SequenceRecord> read_all(const std::string& path, ReaderOptio
   SequenceRecord rec;
   while (reader.next(rec)) out.push_back(rec);
   return out;
+}
+
+// A corpus of the committed excerpt's proteins, `copies` times over, all in train (varied lengths, some
+// longer than a crop), plus one short valid protein.
+inline Corpus excerpt_corpus(size_t copies = 3) {
+  auto recs = read_all(data_path("real_excerpt.fasta"));
+  std::vector<std::string> seqs;
+  std::vector<Split> splits;
+  for (size_t c = 0; c < copies; ++c)
+    for (auto& r : recs) {
+      seqs.push_back(r.residues);
+      splits.push_back(Split::kTrain);
+    }
+  seqs.push_back("MKV");
+  splits.push_back(Split::kValid);
+  return Corpus::from_sequences(seqs, splits);
 }
 
 }  // namespace performer::testing
