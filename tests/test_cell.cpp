@@ -36,12 +36,6 @@ std::set<std::string> temporary_reports() {
   return names;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 }  // namespace
 

@@ -1,16 +1,24 @@
 // Held-out splits by sequence cluster (prepare --clusters): no cluster straddles two splits, the counts
-// are reported, and malformed cluster files are one-line errors naming the file and the line.
+// are reported, and malformed cluster files are one-line errors naming the file and the line. Sampling by
+// cluster (data.sample: clusters): every epoch visits every cluster once through one member chosen by
+// (seed, epoch, cluster). data.clusters: a sequence file prepared with a cluster split by `train`.
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
+#include "data/batches.h"
 #include "data/clusters.h"
 #include "data/prepare.h"
+#include "data/split_order.h"
 #include "io/hdf5.h"
 #include "test_util.h"
+#include "train/trainer.h"
 #include "util/error.h"
 
 using namespace performer;
@@ -133,5 +141,192 @@ TEST(Clusters, PrepareCliReportsTheClusters) {
   CliRun r = run_performer("prepare -q --input " + data_path("trembl_600.fasta.gz") + " --out " + dir.file("c.h5") +
                            " --clusters " + data_path(kTsv));
   ASSERT_EQ(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("clusters: 564 (split by cluster)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("clusters: 564 (split by cluster; train "), std::string::npos) << r.out;
+}
+
+namespace {
+
+// The corpus indices an epoch visits, batch by batch.
+std::vector<size_t> visited(const BatchSource& source, int64_t epoch) {
+  std::vector<size_t> ids;
+  for (int64_t i = 0; i < source.num_batches(epoch); ++i)
+    for (int64_t id : source.batch(epoch, i).sequence_ids) ids.push_back(static_cast<size_t>(id));
+  return ids;
+}
+
+}  // namespace
+
+TEST(ClusterSampling, EveryEpochVisitsEveryClusterOnceThroughOneMember) {
+  TempDir dir;
+  PrepareResult r = prepare_corpus(with_clusters("trembl_600.fasta.gz", data_path(kTsv), dir.file("c.h5")));
+  const Corpus corpus = Corpus::load(dir.file("c.h5"), false);
+  ASSERT_TRUE(corpus.has_clusters());
+  EXPECT_EQ(r.stats.split_clusters[0] + r.stats.split_clusters[1] + r.stats.split_clusters[2], r.stats.clusters);
+  // Ranks and sizes as written: each cluster's kept members ranked 0..size-1 in corpus order.
+  std::map<int64_t, std::vector<size_t>> members;  // cluster -> corpus indices, in corpus order
+  for (size_t i = 0; i < corpus.size(); ++i) members[corpus.cluster(i)].push_back(i);
+  int64_t train_clusters = 0;
+  for (const auto& [c, ids] : members) {
+    ASSERT_EQ(corpus.cluster_size(static_cast<uint64_t>(c)), static_cast<int32_t>(ids.size())) << "cluster " << c;
+    for (size_t k = 0; k < ids.size(); ++k) ASSERT_EQ(corpus.cluster_rank(ids[k]), static_cast<int32_t>(k));
+    train_clusters += corpus.split(ids[0]) == Split::kTrain;
+  }
+  EXPECT_EQ(train_clusters, r.stats.split_clusters[0]);
+
+  BatchOptions bo;
+  bo.max_len = 256;
+  bo.tokens_per_batch = 2048;
+  bo.bucket_window = 64;
+  bo.seed = 5;
+  bo.sample = Sampling::kClusters;
+  SequenceBatches source(corpus, Split::kTrain, bo);
+  std::map<int64_t, std::set<size_t>> chosen;  // cluster -> members chosen over the epochs
+  std::map<size_t, int> times;                 // how often each protein was chosen
+  const int kEpochs = 60;
+  for (int64_t epoch = 0; epoch < kEpochs; ++epoch) {
+    const std::vector<size_t> ids = visited(source, epoch);
+    ASSERT_EQ(static_cast<int64_t>(ids.size()), train_clusters) << "epoch " << epoch;
+    std::set<int64_t> clusters;
+    for (size_t id : ids) {
+      EXPECT_EQ(corpus.split(id), Split::kTrain);
+      EXPECT_TRUE(clusters.insert(corpus.cluster(id)).second) << "cluster visited twice in epoch " << epoch;
+      chosen[corpus.cluster(id)].insert(id);
+      ++times[id];
+    }
+  }
+  // Over 60 epochs every member of a cluster of 2-3 is chosen (each misses all 60 with probability < 3e-8),
+  // and the choices are roughly uniform: a member of a pair is chosen in 30 +- 15 epochs.
+  int pairs = 0;
+  for (const auto& [c, ids] : members) {
+    if (corpus.split(ids[0]) != Split::kTrain || ids.size() < 2 || ids.size() > 3) continue;
+    EXPECT_EQ(chosen[c].size(), ids.size()) << "cluster " << c;
+    if (ids.size() == 2) {
+      ++pairs;
+      EXPECT_NEAR(times[ids[0]], kEpochs / 2, 15) << "cluster " << c;
+    }
+  }
+  EXPECT_GT(pairs, 3) << "the test needs clusters of two members";
+  // A pure function of (seed, epoch): another source, and an in-memory corpus, give the same epoch.
+  const Corpus in_memory = Corpus::load(dir.file("c.h5"), false, /*map=*/false);
+  SequenceBatches again(in_memory, Split::kTrain, bo);
+  EXPECT_EQ(visited(again, 7), visited(source, 7));
+  bo.seed = 6;
+  SequenceBatches other_seed(corpus, Split::kTrain, bo);
+  EXPECT_NE(visited(other_seed, 7), visited(source, 7));
+
+  // Concatenated batches: the stream holds the epoch's chosen members, so its length changes by epoch.
+  bo.seed = 5;
+  ConcatBatches concat(corpus, Split::kTrain, bo);
+  std::set<int64_t> lengths;
+  for (int64_t epoch = 0; epoch < 4; ++epoch) {
+    int64_t tokens = 0, eos = 0;
+    for (int64_t i = 0; i < concat.num_batches(epoch); ++i) {
+      const Batch b = concat.batch(epoch, i);
+      tokens += b.real_tokens;
+      eos += (b.tokens == Alphabet::kEos).sum().item<int64_t>();
+    }
+    int64_t want = 0;
+    for (size_t id = 0; id < corpus.size(); ++id)
+      if (corpus.split(id) == Split::kTrain && concat.order().visits(id, epoch)) want += corpus.length(id) + 1;
+    EXPECT_EQ(tokens, want) << "epoch " << epoch;
+    EXPECT_EQ(eos, train_clusters) << "epoch " << epoch;
+    lengths.insert(tokens);
+  }
+  EXPECT_GT(lengths.size(), 1u);
+}
+
+TEST(ClusterSampling, ACorpusWithoutClustersIsAClearError) {
+  TempDir dir;
+  PrepareOptions o = with_clusters("real_excerpt.fasta", "", dir.file("plain.h5"));
+  prepare_corpus(o);
+  const Corpus plain = Corpus::load(dir.file("plain.h5"), false);
+  BatchOptions bo;
+  bo.max_len = 256;
+  bo.tokens_per_batch = 2048;
+  bo.sample = Sampling::kClusters;
+  std::string e;
+  try {
+    SequenceBatches source(plain, Split::kTrain, bo);
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_NE(e.find(dir.file("plain.h5") + ": data.sample: clusters needs a corpus with sequence clusters (prepared "
+                                          "without --clusters"),
+            std::string::npos)
+      << e;
+  // A corpus from before cluster sampling (a /cluster column, no ranks) says to prepare it again.
+  prepare_corpus(with_clusters("real_excerpt.fasta", data_path(kTsv), dir.file("old.h5")));
+  {
+    h5::Handle f = h5::open_file(dir.file("old.h5"), /*write=*/true);
+    ASSERT_GE(H5Ldelete(f, "cluster_rank", H5P_DEFAULT), 0);
+  }
+  const Corpus old = Corpus::load(dir.file("old.h5"), false);
+  EXPECT_FALSE(old.has_clusters());
+  EXPECT_NE(old.no_clusters().find("prepare it again"), std::string::npos) << old.no_clusters();
+  EXPECT_EQ(parse_sampling("clusters"), Sampling::kClusters);
+  EXPECT_THROW(parse_sampling("cluster"), Error);
+}
+
+TEST(ClusterSampling, TheNextEpochsTableIsBuiltInTheBackgroundAndEqualsOneBuiltOnDemand) {
+  TempDir dir;
+  prepare_corpus(with_clusters("trembl_600.fasta.gz", data_path(kTsv), dir.file("c.h5")));
+  const Corpus corpus = Corpus::load(dir.file("c.h5"), false);
+  auto count = [](const std::vector<size_t>& m) { return static_cast<int64_t>(m.size()); };
+  for (Sampling sample : {Sampling::kProteins, Sampling::kClusters}) {
+    SplitOrder ahead(corpus, Split::kTrain, 9, true, 50, count, sample);
+    EXPECT_FALSE(ahead.ready(1));
+    ahead.total(0);  // uses epoch 0: epoch 1's table is built on another thread
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!ahead.ready(1) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_TRUE(ahead.ready(1)) << "epoch 1's table was not built in the background";
+    SplitOrder direct(corpus, Split::kTrain, 9, true, 50, count, sample);
+    ASSERT_EQ(ahead.total(1), direct.total(1));
+    for (int64_t w = 0; w < direct.windows(); ++w)
+      EXPECT_EQ(*ahead.window(1, w).members, *direct.window(1, w).members) << "window " << w;
+    // Unshuffled and unsampled, every epoch shares one table.
+    SplitOrder fixed(corpus, Split::kTrain, 9, false, 50, count);
+    fixed.total(0);
+    EXPECT_TRUE(fixed.ready(3));
+  }
+}
+
+TEST(ClusterSampling, TrainWithDataClustersSplitsByClusterAndResumesExactly) {
+  // A sequence file with data.clusters: the run's cached corpus is split by cluster, the log gives the
+  // cluster counts, and with data.sample: clusters an interrupted run resumes to the same losses.
+  TempDir a, b;
+  const std::vector<std::string> sets = {"data.train=" + data_path("trembl_600.fasta.gz"), "data.clusters=" + data_path(kTsv),
+                                         "data.sample=clusters", "train.steps=12", "eval.every=0",
+                                         "output.checkpoint_every=0", "data.max_len=128"};
+  TrainOptions o;
+  o.progress_bar = false;
+  auto config = [&](const TempDir& d) {
+    std::vector<std::string> all = sets;
+    all.push_back("output.dir=" + d.path());
+    return load_config(project_root() + "/configs/tiny.yaml", all);
+  };
+  train(config(a), o);
+  TrainOptions half = o;
+  half.stop_after = 5;
+  train(config(b), half);
+  TrainOptions resume = o;
+  resume.resume = "auto";
+  train(config(b), resume);
+  EXPECT_EQ(csv_column(a.file("metrics.csv"), 2), csv_column(b.file("metrics.csv"), 2));
+  const Corpus cached = Corpus::load(a.file("corpus.h5"), false);
+  EXPECT_TRUE(cached.has_clusters());
+  const std::string log = read_text(a.file("train.log"));
+  EXPECT_NE(log.find("split by sequence cluster: " + std::to_string(cached.stats().split_clusters[0]) + " train / "),
+            std::string::npos) << log;
+  EXPECT_NE(log.find("data.sample: clusters"), std::string::npos) << log;
+  // data.clusters names a sequence file's split; with a prepared corpus it is an error.
+  RunConfig wrong = config(a);
+  wrong.data.train = a.file("corpus.h5");
+  wrong.output.dir = a.file("other");
+  try {
+    train(wrong, o);
+    ADD_FAILURE() << "data.clusters with a prepared corpus was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data.clusters applies to a sequence file"), std::string::npos) << e.what();
+  }
 }

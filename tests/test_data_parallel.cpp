@@ -327,12 +327,6 @@ int wait_for(int pid, double seconds) {
   ::waitpid(pid, &status, 0);
   return -1;
 }
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 bool wait_until(const std::function<bool()>& ready, double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -360,7 +354,7 @@ TEST(DataParallel, TwoRanksTrainAsOneProcessAndResumeAcrossWorldSizes) {
   expect_same_losses(one + "/metrics.csv", two + "/metrics.csv", 1e-5);
   EXPECT_EQ(csv_column(one + "/metrics.csv", 1), csv_column(two + "/metrics.csv", 1)) << "tokens seen per step";
   EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(two, 20)), 1e-5);
-  EXPECT_EQ(slurp(one + "/eval.csv").substr(0, 40), slurp(two + "/eval.csv").substr(0, 40));
+  EXPECT_EQ(read_text(one + "/eval.csv").substr(0, 40), read_text(two + "/eval.csv").substr(0, 40));
   // Rank 0 alone wrote: the run folder holds what a one-process run's holds.
   EXPECT_EQ(files_in(one), files_in(two));
   // 2 ranks -> checkpoint at step 10 -> 1 rank, and 1 -> 2: both continue the same sample stream.
@@ -383,13 +377,13 @@ TEST(DataParallel, AKilledRankMakesTheOtherExitWithAMessageNamingIt) {
   TempDir d;
   const std::string run = d.file("run");
   Job j = start_ranks(tiny_args(run, "--set train.steps=100000"), d.file("rank"));
-  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 3; }, 120)) << slurp(d.file("rank0.txt"));
+  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 3; }, 120)) << read_text(d.file("rank0.txt"));
   ::kill(j.pids[1], SIGKILL);
   const auto t0 = std::chrono::steady_clock::now();
   const int status = wait_for(j.pids[0], 60);
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   wait_for(j.pids[1], 5);
-  const std::string out = slurp(d.file("rank0.txt"));
+  const std::string out = read_text(d.file("rank0.txt"));
   EXPECT_NE(status, -1) << "rank 0 still running 60 s after rank 1 was killed";
   EXPECT_NE(status, 0);
   EXPECT_LT(took, 60);
@@ -401,10 +395,10 @@ TEST(DataParallel, SigtermToOneRankStopsBothAtOneStepWithOneCheckpoint) {
   TempDir d;
   const std::string run = d.file("run");
   Job j = start_ranks(tiny_args(run, "--set train.steps=100000"), d.file("rank"));
-  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 3; }, 120)) << slurp(d.file("rank0.txt"));
+  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 3; }, 120)) << read_text(d.file("rank0.txt"));
   ::kill(j.pids[1], SIGTERM);
-  EXPECT_EQ(wait_for(j.pids[0], 60), 130) << slurp(d.file("rank0.txt"));
-  EXPECT_EQ(wait_for(j.pids[1], 60), 130) << slurp(d.file("rank1.txt"));
+  EXPECT_EQ(wait_for(j.pids[0], 60), 130) << read_text(d.file("rank0.txt"));
+  EXPECT_EQ(wait_for(j.pids[1], 60), 130) << read_text(d.file("rank1.txt"));
   std::vector<std::string> checkpoints;
   for (const std::string& f : files_in(run))
     if (f.rfind("ckpt-", 0) == 0) checkpoints.push_back(f);
@@ -413,7 +407,7 @@ TEST(DataParallel, SigtermToOneRankStopsBothAtOneStepWithOneCheckpoint) {
   EXPECT_EQ(checkpoints[0], fs::path(checkpoint_path(run, stopped_at)).filename().string());
   // Both ranks name the same step.
   const std::string says = "interrupted at step " + std::to_string(stopped_at);
-  EXPECT_NE(slurp(d.file("rank0.txt")).find(says), std::string::npos) << slurp(d.file("rank0.txt"));
+  EXPECT_NE(read_text(d.file("rank0.txt")).find(says), std::string::npos) << read_text(d.file("rank0.txt"));
   // --resume auto continues it (here to 3 more steps, with 2 ranks again).
   CliRun r = run_performer(tiny_args(run, "--set train.steps=" + std::to_string(stopped_at + 3)) + " --nproc 2 --resume auto");
   ASSERT_EQ(r.status, 0) << r.out;

@@ -28,12 +28,6 @@ namespace {
 
 std::string root() { return fs::path(PERFORMER_TEST_DATA).parent_path().parent_path().string(); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::string tiny_train(const std::string& dir, const std::string& extra = "") {
   return "train --config " + root() + "/configs/tiny.yaml --set output.dir=" + dir + " --set data.train=" +
@@ -53,17 +47,17 @@ TEST(Reliability, PrepareNeverOverwritesItsInputOrAForeignFile) {
   TempDir dir;
   const std::string input = dir.file("a.fasta");
   fs::copy_file(data_path("real_excerpt.fasta"), input);
-  const std::string before = slurp(input);
+  const std::string before = read_text(input);
   // --out is the input itself, or a link to it.
   expect_one_line_error(run_performer("prepare -q --input " + input + " --out " + input), "is also an input");
   fs::create_symlink(input, dir.file("link.h5"));
   expect_one_line_error(run_performer("prepare -q --input " + input + " --out " + dir.file("link.h5")), "is also an input");
-  EXPECT_EQ(slurp(input), before) << "the input must be untouched";
+  EXPECT_EQ(read_text(input), before) << "the input must be untouched";
   // An existing file that is not a corpus is replaced only with --force.
   write_file(dir.file("notes.txt"), "my notes\n");
   expect_one_line_error(run_performer("prepare -q --input " + input + " --out " + dir.file("notes.txt")),
                         "is not a performer corpus");
-  EXPECT_EQ(slurp(dir.file("notes.txt")), "my notes\n");
+  EXPECT_EQ(read_text(dir.file("notes.txt")), "my notes\n");
   EXPECT_EQ(run_performer("prepare -q --input " + input + " --out " + dir.file("notes.txt") + " --force").status, 0);
   // An existing corpus is simply rebuilt.
   EXPECT_EQ(run_performer("prepare -q --input " + input + " --out " + dir.file("c.h5")).status, 0);
@@ -77,16 +71,16 @@ TEST(Reliability, TrainRefusesAFolderHoldingARunUnlessResumeOrOverwrite) {
   TempDir dir;
   const std::string run = dir.file("run");
   ASSERT_EQ(run_performer(tiny_train(run)).status, 0);
-  const std::string metrics = slurp(run + "/metrics.csv"), best = slurp(run + "/best.h5");
+  const std::string metrics = read_text(run + "/metrics.csv"), best = read_text(run + "/best.h5");
   ASSERT_FALSE(metrics.empty());
   // A second plain run is refused and changes nothing.
   expect_one_line_error(run_performer(tiny_train(run)), "--resume auto");
-  EXPECT_EQ(slurp(run + "/metrics.csv"), metrics);
-  EXPECT_EQ(slurp(run + "/best.h5"), best);
+  EXPECT_EQ(read_text(run + "/metrics.csv"), metrics);
+  EXPECT_EQ(read_text(run + "/best.h5"), best);
   // --resume auto continues it (more steps), --overwrite starts over with the old files kept aside.
   CliRun more = run_performer(tiny_train(run, "--resume auto --set train.steps=5"));
   ASSERT_EQ(more.status, 0) << more.out;
-  const std::string continued = slurp(run + "/metrics.csv");
+  const std::string continued = read_text(run + "/metrics.csv");
   EXPECT_EQ(std::count(continued.begin(), continued.end(), '\n'), 6) << "header and steps 1-5";
   CliRun over = run_performer(tiny_train(run, "--overwrite"));
   ASSERT_EQ(over.status, 0) << over.out;
@@ -94,9 +88,9 @@ TEST(Reliability, TrainRefusesAFolderHoldingARunUnlessResumeOrOverwrite) {
   for (const auto& e : fs::directory_iterator(run))
     if (e.is_directory() && e.path().filename().string().rfind("previous-", 0) == 0) previous.push_back(e.path());
   ASSERT_EQ(previous.size(), 1u);
-  EXPECT_EQ(slurp((previous[0] / "metrics.csv").string()), continued);
+  EXPECT_EQ(read_text((previous[0] / "metrics.csv").string()), continued);
   EXPECT_TRUE(fs::exists(previous[0] / "best.h5"));
-  const std::string fresh = slurp(run + "/metrics.csv");
+  const std::string fresh = read_text(run + "/metrics.csv");
   EXPECT_EQ(std::count(fresh.begin(), fresh.end(), '\n'), 4) << "header and steps 1-3";
 }
 
@@ -104,14 +98,14 @@ TEST(Reliability, FailedStartLeavesTheRunFolderAsItWas) {
   TempDir dir;
   const std::string run = dir.file("run");
   ASSERT_EQ(run_performer(tiny_train(run)).status, 0);
-  const std::string config = slurp(run + "/config.yaml"), log = slurp(run + "/train.log");
+  const std::string config = read_text(run + "/config.yaml"), log = read_text(run + "/train.log");
   // A missing data file, and a resume from a checkpoint that does not exist: refused before writing.
   CliRun missing = run_performer(tiny_train(run, "--resume auto --set data.train=" + dir.file("missing.fasta")));
   expect_one_line_error(missing, "missing.fasta");
   CliRun bad_resume = run_performer(tiny_train(run, "--resume " + dir.file("nope.h5") + " --set train.steps=9"));
   expect_one_line_error(bad_resume, "nope.h5");
-  EXPECT_EQ(slurp(run + "/config.yaml"), config) << "the resume command printed by the run must keep working";
-  EXPECT_EQ(slurp(run + "/train.log"), log);
+  EXPECT_EQ(read_text(run + "/config.yaml"), config) << "the resume command printed by the run must keep working";
+  EXPECT_EQ(read_text(run + "/train.log"), log);
   EXPECT_EQ(run_performer("train --config " + run + "/config.yaml --resume auto").status, 0);
 }
 
@@ -217,7 +211,7 @@ TEST(Reliability, CsvFilesSurviveKillNineAndResume) {
   ASSERT_TRUE(fs::exists(ckpt(run, 5)));
   ::kill(pid, SIGKILL);
   for (int i = 0; i < 100 && ::kill(pid, 0) == 0; ++i) ::usleep(20000);
-  const std::string killed = slurp(run + "/metrics.csv");
+  const std::string killed = read_text(run + "/metrics.csv");
   EXPECT_EQ(killed.rfind("step,tokens_seen,", 0), 0u) << "header on disk before the first row: " << killed;
   CliRun resumed = run_performer(tiny_train(run, "--resume auto --set train.steps=12 --set output.checkpoint_every=5"));
   ASSERT_EQ(resumed.status, 0) << resumed.out;
@@ -322,7 +316,7 @@ TEST(Reliability, StandardInputPipesAndFifosWork) {
   }
   if (!ended) ::kill(pid, SIGKILL);
   EXPECT_TRUE(ended) << "prepare kept waiting on the FIFO after SIGINT";
-  EXPECT_NE(slurp(dir.file("fifo.txt")).find("error: "), std::string::npos) << slurp(dir.file("fifo.txt"));
+  EXPECT_NE(read_text(dir.file("fifo.txt")).find("error: "), std::string::npos) << read_text(dir.file("fifo.txt"));
   EXPECT_FALSE(fs::exists(dir.file("d.h5")));
 }
 

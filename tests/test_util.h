@@ -81,6 +81,14 @@ inline CliRun run_performer(const std::string& args) {
   return run_command(std::string(PERFORMER_BINARY) + " " + args + " 2>&1");
 }
 
+// The whole file (empty when it cannot be read).
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   f << text;

@@ -26,6 +26,7 @@ struct LoaderArgs {
   int64_t max_len = 1024, tokens_per_batch = 16384, bucket_window = 4096, batches = 200;
   bool concat = false, cold = false;
   uint64_t seed = 0;
+  std::string sample = "proteins";  // data.sample
 };
 
 // Asks the kernel to drop the file's pages from the page cache (clean pages go at once; no root needed).
@@ -47,12 +48,19 @@ int run_bench_loader(const LoaderArgs& a) {
   bo.tokens_per_batch = a.tokens_per_batch;
   bo.bucket_window = a.bucket_window;
   bo.seed = a.seed;
+  bo.sample = parse_sampling(a.sample);
   std::shared_ptr<const BatchSource> source;
-  if (a.concat)
-    source = std::make_shared<ConcatBatches>(corpus, Split::kTrain, bo);
-  else
-    source = std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
-  const int64_t epoch_batches = source->num_batches(0);  // builds the epoch's window table
+  const SplitOrder* order = nullptr;
+  if (a.concat) {
+    auto c = std::make_shared<ConcatBatches>(corpus, Split::kTrain, bo);
+    order = &c->order();
+    source = c;
+  } else {
+    auto c = std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
+    order = &c->order();
+    source = c;
+  }
+  const int64_t epoch_batches = source->num_batches(0);  // builds the epoch's window table (and starts epoch 1's)
   const double open_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
   LoaderOptions lo;
   lo.prefetch = 0;  // on this thread: the time is the assembly's alone
@@ -63,13 +71,25 @@ int run_bench_loader(const LoaderArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
   for (; n < a.batches && loader.next(b); ++n) residues += b.real_tokens;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // Crossing into the next epoch: its table was built in the background since this epoch's was used
+  // (split_order.h).
+  const int64_t next_epoch = b.epoch + 1;
+  const bool ready_in_time = order->ready(next_epoch);
+  const auto t_cross = std::chrono::steady_clock::now();
+  source->num_batches(next_epoch);
+  const double cross_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_cross).count();
   const double anon_after = static_cast<double>(anonymous_rss_bytes());
   std::printf("%s: %zu sequences (%lld in train), %s; %s batches, L %lld, %lld tokens per batch, page cache %s\n",
               a.corpus.c_str(), corpus.size(), static_cast<long long>(corpus.stats().sequences[0]),
               corpus.storage().c_str(), a.concat ? "concatenated" : "length-bucketed", static_cast<long long>(a.max_len),
               static_cast<long long>(a.tokens_per_batch), a.cold ? "cold (dropped first)" : "warm");
-  std::printf("open + epoch table: %.2f s (%lld batches in epoch 0)\n", open_seconds,
-              static_cast<long long>(epoch_batches));
+  std::printf("open + epoch table: %.2f s (%lld batches in epoch 0; %lld proteins", open_seconds,
+              static_cast<long long>(epoch_batches), static_cast<long long>(order->members()));
+  if (order->clusters() >= 0) std::printf(" in %lld clusters", static_cast<long long>(order->clusters()));
+  std::printf(", an epoch visits %lld: data.sample %s)\n", static_cast<long long>(order->per_epoch()), a.sample.c_str());
+  std::printf("epoch %lld's table (built in the background): %s after the batches below; crossing into it "
+              "waited %.3f s\n", static_cast<long long>(next_epoch), ready_in_time ? "ready" : "not yet ready",
+              cross_seconds);
   std::printf("batches/s %.1f, residues/s %.0f (%lld batches, %lld real tokens, %.3f s, one thread, masking "
               "included)\n", static_cast<double>(n) / seconds, static_cast<double>(residues) / seconds,
               static_cast<long long>(n), static_cast<long long>(residues), seconds);
@@ -93,6 +113,9 @@ void add_bench_loader(CLI::App& bench, Action& run) {
   cmd->add_option("--batches", a->batches, "batches to assemble")->capture_default_str();
   cmd->add_flag("--cold", a->cold, "drop the corpus from the page cache first");
   cmd->add_option("--seed", a->seed, "order and masking seed")->capture_default_str();
+  cmd->add_option("--sample", a->sample, "what an epoch visits (data.sample)")
+      ->check(CLI::IsMember(sampling_names()))
+      ->capture_default_str();
   cmd->callback([&run, a] { run = [a] { return run_bench_loader(*a); }; });
 }
 

@@ -27,7 +27,8 @@ SequenceBatches::SequenceBatches(const Corpus& corpus, Split split, BatchOptions
   order_ = std::make_unique<SplitOrder>(corpus, split, options_.seed, options_.shuffle, options_.bucket_window,
                                         [this](const std::vector<size_t>& members) {
                                           return static_cast<int64_t>(window_plan(members, 0, 0, false).size());
-                                        });
+                                        },
+                                        options_.sample);
 }
 
 // A window's proteins sorted by row length and cut greedily under the token budget, then (shuffled runs)
@@ -140,22 +141,22 @@ ConcatBatches::ConcatBatches(const Corpus& corpus, Split split, BatchOptions opt
                                           int64_t n = 0;
                                           for (size_t id : members) n += corpus_.length(id) + 1;
                                           return n;
-                                        });
-  stream_length_ = order_->total(0);  // every epoch holds the same proteins
+                                        },
+                                        options_.sample);
   rows_ = std::max<int64_t>(1, options_.tokens_per_batch / options_.max_len);
 }
 
-int64_t ConcatBatches::num_chunks() const { return (stream_length_ + options_.max_len - 1) / options_.max_len; }
+int64_t ConcatBatches::num_chunks(int64_t epoch) const { return (stream_length(epoch) + options_.max_len - 1) / options_.max_len; }
 
-int64_t ConcatBatches::num_batches(int64_t) const { return (num_chunks() + rows_ - 1) / rows_; }
+int64_t ConcatBatches::num_batches(int64_t epoch) const { return (num_chunks(epoch) + rows_ - 1) / rows_; }
 
 BatchShape ConcatBatches::shape(int64_t epoch, int64_t index) const {
   if (index < 0 || index >= num_batches(epoch))
     throw Error("batch index " + std::to_string(index) + " out of range for epoch " + std::to_string(epoch));
   const int64_t L = options_.max_len, first_chunk = index * rows_;
   BatchShape s;
-  s.rows = std::min(rows_, num_chunks() - first_chunk);
-  s.real_tokens = std::min((first_chunk + s.rows) * L, stream_length_) - first_chunk * L;  // only the last chunk is short
+  s.rows = std::min(rows_, num_chunks(epoch) - first_chunk);
+  s.real_tokens = std::min((first_chunk + s.rows) * L, stream_length(epoch)) - first_chunk * L;  // only the last chunk is short
   return s;
 }
 
@@ -164,7 +165,8 @@ Batch ConcatBatches::batch(int64_t epoch, int64_t index) const {
     throw Error("batch index " + std::to_string(index) + " out of range for epoch " + std::to_string(epoch));
   const int64_t L = options_.max_len;
   const int64_t first_chunk = index * rows_;
-  const int64_t B = std::min(rows_, num_chunks() - first_chunk);
+  const int64_t B = std::min(rows_, num_chunks(epoch) - first_chunk);
+  const int64_t stream_end = stream_length(epoch);
   Batch b;
   b.epoch = epoch;
   b.index = index;
@@ -175,7 +177,7 @@ Batch ConcatBatches::batch(int64_t epoch, int64_t index) const {
   std::vector<Token> buffer;  // residues read from the corpus
   for (int64_t r = 0; r < B; ++r) {
     int64_t pos = (first_chunk + r) * L;  // stream position of the chunk's first token
-    const int64_t end = std::min(pos + L, stream_length_);
+    const int64_t end = std::min(pos + L, stream_end);
     int64_t* row = t + r * L;
     int64_t col = 0;
     while (pos < end) {

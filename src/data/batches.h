@@ -16,6 +16,9 @@
 //    "residues <eos> residues <eos> ..." and cut into chunks of exactly max_len tokens, without padding;
 //    only the epoch's last chunk is padded at its end. Every residue is used once per epoch.
 //    Rows per batch = max(1, tokens_per_batch / max_len).
+//
+// With BatchOptions::sample = kClusters, "every protein" above reads "the epoch's chosen member of every
+// cluster", and the number of batches differs between epochs.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -51,6 +54,7 @@ struct BatchOptions {
   uint64_t seed = 0;
   bool shuffle = true;               // false: corpus order, no random crop (crop from the start)
   int64_t bucket_window = 4096;      // proteins sorted together for length bucketing
+  Sampling sample = Sampling::kProteins;  // clusters: one member of each cluster per epoch (split_order.h)
 };
 
 // What a batch holds, known without building it (cheap: from lengths only). Data-parallel ranks use it
@@ -77,6 +81,7 @@ class SequenceBatches : public BatchSource {
   // The batches of one epoch as lists of corpus indices (deterministic in seed and epoch). Holds the whole
   // epoch: for tests and small corpora.
   std::vector<std::vector<size_t>> plan(int64_t epoch) const;
+  const SplitOrder& order() const { return *order_; }
 
  private:
   using Plan = std::vector<std::vector<size_t>>;
@@ -102,14 +107,16 @@ class ConcatBatches : public BatchSource {
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
   BatchShape shape(int64_t epoch, int64_t index) const override;
-  int64_t num_chunks() const;
+  int64_t num_chunks(int64_t epoch) const;
   int64_t rows_per_batch() const { return rows_; }
+  const SplitOrder& order() const { return *order_; }
 
  private:
+  int64_t stream_length(int64_t epoch) const { return order_->total(epoch); }  // residues + one <eos> per protein
+
   const Corpus& corpus_;
   BatchOptions options_;
   std::unique_ptr<SplitOrder> order_;
-  int64_t stream_length_ = 0;  // residues + one <eos> per protein
   int64_t rows_ = 1;
 };
 

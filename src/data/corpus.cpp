@@ -66,11 +66,15 @@ std::string CorpusStats::summary() const {
   if (skipped_unknown) o << ", " << skipped_unknown << " records with unknown letters skipped";
   if (mapped_to_x) o << ", " << mapped_to_x << " unknown letters replaced by X";
   o << "\n";
-  if (clusters >= 0)
-    o << "clusters: " << clusters << " (split by cluster); " << unclustered
+  if (clusters >= 0) {
+    o << "clusters: " << clusters << " (split by cluster";
+    if (split_clusters[0] >= 0)
+      o << "; train " << split_clusters[0] << ", valid " << split_clusters[1] << ", test " << split_clusters[2];
+    o << "); " << unclustered
       << " proteins not in the cluster file (each its own cluster); " << cluster_members_absent
       << " cluster members not among the kept proteins (absent from the input, or dropped as duplicates or by "
          "length)\n";
+  }
   o << "length: min " << min_length << ", mean " << mean_length << ", max " << max_length << "; percentiles";
   for (size_t i = 0; i < kPercentiles.size() && i < length_percentiles.size(); ++i)
     o << " p" << static_cast<int>(kPercentiles[i]) << "=" << static_cast<int64_t>(length_percentiles[i]);
@@ -109,6 +113,7 @@ void write_stats(int64_t group_id, const CorpusStats& s) {
   h5::write_attr(g, "clusters", s.clusters);
   h5::write_attr(g, "unclustered", s.unclustered);
   h5::write_attr(g, "cluster_members_absent", s.cluster_members_absent);
+  h5::write_attr(g, "split_clusters", vec(s.split_clusters));
   std::vector<int64_t> counts;
   for (auto& row : s.residue_counts) counts.insert(counts.end(), row.begin(), row.end());
   h5::write_array<int64_t>(g, "residue_counts", {kNumSplits, Alphabet::kSize}, counts.data());
@@ -144,6 +149,7 @@ CorpusStats read_stats(int64_t group_id) {
     s.unclustered = h5::read_attr_int(g, "unclustered");
     s.cluster_members_absent = h5::read_attr_int(g, "cluster_members_absent");
   }
+  if (h5::has_attr(g, "split_clusters")) per_split("split_clusters", s.split_clusters);
   auto counts = h5::read_array<int64_t>(g, "residue_counts");
   if (counts.size() != static_cast<size_t>(kNumSplits * Alphabet::kSize))
     throw Error(h5::file_name(g) + ": /stats/residue_counts has the wrong shape");
@@ -170,6 +176,7 @@ void CorpusColumn<T>::copy(uint64_t first, uint64_t n, T* out) const {
     std::copy(owned_.begin() + static_cast<std::ptrdiff_t>(first), owned_.begin() + static_cast<std::ptrdiff_t>(first + n), out);
 }
 template class CorpusColumn<uint8_t>;
+template class CorpusColumn<int32_t>;
 template class CorpusColumn<int64_t>;
 
 void Corpus::copy_residues(size_t i, int64_t start, int64_t n, Token* out) const {
@@ -234,6 +241,7 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
     if (c.offsets_[i + 1] < c.offsets_[i]) throw Error(path + ": corrupt corpus: offsets decrease at " + std::to_string(i));
     if (c.split_[i] >= kNumSplits) throw Error(path + ": corrupt corpus: split label " + std::to_string(c.split_[i]));
   }
+  c.load_clusters(f, map);
   if (with_accessions) {
     c.accessions_ = h5::read_strings(f, "accessions");
     if (c.accessions_.size() != c.split_.size()) throw Error(path + ": corrupt corpus: accession count differs");
@@ -243,6 +251,41 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
   return c;
 }
 
+namespace {
+
+// An optional column: mapped when asked and possible, else read into memory.
+template <class T>
+void load_column(hid_t f, const std::string& name, bool map,
+                 const std::shared_ptr<const h5::MappedFile>& file, CorpusColumn<T>& out) {
+  if (map) {
+    std::string why;
+    if (auto a = h5::MappedArray<T>::open(file, f, name, why)) {
+      out.map(std::move(*a));
+      out.prefetch(0, out.size());
+      return;
+    }
+  }
+  out.owned() = h5::read_array<T>(f, name);
+}
+
+}  // namespace
+
+void Corpus::load_clusters(int64_t file_id, bool map) {
+  const auto f = static_cast<hid_t>(file_id);
+  if (!h5::exists(f, "cluster")) return;  // prepared without --clusters
+  if (!h5::exists(f, "cluster_rank") || !h5::exists(f, "cluster_size")) {
+    no_clusters_ = "prepared with --clusters before cluster sampling existed (no /cluster_rank); prepare it again";
+    return;
+  }
+  std::shared_ptr<const h5::MappedFile> file;
+  if (map) file = std::make_shared<const h5::MappedFile>(path_);
+  load_column(f, "cluster", map, file, cluster_);
+  load_column(f, "cluster_rank", map, file, cluster_rank_);
+  load_column(f, "cluster_size", map, file, cluster_size_);
+  if (cluster_.size() != size() || cluster_rank_.size() != size())
+    throw Error(path_ + ": corrupt corpus: /cluster or /cluster_rank is not one value per sequence");
+}
+
 std::vector<size_t> Corpus::indices(Split s) const {
   std::vector<size_t> out;
   for (size_t i = 0; i < size(); ++i)
@@ -250,8 +293,10 @@ std::vector<size_t> Corpus::indices(Split s) const {
   return out;
 }
 
-Corpus Corpus::from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits) {
+Corpus Corpus::from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits,
+                              const std::vector<int64_t>& clusters) {
   if (residues.size() != splits.size()) throw Error("from_sequences: sizes differ");
+  if (!clusters.empty() && clusters.size() != residues.size()) throw Error("from_sequences: cluster count differs");
   Corpus c;
   c.not_mapped_ = "built in memory";
   c.offsets_.owned().push_back(0);
@@ -267,6 +312,16 @@ Corpus Corpus::from_sequences(const std::vector<std::string>& residues, const st
     c.accessions_.push_back("seq" + std::to_string(i + 1));
     c.stats_.sequences[static_cast<int>(splits[i])]++;
     c.stats_.residues[static_cast<int>(splits[i])] += static_cast<int64_t>(residues[i].size());
+  }
+  if (!clusters.empty()) {  // ranks in corpus order and sizes, as prepare --clusters writes them
+    for (int64_t k : clusters) {
+      if (k < 0) throw Error("from_sequences: negative cluster index");
+      auto& sizes = c.cluster_size_.owned();
+      if (static_cast<size_t>(k) >= sizes.size()) sizes.resize(static_cast<size_t>(k) + 1, 0);
+      c.cluster_.owned().push_back(k);
+      c.cluster_rank_.owned().push_back(sizes[static_cast<size_t>(k)]++);
+    }
+    c.no_clusters_.clear();
   }
   return c;
 }

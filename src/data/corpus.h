@@ -7,6 +7,9 @@
 //   /split       uint8  [n]                0 = train, 1 = valid, 2 = test
 //   /cluster     int64  [n]                (prepare --clusters) cluster index; one of its own for a
 //                                          protein the cluster file does not list
+//   /cluster_rank int32 [n]                (prepare --clusters) the protein's rank among its cluster's
+//                                          kept members, in corpus order (data.sample: clusters)
+//   /cluster_size int32 [cluster indices]  (prepare --clusters) kept members of each cluster index
 //   /stats       group                     see CorpusStats (attributes + /stats/residue_counts [3, 33])
 //   attributes of /: format = "performer-corpus", format_version, vocabulary (33 names), sources,
 //                    split_key, valid_frac, test_frac, split_seed, dedup, min_len, max_len, created
@@ -54,8 +57,10 @@ struct CorpusStats {
   int64_t skipped_empty = 0, skipped_unknown = 0, mapped_to_x = 0;
   // With a cluster file (prepare --clusters): clusters among the kept proteins, proteins the file does not
   // list (each its own cluster), and members the file lists that were not kept (absent from the input, or
-  // dropped as duplicates or by length). clusters = -1: no file.
+  // dropped as duplicates or by length). clusters = -1: no file. split_clusters: the clusters of each
+  // split (a cluster lies in one split); all -1 in corpora prepared before they were counted.
   int64_t clusters = -1, unclustered = 0, cluster_members_absent = 0;
+  std::array<int64_t, kNumSplits> split_clusters{-1, -1, -1};
 
   int64_t total_sequences() const { return sequences[0] + sequences[1] + sequences[2]; }
   int64_t total_residues() const { return residues[0] + residues[1] + residues[2]; }
@@ -107,20 +112,34 @@ class Corpus {
   // A mapped corpus starts reading these sequences from disk in the background (no-op in memory).
   void prefetch(const std::vector<size_t>& ids) const;
   bool mapped() const { return tokens_.mapped(); }
+  // Sequence clusters (prepare --clusters): has_clusters() when the file holds /cluster, /cluster_rank and
+  // /cluster_size; else no_clusters() says why ("prepared without --clusters", ...).
+  bool has_clusters() const { return cluster_rank_.size() > 0; }
+  const std::string& no_clusters() const { return no_clusters_; }
+  int64_t cluster(size_t i) const { return cluster_[i]; }
+  int32_t cluster_rank(size_t i) const { return cluster_rank_[i]; }
+  uint64_t cluster_indices() const { return cluster_size_.size(); }
+  int32_t cluster_size(uint64_t c) const { return cluster_size_[c]; }
   std::string storage() const;  // "memory-mapped" or "in memory (<why>)"
   const std::string& accession(size_t i) const { return accessions_.at(i); }
   std::vector<size_t> indices(Split s) const;
   const CorpusStats& stats() const { return stats_; }
   const std::string& path() const { return path_; }
 
-  // For tests and tools that build corpora in memory.
-  static Corpus from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits);
+  // For tests and tools that build corpora in memory; `clusters` (optional): each sequence's cluster index.
+  static Corpus from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits,
+                               const std::vector<int64_t>& clusters = {});
 
  private:
+  void load_clusters(int64_t file_id, bool map);  // the optional cluster columns of an open corpus file
+
   std::string path_;
   CorpusColumn<Token> tokens_;
   CorpusColumn<int64_t> offsets_;
   CorpusColumn<uint8_t> split_;
+  CorpusColumn<int64_t> cluster_;
+  CorpusColumn<int32_t> cluster_rank_, cluster_size_;
+  std::string no_clusters_ = "prepared without --clusters";
   std::vector<std::string> accessions_;
   CorpusStats stats_;
   std::string not_mapped_;  // why the file was read into memory

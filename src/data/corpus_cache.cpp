@@ -22,12 +22,24 @@ void require_training_data(const std::string& source) {
 
 std::string prepared_corpus(const CorpusSource& s) {
   require_training_data(s.source);
-  if (h5::is_hdf5(s.source)) return s.source;  // a prepared corpus (checked when loaded)
-  struct stat st {};
-  ::stat(s.source.c_str(), &st);
+  if (h5::is_hdf5(s.source)) {  // a prepared corpus (checked when loaded)
+    if (!s.clusters.empty())
+      throw Error(s.source + ": data.clusters applies to a sequence file, and this is a prepared corpus (its split is "
+                  "fixed; prepare it with --clusters " + s.clusters + " instead)");
+    return s.source;
+  }
+  if (!s.clusters.empty() && !fs::exists(s.clusters)) throw Error(s.clusters + ": data.clusters does not exist");
+  // A file's identity for the cache: absolute path, size and modification time.
+  auto identity = [](const std::string& path) {
+    struct stat st {};
+    ::stat(path.c_str(), &st);
+    std::ostringstream o;
+    o << fs::absolute(path).string() << "|" << st.st_size << "|" << st.st_mtime;
+    return o.str();
+  };
   std::ostringstream key;
-  key << fs::absolute(s.source).string() << "|" << st.st_size << "|" << st.st_mtime << "|" << s.valid_frac << "|"
-      << s.test_frac << "|" << s.dedup;
+  key << identity(s.source) << "|" << s.valid_frac << "|" << s.test_frac << "|" << s.dedup;
+  if (!s.clusters.empty()) key << "|clusters:" << identity(s.clusters);
   if (h5::is_hdf5(s.cache)) {
     try {
       h5::Handle f = h5::open_file(s.cache);
@@ -42,6 +54,7 @@ std::string prepared_corpus(const CorpusSource& s) {
   po.valid_frac = s.valid_frac;
   po.test_frac = s.test_frac;
   po.dedup = s.dedup;
+  po.clusters = s.clusters;
   po.cache_key = key.str();
   po.force = true;  // our own cache file, rebuilt when unreadable
   po.progress = isatty(STDERR_FILENO) != 0;

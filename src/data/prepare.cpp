@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <unordered_set>
@@ -105,7 +106,10 @@ class CorpusBuilder {
     if (!o_.clusters.empty()) {
       clusters_ = Clusters::load(o_.clusters);
       cluster_ids_.emplace(file, "cluster", 1 << 16);
-      used_.assign(static_cast<size_t>(clusters_.clusters()), 0);
+      cluster_ranks_.emplace(file, "cluster_rank", 1 << 16);
+      cluster_sizes_.emplace(file, "cluster_size", 1 << 16);
+      kept_.assign(static_cast<size_t>(clusters_.clusters()), 0);
+      st_.split_clusters = {0, 0, 0};
       seen_members_.reserve(static_cast<size_t>(clusters_.members()));
       st_.clusters = 0;
     }
@@ -140,6 +144,11 @@ class CorpusBuilder {
     splits_.flush();
     if (cluster_ids_) {
       cluster_ids_->flush();
+      cluster_ranks_->flush();
+      // Kept members per cluster index: the file's clusters, then one for each unlisted protein.
+      cluster_sizes_->append(kept_.data(), kept_.size());
+      for (int64_t k = 0; k < st_.unclustered; ++k) cluster_sizes_->append(int32_t{1});
+      cluster_sizes_->flush();
       st_.cluster_members_absent = clusters_.members() - static_cast<int64_t>(seen_members_.size());
     }
     st_.min_length = length_hist_.begin()->first;
@@ -201,14 +210,21 @@ class CorpusBuilder {
     splits_.append(static_cast<uint8_t>(split));
     if (cluster_ids_) {
       int64_t id = cluster_;
+      int32_t rank = 0;
       if (id < 0) {
         id = clusters_.clusters() + st_.unclustered - 1;  // a fresh index past the file's clusters
+      } else {
+        int32_t& kept = kept_[static_cast<size_t>(id)];
+        if (kept == std::numeric_limits<int32_t>::max())
+          throw Error(o_.clusters + ": cluster of '" + rec.accession + "' has more than 2^31 - 1 members");
+        rank = kept++;
+      }
+      if (rank == 0) {  // the cluster's first kept member
         ++st_.clusters;
-      } else if (!used_[static_cast<size_t>(id)]) {
-        used_[static_cast<size_t>(id)] = 1;
-        ++st_.clusters;
+        ++st_.split_clusters[static_cast<size_t>(s)];
       }
       cluster_ids_->append(id);
+      cluster_ranks_->append(rank);
     }
     ++st_.sequences[s];
     st_.residues[s] += len;
@@ -228,7 +244,8 @@ class CorpusBuilder {
   std::unordered_set<std::pair<uint64_t, uint64_t>, PairHash> seen_;
   Clusters clusters_;
   std::optional<h5::Appender<int64_t>> cluster_ids_;
-  std::vector<uint8_t> used_;                        // clusters with a kept member
+  std::optional<h5::Appender<int32_t>> cluster_ranks_, cluster_sizes_;
+  std::vector<int32_t> kept_;                        // kept members of each of the file's clusters
   std::unordered_set<std::string> seen_members_;     // listed members found in the input
   int64_t cluster_ = -1;                             // of the record being added
 };

@@ -1,22 +1,68 @@
 #include "data/split_order.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "data/permutation.h"
 #include "util/error.h"
 #include "util/hash.h"
+#include "util/names.h"
 
 namespace performer {
 
 namespace {
-constexpr uint64_t kOrderStream = 11;
+constexpr uint64_t kOrderStream = 11, kSampleStream = 12;
+constexpr uint64_t kCancelCheck = 1 << 16;  // proteins between checks of the cancel flag
 }
 
-SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool shuffle, int64_t window, Measure measure)
-    : corpus_(corpus), split_(split), seed_(seed), shuffle_(shuffle), window_(window), measure_(std::move(measure)) {
+const std::vector<std::string>& sampling_names() {
+  static const std::vector<std::string> names = {"proteins", "clusters"};
+  return names;
+}
+Sampling parse_sampling(const std::string& s) { return parse_name<Sampling>(s, sampling_names(), "data.sample"); }
+std::string sampling_name(Sampling s) { return name_of(s, sampling_names()); }
+
+SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool shuffle, int64_t window, Measure measure,
+                       Sampling sampling)
+    : corpus_(corpus),
+      split_(split),
+      seed_(seed),
+      shuffle_(shuffle),
+      window_(window),
+      measure_(std::move(measure)),
+      sampling_(sampling) {
   if (window_ < 1) throw Error("batches: bucket_window must be positive");
-  for (size_t i = 0; i < corpus_.size(); ++i) members_ += corpus_.split(i) == split_ ? 1 : 0;
+  if (sampling_ == Sampling::kClusters && !corpus_.has_clusters())
+    throw Error(corpus_.path() + ": data.sample: clusters needs a corpus with sequence clusters (" +
+                corpus_.no_clusters() + "; see prepare --clusters, or data.clusters for a sequence file)");
+  if (corpus_.has_clusters()) clusters_ = 0;
+  for (size_t i = 0; i < corpus_.size(); ++i) {
+    if (corpus_.split(i) != split_) continue;
+    ++members_;
+    if (!corpus_.has_clusters()) continue;
+    // Checked once here, so that visits() can trust the columns: a rank below its cluster's size.
+    const int64_t c = corpus_.cluster(i);
+    if (c < 0 || static_cast<uint64_t>(c) >= corpus_.cluster_indices() || corpus_.cluster_rank(i) < 0 ||
+        corpus_.cluster_rank(i) >= corpus_.cluster_size(static_cast<uint64_t>(c)))
+      throw Error(corpus_.path() + ": corrupt corpus: sequence " + std::to_string(i) +
+                  " has an invalid cluster index or rank (/cluster, /cluster_rank, /cluster_size disagree)");
+    if (corpus_.cluster_rank(i) == 0) ++clusters_;
+  }
   if (members_ == 0) throw Error(corpus.path() + ": the " + split_name(split) + " split has no sequences");
+}
+
+SplitOrder::~SplitOrder() {
+  cancel_ = true;
+  if (builder_.joinable()) builder_.join();
+}
+
+bool SplitOrder::visits(size_t id, int64_t epoch) const {
+  if (sampling_ != Sampling::kClusters) return true;
+  const auto c = static_cast<uint64_t>(corpus_.cluster(id));
+  const auto size = static_cast<uint64_t>(corpus_.cluster_size(c));
+  if (size == 1) return true;
+  const uint64_t pick = derive_seed(seed_, kSampleStream, static_cast<uint64_t>(epoch), c) % size;
+  return static_cast<uint64_t>(corpus_.cluster_rank(id)) == pick;
 }
 
 uint64_t SplitOrder::at(int64_t epoch, uint64_t i) const {
@@ -24,20 +70,17 @@ uint64_t SplitOrder::at(int64_t epoch, uint64_t i) const {
   return Permutation(corpus_.size(), derive_seed(seed_, kOrderStream, static_cast<uint64_t>(epoch)))(i);
 }
 
-const SplitOrder::Table& SplitOrder::table(int64_t epoch) const {
-  for (const Table& t : tables_)
-    if (t.epoch == epoch) return t;
-  Table& t = tables_[next_table_];
-  next_table_ = 1 - next_table_;
-  t = Table{};
+SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
+  Table t;
   t.cumulative.push_back(0);
   const Permutation perm(corpus_.size(), derive_seed(seed_, kOrderStream, static_cast<uint64_t>(epoch)));
   std::vector<size_t> members;
   members.reserve(static_cast<size_t>(window_));
   uint64_t first = 0;
   for (uint64_t i = 0; i < corpus_.size(); ++i) {
+    if (i % kCancelCheck == 0 && cancel_.load(std::memory_order_relaxed)) throw Error("epoch table: cancelled");
     const size_t id = shuffle_ ? perm(i) : i;
-    if (corpus_.split(id) != split_) continue;
+    if (corpus_.split(id) != split_ || !visits(id, epoch)) continue;
     if (members.empty()) first = i;
     members.push_back(id);
     if (static_cast<int64_t>(members.size()) == window_) {
@@ -50,56 +93,110 @@ const SplitOrder::Table& SplitOrder::table(int64_t epoch) const {
     t.start.push_back(first);
     t.cumulative.push_back(t.cumulative.back() + measure_(members));
   }
-  t.epoch = epoch;
   return t;
+}
+
+void SplitOrder::start_background_build(int64_t epoch, std::unique_lock<std::mutex>& lock) const {
+  if (tables_.count(epoch)) return;
+  if (builder_.joinable()) {
+    // The previous build is done or nearly (its epoch is now in use): wait for it, without mu_.
+    std::thread previous = std::move(builder_);
+    lock.unlock();
+    previous.join();
+    lock.lock();
+    if (tables_.count(epoch) || builder_.joinable()) return;  // another caller got here first
+  }
+  auto promise = std::make_shared<std::promise<TablePtr>>();
+  tables_[epoch] = promise->get_future().share();
+  builder_ = std::thread([this, epoch, promise] {
+    try {
+      promise->set_value(std::make_shared<const Table>(build_table(epoch)));
+    } catch (...) {
+      promise->set_exception(std::current_exception());  // rethrown to whoever waits for this epoch
+    }
+  });
+}
+
+SplitOrder::TablePtr SplitOrder::table(int64_t epoch) const {
+  if (!varies()) epoch = 0;  // every epoch has the same order and members
+  std::shared_future<TablePtr> ready;
+  std::shared_ptr<std::promise<TablePtr>> mine;  // set when this call builds the table itself
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tables_.find(epoch);
+    if (it != tables_.end()) {
+      ready = it->second;
+    } else {
+      mine = std::make_shared<std::promise<TablePtr>>();
+      ready = mine->get_future().share();
+      tables_[epoch] = ready;
+    }
+  }
+  if (mine) {
+    try {
+      mine->set_value(std::make_shared<const Table>(build_table(epoch)));
+    } catch (...) {
+      mine->set_exception(std::current_exception());
+      std::lock_guard<std::mutex> lock(mu_);
+      tables_.erase(epoch);  // a later call tries again
+      throw;
+    }
+  }
+  TablePtr t = ready.get();
+  std::unique_lock<std::mutex> lock(mu_);
+  // Keep this epoch, the one before (a trainer behind its prefetch thread) and the next; build the next.
+  for (auto it = tables_.begin(); it != tables_.end();)
+    it = it->first < epoch - 1 || it->first > epoch + 1 ? tables_.erase(it) : std::next(it);
+  if (varies() && !cancel_) start_background_build(epoch + 1, lock);
+  return t;
+}
+
+std::vector<size_t> SplitOrder::collect(int64_t epoch, uint64_t first) const {
+  std::vector<size_t> members;
+  members.reserve(static_cast<size_t>(window_));
+  for (uint64_t i = first; i < corpus_.size() && static_cast<int64_t>(members.size()) < window_; ++i) {
+    const size_t id = at(epoch, i);
+    if (corpus_.split(id) == split_ && visits(id, epoch)) members.push_back(id);
+  }
+  return members;
 }
 
 std::shared_ptr<const std::vector<size_t>> SplitOrder::members_of(int64_t epoch, const Table& t, int64_t w) const {
   for (const CachedWindow& c : windows_)
     if (c.epoch == epoch && c.index == w) return c.members;
-  auto members = std::make_shared<std::vector<size_t>>();
-  members->reserve(static_cast<size_t>(window_));
-  for (uint64_t i = t.start[static_cast<size_t>(w)]; i < corpus_.size() && static_cast<int64_t>(members->size()) < window_; ++i) {
-    const size_t id = at(epoch, i);
-    if (corpus_.split(id) == split_) members->push_back(id);
-  }
+  auto members = std::make_shared<const std::vector<size_t>>(collect(epoch, t.start[static_cast<size_t>(w)]));
   CachedWindow& c = windows_[next_window_];
   next_window_ = 1 - next_window_;
   c = CachedWindow{epoch, w, members};
   // A mapped corpus reads this window's proteins, and the next window's, from disk in the background:
   // thousands of scattered reads in flight at once instead of one page fault per protein.
   corpus_.prefetch(*members);
-  if (w + 1 < static_cast<int64_t>(t.start.size())) {
-    std::vector<size_t> next;
-    next.reserve(static_cast<size_t>(window_));
-    for (uint64_t i = t.start[static_cast<size_t>(w + 1)]; i < corpus_.size() && static_cast<int64_t>(next.size()) < window_; ++i) {
-      const size_t id = at(epoch, i);
-      if (corpus_.split(id) == split_) next.push_back(id);
-    }
-    corpus_.prefetch(next);
-  }
+  if (w + 1 < static_cast<int64_t>(t.start.size())) corpus_.prefetch(collect(epoch, t.start[static_cast<size_t>(w + 1)]));
   return members;
 }
 
-int64_t SplitOrder::total(int64_t epoch) const {
+bool SplitOrder::ready(int64_t epoch) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return table(epoch).cumulative.back();
+  const auto it = tables_.find(varies() ? epoch : 0);
+  return it != tables_.end() && it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
 
+int64_t SplitOrder::total(int64_t epoch) const { return table(epoch)->cumulative.back(); }
+
 SplitOrder::Window SplitOrder::find(int64_t epoch, int64_t at) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  const Table& t = table(epoch);
-  if (at < 0 || at >= t.cumulative.back())
+  const TablePtr t = table(epoch);
+  if (at < 0 || at >= t->cumulative.back())
     throw Error("position " + std::to_string(at) + " out of range for epoch " + std::to_string(epoch));
-  const auto w = static_cast<int64_t>(std::upper_bound(t.cumulative.begin(), t.cumulative.end(), at) - t.cumulative.begin()) - 1;
-  return Window{w, t.cumulative[static_cast<size_t>(w)], members_of(epoch, t, w)};
+  const auto w = static_cast<int64_t>(std::upper_bound(t->cumulative.begin(), t->cumulative.end(), at) - t->cumulative.begin()) - 1;
+  std::lock_guard<std::mutex> lock(mu_);
+  return Window{w, t->cumulative[static_cast<size_t>(w)], members_of(epoch, *t, w)};
 }
 
 SplitOrder::Window SplitOrder::window(int64_t epoch, int64_t w) const {
+  const TablePtr t = table(epoch);
+  if (w < 0 || w >= static_cast<int64_t>(t->start.size())) throw Error("window " + std::to_string(w) + " out of range");
   std::lock_guard<std::mutex> lock(mu_);
-  const Table& t = table(epoch);
-  if (w < 0 || w >= static_cast<int64_t>(t.start.size())) throw Error("window " + std::to_string(w) + " out of range");
-  return Window{w, t.cumulative[static_cast<size_t>(w)], members_of(epoch, t, w)};
+  return Window{w, t->cumulative[static_cast<size_t>(w)], members_of(epoch, *t, w)};
 }
 
 }  // namespace performer

@@ -135,6 +135,7 @@ void MappedArray<T>::prefetch(uint64_t first, uint64_t n) const {
 }
 
 template class MappedArray<uint8_t>;
+template class MappedArray<int32_t>;
 template class MappedArray<int64_t>;
 
 }  // namespace performer::h5

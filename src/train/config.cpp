@@ -77,9 +77,10 @@ void bind(Key& k, S RunConfig::*sec, T S::*mem) {
 }
 
 template <class S>
-Key string_key(const std::string& path, S RunConfig::*sec, std::string S::*mem, const std::string& meaning) {
+Key string_key(const std::string& path, S RunConfig::*sec, std::string S::*mem, const std::string& meaning,
+               bool nonempty = true) {
   Key k = make_key(path, Type::kString, meaning);
-  k.nonempty = true;
+  k.nonempty = nonempty;
   bind(k, sec, mem);
   return k;
 }
@@ -160,6 +161,14 @@ void data_keys(std::vector<Key>& k) {
                         "fraction of sequences split off for test (when data.train is a sequence file)"));
   k.push_back(bool_key("data.dedup", &R::data, &D::dedup,
                        "drop exact duplicate sequences when preparing a sequence file"));
+  k.push_back(string_key("data.clusters", &R::data, &D::clusters,
+                         "when data.train is a sequence file: cluster TSV (representative, member; mmseqs2) keying "
+                         "the train/valid/test split by cluster; \"\" = split by sequence hash",
+                         /*nonempty=*/false));
+  k.push_back(enum_key("data.sample", sampling_names(), [](const R& c) { return sampling_name(c.data.sample); },
+                       [](R& c, const std::string& s) { c.data.sample = parse_sampling(s); },
+                       "what a training epoch visits: every protein, or every cluster once through one member "
+                       "chosen by (seed, epoch, cluster) (needs a corpus prepared with clusters)"));
   k.push_back(int_key("data.max_len", &R::data, &D::max_len, 3, kNoMax,
                       "tokens per row incl. <cls>/<eos>; longer proteins are cropped"));
   k.push_back(int_key("data.tokens_per_batch", &R::data, &D::tokens_per_batch, 1, kNoMax,

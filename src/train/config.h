@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/split_order.h"
 #include "model/encoder.h"
 #include "train/optimizer.h"
 #include "train/world.h"
@@ -26,6 +27,8 @@ struct DataConfig {
   double valid_frac = 0.02;       // when data.train is a sequence file: split fractions for the cache
   double test_frac = 0.02;
   bool dedup = true;
+  std::string clusters;           // when data.train is a sequence file: cluster TSV (mmseqs2) keying the split
+  Sampling sample = Sampling::kProteins;  // an epoch visits every protein, or one member of every cluster
   int64_t max_len = 1024;         // tokens per row incl. <cls>/<eos>; longer proteins are cropped
   int64_t tokens_per_batch = 8192;
   bool concat = false;            // TrEMBL-concat mode: proteins joined and cut into max_len chunks

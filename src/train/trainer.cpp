@@ -63,6 +63,7 @@ std::shared_ptr<BatchSource> make_source(const Corpus& corpus, const DataConfig&
   bo.tokens_per_batch = d.tokens_per_batch;
   bo.seed = data_seed(seed);
   bo.bucket_window = d.bucket_window;
+  bo.sample = d.sample;
   if (d.concat) return std::make_shared<ConcatBatches>(corpus, Split::kTrain, bo);
   return std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
 }
@@ -417,9 +418,14 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
   auto& l = log.log();
   if (!moved.empty()) l.info("--overwrite: the previous run's files were moved to {}", moved);
   for (const std::string& skipped : p.skipped) l.warn("skipped checkpoint: {}", skipped);
+  const CorpusStats& st = s.corpus.stats();
   l.info("corpus {} ({}): {} train / {} valid sequences; unigram perplexity of valid {:.3f}", s.corpus.path(),
-         s.corpus.storage(), s.corpus.stats().sequences[0], s.corpus.stats().sequences[1],
-         s.corpus.stats().unigram_perplexity_valid);
+         s.corpus.storage(), st.sequences[0], st.sequences[1], st.unigram_perplexity_valid);
+  if (st.split_clusters[0] >= 0)
+    l.info("split by sequence cluster: {} train / {} valid clusters; an epoch visits {}", st.split_clusters[0],
+           st.split_clusters[1],
+           c.data.sample == Sampling::kClusters ? "one member of every train cluster (data.sample: clusters)"
+                                                : "every train protein (data.sample: proteins)");
   l.info("model: {} ({:.2f} M parameters), device {}, {} threads", c.model.describe(),
          static_cast<double>(s.model->num_parameters()) / 1e6, s.device.str(), torch::get_num_threads());
   if (opt.resume == "auto" && p.resumed_from.empty() && !opt.overwrite)
@@ -503,7 +509,7 @@ void log_end(RunLog& log, const TrainResult& r, const std::string& run_dir, bool
 
 std::string training_corpus(const RunConfig& c) {
   return prepared_corpus(CorpusSource{c.data.train, (fs::path(c.output.dir) / "corpus.h5").string(), c.data.valid_frac,
-                                      c.data.test_frac, c.data.dedup});
+                                      c.data.test_frac, c.data.dedup, c.data.clusters});
 }
 
 TrainResult train(const RunConfig& c, const TrainOptions& opt) {
