@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -18,6 +19,7 @@
 #include "data/split_order.h"
 #include "io/hdf5.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
 #include "train/trainer.h"
 #include "util/error.h"
 
@@ -214,25 +216,107 @@ TEST(ClusterSampling, EveryEpochVisitsEveryClusterOnceThroughOneMember) {
   SequenceBatches other_seed(corpus, Split::kTrain, bo);
   EXPECT_NE(visited(other_seed, 7), visited(source, 7));
 
-  // Concatenated batches: the stream holds the epoch's chosen members, so its length changes by epoch.
+  // Concatenated batches: the stream, cut at <eos>, is one whole train protein of every cluster (found by
+  // its residues), so its length changes by epoch.
   bo.seed = 5;
   ConcatBatches concat(corpus, Split::kTrain, bo);
-  std::set<int64_t> lengths;
+  std::map<std::vector<Token>, std::set<int64_t>> clusters_of;  // residues -> clusters of train proteins
+  for (size_t id = 0; id < corpus.size(); ++id)
+    if (corpus.split(id) == Split::kTrain) clusters_of[corpus.residues(id)].insert(corpus.cluster(id));
+  std::set<size_t> lengths;
   for (int64_t epoch = 0; epoch < 4; ++epoch) {
-    int64_t tokens = 0, eos = 0;
+    std::vector<Token> stream;
     for (int64_t i = 0; i < concat.num_batches(epoch); ++i) {
       const Batch b = concat.batch(epoch, i);
-      tokens += b.real_tokens;
-      eos += (b.tokens == Alphabet::kEos).sum().item<int64_t>();
+      const at::Tensor real = b.tokens.masked_select(b.padding_mask);
+      for (int64_t k = 0; k < real.numel(); ++k) stream.push_back(static_cast<Token>(real[k].item<int64_t>()));
     }
-    int64_t want = 0;
-    for (size_t id = 0; id < corpus.size(); ++id)
-      if (corpus.split(id) == Split::kTrain && concat.order().visits(id, epoch)) want += corpus.length(id) + 1;
-    EXPECT_EQ(tokens, want) << "epoch " << epoch;
-    EXPECT_EQ(eos, train_clusters) << "epoch " << epoch;
-    lengths.insert(tokens);
+    std::set<int64_t> clusters;
+    std::vector<Token> protein;
+    size_t proteins = 0;
+    for (Token t : stream) {
+      if (t != Alphabet::kEos) {
+        protein.push_back(t);
+        continue;
+      }
+      ++proteins;
+      const auto it = clusters_of.find(protein);
+      ASSERT_NE(it, clusters_of.end()) << "not a train protein, epoch " << epoch;
+      if (it->second.size() == 1) {
+        EXPECT_TRUE(clusters.insert(*it->second.begin()).second) << "epoch " << epoch;
+      }
+      protein.clear();
+    }
+    EXPECT_TRUE(protein.empty()) << "the stream ends with <eos>";
+    EXPECT_EQ(static_cast<int64_t>(proteins), train_clusters) << "epoch " << epoch;
+    EXPECT_GT(clusters.size(), proteins * 9 / 10) << "proteins of distinct clusters (identical sequences aside)";
+    lengths.insert(stream.size());
   }
   EXPECT_GT(lengths.size(), 1u);
+}
+
+TEST(ClusterSampling, UnlistedProteinsAndClustersAcrossSplitsAreSampled) {
+  // Prepared with a cluster file that leaves 10 proteins out: each is a cluster of its own, visited every
+  // epoch, and the epoch is one protein per cluster.
+  TempDir dir;
+  const auto rows = tsv_rows(data_path(kTsv));
+  std::ofstream out(dir.file("partial.tsv"));
+  int dropped = 0;
+  for (const auto& [rep, member] : rows) {
+    if (rep != member && dropped < 10) {
+      ++dropped;
+      continue;
+    }
+    out << rep << '\t' << member << '\n';
+  }
+  out.close();
+  PrepareResult r = prepare_corpus(with_clusters("trembl_600.fasta.gz", dir.file("partial.tsv"), dir.file("c.h5")));
+  const Corpus corpus = Corpus::load(dir.file("c.h5"), false);
+  std::set<size_t> unlisted;  // cluster indices past the file's are the unlisted proteins'
+  const auto listed = static_cast<int64_t>(corpus.cluster_indices()) - r.stats.unclustered;
+  for (size_t i = 0; i < corpus.size(); ++i)
+    if (corpus.cluster(i) >= listed && corpus.split(i) == Split::kTrain) unlisted.insert(i);
+  ASSERT_GT(unlisted.size(), 3u);
+  auto count = [](const std::vector<size_t>& m) { return static_cast<int64_t>(m.size()); };
+  SplitOrder order(corpus, Split::kTrain, 3, true, 50, count, Sampling::kClusters);
+  EXPECT_EQ(order.clusters(), r.stats.split_clusters[0]);
+  for (int64_t epoch = 0; epoch < 5; ++epoch) {
+    std::set<size_t> ids;
+    std::set<int64_t> clusters;
+    for (int64_t w = 0; w < order.windows(epoch); ++w)
+      for (size_t id : *order.window(epoch, w).members) {
+        ids.insert(id);
+        EXPECT_TRUE(clusters.insert(corpus.cluster(id)).second);
+      }
+    EXPECT_EQ(static_cast<int64_t>(ids.size()), r.stats.split_clusters[0]);
+    for (size_t id : unlisted) EXPECT_TRUE(ids.count(id)) << "unlisted protein " << id << ", epoch " << epoch;
+  }
+  // In memory, a cluster may straddle splits (prepare never writes one): its train member is visited only in
+  // the epochs that choose it, and the batches of an epoch still cover what the epoch visits.
+  const std::string seq = "MKTAYIAKQRQISFVKSHFSRQ";
+  const Corpus mixed = Corpus::from_sequences({seq, seq + "A", seq + "AA", seq + "AAA", seq + "C", seq + "CC"},
+                                              {Split::kTrain, Split::kValid, Split::kTrain, Split::kTrain,
+                                               Split::kTrain, Split::kTrain},
+                                              {0, 0, 1, 1, 2, 3});
+  BatchOptions bo;
+  bo.max_len = 64;
+  bo.tokens_per_batch = 64;
+  bo.bucket_window = 2;
+  bo.sample = Sampling::kClusters;
+  SequenceBatches source(mixed, Split::kTrain, bo);
+  std::set<size_t> straddler;
+  for (int64_t epoch = 0; epoch < 20; ++epoch) {
+    size_t rows = 0;
+    for (const auto& batch : source.plan(epoch)) {
+      rows += batch.size();
+      for (size_t id : batch)
+        if (id == 0) straddler.insert(static_cast<size_t>(epoch));
+    }
+    EXPECT_GE(rows, 3u);  // clusters 1, 2 and 3 every epoch
+    EXPECT_LE(rows, 4u);
+  }
+  EXPECT_GT(straddler.size(), 2u);
+  EXPECT_LT(straddler.size(), 18u);
 }
 
 TEST(ClusterSampling, ACorpusWithoutClustersIsAClearError) {
@@ -282,8 +366,31 @@ TEST(ClusterSampling, TheNextEpochsTableIsBuiltInTheBackgroundAndEqualsOneBuiltO
     EXPECT_TRUE(ahead.ready(1)) << "epoch 1's table was not built in the background";
     SplitOrder direct(corpus, Split::kTrain, 9, true, 50, count, sample);
     ASSERT_EQ(ahead.total(1), direct.total(1));
-    for (int64_t w = 0; w < direct.windows(); ++w)
+    for (int64_t w = 0; w < direct.windows(1); ++w)
       EXPECT_EQ(*ahead.window(1, w).members, *direct.window(1, w).members) << "window " << w;
+    // A trainer one epoch behind its prefetch thread asks for epochs E+1 and E in turn: every epoch's table
+    // is built once (the measure runs once per window and build), never again after an eviction.
+    std::atomic<int64_t> measured{0};
+    {
+      SplitOrder order(corpus, Split::kTrain, 9, true, 50,
+                       [&](const std::vector<size_t>& m) {
+                         ++measured;
+                         return static_cast<int64_t>(m.size());
+                       },
+                       Sampling::kProteins);
+      const int64_t windows = order.windows(0);
+      std::thread prefetch([&] {
+        for (int64_t epoch = 1; epoch <= 6; ++epoch)
+          for (int k = 0; k < 50; ++k) order.total(epoch);
+      });
+      for (int64_t epoch = 0; epoch <= 5; ++epoch)
+        for (int k = 0; k < 50; ++k) order.total(epoch);
+      prefetch.join();
+      const auto deadline2 = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (!order.ready(7) && std::chrono::steady_clock::now() < deadline2)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      EXPECT_EQ(measured.load(), 8 * windows) << "epochs 0-7 built once each";
+    }
     // Unshuffled and unsampled, every epoch shares one table.
     SplitOrder fixed(corpus, Split::kTrain, 9, false, 50, count);
     fixed.total(0);
@@ -295,9 +402,22 @@ TEST(ClusterSampling, TrainWithDataClustersSplitsByClusterAndResumesExactly) {
   // A sequence file with data.clusters: the run's cached corpus is split by cluster, the log gives the
   // cluster counts, and with data.sample: clusters an interrupted run resumes to the same losses.
   TempDir a, b;
-  const std::vector<std::string> sets = {"data.train=" + data_path("trembl_600.fasta.gz"), "data.clusters=" + data_path(kTsv),
-                                         "data.sample=clusters", "train.steps=12", "eval.every=0",
-                                         "output.checkpoint_every=0", "data.max_len=128"};
+  // Clusters of about three (the 50% clusters merged by threes), in 4,096-token batches of 128: an epoch
+  // of ~130 train clusters is ~4-5 steps, so the run crosses several epochs before and after the interruption.
+  TempDir tsv;
+  {
+    std::map<std::string, std::string> leader;  // representative -> the first representative of its group of 3
+    std::vector<std::string> reps;
+    const auto rows = tsv_rows(data_path(kTsv));
+    for (const auto& [rep, member] : rows)
+      if (rep == member) reps.push_back(rep);
+    for (size_t k = 0; k < reps.size(); ++k) leader[reps[k]] = reps[k - k % 3];
+    std::ofstream out(tsv.file("coarse.tsv"));
+    for (const auto& [rep, member] : rows) out << leader.at(rep) << '\t' << member << '\n';
+  }
+  const std::vector<std::string> sets = {"data.train=" + data_path("trembl_600.fasta.gz"), "data.clusters=" + tsv.file("coarse.tsv"),
+                                         "data.sample=clusters", "train.steps=30", "eval.every=0",
+                                         "output.checkpoint_every=0", "data.max_len=128", "data.tokens_per_batch=4096"};
   TrainOptions o;
   o.progress_bar = false;
   auto config = [&](const TempDir& d) {
@@ -307,7 +427,7 @@ TEST(ClusterSampling, TrainWithDataClustersSplitsByClusterAndResumesExactly) {
   };
   train(config(a), o);
   TrainOptions half = o;
-  half.stop_after = 5;
+  half.stop_after = 20;
   train(config(b), half);
   TrainOptions resume = o;
   resume.resume = "auto";
@@ -315,6 +435,26 @@ TEST(ClusterSampling, TrainWithDataClustersSplitsByClusterAndResumesExactly) {
   EXPECT_EQ(csv_column(a.file("metrics.csv"), 2), csv_column(b.file("metrics.csv"), 2));
   const Corpus cached = Corpus::load(a.file("corpus.h5"), false);
   EXPECT_TRUE(cached.has_clusters());
+  // Where the data stream stands after 30 steps is the sampled source's (epochs of one protein per
+  // cluster), not where sampling proteins would put it.
+  RunConfig c = config(a);
+  auto position_after = [&](int steps, Sampling sample) {
+    DataConfig d = c.data;
+    d.sample = sample;
+    const auto source = training_batches(cached, d, c.runtime.seed);
+    DataPosition p;
+    for (int step = 0; step < steps; ++step) {  // one batch per step; an epoch ends when the next step starts
+      if (p.index == source->num_batches(p.epoch)) p = DataPosition{p.epoch + 1, 0};
+      ++p.index;
+    }
+    return p;
+  };
+  const DataPosition want = position_after(30, Sampling::kClusters);
+  ASSERT_GE(want.epoch, 2) << "the run should cross two epochs";
+  ASSERT_FALSE(want == position_after(30, Sampling::kProteins));
+  Encoder model(c.model);
+  EXPECT_EQ(load_checkpoint(checkpoint_path(a.path(), 30), model, nullptr, false).data, want);
+  EXPECT_EQ(load_checkpoint(checkpoint_path(b.path(), 30), model, nullptr, false).data, want);
   const std::string log = read_text(a.file("train.log"));
   EXPECT_NE(log.find("split by sequence cluster: " + std::to_string(cached.stats().split_clusters[0]) + " train / "),
             std::string::npos) << log;

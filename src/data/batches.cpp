@@ -76,7 +76,7 @@ std::vector<size_t> SequenceBatches::rows(int64_t epoch, int64_t index) const {
 
 std::vector<std::vector<size_t>> SequenceBatches::plan(int64_t epoch) const {
   Plan all;
-  for (int64_t w = 0; w < order_->windows(); ++w) {
+  for (int64_t w = 0; w < order_->windows(epoch); ++w) {
     const SplitOrder::Window win = order_->window(epoch, w);
     for (auto& b : window_plan(*win.members, epoch, w, options_.shuffle)) all.push_back(std::move(b));
   }

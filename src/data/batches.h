@@ -75,6 +75,9 @@ class BatchSource {
 class SequenceBatches : public BatchSource {
  public:
   SequenceBatches(const Corpus& corpus, Split split, BatchOptions options);
+  // Not copied or moved: the epoch order's background thread calls back into this object.
+  SequenceBatches(const SequenceBatches&) = delete;
+  SequenceBatches& operator=(const SequenceBatches&) = delete;
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
   BatchShape shape(int64_t epoch, int64_t index) const override;
@@ -104,6 +107,8 @@ class SequenceBatches : public BatchSource {
 class ConcatBatches : public BatchSource {
  public:
   ConcatBatches(const Corpus& corpus, Split split, BatchOptions options);
+  ConcatBatches(const ConcatBatches&) = delete;  // as SequenceBatches
+  ConcatBatches& operator=(const ConcatBatches&) = delete;
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
   BatchShape shape(int64_t epoch, int64_t index) const override;

@@ -199,7 +199,11 @@ std::vector<Token> Corpus::residues(size_t i) const {
   return out;
 }
 
-std::string Corpus::storage() const { return mapped() ? "memory-mapped" : "in memory (" + not_mapped_ + ")"; }
+std::string Corpus::storage() const {
+  std::string s = mapped() ? "memory-mapped" : "in memory (" + not_mapped_ + ")";
+  if (!clusters_in_memory_.empty()) s += "; cluster columns in memory (" + clusters_in_memory_ + ")";
+  return s;
+}
 
 Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
   h5::Handle f = h5::open_file(path);
@@ -253,15 +257,14 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
 
 namespace {
 
-// An optional column: mapped when asked and possible, else read into memory.
+// An optional column: mapped when asked and possible (no read-ahead: it is read only with cluster
+// sampling), else read into memory (`why` says why, when mapping was asked for).
 template <class T>
-void load_column(hid_t f, const std::string& name, bool map,
-                 const std::shared_ptr<const h5::MappedFile>& file, CorpusColumn<T>& out) {
+void load_column(hid_t f, const std::string& name, bool map, const std::shared_ptr<const h5::MappedFile>& file,
+                 CorpusColumn<T>& out, std::string& why) {
   if (map) {
-    std::string why;
     if (auto a = h5::MappedArray<T>::open(file, f, name, why)) {
       out.map(std::move(*a));
-      out.prefetch(0, out.size());
       return;
     }
   }
@@ -279,9 +282,11 @@ void Corpus::load_clusters(int64_t file_id, bool map) {
   }
   std::shared_ptr<const h5::MappedFile> file;
   if (map) file = std::make_shared<const h5::MappedFile>(path_);
-  load_column(f, "cluster", map, file, cluster_);
-  load_column(f, "cluster_rank", map, file, cluster_rank_);
-  load_column(f, "cluster_size", map, file, cluster_size_);
+  std::string why;
+  load_column(f, "cluster", map, file, cluster_, why);
+  load_column(f, "cluster_rank", map, file, cluster_rank_, why);
+  load_column(f, "cluster_size", map, file, cluster_size_, why);
+  if (!why.empty()) clusters_in_memory_ = why;
   if (cluster_.size() != size() || cluster_rank_.size() != size())
     throw Error(path_ + ": corrupt corpus: /cluster or /cluster_rank is not one value per sequence");
 }

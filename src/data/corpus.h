@@ -140,6 +140,7 @@ class Corpus {
   CorpusColumn<int64_t> cluster_;
   CorpusColumn<int32_t> cluster_rank_, cluster_size_;
   std::string no_clusters_ = "prepared without --clusters";
+  std::string clusters_in_memory_;  // why the cluster columns of a mapped corpus were read into memory
   std::vector<std::string> accessions_;
   CorpusStats stats_;
   std::string not_mapped_;  // why the file was read into memory

@@ -29,12 +29,13 @@ std::string prepared_corpus(const CorpusSource& s) {
     return s.source;
   }
   if (!s.clusters.empty() && !fs::exists(s.clusters)) throw Error(s.clusters + ": data.clusters does not exist");
-  // A file's identity for the cache: absolute path, size and modification time.
+  // A file's identity for the cache: absolute path, size and modification time (to the nanosecond, so an
+  // edit within the same second is seen).
   auto identity = [](const std::string& path) {
     struct stat st {};
     ::stat(path.c_str(), &st);
     std::ostringstream o;
-    o << fs::absolute(path).string() << "|" << st.st_size << "|" << st.st_mtime;
+    o << fs::absolute(path).string() << "|" << st.st_size << "|" << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec;
     return o.str();
   };
   std::ostringstream key;

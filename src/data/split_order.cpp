@@ -35,11 +35,12 @@ SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool sh
   if (sampling_ == Sampling::kClusters && !corpus_.has_clusters())
     throw Error(corpus_.path() + ": data.sample: clusters needs a corpus with sequence clusters (" +
                 corpus_.no_clusters() + "; see prepare --clusters, or data.clusters for a sequence file)");
-  if (corpus_.has_clusters()) clusters_ = 0;
+  const bool sampled = sampling_ == Sampling::kClusters;
+  clusters_ = sampled ? 0 : corpus_.stats().split_clusters[static_cast<size_t>(split_)];
   for (size_t i = 0; i < corpus_.size(); ++i) {
     if (corpus_.split(i) != split_) continue;
     ++members_;
-    if (!corpus_.has_clusters()) continue;
+    if (!sampled) continue;
     // Checked once here, so that visits() can trust the columns: a rank below its cluster's size.
     const int64_t c = corpus_.cluster(i);
     if (c < 0 || static_cast<uint64_t>(c) >= corpus_.cluster_indices() || corpus_.cluster_rank(i) < 0 ||
@@ -96,25 +97,30 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
   return t;
 }
 
-void SplitOrder::start_background_build(int64_t epoch, std::unique_lock<std::mutex>& lock) const {
+void SplitOrder::start_background_build(int64_t epoch) const {
   if (tables_.count(epoch)) return;
   if (builder_.joinable()) {
-    // The previous build is done or nearly (its epoch is now in use): wait for it, without mu_.
-    std::thread previous = std::move(builder_);
-    lock.unlock();
-    previous.join();
-    lock.lock();
-    if (tables_.count(epoch) || builder_.joinable()) return;  // another caller got here first
+    // Never wait for a build here (this is the trainer's or the prefetch thread's path): a build still
+    // running is left alone, and a later call starts this one.
+    if (!builder_done_) return;
+    builder_.join();
   }
   auto promise = std::make_shared<std::promise<TablePtr>>();
   tables_[epoch] = promise->get_future().share();
-  builder_ = std::thread([this, epoch, promise] {
-    try {
-      promise->set_value(std::make_shared<const Table>(build_table(epoch)));
-    } catch (...) {
-      promise->set_exception(std::current_exception());  // rethrown to whoever waits for this epoch
-    }
-  });
+  builder_done_ = false;
+  try {
+    builder_ = std::thread([this, epoch, promise] {
+      try {
+        promise->set_value(std::make_shared<const Table>(build_table(epoch)));
+      } catch (...) {
+        promise->set_exception(std::current_exception());  // rethrown to whoever waits for this epoch
+      }
+      builder_done_ = true;
+    });
+  } catch (const std::system_error&) {  // no thread: the epoch is built on demand instead
+    tables_.erase(epoch);
+    builder_done_ = true;
+  }
 }
 
 SplitOrder::TablePtr SplitOrder::table(int64_t epoch) const {
@@ -137,17 +143,26 @@ SplitOrder::TablePtr SplitOrder::table(int64_t epoch) const {
       mine->set_value(std::make_shared<const Table>(build_table(epoch)));
     } catch (...) {
       mine->set_exception(std::current_exception());
-      std::lock_guard<std::mutex> lock(mu_);
-      tables_.erase(epoch);  // a later call tries again
-      throw;
     }
   }
-  TablePtr t = ready.get();
-  std::unique_lock<std::mutex> lock(mu_);
-  // Keep this epoch, the one before (a trainer behind its prefetch thread) and the next; build the next.
+  TablePtr t;
+  try {
+    t = ready.get();
+  } catch (...) {
+    // A failed build is not kept: a later call tries again (and reports its own error).
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tables_.find(epoch);
+    // (An entry of a later attempt still running is kept.)
+    if (it != tables_.end() && it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) tables_.erase(it);
+    throw;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  // The trainer may be an epoch behind its prefetch thread, so what is kept is relative to the newest
+  // epoch asked for: the two before it, it, and the next (at most 4 tables of 16 bytes per window).
+  newest_ = std::max(newest_, epoch);
   for (auto it = tables_.begin(); it != tables_.end();)
-    it = it->first < epoch - 1 || it->first > epoch + 1 ? tables_.erase(it) : std::next(it);
-  if (varies() && !cancel_) start_background_build(epoch + 1, lock);
+    it = it->first < newest_ - 2 && it->first != epoch ? tables_.erase(it) : std::next(it);
+  if (varies() && !cancel_) start_background_build(newest_ + 1);
   return t;
 }
 
@@ -180,6 +195,8 @@ bool SplitOrder::ready(int64_t epoch) const {
   const auto it = tables_.find(varies() ? epoch : 0);
   return it != tables_.end() && it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
+
+int64_t SplitOrder::windows(int64_t epoch) const { return static_cast<int64_t>(table(epoch)->start.size()); }
 
 int64_t SplitOrder::total(int64_t epoch) const { return table(epoch)->cumulative.back(); }
 

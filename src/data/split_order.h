@@ -12,11 +12,11 @@
 // per-epoch table with, per window, that start and a cumulative count (batches, or stream tokens) that
 // the caller computes from the window's members: 16 bytes per window, 0.004 bytes per protein for
 // windows of 4096. Building the table is one pass over the corpus (its split labels and lengths, read
-// through the memory map; with cluster sampling also the cluster columns). Tables of the epoch in use, the
-// one before and the one after are kept, and the two most recent windows, since a prefetch thread may be
-// one epoch or window ahead of the trainer. When an epoch's table is used, the next epoch's is built on a
-// background thread, so crossing an epoch does not wait for a pass over the corpus (36-66 s for 81.8 M
-// proteins).
+// through the memory map; with cluster sampling also the cluster columns). The tables of the newest epoch
+// asked for, the two before and the next are kept, and the two most recent windows, since a prefetch
+// thread may be an epoch or a window ahead of the trainer. When an epoch's table is used, the next epoch's
+// is built on a background thread, so crossing an epoch does not wait for a pass over the corpus (36-66 s
+// for 81.8 M proteins).
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -66,7 +66,7 @@ class SplitOrder {
   };
   Window find(int64_t epoch, int64_t at) const;
   Window window(int64_t epoch, int64_t index) const;
-  int64_t windows() const { return (per_epoch() + window_ - 1) / window_; }
+  int64_t windows(int64_t epoch) const;
   // Whether the epoch's table is built (by a call, or in the background after the epoch before was used).
   bool ready(int64_t epoch) const;
 
@@ -80,7 +80,7 @@ class SplitOrder {
   // next epoch's in the background. Called without mu_.
   TablePtr table(int64_t epoch) const;
   Table build_table(int64_t epoch) const;  // one pass over the corpus; throws when cancelled
-  void start_background_build(int64_t epoch, std::unique_lock<std::mutex>& lock) const;  // lock holds mu_
+  void start_background_build(int64_t epoch) const;  // requires mu_; never waits
   // Whether epochs differ in order or members (unshuffled, unsampled: one table serves every epoch).
   bool varies() const { return shuffle_ || sampling_ == Sampling::kClusters; }
   // Up to `window_` members visited in `epoch` from permutation position `first` on.
@@ -97,8 +97,10 @@ class SplitOrder {
   Sampling sampling_;
   int64_t members_ = 0, clusters_ = -1;
   mutable std::mutex mu_;
-  mutable std::map<int64_t, std::shared_future<TablePtr>> tables_;  // the latest epochs' (at most 3)
+  mutable std::map<int64_t, std::shared_future<TablePtr>> tables_;  // the latest epochs' (at most 4)
+  mutable int64_t newest_ = 0;             // the newest epoch asked for
   mutable std::thread builder_;            // building the next epoch's table
+  mutable std::atomic<bool> builder_done_{true};
   mutable std::atomic<bool> cancel_{false};
   struct CachedWindow {
     int64_t epoch = -1, index = -1;

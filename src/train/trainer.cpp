@@ -57,16 +57,6 @@ void seed_dropout(uint64_t seed, const Batch& b) {
   torch::manual_seed(derive_seed(seed, 0xd80f, static_cast<uint64_t>(b.epoch), static_cast<uint64_t>(b.index)));
 }
 
-std::shared_ptr<BatchSource> make_source(const Corpus& corpus, const DataConfig& d, uint64_t seed) {
-  BatchOptions bo;
-  bo.max_len = d.max_len;
-  bo.tokens_per_batch = d.tokens_per_batch;
-  bo.seed = data_seed(seed);
-  bo.bucket_window = d.bucket_window;
-  bo.sample = d.sample;
-  if (d.concat) return std::make_shared<ConcatBatches>(corpus, Split::kTrain, bo);
-  return std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
-}
 
 LoaderOptions loader_options(const DataConfig& d, bool causal, uint64_t seed) {
   LoaderOptions lo;
@@ -507,6 +497,17 @@ void log_end(RunLog& log, const TrainResult& r, const std::string& run_dir, bool
 
 }  // namespace
 
+std::shared_ptr<BatchSource> training_batches(const Corpus& corpus, const DataConfig& d, uint64_t seed) {
+  BatchOptions bo;
+  bo.max_len = d.max_len;
+  bo.tokens_per_batch = d.tokens_per_batch;
+  bo.seed = data_seed(seed);
+  bo.bucket_window = d.bucket_window;
+  bo.sample = d.sample;
+  if (d.concat) return std::make_shared<ConcatBatches>(corpus, Split::kTrain, bo);
+  return std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
+}
+
 std::string training_corpus(const RunConfig& c) {
   return prepared_corpus(CorpusSource{c.data.train, (fs::path(c.output.dir) / "corpus.h5").string(), c.data.valid_frac,
                                       c.data.test_frac, c.data.dedup, c.data.clusters});
@@ -542,7 +543,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
              opt.progress_bar, s.comm->rank());
   log_start(log, c, opt, s, start, moved);
   s.model->update_features(state.step);
-  const auto source = make_source(s.corpus, c.data, c.runtime.seed);
+  const auto source = training_batches(s.corpus, c.data, c.runtime.seed);
   LoaderOptions lo = loader_options(c.data, c.model.causal, c.runtime.seed);
   lo.shard_rank = s.comm->rank();
   lo.shard_count = s.comm->size();
@@ -628,7 +629,7 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   if (rt.comm->primary()) fs::create_directories(c.output.dir);
   const std::unique_ptr<Session> session = open_session(c, std::move(rt));
   Session& s = *session;
-  const auto source = make_source(s.corpus, c.data, c.runtime.seed);
+  const auto source = training_batches(s.corpus, c.data, c.runtime.seed);
   LoaderOptions lo = loader_options(c.data, c.model.causal, c.runtime.seed);
   lo.shard_rank = s.comm->rank();
   lo.shard_count = s.comm->size();

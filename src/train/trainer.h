@@ -10,10 +10,12 @@
 // train.max_bad_steps consecutive steps had a NaN/Inf loss or gradient (those steps are skipped).
 // The run folder holds config.yaml, train.log, metrics.csv (one row per step), eval.csv, ckpt-*.h5, best.h5.
 #pragma once
+#include <memory>
 #include <string>
 
 #include <torch/types.h>
 
+#include "data/batches.h"
 #include "data/corpus.h"
 #include "model/encoder.h"
 #include "train/config.h"
@@ -50,6 +52,9 @@ struct TrainResult {
 // The corpus a config trains on: data.train itself when it is a prepared corpus, else the cache
 // "<run>/corpus.h5" (data/corpus_cache.h).
 std::string training_corpus(const RunConfig& config);
+
+// The training stream's batches of a corpus under data.* and runtime.seed (what `train` walks).
+std::shared_ptr<BatchSource> training_batches(const Corpus& corpus, const DataConfig& data, uint64_t seed);
 
 TrainResult train(const RunConfig& config, const TrainOptions& options);
 
