@@ -10,6 +10,7 @@
 #include "data/batches.h"
 #include "data/loader.h"
 #include "data/permutation.h"
+#include "data/split_order.h"
 #include "data/prepare.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -138,6 +139,36 @@ TEST(CorpusAccess, EpochOrderCoversEverySplitMemberOnceAndChangesPerEpoch) {
   for (size_t id : train) want += corpus.length(id) + 1;
   EXPECT_EQ(residues, want);
   EXPECT_EQ(eos, static_cast<int64_t>(train.size()));
+}
+
+TEST(CorpusAccess, ShuffledBlocksCoverEverySplitMemberOnceInRunsOfNeighbours) {
+  // data.shuffle_block = 7 on 600 proteins (85 whole blocks and one of 5): every train protein once per
+  // epoch, the blocks in an order that changes with the epoch, and within a block corpus order.
+  TempDir dir;
+  const Corpus corpus = Corpus::load(prepared(dir), false);
+  const auto train = corpus.indices(Split::kTrain);
+  auto count = [](const std::vector<size_t>& m) { return static_cast<int64_t>(m.size()); };
+  SplitOrder order(corpus, Split::kTrain, 4, true, 64, count, Sampling::kProteins, 7);
+  std::vector<size_t> first_epoch;
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    std::vector<size_t> ids;
+    for (int64_t w = 0; w < order.windows(epoch); ++w)
+      for (size_t id : *order.window(epoch, w).members) ids.push_back(id);
+    EXPECT_EQ(std::multiset<size_t>(ids.begin(), ids.end()), std::multiset<size_t>(train.begin(), train.end()));
+    int64_t neighbours = 0;  // consecutive visits within one block, in corpus order
+    for (size_t k = 1; k < ids.size(); ++k) neighbours += ids[k] / 7 == ids[k - 1] / 7 && ids[k] > ids[k - 1];
+    EXPECT_GT(neighbours, static_cast<int64_t>(ids.size()) / 2) << "epoch " << epoch;
+    if (epoch == 0)
+      first_epoch = ids;
+    else
+      EXPECT_NE(ids, first_epoch);
+  }
+  // Unshuffled, the block is irrelevant: corpus order.
+  SplitOrder fixed(corpus, Split::kTrain, 4, false, 64, count, Sampling::kProteins, 7);
+  std::vector<size_t> ids;
+  for (int64_t w = 0; w < fixed.windows(0); ++w)
+    for (size_t id : *fixed.window(0, w).members) ids.push_back(id);
+  EXPECT_EQ(ids, train);
 }
 
 TEST(CorpusAccess, ACorruptTokenInAMappedCorpusIsAnErrorNamingFileAndSequence) {

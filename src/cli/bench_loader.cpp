@@ -23,7 +23,7 @@ namespace {
 
 struct LoaderArgs {
   std::string corpus;
-  int64_t max_len = 1024, tokens_per_batch = 16384, bucket_window = 4096, batches = 200;
+  int64_t max_len = 1024, tokens_per_batch = 16384, bucket_window = 4096, shuffle_block = 1, batches = 200;
   bool concat = false, cold = false;
   uint64_t seed = 0;
   std::string sample = "proteins";  // data.sample
@@ -49,6 +49,7 @@ int run_bench_loader(const LoaderArgs& a) {
   bo.bucket_window = a.bucket_window;
   bo.seed = a.seed;
   bo.sample = parse_sampling(a.sample);
+  bo.shuffle_block = a.shuffle_block;
   std::shared_ptr<const BatchSource> source;
   const SplitOrder* order = nullptr;
   if (a.concat) {
@@ -79,10 +80,12 @@ int run_bench_loader(const LoaderArgs& a) {
   source->num_batches(next_epoch);
   const double cross_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_cross).count();
   const double anon_after = static_cast<double>(anonymous_rss_bytes());
-  std::printf("%s: %zu sequences (%lld in train), %s; %s batches, L %lld, %lld tokens per batch, page cache %s\n",
+  std::printf("%s: %zu sequences (%lld in train), %s; %s batches, L %lld, %lld tokens per batch, shuffle block %lld, "
+              "page cache %s\n",
               a.corpus.c_str(), corpus.size(), static_cast<long long>(corpus.stats().sequences[0]),
               corpus.storage().c_str(), a.concat ? "concatenated" : "length-bucketed", static_cast<long long>(a.max_len),
-              static_cast<long long>(a.tokens_per_batch), a.cold ? "cold (dropped first)" : "warm");
+              static_cast<long long>(a.tokens_per_batch), static_cast<long long>(a.shuffle_block),
+              a.cold ? "cold (dropped first)" : "warm");
   std::printf("open + epoch table: %.2f s (%lld batches in epoch 0; %lld proteins", open_seconds,
               static_cast<long long>(epoch_batches), static_cast<long long>(order->members()));
   if (order->clusters() >= 0) std::printf(" in %lld clusters", static_cast<long long>(order->clusters()));
@@ -108,6 +111,8 @@ void add_bench_loader(CLI::App& bench, Action& run) {
   cmd->add_option("--tokens-per-batch", a->tokens_per_batch, "token budget per batch (data.tokens_per_batch)")
       ->capture_default_str();
   cmd->add_option("--bucket-window", a->bucket_window, "proteins per length-sorted window (data.bucket_window)")
+      ->capture_default_str();
+  cmd->add_option("--shuffle-block", a->shuffle_block, "proteins moved together by the epoch order (data.shuffle_block)")
       ->capture_default_str();
   cmd->add_flag("--concat", a->concat, "concatenated chunks (data.concat)");
   cmd->add_option("--batches", a->batches, "batches to assemble")->capture_default_str();

@@ -28,7 +28,7 @@ SequenceBatches::SequenceBatches(const Corpus& corpus, Split split, BatchOptions
                                         [this](const std::vector<size_t>& members) {
                                           return static_cast<int64_t>(window_plan(members, 0, 0, false).size());
                                         },
-                                        options_.sample);
+                                        options_.sample, options_.shuffle_block);
 }
 
 // A window's proteins sorted by row length and cut greedily under the token budget, then (shuffled runs)
@@ -142,7 +142,7 @@ ConcatBatches::ConcatBatches(const Corpus& corpus, Split split, BatchOptions opt
                                           for (size_t id : members) n += corpus_.length(id) + 1;
                                           return n;
                                         },
-                                        options_.sample);
+                                        options_.sample, options_.shuffle_block);
   rows_ = std::max<int64_t>(1, options_.tokens_per_batch / options_.max_len);
 }
 

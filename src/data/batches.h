@@ -55,6 +55,7 @@ struct BatchOptions {
   bool shuffle = true;               // false: corpus order, no random crop (crop from the start)
   int64_t bucket_window = 4096;      // proteins sorted together for length bucketing
   Sampling sample = Sampling::kProteins;  // clusters: one member of each cluster per epoch (split_order.h)
+  int64_t shuffle_block = 1;         // proteins of the corpus moved together by the epoch permutation
 };
 
 // What a batch holds, known without building it (cheap: from lengths only). Data-parallel ranks use it

@@ -23,15 +23,19 @@ Sampling parse_sampling(const std::string& s) { return parse_name<Sampling>(s, s
 std::string sampling_name(Sampling s) { return name_of(s, sampling_names()); }
 
 SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool shuffle, int64_t window, Measure measure,
-                       Sampling sampling)
+                       Sampling sampling, int64_t block)
     : corpus_(corpus),
       split_(split),
       seed_(seed),
       shuffle_(shuffle),
       window_(window),
+      block_(block),
       measure_(std::move(measure)),
       sampling_(sampling) {
   if (window_ < 1) throw Error("batches: bucket_window must be positive");
+  if (block_ < 1) throw Error("batches: shuffle_block must be positive");
+  if (!shuffle_) block_ = 1;
+  blocks_ = (corpus_.size() + static_cast<uint64_t>(block_) - 1) / static_cast<uint64_t>(block_);
   if (sampling_ == Sampling::kClusters && !corpus_.has_clusters())
     throw Error(corpus_.path() + ": data.sample: clusters needs a corpus with sequence clusters (" +
                 corpus_.no_clusters() + "; see prepare --clusters, or data.clusters for a sequence file)");
@@ -66,22 +70,27 @@ bool SplitOrder::visits(size_t id, int64_t epoch) const {
   return static_cast<uint64_t>(corpus_.cluster_rank(id)) == pick;
 }
 
-uint64_t SplitOrder::at(int64_t epoch, uint64_t i) const {
+Permutation SplitOrder::permutation(int64_t epoch) const {
+  return Permutation(blocks_, derive_seed(seed_, kOrderStream, static_cast<uint64_t>(epoch)));
+}
+
+uint64_t SplitOrder::at(const Permutation& perm, uint64_t i) const {
   if (!shuffle_) return i;
-  return Permutation(corpus_.size(), derive_seed(seed_, kOrderStream, static_cast<uint64_t>(epoch)))(i);
+  const auto b = static_cast<uint64_t>(block_);
+  return perm(i / b) * b + i % b;  // >= size() in the last block's gap
 }
 
 SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
   Table t;
   t.cumulative.push_back(0);
-  const Permutation perm(corpus_.size(), derive_seed(seed_, kOrderStream, static_cast<uint64_t>(epoch)));
+  const Permutation perm = permutation(epoch);
   std::vector<size_t> members;
   members.reserve(static_cast<size_t>(window_));
   uint64_t first = 0;
-  for (uint64_t i = 0; i < corpus_.size(); ++i) {
+  for (uint64_t i = 0; i < positions(); ++i) {
     if (i % kCancelCheck == 0 && cancel_.load(std::memory_order_relaxed)) throw Error("epoch table: cancelled");
-    const size_t id = shuffle_ ? perm(i) : i;
-    if (corpus_.split(id) != split_ || !visits(id, epoch)) continue;
+    const uint64_t id = at(perm, i);
+    if (id >= corpus_.size() || corpus_.split(id) != split_ || !visits(id, epoch)) continue;
     if (members.empty()) first = i;
     members.push_back(id);
     if (static_cast<int64_t>(members.size()) == window_) {
@@ -167,11 +176,12 @@ SplitOrder::TablePtr SplitOrder::table(int64_t epoch) const {
 }
 
 std::vector<size_t> SplitOrder::collect(int64_t epoch, uint64_t first) const {
+  const Permutation perm = permutation(epoch);
   std::vector<size_t> members;
   members.reserve(static_cast<size_t>(window_));
-  for (uint64_t i = first; i < corpus_.size() && static_cast<int64_t>(members.size()) < window_; ++i) {
-    const size_t id = at(epoch, i);
-    if (corpus_.split(id) == split_ && visits(id, epoch)) members.push_back(id);
+  for (uint64_t i = first; i < positions() && static_cast<int64_t>(members.size()) < window_; ++i) {
+    const uint64_t id = at(perm, i);
+    if (id < corpus_.size() && corpus_.split(id) == split_ && visits(id, epoch)) members.push_back(id);
   }
   return members;
 }

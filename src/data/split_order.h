@@ -2,6 +2,11 @@
 // corpus: a seeded Permutation of the corpus indices (or corpus order, unshuffled), of which the split's
 // members are taken in turn and grouped into windows of `window` proteins (data.bucket_window).
 //
+// With `block` > 1 (data.shuffle_block) the permutation moves blocks of `block` consecutive corpus proteins
+// instead of single proteins: a window then reads window/block runs of neighbouring proteins from the file
+// instead of `window` scattered ones, which is what a corpus on a disk that reads scattered pages slowly
+// needs (the window's sort by length and the shuffled batches still mix the blocks).
+//
 // Sampling::kClusters (data.sample: clusters) visits every sequence cluster of the split once per epoch,
 // through one member chosen by (seed, epoch, cluster): the member whose rank within its cluster (corpus
 // /cluster_rank, written by prepare --clusters) equals hash(seed, epoch, cluster) mod the cluster's size.
@@ -30,6 +35,7 @@
 #include <vector>
 
 #include "data/corpus.h"
+#include "data/permutation.h"
 
 namespace performer {
 
@@ -47,7 +53,7 @@ class SplitOrder {
 
   // Throws Error for Sampling::kClusters on a corpus without cluster sampling data (prepare --clusters).
   SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool shuffle, int64_t window, Measure measure,
-             Sampling sampling = Sampling::kProteins);
+             Sampling sampling = Sampling::kProteins, int64_t block = 1);
   ~SplitOrder();
   SplitOrder(const SplitOrder&) = delete;
   SplitOrder& operator=(const SplitOrder&) = delete;
@@ -86,13 +92,18 @@ class SplitOrder {
   // Up to `window_` members visited in `epoch` from permutation position `first` on.
   std::vector<size_t> collect(int64_t epoch, uint64_t first) const;
   std::shared_ptr<const std::vector<size_t>> members_of(int64_t epoch, const Table& t, int64_t w) const;  // requires mu_
-  uint64_t at(int64_t epoch, uint64_t i) const;  // the corpus index at permutation position i
+  Permutation permutation(int64_t epoch) const;  // of the blocks
+  uint64_t positions() const { return blocks_ * static_cast<uint64_t>(block_); }  // >= corpus size
+  // The corpus index at position i of the epoch order; >= the corpus size for a position past its end.
+  uint64_t at(const Permutation& perm, uint64_t i) const;
 
   const Corpus& corpus_;
   Split split_;
   uint64_t seed_;
   bool shuffle_;
   int64_t window_;
+  int64_t block_;
+  uint64_t blocks_ = 0;
   Measure measure_;
   Sampling sampling_;
   int64_t members_ = 0, clusters_ = -1;

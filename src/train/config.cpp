@@ -183,6 +183,9 @@ void data_keys(std::vector<Key>& k) {
                         "training: share replaced by a random amino acid (0.1); the rest stay unchanged"));
   k.push_back(int_key("data.bucket_window", &R::data, &D::bucket_window, 1, kNoMax,
                       "sequences sorted by length within windows of this many, so batches pad little"));
+  k.push_back(int_key("data.shuffle_block", &R::data, &D::shuffle_block, 1, kNoMax,
+                      "consecutive corpus proteins the epoch order moves together: 1 = every protein on its own; "
+                      "64 for a corpus larger than memory on a disk slow at scattered reads"));
   k.push_back(int_key("data.prefetch", &R::data, &D::prefetch, 0, 1024, "batches prepared ahead of the trainer"));
 }
 

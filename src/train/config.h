@@ -36,6 +36,7 @@ struct DataConfig {
   double mask_frac = 0.8;         // training corruption of selected tokens: <mask> / random / unchanged
   double random_frac = 0.1;       // (evaluation reports these and the all-<mask> corruption)
   int64_t bucket_window = 4096;
+  int64_t shuffle_block = 1;      // consecutive corpus proteins the epoch permutation moves together
   int64_t prefetch = 4;
 };
 

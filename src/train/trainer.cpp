@@ -504,6 +504,7 @@ std::shared_ptr<BatchSource> training_batches(const Corpus& corpus, const DataCo
   bo.seed = data_seed(seed);
   bo.bucket_window = d.bucket_window;
   bo.sample = d.sample;
+  bo.shuffle_block = d.shuffle_block;
   if (d.concat) return std::make_shared<ConcatBatches>(corpus, Split::kTrain, bo);
   return std::make_shared<SequenceBatches>(corpus, Split::kTrain, bo);
 }
