@@ -52,6 +52,20 @@ std::vector<std::pair<std::string, std::string>> tsv_rows(const std::string& pat
   return rows;
 }
 
+// The test TSV without the rows of 10 members that are not representatives: those proteins are then
+// unlisted.
+void write_partial_tsv(const std::string& path) {
+  std::ofstream out(path);
+  int dropped = 0;
+  for (const auto& [rep, member] : tsv_rows(data_path(kTsv))) {
+    if (rep != member && dropped < 10) {
+      ++dropped;
+      continue;
+    }
+    out << rep << '\t' << member << '\n';
+  }
+}
+
 std::string error_of(const PrepareOptions& o) {
   try {
     prepare_corpus(o);
@@ -94,18 +108,7 @@ TEST(Clusters, NoClusterStraddlesTwoSplits) {
 
 TEST(Clusters, UnlistedProteinsAreTheirOwnClusterAndAbsentMembersAreCounted) {
   TempDir dir;
-  // Drop the rows of 10 members that are not representatives: those proteins are then unlisted.
-  const auto rows = tsv_rows(data_path(kTsv));
-  std::ofstream out(dir.file("partial.tsv"));
-  int dropped = 0;
-  for (const auto& [rep, member] : rows) {
-    if (rep != member && dropped < 10) {
-      ++dropped;
-      continue;
-    }
-    out << rep << '\t' << member << '\n';
-  }
-  out.close();
+  write_partial_tsv(dir.file("partial.tsv"));
   PrepareResult r = prepare_corpus(with_clusters("trembl_600.fasta.gz", dir.file("partial.tsv"), dir.file("c.h5")));
   EXPECT_EQ(r.stats.unclustered, 10);
   EXPECT_EQ(r.stats.clusters, 564 + 10);
@@ -259,17 +262,7 @@ TEST(ClusterSampling, UnlistedProteinsAndClustersAcrossSplitsAreSampled) {
   // Prepared with a cluster file that leaves 10 proteins out: each is a cluster of its own, visited every
   // epoch, and the epoch is one protein per cluster.
   TempDir dir;
-  const auto rows = tsv_rows(data_path(kTsv));
-  std::ofstream out(dir.file("partial.tsv"));
-  int dropped = 0;
-  for (const auto& [rep, member] : rows) {
-    if (rep != member && dropped < 10) {
-      ++dropped;
-      continue;
-    }
-    out << rep << '\t' << member << '\n';
-  }
-  out.close();
+  write_partial_tsv(dir.file("partial.tsv"));
   PrepareResult r = prepare_corpus(with_clusters("trembl_600.fasta.gz", dir.file("partial.tsv"), dir.file("c.h5")));
   const Corpus corpus = Corpus::load(dir.file("c.h5"), false);
   std::set<size_t> unlisted;  // cluster indices past the file's are the unlisted proteins'

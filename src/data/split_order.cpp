@@ -57,7 +57,11 @@ SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool sh
 }
 
 SplitOrder::~SplitOrder() {
-  cancel_ = true;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_ = true;
+  }
+  wake_.notify_all();
   if (builder_.joinable()) builder_.join();
 }
 
@@ -106,29 +110,24 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
   return t;
 }
 
-void SplitOrder::start_background_build(int64_t epoch) const {
-  if (tables_.count(epoch)) return;
-  if (builder_.joinable()) {
-    // Never wait for a build here (this is the trainer's or the prefetch thread's path): a build still
-    // running is left alone, and a later call starts this one.
-    if (!builder_done_) return;
-    builder_.join();
-  }
-  auto promise = std::make_shared<std::promise<TablePtr>>();
-  tables_[epoch] = promise->get_future().share();
-  builder_done_ = false;
-  try {
-    builder_ = std::thread([this, epoch, promise] {
-      try {
-        promise->set_value(std::make_shared<const Table>(build_table(epoch)));
-      } catch (...) {
-        promise->set_exception(std::current_exception());  // rethrown to whoever waits for this epoch
-      }
-      builder_done_ = true;
-    });
-  } catch (const std::system_error&) {  // no thread: the epoch is built on demand instead
-    tables_.erase(epoch);
-    builder_done_ = true;
+void SplitOrder::build_ahead() const {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [this] { return cancel_ || (wanted_ != failed_ && !tables_.count(wanted_)); });
+    if (cancel_) return;
+    const int64_t epoch = wanted_;
+    auto promise = std::make_shared<std::promise<TablePtr>>();
+    tables_[epoch] = promise->get_future().share();
+    lock.unlock();
+    bool ok = true;
+    try {
+      promise->set_value(std::make_shared<const Table>(build_table(epoch)));
+    } catch (...) {
+      promise->set_exception(std::current_exception());  // rethrown to whoever waits for this epoch
+      ok = false;
+    }
+    lock.lock();
+    if (!ok) failed_ = epoch;  // not tried again in the background (a call reports the error)
   }
 }
 
@@ -171,7 +170,18 @@ SplitOrder::TablePtr SplitOrder::table(int64_t epoch) const {
   newest_ = std::max(newest_, epoch);
   for (auto it = tables_.begin(); it != tables_.end();)
     it = it->first < newest_ - 2 && it->first != epoch ? tables_.erase(it) : std::next(it);
-  if (varies() && !cancel_) start_background_build(newest_ + 1);
+  if (varies() && !cancel_ && wanted_ != newest_ + 1) {
+    wanted_ = newest_ + 1;
+    if (!builder_.joinable()) {
+      try {
+        builder_ = std::thread([this] { build_ahead(); });
+      } catch (const std::system_error&) {
+        wanted_ = -1;  // no thread: every epoch is built on demand
+        return t;
+      }
+    }
+    wake_.notify_one();
+  }
   return t;
 }
 

@@ -24,6 +24,7 @@
 // for 81.8 M proteins).
 #pragma once
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -86,7 +87,7 @@ class SplitOrder {
   // next epoch's in the background. Called without mu_.
   TablePtr table(int64_t epoch) const;
   Table build_table(int64_t epoch) const;  // one pass over the corpus; throws when cancelled
-  void start_background_build(int64_t epoch) const;  // requires mu_; never waits
+  void build_ahead() const;  // the background thread: builds epoch wanted_'s table when it is missing
   // Whether epochs differ in order or members (unshuffled, unsampled: one table serves every epoch).
   bool varies() const { return shuffle_ || sampling_ == Sampling::kClusters; }
   // Up to `window_` members visited in `epoch` from permutation position `first` on.
@@ -110,8 +111,10 @@ class SplitOrder {
   mutable std::mutex mu_;
   mutable std::map<int64_t, std::shared_future<TablePtr>> tables_;  // the latest epochs' (at most 4)
   mutable int64_t newest_ = 0;             // the newest epoch asked for
-  mutable std::thread builder_;            // building the next epoch's table
-  mutable std::atomic<bool> builder_done_{true};
+  mutable std::thread builder_;            // builds the next epoch's table (started by the first table())
+  mutable std::condition_variable wake_;   // wakes builder_: wanted_ changed, or cancel_
+  mutable int64_t wanted_ = -1;            // the epoch builder_ should have built (newest_ + 1)
+  mutable int64_t failed_ = -1;            // an epoch whose background build failed
   mutable std::atomic<bool> cancel_{false};
   struct CachedWindow {
     int64_t epoch = -1, index = -1;

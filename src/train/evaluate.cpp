@@ -10,17 +10,22 @@
 
 namespace performer {
 
-EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& st,
-                           const torch::Device& device) {
+std::unique_ptr<BatchSource> evaluation_batches(const Corpus& corpus, Split split, const EvalSettings& st) {
   BatchOptions bo;
   bo.max_len = st.max_len;
   bo.tokens_per_batch = st.tokens_per_batch;
   bo.shuffle = false;
-  std::unique_ptr<BatchSource> source;
-  if (st.concat)
-    source = std::make_unique<ConcatBatches>(corpus, split, bo);
-  else
-    source = std::make_unique<SequenceBatches>(corpus, split, bo);
+  if (st.concat) return std::make_unique<ConcatBatches>(corpus, split, bo);
+  return std::make_unique<SequenceBatches>(corpus, split, bo);
+}
+
+EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& st,
+                    const torch::Device& device) {
+  return evaluate(model, *evaluation_batches(corpus, split, st), st, device);
+}
+
+EvalResult evaluate(Encoder& model, const BatchSource& batches, const EvalSettings& st, const torch::Device& device) {
+  const BatchSource* source = &batches;
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;

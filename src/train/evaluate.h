@@ -15,6 +15,9 @@
 #pragma once
 #include <torch/types.h>
 
+#include <memory>
+
+#include "data/batches.h"
 #include "data/corpus.h"
 #include "data/masking.h"
 #include "model/encoder.h"
@@ -51,6 +54,12 @@ inline MaskingOptions strict_masking(double rate) { return MaskingOptions{rate, 
 
 EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const EvalSettings& settings,
                            const torch::Device& device);
+
+// The batches evaluate() scores: the split in corpus order, batched as in training. Building it is a pass
+// over the corpus (a second one for its first epoch table): the trainer builds it once and keeps it.
+std::unique_ptr<BatchSource> evaluation_batches(const Corpus& corpus, Split split, const EvalSettings& settings);
+EvalResult evaluate(Encoder& model, const BatchSource& source, const EvalSettings& settings,
+                    const torch::Device& device);
 
 
 }  // namespace performer
