@@ -20,6 +20,7 @@ void add_bench_loader(CLI::App& bench, Action& run);
 void add_train(CLI::App& app, Action& run);
 void add_config(CLI::App& app, Action& run);
 void add_eval(CLI::App& app, Action& run);
+void add_embed(CLI::App& app, Action& run);
 void add_attention(CLI::App& app, Action& run);
 void add_longseq(CLI::App& app, Action& run);
 

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   performer::cli::add_train(app, run);
   performer::cli::add_config(app, run);
   performer::cli::add_eval(app, run);
+  performer::cli::add_embed(app, run);
   performer::cli::add_attention(app, run);
   performer::cli::add_longseq(app, run);
   performer::cli::add_bench(app, run);

@@ -341,6 +341,30 @@ void Appender<T>::flush() {
   buffer_.clear();
 }
 
+RowAppender::RowAppender(hid_t loc, const std::string& name, hsize_t width, hsize_t chunk_rows)
+    : name_(name), width_(width) {
+  silence();
+  if (width == 0 || chunk_rows == 0) fail(loc, "dataset '" + name + "': rows of zero width or chunks of zero rows");
+  const hsize_t zero[2] = {0, width}, unlimited[2] = {H5S_UNLIMITED, width}, chunk[2] = {chunk_rows, width};
+  Handle space(H5Screate_simple(2, zero, unlimited));
+  Handle props(H5Pcreate(H5P_DATASET_CREATE));
+  H5Pset_chunk(props, 2, chunk);
+  dset_ = Handle(check(H5Dcreate2(loc, name.c_str(), H5T_NATIVE_FLOAT, space, H5P_DEFAULT, props, H5P_DEFAULT), loc,
+                       "cannot create dataset '" + name + "'"));
+}
+
+void RowAppender::append(const float* rows, hsize_t n) {
+  if (n == 0) return;
+  const hsize_t size[2] = {rows_ + n, width_}, offset[2] = {rows_, 0}, count[2] = {n, width_};
+  check(H5Dset_extent(dset_, size), dset_, "cannot extend dataset '" + name_ + "'");
+  Handle file_space(H5Dget_space(dset_));
+  H5Sselect_hyperslab(file_space, H5S_SELECT_SET, offset, nullptr, count, nullptr);
+  Handle mem_space(H5Screate_simple(2, count, nullptr));
+  check(H5Dwrite(dset_, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, rows), dset_,
+        "cannot write dataset '" + name_ + "' (disk full?)");
+  rows_ += n;
+}
+
 StringAppender::StringAppender(hid_t loc, const std::string& name, hsize_t chunk)
     : type_(string_type(true)), name_(name), chunk_(chunk) {
   dset_ = create_extendible(loc, name, type_, chunk);

@@ -93,6 +93,20 @@ class Appender {
   hsize_t written_ = 0;
 };
 
+// A 2-D float32 dataset [rows, width] that grows by whole rows (embeddings), written directly (HDF5
+// chunks of `chunk_rows` rows).
+class RowAppender {
+ public:
+  RowAppender(hid_t loc, const std::string& name, hsize_t width, hsize_t chunk_rows);
+  void append(const float* rows, hsize_t n);  // n rows of width floats
+  hsize_t rows() const { return rows_; }
+
+ private:
+  Handle dset_;
+  std::string name_;
+  hsize_t width_, rows_ = 0;
+};
+
 // The same for variable-length UTF-8 strings (readable as str/bytes from h5py).
 class StringAppender {
  public:

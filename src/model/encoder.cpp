@@ -91,7 +91,8 @@ EncoderImpl::EncoderImpl(const EncoderConfig& c) : config_(c) {
   lm_bias = register_parameter("lm_bias", torch::zeros({Alphabet::kSize}));
 }
 
-at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_mask, AttentionMaps* maps) {
+at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_mask, AttentionMaps* maps,
+                               LayerStates* states) {
   const int64_t L = tokens.size(1);
   if (L > config_.max_len && config_.positions == PositionKind::kLearned)
     throw Error("sequence of " + std::to_string(L) + " tokens exceeds model.max_len " + std::to_string(config_.max_len));
@@ -101,12 +102,25 @@ at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_m
         throw Error("layer " + std::to_string(l) + " does not exist (the model has " + std::to_string(config_.layers) + ")");
     maps->weights.assign(maps->layers.size(), at::Tensor());
   }
+  if (states) {
+    for (int64_t l : states->layers)
+      if (l < 0 || l > config_.layers)
+        throw Error("layer " + std::to_string(l) + " has no hidden states (the model has layers 0.." +
+                    std::to_string(config_.layers) + ", 0 = the embeddings)");
+    states->states.assign(states->layers.size(), at::Tensor());
+  }
+  auto keep = [&](int64_t layer, const at::Tensor& h) {
+    if (!states) return;
+    for (size_t k = 0; k < states->layers.size(); ++k)
+      if (states->layers[k] == layer) states->states[k] = h;
+  };
   // A mask without padding is dropped here, once per forward: the layers then skip their masking work
   // without a device synchronization each.
   const at::Tensor mask = key_mask.defined() && !key_mask.all().item<bool>() ? key_mask : at::Tensor();
   at::Tensor h = embed(tokens);
   if (positions) h = h + positions(at::arange(L, tokens.options())).unsqueeze(0);
   h = dropout(h);
+  keep(0, h);
   for (int64_t i = 0; i < config_.layers; ++i) {
     at::Tensor weights;
     const bool wanted = maps && std::count(maps->layers.begin(), maps->layers.end(), i) > 0;
@@ -114,8 +128,11 @@ at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_m
     if (wanted)
       for (size_t w = 0; w < maps->layers.size(); ++w)
         if (maps->layers[w] == i) maps->weights[w] = weights;
+    if (i + 1 < config_.layers) keep(i + 1, h);
   }
-  return final_norm(h);
+  h = final_norm(h);
+  keep(config_.layers, h);
+  return h;
 }
 
 std::vector<at::Tensor> EncoderImpl::attention_maps(const at::Tensor& tokens, const at::Tensor& key_mask,

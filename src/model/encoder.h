@@ -76,7 +76,15 @@ class EncoderImpl : public torch::nn::Module {
     std::vector<int64_t> layers;
     std::vector<at::Tensor> weights;  // one per entry of `layers`
   };
-  at::Tensor hidden(const at::Tensor& tokens, const at::Tensor& key_mask = {}, AttentionMaps* maps = nullptr);
+  // With `states`, the hidden states [B, L, D] after the layers it names: 0 = the embeddings (tokens and
+  // positions), k = the output of block k, config().layers = the last block's output after the final
+  // LayerNorm (what the LM head reads, and what hidden() returns).
+  struct LayerStates {
+    std::vector<int64_t> layers;
+    std::vector<at::Tensor> states;  // one per entry of `layers`
+  };
+  at::Tensor hidden(const at::Tensor& tokens, const at::Tensor& key_mask = {}, AttentionMaps* maps = nullptr,
+                    LayerStates* states = nullptr);
   // hidden() with maps of `layers`, the hidden states dropped. Eval-mode use.
   std::vector<at::Tensor> attention_maps(const at::Tensor& tokens, const at::Tensor& key_mask,
                                          const std::vector<int64_t>& layers);

@@ -1,0 +1,173 @@
+// `performer embed`: windows of long proteins cover every residue once, a protein's embedding does not
+// depend on the batch it is in, mean pooling is the mean of the residue vectors, and the HDF5 output keeps
+// every protein (duplicate accessions included) in input order.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <random>
+
+#include "analysis/embeddings.h"
+#include "io/hdf5.h"
+#include "test_util.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "util/error.h"
+
+using namespace performer;
+using namespace performer::testing;
+
+namespace {
+
+std::string random_protein(int64_t n, uint32_t seed) {
+  static const std::string kAmino = "ACDEFGHIKLMNPQRSTVWY";
+  std::mt19937 rng(seed);
+  std::string s;
+  for (int64_t i = 0; i < n; ++i) s += kAmino[rng() % kAmino.size()];
+  return s;
+}
+
+// The tiny model (max_len 128: windows of 126 residues), randomly initialized, in eval mode.
+Encoder tiny_model(RunConfig& c) {
+  c = tiny_run_config("/tmp/unused");
+  torch::manual_seed(3);
+  Encoder m(c.model);
+  m->eval();
+  return m;
+}
+
+}  // namespace
+
+TEST(Embed, WindowsCoverEveryResidueOnceFromTheirCentralPart) {
+  for (int64_t n : {1, 125, 126, 127, 200, 251, 252, 253, 3000}) {
+    const int64_t w = 126;
+    const auto windows = embedding_windows(n, w);
+    int64_t next = 0;
+    for (size_t k = 0; k < windows.size(); ++k) {
+      const ResidueWindow& r = windows[k];
+      EXPECT_EQ(r.keep_begin, next) << "n " << n << " window " << k;  // the kept ranges tile [0, n)
+      EXPECT_LT(r.keep_begin, r.keep_end);
+      EXPECT_GE(r.keep_begin, r.start);
+      EXPECT_LE(r.keep_end, r.start + r.length);
+      EXPECT_LE(r.length, w);
+      // Away from the protein's ends, a kept residue has at least w/4 - 1 residues of context on each side.
+      if (r.keep_begin > 0) {
+        EXPECT_GE(r.keep_begin - r.start, w / 4 - 1) << "n " << n;
+      }
+      if (r.keep_end < n) {
+        EXPECT_GE(r.start + r.length - r.keep_end, w / 4 - 1) << "n " << n;
+      }
+      next = r.keep_end;
+    }
+    EXPECT_EQ(next, n);
+    if (n <= w) {
+      EXPECT_EQ(windows.size(), 1u);
+    }
+  }
+  EXPECT_THROW(embedding_windows(10, 1), Error);
+}
+
+TEST(Embed, AProteinEmbedsTheSameAloneAndInAPaddedBatch) {
+  RunConfig c;
+  Encoder model = tiny_model(c);
+  const std::string a = random_protein(40, 1), longer = random_protein(120, 2), shorter = random_protein(9, 3);
+  EmbedOptions o;
+  o.layers = resolve_layers({-1, 0, 1}, c.model.layers);
+  o.pool = Pooling::kBoth;
+  o.per_residue = true;
+  const auto alone = embed_proteins(model, {a}, o, torch::kCPU);
+  const auto batched = embed_proteins(model, {longer, a, shorter}, o, torch::kCPU);
+  for (size_t k = 0; k < o.layers.size(); ++k) {
+    EXPECT_TRUE(torch::allclose(alone[0].mean[k], batched[1].mean[k], 0, 1e-5)) << "layer " << o.layers[k];
+    EXPECT_TRUE(torch::allclose(alone[0].cls[k], batched[1].cls[k], 0, 1e-5)) << "layer " << o.layers[k];
+    EXPECT_TRUE(torch::allclose(alone[0].residues[k], batched[1].residues[k], 0, 1e-5)) << "layer " << o.layers[k];
+    // Mean pooling is the mean of the residue vectors.
+    EXPECT_TRUE(torch::allclose(batched[2].mean[k], batched[2].residues[k].mean(0), 0, 1e-6));
+    EXPECT_EQ(batched[0].residues[k].size(0), 120);
+  }
+  // Layer 0 is the embeddings, the last the final LayerNorm's output: different vectors.
+  EXPECT_FALSE(torch::allclose(alone[0].mean[0], alone[0].mean[1], 0, 1e-3));
+}
+
+TEST(Embed, ALongProteinEmbedsInWindowsWithoutError) {
+  RunConfig c;
+  Encoder model = tiny_model(c);
+  const std::string long_protein = random_protein(3000, 4);
+  EmbedOptions o;
+  o.layers = {c.model.layers};
+  o.per_residue = true;
+  o.tokens_per_batch = 1024;
+  const auto e = embed_proteins(model, {long_protein}, o, torch::kCPU);
+  ASSERT_EQ(e[0].residues[0].size(0), 3000);
+  EXPECT_TRUE(torch::isfinite(e[0].residues[0]).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(e[0].mean[0], e[0].residues[0].mean(0), 0, 1e-5));
+  // A residue's vector comes from its central window: the same residue inside a 126-residue excerpt fed
+  // alone has a different context, so only the excerpt's own first window matches exactly.
+  const std::string head = long_protein.substr(0, 126);
+  const auto h = embed_proteins(model, {head}, o, torch::kCPU);
+  const auto windows = embedding_windows(3000, 126);
+  EXPECT_TRUE(torch::allclose(h[0].residues[0].narrow(0, 0, windows[0].keep_end),
+                              e[0].residues[0].narrow(0, 0, windows[0].keep_end), 0, 1e-5));
+}
+
+TEST(Embed, LayersAreResolvedAndCheckedWithOneLineErrors) {
+  EXPECT_EQ(resolve_layers({-1, 0, 2}, 4), (std::vector<int64_t>{4, 0, 2}));
+  EXPECT_EQ(resolve_layers({-5}, 4), (std::vector<int64_t>{0}));
+  for (const std::vector<int64_t>& bad : {std::vector<int64_t>{5}, {-6}, {1, 1}, {-1, 4}, {}}) {
+    try {
+      resolve_layers(bad, 4);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+    }
+  }
+  EXPECT_THROW(parse_pooling("max"), Error);
+}
+
+TEST(Embed, CliWritesEveryProteinInOrderIncludingDuplicateAccessions) {
+  TempDir dir;
+  RunConfig c;
+  Encoder model = tiny_model(c);
+  {
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+    AdamW opt(params, AdamWOptions{});
+    TrainState st;
+    st.config_yaml = config_to_yaml(c);
+    save_checkpoint(dir.file("model.h5"), model, &opt, st);
+  }
+  // Two records with one accession (different sequences), one long protein, one short.
+  const std::string a = random_protein(30, 5), b = random_protein(50, 6), long_one = random_protein(300, 7);
+  write_file(dir.file("in.fasta"), ">P1 first\n" + a + "\n>P1 second copy\n" + b + "\n>LONG\n" + long_one + "\n>S\nMKV\n");
+  CliRun r = run_performer("embed -q --checkpoint " + dir.file("model.h5") + " --input " + dir.file("in.fasta") +
+                           " --out " + dir.file("e.h5") + " --layers -1,0 --pool both --per-residue --chunk 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("4 proteins, 383 residues"), std::string::npos) << r.out;
+  h5::Handle f = h5::open_file(dir.file("e.h5"));
+  EXPECT_EQ(h5::read_strings(f, "proteins/accessions"), (std::vector<std::string>{"P1", "P1", "LONG", "S"}));
+  EXPECT_EQ(h5::read_array<int64_t>(f, "proteins/lengths"), (std::vector<int64_t>{30, 50, 300, 3}));
+  EXPECT_EQ(h5::read_array<int64_t>(f, "per_residue/offsets"), (std::vector<int64_t>{0, 30, 80, 380, 383}));
+  const auto last = h5::read_array<float>(f, "per_protein/layer_" + std::to_string(c.model.layers));
+  ASSERT_EQ(last.size(), static_cast<size_t>(4 * c.model.d_model));
+  // Row 1 (the second "P1") is b's embedding, not a's.
+  EmbedOptions o;
+  o.layers = {c.model.layers};
+  const auto eb = embed_proteins(model, {b}, o, torch::kCPU);
+  for (int64_t i = 0; i < c.model.d_model; ++i)
+    EXPECT_NEAR(last[static_cast<size_t>(c.model.d_model + i)], eb[0].mean[0][i].item<float>(), 1e-5);
+  const auto residues = h5::read_array<float>(f, "per_residue/layer_0");
+  EXPECT_EQ(residues.size(), static_cast<size_t>(383 * c.model.d_model));
+  EXPECT_EQ(h5::read_attr_string(f, "format"), "performer-embeddings");
+  EXPECT_EQ(h5::read_attr_string(f, "pooling"), "both");
+  EXPECT_TRUE(h5::exists(f, "per_protein_cls/layer_0"));
+  // Bad input: a one-line error, no output file.
+  write_file(dir.file("bad.fasta"), "MKV\n>X\nMKV\n");  // sequence before any header
+  CliRun bad = run_performer("embed -q --checkpoint " + dir.file("model.h5") + " --input " + dir.file("bad.fasta") +
+                             " --out " + dir.file("bad.h5"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("bad.fasta:1: sequence data before any header"), std::string::npos) << bad.out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.h5")));
+  CliRun layer = run_performer("embed -q --checkpoint " + dir.file("model.h5") + " --input " + dir.file("in.fasta") +
+                               " --out " + dir.file("x.h5") + " --layers 9");
+  EXPECT_NE(layer.status, 0);
+  EXPECT_NE(layer.out.find("layer 9 does not exist"), std::string::npos) << layer.out;
+}
