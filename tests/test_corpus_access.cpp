@@ -12,6 +12,7 @@
 #include "data/permutation.h"
 #include "data/split_order.h"
 #include "data/prepare.h"
+#include "io/hdf5.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -201,6 +202,33 @@ TEST(CorpusAccess, ACorruptTokenInAMappedCorpusIsAnErrorNamingFileAndSequence) {
     EXPECT_NE(msg.find("sequence 0"), std::string::npos) << msg;
   }
   EXPECT_THROW(Corpus::load(path, false, /*map=*/false), Error) << "the in-memory load checks every token";
+}
+
+// The order takes a split's size from /stats instead of counting it; the epoch table's pass checks it.
+TEST(CorpusAccess, AStatsCountThatDisagreesWithTheSplitLabelsIsAnErrorNamingTheFile) {
+  TempDir dir;
+  const std::string path = prepared(dir, "real_excerpt.fasta");
+  std::vector<int64_t> counts;
+  {
+    h5::Handle f = h5::open_file(path, /*writable=*/true);
+    h5::Handle g = h5::open_group(f, "stats");
+    counts = h5::read_attr_ints(g, "sequences");
+    ASSERT_EQ(counts.size(), 3u);
+    counts[0] += 1;
+    h5::write_attr(g, "sequences", counts);
+  }
+  const Corpus damaged = Corpus::load(path, false);
+  SplitOrder order(damaged, Split::kTrain, 7, true, 4, [](const std::vector<size_t>& ids) {
+    return static_cast<int64_t>(ids.size());
+  });
+  try {
+    order.window(0, 0);
+    ADD_FAILURE() << "a wrong /stats count was accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("/stats says " + std::to_string(counts[0])), std::string::npos) << msg;
+  }
 }
 
 TEST(CorpusAccess, BenchLoaderReportsRatesAndAnonymousMemory) {

@@ -399,9 +399,7 @@ void add_attention(CLI::App& app, Action& run) {
                   "use the first N residues of each protein (default: the model's max_len - 2)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--blosum", a->blosum, "substitution matrix in NCBI text format")->capture_default_str();
-  cmd->add_option("--device", a->device, join_choices(device_choice_names()))
-      ->check(CLI::IsMember(device_choice_names()))
-      ->capture_default_str();
+  add_device_option(cmd, a->device);
   cmd->add_option("--seed", a->seed, "seed of the residue shuffles (null model)")->capture_default_str();
   cmd->add_option("--threshold", a->threshold, "high-confidence attention for the target-share measure (Vig et al.: 0.3)")
       ->check(CLI::Range(0.0, 1.0))

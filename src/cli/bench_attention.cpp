@@ -319,7 +319,7 @@ void add_bench_attention(CLI::App& bench, Action& run) {
   add_cell_options(cmd, *spec, *limit, *precision);
   cmd->add_option("--lengths", *lengths, "comma-separated sequence lengths")->capture_default_str();
   cmd->add_option("--kinds", *kinds, "comma-separated attention kinds")->capture_default_str();
-  cmd->add_option("--device", *device, join_choices(device_choice_names()))->capture_default_str();
+  add_device_option(cmd, *device);
   cmd->add_option("--csv", *csv, "also write the table as CSV to this file");
   cmd->add_option("--cell-timeout", *timeout, "seconds a CPU cell may run before it is killed and reported TIMEOUT; 0 = none")
       ->check(CLI::NonNegativeNumber)

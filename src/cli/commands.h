@@ -27,6 +27,9 @@ void add_longseq(CLI::App& app, Action& run);
 // Threads for LibTorch and OpenMP: --threads N, 0 = all cores.
 void set_threads(int threads);
 
+// --device auto|cpu|cuda into `target` (read later by resolve_device, util/device.h), its default shown.
+void add_device_option(CLI::App* cmd, std::string& target);
+
 // --kinds: comma-separated attention kinds, each read by parse_attention_kind (model/attention.h); an unknown
 // kind is an Error "--kinds: attention kind 'x': expected ...".
 std::vector<AttentionKind> parse_kinds_option(const std::string& list);

@@ -213,9 +213,7 @@ void add_embed(CLI::App& app, Action& run) {
       ->capture_default_str();
   cmd->add_option("--tokens-per-batch", a->tokens_per_batch, "token budget per forward pass")->capture_default_str();
   cmd->add_option("--chunk", a->chunk, "proteins read, embedded and written together")->capture_default_str();
-  cmd->add_option("--device", a->device, join_choices(device_choice_names()))
-      ->check(CLI::IsMember(device_choice_names()))
-      ->capture_default_str();
+  add_device_option(cmd, a->device);
   cmd->add_flag("-q,--quiet", a->quiet, "no progress line");
   cmd->callback([&run, a] { run = [a] { return run_embed(*a); }; });
 }

@@ -195,9 +195,7 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_option("--train-corpus", a->train_corpus, "training corpus: unigram baseline and overlap removal "
                                                       "(default: the run's corpus.h5)");
   cmd->add_flag("--keep-train-overlap", a->keep_overlap, "do not leave out proteins identical to training proteins");
-  cmd->add_option("--device", a->device, join_choices(device_choice_names()))
-      ->check(CLI::IsMember(device_choice_names()))
-      ->capture_default_str();
+  add_device_option(cmd, a->device);
   cmd->add_option("--out", a->out, "folder for per_sequence.tsv and summary.json");
   cmd->callback([&run, a] { run = [a] { return run_eval(*a); }; });
 }

@@ -3,10 +3,18 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "util/device.h"
 #include "util/error.h"
+#include "util/names.h"
 #include "util/text.h"
 
 namespace performer::cli {
+
+void add_device_option(CLI::App* cmd, std::string& target) {
+  cmd->add_option("--device", target, join_choices(device_choice_names()))
+      ->check(CLI::IsMember(device_choice_names()))
+      ->capture_default_str();
+}
 
 std::vector<AttentionKind> parse_kinds_option(const std::string& list) {
   std::vector<AttentionKind> kinds;

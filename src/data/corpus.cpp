@@ -215,8 +215,9 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
   Corpus c;
   c.path_ = path;
   c.not_mapped_ = "asked for";
+  std::shared_ptr<const h5::MappedFile> file;  // one mapping of the file, shared by every mapped column
   if (map) {
-    auto file = std::make_shared<const h5::MappedFile>(path);
+    file = std::make_shared<const h5::MappedFile>(path);
     auto tokens = h5::MappedArray<uint8_t>::open(file, f, "tokens", c.not_mapped_);
     auto offsets = h5::MappedArray<int64_t>::open(file, f, "offsets", c.not_mapped_);
     auto split = h5::MappedArray<uint8_t>::open(file, f, "split", c.not_mapped_);
@@ -245,7 +246,7 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
     if (c.offsets_[i + 1] < c.offsets_[i]) throw Error(path + ": corrupt corpus: offsets decrease at " + std::to_string(i));
     if (c.split_[i] >= kNumSplits) throw Error(path + ": corrupt corpus: split label " + std::to_string(c.split_[i]));
   }
-  c.load_clusters(f, map);
+  c.load_clusters(f, file);
   if (with_accessions) {
     c.accessions_ = h5::read_strings(f, "accessions");
     if (c.accessions_.size() != c.split_.size()) throw Error(path + ": corrupt corpus: accession count differs");
@@ -273,15 +274,14 @@ void load_column(hid_t f, const std::string& name, bool map, const std::shared_p
 
 }  // namespace
 
-void Corpus::load_clusters(int64_t file_id, bool map) {
+void Corpus::load_clusters(int64_t file_id, const std::shared_ptr<const h5::MappedFile>& file) {
   const auto f = static_cast<hid_t>(file_id);
   if (!h5::exists(f, "cluster")) return;  // prepared without --clusters
   if (!h5::exists(f, "cluster_rank") || !h5::exists(f, "cluster_size")) {
     no_clusters_ = "prepared with --clusters before cluster sampling existed (no /cluster_rank); prepare it again";
     return;
   }
-  std::shared_ptr<const h5::MappedFile> file;
-  if (map) file = std::make_shared<const h5::MappedFile>(path_);
+  const bool map = file != nullptr;
   std::string why;
   load_column(f, "cluster", map, file, cluster_, why);
   load_column(f, "cluster_rank", map, file, cluster_rank_, why);

@@ -131,7 +131,8 @@ class Corpus {
                                const std::vector<int64_t>& clusters = {});
 
  private:
-  void load_clusters(int64_t file_id, bool map);  // the optional cluster columns of an open corpus file
+  // The optional cluster columns of an open corpus file, mapped through `file` (null: read into memory).
+  void load_clusters(int64_t file_id, const std::shared_ptr<const h5::MappedFile>& file);
 
   std::string path_;
   CorpusColumn<Token> tokens_;

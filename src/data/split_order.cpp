@@ -39,13 +39,13 @@ SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool sh
   if (sampling_ == Sampling::kClusters && !corpus_.has_clusters())
     throw Error(corpus_.path() + ": data.sample: clusters needs a corpus with sequence clusters (" +
                 corpus_.no_clusters() + "; see prepare --clusters, or data.clusters for a sequence file)");
+  members_ = corpus_.stats().sequences[static_cast<size_t>(split_)];  // checked by every epoch table's pass
   const bool sampled = sampling_ == Sampling::kClusters;
   clusters_ = sampled ? 0 : corpus_.stats().split_clusters[static_cast<size_t>(split_)];
-  for (size_t i = 0; i < corpus_.size(); ++i) {
+  // Under cluster sampling the columns are checked once here, so that visits() can trust them: a rank
+  // below its cluster's size. (This is the one pass over the corpus besides the epoch tables.)
+  for (size_t i = 0; sampled && i < corpus_.size(); ++i) {
     if (corpus_.split(i) != split_) continue;
-    ++members_;
-    if (!sampled) continue;
-    // Checked once here, so that visits() can trust the columns: a rank below its cluster's size.
     const int64_t c = corpus_.cluster(i);
     if (c < 0 || static_cast<uint64_t>(c) >= corpus_.cluster_indices() || corpus_.cluster_rank(i) < 0 ||
         corpus_.cluster_rank(i) >= corpus_.cluster_size(static_cast<uint64_t>(c)))
@@ -91,12 +91,14 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
   std::vector<size_t> members;
   members.reserve(static_cast<size_t>(window_));
   uint64_t first = 0;
+  int64_t visited = 0;
   for (uint64_t i = 0; i < positions(); ++i) {
     if (i % kCancelCheck == 0 && cancel_.load(std::memory_order_relaxed)) throw Error("epoch table: cancelled");
     const uint64_t id = at(perm, i);
     if (id >= corpus_.size() || corpus_.split(id) != split_ || !visits(id, epoch)) continue;
     if (members.empty()) first = i;
     members.push_back(id);
+    ++visited;
     if (static_cast<int64_t>(members.size()) == window_) {
       t.start.push_back(first);
       t.cumulative.push_back(t.cumulative.back() + measure_(members));
@@ -107,6 +109,9 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
     t.start.push_back(first);
     t.cumulative.push_back(t.cumulative.back() + measure_(members));
   }
+  if (sampling_ == Sampling::kProteins && visited != members_)  // members_ came from /stats
+    throw Error(corpus_.path() + ": corrupt corpus: the " + split_name(split_) + " split has " +
+                std::to_string(visited) + " sequences, /stats says " + std::to_string(members_));
   return t;
 }
 

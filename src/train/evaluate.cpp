@@ -25,18 +25,17 @@ EvalResult evaluate(Encoder& model, const Corpus& corpus, Split split, const Eva
 }
 
 EvalResult evaluate(Encoder& model, const BatchSource& batches, const EvalSettings& st, const torch::Device& device) {
-  const BatchSource* source = &batches;
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
   double loss = 0;
   int64_t predicted = 0, correct = 0, sequences = 0, rows_before = 0;
-  const int64_t n = source->num_batches(0);
+  const int64_t n = batches.num_batches(0);
   for (int64_t i = 0; i < n; ++i) {
     if (st.max_sequences > 0 && rows_before >= st.max_sequences) break;
-    rows_before += source->shape(0, i).rows;
+    rows_before += batches.shape(0, i).rows;
     if (i % st.shard_count != st.shard_rank) continue;
-    Batch b = source->batch(0, i);
+    Batch b = batches.batch(0, i);
     MaskedTokens m = st.objective == Objective::kNextToken
                          ? next_token_targets(b.tokens, /*include_eos=*/false, b.cut_start, b.cut_end)
                          : mask_tokens(b.tokens, st.masking, derive_seed(st.seed, 0xe7a1, static_cast<uint64_t>(i)));
