@@ -166,8 +166,160 @@ TEST(Embed, CliWritesEveryProteinInOrderIncludingDuplicateAccessions) {
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.out.find("bad.fasta:1: sequence data before any header"), std::string::npos) << bad.out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("bad.h5")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("bad.h5.partial"))) << "nothing was committed: no partial file";
   CliRun layer = run_performer("embed -q --checkpoint " + dir.file("model.h5") + " --input " + dir.file("in.fasta") +
                                " --out " + dir.file("x.h5") + " --layers 9");
   EXPECT_NE(layer.status, 0);
   EXPECT_NE(layer.out.find("layer 9 does not exist"), std::string::npos) << layer.out;
+}
+
+namespace {
+
+// A checkpoint of the tiny model in `dir`, and its config.
+std::string tiny_checkpoint(const TempDir& dir, RunConfig& c) {
+  Encoder model = tiny_model(c);
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+  AdamW opt(params, AdamWOptions{});
+  TrainState st;
+  st.config_yaml = config_to_yaml(c);
+  save_checkpoint(dir.file("model.h5"), model, &opt, st);
+  return dir.file("model.h5");
+}
+
+// `count` random proteins of 20..(20 + spread) residues, some longer than the tiny model's window.
+std::string random_fasta(int count, int spread, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string text;
+  for (int i = 0; i < count; ++i)
+    text += ">A" + std::to_string(i) + "\n" + random_protein(20 + static_cast<int64_t>(rng() % spread), seed + i) + "\n";
+  return text;
+}
+
+// Every dataset of two embedding files: the same names and shapes, equal integers and strings, floats
+// within `tol`.
+void expect_same_embeddings(const std::string& a, const std::string& b, float tol) {
+  h5::Handle fa = h5::open_file(a), fb = h5::open_file(b);
+  EXPECT_EQ(h5::read_strings(fa, "proteins/accessions"), h5::read_strings(fb, "proteins/accessions"));
+  EXPECT_EQ(h5::read_array<int64_t>(fa, "proteins/lengths"), h5::read_array<int64_t>(fb, "proteins/lengths"));
+  EXPECT_EQ(h5::read_array<int64_t>(fa, "per_residue/offsets"), h5::read_array<int64_t>(fb, "per_residue/offsets"));
+  for (const std::string name : {"per_protein/layer_0", "per_protein/layer_2", "per_protein_cls/layer_2",
+                                 "per_residue/layer_0", "per_residue/layer_2"}) {
+    EXPECT_EQ(h5::dataset_dims(fa, name), h5::dataset_dims(fb, name)) << name;
+    const auto x = h5::read_array<float>(fa, name), y = h5::read_array<float>(fb, name);
+    ASSERT_EQ(x.size(), y.size()) << name;
+    float worst = 0;
+    for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+    EXPECT_LE(worst, tol) << name;
+  }
+}
+
+}  // namespace
+
+// --stop-after, then a process killed after writing part of a chunk past the last commit (simulated: rows
+// appended to every dataset), then --resume: the file equals the uninterrupted run's. A partial file is
+// never overwritten without --resume, nor continued with other arguments or changed inputs.
+TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
+  TempDir dir;
+  RunConfig c;
+  const std::string ckpt = tiny_checkpoint(dir, c);
+  write_file(dir.file("in.fasta"), random_fasta(13, 300, 21));
+  const std::string common = "embed -q --checkpoint " + ckpt + " --input " + dir.file("in.fasta") +
+                             " --layers 0,-1 --pool both --per-residue";
+  const std::string args = common + " --chunk 3 --out ";
+  CliRun whole = run_performer(args + dir.file("whole.h5"));
+  ASSERT_EQ(whole.status, 0) << whole.out;
+
+  const std::string out = dir.file("part.h5"), partial = out + ".partial";
+  CliRun first = run_performer(args + out + " --stop-after 4");
+  EXPECT_EQ(first.status, 130) << first.out;
+  EXPECT_NE(first.out.find("stopped after 6 proteins"), std::string::npos) << first.out;  // whole chunks
+  EXPECT_NE(first.out.find("--resume"), std::string::npos) << first.out;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  ASSERT_TRUE(std::filesystem::exists(partial));
+  {
+    // What a process killed in the middle of its next chunk leaves: rows past the commit.
+    h5::Handle f = h5::open_file(partial, /*writable=*/true);
+    EXPECT_EQ(h5::read_attr_int(f, "proteins"), 6);
+    EXPECT_EQ(h5::read_attr_string(f, "last_accession"), "A5");
+    h5::Handle g = h5::open_group(f, "per_protein");
+    h5::RowAppender rows(g, "layer_2", static_cast<hsize_t>(c.model.d_model), h5::Continue{6});
+    std::vector<float> junk(static_cast<size_t>(2 * c.model.d_model), 7.f);
+    rows.append(junk.data(), 2);
+    h5::Handle p = h5::open_group(f, "proteins");
+    h5::Appender<int64_t> lengths(p, "lengths", 16, h5::Continue{6});
+    lengths.append(int64_t{999});
+    lengths.flush();
+    h5::StringAppender acc(p, "accessions", 16, h5::Continue{6});
+    acc.append("JUNK");
+    acc.flush();
+  }
+  // Without --resume: refused, the partial file untouched.
+  CliRun again = run_performer(args + out);
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.out.find("holds 6 proteins of an interrupted run: add --resume"), std::string::npos) << again.out;
+  // Other arguments: refused.
+  CliRun other = run_performer("embed -q --checkpoint " + ckpt + " --input " + dir.file("in.fasta") +
+                               " --layers 0,-1 --pool mean --per-residue --chunk 3 --resume --out " + out);
+  EXPECT_EQ(other.status, 1);
+  EXPECT_NE(other.out.find("cannot resume: it was started with --pool both, not mean"), std::string::npos) << other.out;
+  ASSERT_TRUE(std::filesystem::exists(partial));
+
+  CliRun resumed = run_performer(common + " --chunk 4 --out " + out + " --resume");  // another chunk size is fine
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("resumed after 6 proteins"), std::string::npos) << resumed.out;
+  EXPECT_FALSE(std::filesystem::exists(partial));
+  // Other chunks batch the windows differently: equal up to float rounding.
+  expect_same_embeddings(dir.file("whole.h5"), out, 1e-5f);
+
+  // Changed inputs: refused by size, or by the last accession when the size is the same.
+  ASSERT_EQ(run_performer(args + out + " --stop-after 3").status, 130);
+  const std::string text = read_text(dir.file("in.fasta"));
+  std::string renamed = text;
+  renamed.replace(renamed.find(">A2\n"), 4, ">B2\n");
+  write_file(dir.file("in.fasta"), renamed);
+  CliRun moved = run_performer(args + out + " --resume");
+  EXPECT_EQ(moved.status, 1);
+  EXPECT_NE(moved.out.find("in.fasta:5: protein 3 is 'B2', but the partial output's last protein is 'A2'"),
+            std::string::npos)
+      << moved.out;
+  write_file(dir.file("in.fasta"), text + ">A13\nMKV\n");
+  CliRun grown = run_performer(args + out + " --resume");
+  EXPECT_EQ(grown.status, 1);
+  EXPECT_NE(grown.out.find("an input has changed since"), std::string::npos) << grown.out;
+  EXPECT_TRUE(std::filesystem::exists(partial)) << "a refused resume keeps the partial file";
+}
+
+// SIGTERM during a run: exit 130 at the last commit, and --resume completes it.
+TEST(Embed, SigtermStopsAtTheLastCommitAndResumeCompletes) {
+  TempDir dir;
+  RunConfig c;
+  const std::string ckpt = tiny_checkpoint(dir, c);
+  const int kProteins = 3000;
+  write_file(dir.file("in.fasta"), random_fasta(kProteins, 250, 5));
+  const std::string out = dir.file("e.h5"), partial = out + ".partial";
+  const std::string embed = std::string(PERFORMER_BINARY) + " embed -q --checkpoint " + ckpt + " --input " +
+                            dir.file("in.fasta") + " --layers 0,-1 --pool both --per-residue --chunk 8 --out " + out;
+  // The signal is sent once the first chunk is committed (the partial file holds proteins).
+  CliRun r = run_command(embed + " > " + dir.file("log") + " 2>&1 & pid=$!; " +
+                         "for i in $(seq 1 3000); do [ -e " + partial + " ] && break; sleep 0.01; done; sleep 0.3; " +
+                         "kill -TERM $pid; wait $pid; echo status=$?");
+  const std::string log = read_text(dir.file("log"));
+  ASSERT_NE(r.out.find("status=130"), std::string::npos) << r.out << log << "(did the run end before the signal?)";
+  EXPECT_NE(log.find("the same command with --resume continues"), std::string::npos) << log;
+  int64_t kept = 0;
+  {
+    h5::Handle f = h5::open_file(partial);
+    kept = h5::read_attr_int(f, "proteins");
+    EXPECT_EQ(kept % 8, 0);
+    EXPECT_EQ(h5::read_attr_string(f, "last_accession"), kept > 0 ? "A" + std::to_string(kept - 1) : "");
+  }
+  CliRun resumed = run_command(embed + " --resume 2>&1");
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  h5::Handle f = h5::open_file(out);
+  const auto accessions = h5::read_strings(f, "proteins/accessions");
+  ASSERT_EQ(accessions.size(), static_cast<size_t>(kProteins));
+  for (int i = 0; i < kProteins; ++i) ASSERT_EQ(accessions[static_cast<size_t>(i)], "A" + std::to_string(i));
+  const auto offsets = h5::read_array<int64_t>(f, "per_residue/offsets");
+  EXPECT_EQ(static_cast<uint64_t>(offsets.back()), h5::dataset_dims(f, "per_residue/layer_2")[0]);
 }

@@ -29,6 +29,12 @@ std::vector<ResidueWindow> embedding_windows(int64_t n, int64_t w) {
   return out;
 }
 
+int64_t embedding_tokens(int64_t n, int64_t w) {
+  int64_t tokens = 0;
+  for (const ResidueWindow& r : embedding_windows(n, w)) tokens += r.length + 2;
+  return tokens;
+}
+
 const std::vector<std::string>& pooling_names() {
   static const std::vector<std::string> names = {"mean", "cls", "both"};
   return names;
@@ -81,6 +87,10 @@ std::vector<ProteinEmbedding> embed_proteins(Encoder& model, const std::vector<s
   model->eval();
   torch::NoGradGuard no_grad;
   for (size_t first = 0; first < items.size();) {
+    if (o.stop != nullptr && o.stop->load()) {
+      if (was_training) model->train();
+      return {};
+    }
     // Sorted ascending: the batch's longest row is its last one.
     size_t end = first + 1;
     while (end < items.size() &&

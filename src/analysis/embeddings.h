@@ -15,6 +15,7 @@
 // A protein gives the same vectors alone or in a padded batch (padding is masked out of attention), up to
 // float rounding. FAVOR models use the checkpoint's random features, so embeddings are reproducible.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct ResidueWindow {
 };
 // The windows of a protein of `residues` residues for windows of at most `max_residues` (>= 2).
 std::vector<ResidueWindow> embedding_windows(int64_t residues, int64_t max_residues);
+// Tokens the model reads for a protein: every window's residues plus its <cls> and <eos> (no padding).
+// For a protein longer than the window this is about twice its residues (windows overlap by half).
+int64_t embedding_tokens(int64_t residues, int64_t max_residues);
 
 enum class Pooling { kMean, kCls, kBoth };
 const std::vector<std::string>& pooling_names();  // "mean", "cls", "both"
@@ -48,6 +52,7 @@ struct EmbedOptions {
   Pooling pool = Pooling::kMean;
   bool per_residue = false;
   int64_t tokens_per_batch = 16384;  // budget of rows x padded length per forward pass
+  const std::atomic<bool>* stop = nullptr;  // when it becomes true, embed_proteins returns {} after its batch
 };
 
 struct ProteinEmbedding {
@@ -57,7 +62,7 @@ struct ProteinEmbedding {
 };
 
 // Embeds proteins (residue letters) with the model in eval mode: their windows are sorted by length and
-// batched under the token budget; out[i] belongs to proteins[i].
+// batched under the token budget; out[i] belongs to proteins[i]. Empty when options.stop was set.
 std::vector<ProteinEmbedding> embed_proteins(Encoder& model, const std::vector<std::string>& proteins,
                                              const EmbedOptions& options, const torch::Device& device);
 

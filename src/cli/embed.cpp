@@ -1,5 +1,6 @@
 // performer embed --checkpoint CKPT --input FILE... --out embeddings.h5 [--layers -1,0,...] [--per-residue]
-//                 [--pool mean|cls|both] [--tokens-per-batch N] [--chunk N] [--device ...]
+//                 [--pool mean|cls|both] [--tokens-per-batch N] [--chunk N] [--device ...] [--resume]
+//                 [--stop-after N]
 // Embeddings of every protein of the inputs (analysis/embeddings.h), streamed into one HDF5 file:
 //
 //   /proteins/accessions     str     [n]          as read (duplicates kept: the row index is the key)
@@ -10,11 +11,20 @@
 //   /per_residue/layer_<l>   float32 [residues, d] (--per-residue) every residue of every protein, in order
 //   /per_residue/offsets     int64   [n + 1]      protein i is rows offsets[i]:offsets[i+1]
 //   attributes of /: format = "performer-embeddings", checkpoint, step, config (YAML), model, pooling,
-//                    layers (l: 0 = the embeddings, L = the last block after the final LayerNorm)
+//                    layers (l: 0 = the embeddings, L = the last block after the final LayerNorm), inputs,
+//                    input_bytes, per_residue, proteins, residues
 //
 // Proteins are read, embedded and written in chunks of --chunk proteins (windows sorted by length within a
-// chunk), so memory does not grow with the number of proteins. The file is written under a temporary name
-// and renamed when complete.
+// chunk), so memory does not grow with the number of proteins. The file is written as "<out>.partial" and
+// renamed to --out when complete. After every chunk the partial file is committed: its datasets are
+// written through, the attributes proteins/residues/last_accession say how far, and HDF5 flushes the file.
+// SIGINT/SIGTERM (or --stop-after) stop after the current forward pass at the last commit, exit 130, and
+// keep the partial file; so does an error once something was committed (a full disk). --resume reopens
+// it, checks that it was started with the same checkpoint, config, layers, pooling and inputs, cuts
+// whatever a killed process wrote after the last commit, skips the proteins already embedded (checking
+// the last one's accession) and goes on.
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -30,6 +40,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/log.h"
 #include "util/names.h"
 #include "util/process.h"
 #include "util/progress.h"
@@ -42,8 +53,27 @@ namespace {
 struct EmbedArgs {
   std::string checkpoint, out, layers = "-1", pool = "mean", device = "auto";
   std::vector<std::string> inputs;
-  bool per_residue = false, quiet = false;
-  int64_t tokens_per_batch = 16384, chunk = 4096;
+  bool per_residue = false, quiet = false, resume = false;
+  int64_t tokens_per_batch = 16384, chunk = 4096, stop_after = 0;
+};
+
+std::atomic<bool> g_stop_embed{false};
+void on_signal(int) { g_stop_embed.store(true); }
+
+// SIGINT/SIGTERM set g_stop_embed while it lives.
+class StopOnSignal {
+ public:
+  StopOnSignal() {
+    g_stop_embed.store(false);
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+  }
+  ~StopOnSignal() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+  }
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
 };
 
 std::vector<int64_t> parse_layer_list(const std::string& text) {
@@ -62,29 +92,113 @@ std::vector<int64_t> parse_layer_list(const std::string& text) {
   return out;
 }
 
-// The output datasets, appended to chunk by chunk.
+// What a run embeds: a resumed run must ask for the same (stored as attributes of the output).
+struct RunIdentity {
+  std::string checkpoint, config, pooling;
+  int64_t step = 0, per_residue = 0;
+  std::vector<int64_t> layers, input_bytes;
+  std::vector<std::string> inputs;
+
+  void write(hid_t f) const {
+    h5::write_attr(f, "checkpoint", checkpoint);
+    h5::write_attr(f, "step", step);
+    h5::write_attr(f, "config", config);
+    h5::write_attr(f, "pooling", pooling);
+    h5::write_attr(f, "layers", layers);
+    h5::write_attr(f, "inputs", inputs);
+    h5::write_attr(f, "input_bytes", input_bytes);
+    h5::write_attr(f, "per_residue", per_residue);
+  }
+  static RunIdentity read(hid_t f) {
+    RunIdentity r;
+    r.checkpoint = h5::read_attr_string(f, "checkpoint");
+    r.step = h5::read_attr_int(f, "step");
+    r.config = h5::read_attr_string(f, "config");
+    r.pooling = h5::read_attr_string(f, "pooling");
+    r.layers = h5::read_attr_ints(f, "layers");
+    r.inputs = h5::read_attr_strings(f, "inputs");
+    r.input_bytes = h5::read_attr_ints(f, "input_bytes");
+    r.per_residue = h5::read_attr_int(f, "per_residue");
+    return r;
+  }
+  // What differs from `now`, in words ("" when nothing does).
+  std::string difference(const RunIdentity& now) const {
+    if (checkpoint != now.checkpoint) return "checkpoint " + checkpoint + ", not " + now.checkpoint;
+    if (step != now.step || config != now.config)
+      return "the checkpoint of step " + std::to_string(step) + " (" + checkpoint + " has changed since)";
+    if (pooling != now.pooling) return "--pool " + pooling + ", not " + now.pooling;
+    if (layers != now.layers) return "other --layers";
+    if (per_residue != now.per_residue) return per_residue ? "--per-residue" : "no --per-residue";
+    if (inputs != now.inputs) return "other --input files";
+    if (input_bytes != now.input_bytes) return "inputs of other sizes (an input has changed since)";
+    return "";
+  }
+};
+
+// How far a partial output got: what its last commit wrote.
+struct Committed {
+  int64_t proteins = 0, residues = 0;
+  std::string last_accession;
+};
+
+// The output datasets, appended to chunk by chunk; fresh, or continued from a partial file's last commit.
 class EmbeddingFile {
  public:
-  EmbeddingFile(hid_t file, const std::vector<int64_t>& layers, int64_t d, Pooling pool, bool per_residue)
-      : proteins_(h5::create_group(file, "proteins")),
-        accessions_(proteins_, "accessions", 1 << 12),
-        lengths_(proteins_, "lengths", 1 << 12) {
-    const hsize_t width = static_cast<hsize_t>(d), rows = 256;
-    h5::Handle pooled = h5::create_group(file, "per_protein");
+  EmbeddingFile(hid_t file, const std::vector<int64_t>& layers, int64_t d, Pooling pool, bool per_residue,
+                const std::optional<Committed>& from)
+      : file_(file),
+        proteins_(from ? h5::open_group(file, "proteins") : h5::create_group(file, "proteins")),
+        accessions_(from ? h5::StringAppender(proteins_, "accessions", kChunk, keep(from->proteins))
+                         : h5::StringAppender(proteins_, "accessions", kChunk)),
+        lengths_(from ? h5::Appender<int64_t>(proteins_, "lengths", kChunk, keep(from->proteins))
+                      : h5::Appender<int64_t>(proteins_, "lengths", kChunk)),
+        pool_(pool) {
+    const auto width = static_cast<hsize_t>(d);
+    const hsize_t rows = 256;
+    auto group = [&](const std::string& name) { return from ? h5::open_group(file, name) : h5::create_group(file, name); };
+    auto rows_of = [&](hid_t g, const std::string& name, int64_t keep_rows, hsize_t chunk) {
+      return from ? h5::RowAppender(g, name, width, keep(keep_rows)) : h5::RowAppender(g, name, width, chunk);
+    };
+    h5::Handle pooled = group("per_protein");
     std::optional<h5::Handle> cls_group, residue_group;
-    if (pool == Pooling::kBoth) cls_group.emplace(h5::create_group(file, "per_protein_cls"));
-    if (per_residue) residue_group.emplace(h5::create_group(file, "per_residue"));
+    if (pool == Pooling::kBoth) cls_group.emplace(group("per_protein_cls"));
+    if (per_residue) residue_group.emplace(group("per_residue"));
+    const int64_t n = from ? from->proteins : 0, residues = from ? from->residues : 0;
     for (int64_t l : layers) {
       const std::string name = "layer_" + std::to_string(l);
-      pooled_.emplace_back(pooled, name, width, rows);
-      if (cls_group) cls_.emplace_back(*cls_group, name, width, rows);
-      if (residue_group) residues_.emplace_back(*residue_group, name, width, rows * 16);
+      pooled_.push_back(rows_of(pooled, name, n, rows));
+      if (cls_group) cls_.push_back(rows_of(*cls_group, name, n, rows));
+      if (residue_group) residues_.push_back(rows_of(*residue_group, name, residues, rows * 16));
     }
     if (residue_group) {
-      offsets_.emplace(*residue_group, "offsets", 1 << 12);
-      offsets_->append(int64_t{0});
+      if (from) {
+        offsets_.emplace(*residue_group, "offsets", kChunk, keep(n + 1));
+      } else {
+        offsets_.emplace(*residue_group, "offsets", kChunk);
+        offsets_->append(int64_t{0});
+      }
     }
-    pool_ = pool;
+    residues_total_ = residues;
+  }
+
+  // Writes what was appended through and records how far: after this, a killed process loses nothing
+  // up to `c`.
+  void commit(const Committed& c) {
+    accessions_.flush();
+    lengths_.flush();
+    if (offsets_) offsets_->flush();
+    h5::write_attr(file_, "proteins", c.proteins);
+    h5::write_attr(file_, "residues", c.residues);
+    h5::write_attr(file_, "last_accession", c.last_accession);
+    h5::flush_file(file_);
+  }
+
+  static Committed committed(hid_t file) {
+    Committed c;
+    c.proteins = h5::read_attr_int(file, "proteins");
+    c.residues = h5::read_attr_int(file, "residues");
+    c.last_accession = h5::read_attr_string(file, "last_accession");
+    return c;
   }
 
   void write(const std::vector<std::string>& accessions, const std::vector<std::string>& proteins,
@@ -108,13 +222,12 @@ class EmbeddingFile {
     }
   }
 
-  void flush() {
-    accessions_.flush();
-    lengths_.flush();
-    if (offsets_) offsets_->flush();
-  }
 
  private:
+  static constexpr hsize_t kChunk = 1 << 12;
+  static h5::Continue keep(int64_t n) { return h5::Continue{static_cast<hsize_t>(n)}; }
+
+  hid_t file_;
   h5::Handle proteins_;
   h5::StringAppender accessions_;
   h5::Appender<int64_t> lengths_;
@@ -124,9 +237,37 @@ class EmbeddingFile {
   int64_t residues_total_ = 0;
 };
 
+// The partial file to continue, or none: refuses one left by an interrupted run unless --resume, and one
+// started for something else.
+std::optional<Committed> partial_to_continue(const EmbedArgs& a, const std::string& partial, const RunIdentity& now) {
+  if (!std::filesystem::exists(partial)) {
+    if (a.resume) warn("embed --resume: no " + partial + " to continue; starting from the first protein");
+    return std::nullopt;
+  }
+  std::optional<Committed> c;
+  std::string why;
+  try {
+    h5::Handle f = h5::open_file(partial);
+    c = EmbeddingFile::committed(f);
+    why = RunIdentity::read(f).difference(now);
+  } catch (const Error& e) {
+    throw Error(partial + ": the partial output of an interrupted run is unreadable (" + e.what() +
+                "); remove it to start over");
+  }
+  const std::string held = std::to_string(c->proteins) + " proteins";
+  if (!a.resume)
+    throw Error(partial + " holds " + held + " of an interrupted run: add --resume to continue it, or remove it to "
+                "start over");
+  if (!why.empty())
+    throw Error(partial + ": cannot resume: it was started with " + why + "; run with the same arguments, or remove "
+                "it to start over");
+  return c;
+}
+
 int run_embed(const EmbedArgs& a) {
   if (a.inputs.empty()) throw Error("embed: give --input FILE...");
   if (a.chunk < 1) throw Error("embed: --chunk must be positive");
+  if (a.stop_after < 0) throw Error("embed: --stop-after must be positive");
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
@@ -135,65 +276,116 @@ int run_embed(const EmbedArgs& a) {
   o.pool = parse_pooling(a.pool);
   o.per_residue = a.per_residue;
   o.tokens_per_batch = a.tokens_per_batch;
+  o.stop = &g_stop_embed;
+  const int64_t window = c.model.max_len - 2;
 
+  RunIdentity id{a.checkpoint, config_to_yaml(c), a.pool, checkpoint_step(a.checkpoint), a.per_residue ? 1 : 0,
+                 o.layers, {}, a.inputs};
   uint64_t total_bytes = 0;
   for (const std::string& in : a.inputs) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(in, ec);
     if (ec) throw Error(in + ": cannot read the input (" + ec.message() + ")");
     total_bytes += size;
+    id.input_bytes.push_back(static_cast<int64_t>(size));
   }
-  AtomicFile out(a.out);
-  Progress progress("embed", total_bytes, !a.quiet);
-  int64_t proteins_done = 0, residues_done = 0;
-  {
-    h5::Handle file = h5::create_file(out.temporary());
-    h5::write_attr(file, "format", "performer-embeddings");
-    h5::write_attr(file, "checkpoint", a.checkpoint);
-    h5::write_attr(file, "step", checkpoint_step(a.checkpoint));
-    h5::write_attr(file, "config", config_to_yaml(c));
-    h5::write_attr(file, "model", c.model.describe());
-    h5::write_attr(file, "pooling", a.pool);
-    h5::write_attr(file, "layers", o.layers);
-    h5::write_attr(file, "inputs", a.inputs);
-    EmbeddingFile writer(file, o.layers, c.model.d_model, o.pool, o.per_residue);
+  const std::string partial = a.out + ".partial";
+  const std::optional<Committed> from = partial_to_continue(a, partial, id);
+  const StopOnSignal signals;
+  Progress progress(from ? "embed (resumed)" : "embed", total_bytes, !a.quiet);
+  Committed done = from.value_or(Committed{});
+  const int64_t skip = done.proteins;
+  int64_t embedded = 0, tokens = 0;  // in this invocation
+  bool stopped = false;
+  try {
+    h5::Handle file = from ? h5::open_file(partial, /*writable=*/true) : h5::create_file(partial);
+    if (!from) {
+      h5::write_attr(file, "format", "performer-embeddings");
+      h5::write_attr(file, "model", c.model.describe());
+      id.write(file);
+    }
+    EmbeddingFile writer(file, o.layers, c.model.d_model, o.pool, o.per_residue, from);
+    if (!from) writer.commit(done);
     std::vector<std::string> accessions, proteins;
-    uint64_t bytes_before = 0;
-    auto flush_chunk = [&] {
-      if (proteins.empty()) return;
-      writer.write(accessions, proteins, embed_proteins(model, proteins, o, device));
-      proteins_done += static_cast<int64_t>(proteins.size());
-      for (const std::string& p : proteins) residues_done += static_cast<int64_t>(p.size());
+    // Embeds and commits the chunk; false when stopped (the chunk is dropped: the next run redoes it).
+    auto embed_chunk = [&] {
+      if (proteins.empty()) return true;
+      std::vector<ProteinEmbedding> e = embed_proteins(model, proteins, o, device);
+      if (e.empty()) return false;
+      writer.write(accessions, proteins, e);
+      for (const std::string& p : proteins) {
+        done.residues += static_cast<int64_t>(p.size());
+        tokens += embedding_tokens(static_cast<int64_t>(p.size()), window);
+      }
+      done.proteins += static_cast<int64_t>(proteins.size());
+      embedded += static_cast<int64_t>(proteins.size());
+      done.last_accession = accessions.back();
+      writer.commit(done);
       accessions.clear();
       proteins.clear();
+      return !(a.stop_after > 0 && embedded >= a.stop_after);
     };
-    for (const std::string& path : a.inputs) {
-      SequenceReader reader(path);
+    int64_t read = 0;
+    uint64_t bytes_before = 0;
+    for (size_t k = 0; k < a.inputs.size() && !stopped; ++k) {
+      SequenceReader reader(a.inputs[k]);
       SequenceRecord rec;
-      while (reader.next(rec)) {
+      while (!stopped && reader.next(rec)) {
+        if (++read <= skip) {  // embedded by an earlier run
+          if (read == skip && rec.accession != done.last_accession)
+            throw Error(where(a.inputs[k], rec.line) + ": protein " + std::to_string(skip) + " is '" + rec.accession +
+                        "', but the partial output's last protein is '" + done.last_accession +
+                        "': the inputs are not those it was started with");
+          if (read % 4096 == 0) progress.update(bytes_before + reader.lines().bytes_consumed(), read);
+          continue;
+        }
         accessions.push_back(rec.accession);
         proteins.push_back(rec.residues);
         if (static_cast<int64_t>(proteins.size()) == a.chunk) {
-          flush_chunk();
-          progress.update(bytes_before + reader.lines().bytes_consumed(), proteins_done);
+          stopped = !embed_chunk();
+          progress.update(bytes_before + reader.lines().bytes_consumed(), done.proteins);
         }
       }
-      flush_chunk();
+      if (!stopped) stopped = !embed_chunk();
       bytes_before += reader.lines().file_size();
-      progress.update(bytes_before, proteins_done);
+      progress.update(bytes_before, done.proteins);
     }
-    if (proteins_done == 0) throw Error("embed: no proteins in the input");
-    writer.flush();
+    if (read < skip)
+      throw Error(partial + ": holds " + std::to_string(skip) + " proteins but the inputs have only " +
+                  std::to_string(read) + ": the inputs are not those it was started with");
+    if (!stopped && done.proteins == 0) throw Error("embed: no proteins in the input");
+  } catch (...) {
+    // Nothing half-written: a partial file with nothing committed goes; one with committed proteins stays
+    // for --resume (the error may be a full disk, and the proteins took time).
+    if (done.proteins == 0) {
+      std::filesystem::remove(partial);
+    } else {
+      warn(std::to_string(done.proteins) + " proteins embedded so far are kept in " + partial +
+           "; once the cause is fixed, the same command with --resume continues");
+    }
+    throw;
   }
-  out.commit();
-  progress.finish(total_bytes, proteins_done);
   const double seconds = progress.elapsed();
-  std::printf("wrote %s: %lld proteins, %lld residues, layers %s, pooling %s%s; %.1f s (%.1f proteins/s, %.0f "
-              "residues/s), peak RSS %s\n",
-              a.out.c_str(), static_cast<long long>(proteins_done), static_cast<long long>(residues_done),
-              a.layers.c_str(), a.pool.c_str(), o.per_residue ? ", per residue" : "", seconds,
-              static_cast<double>(proteins_done) / seconds, static_cast<double>(residues_done) / seconds,
-              human_bytes(static_cast<double>(peak_rss_bytes())).c_str());
+  if (stopped) {
+    progress.finish(total_bytes, done.proteins);
+    warn("stopped after " + std::to_string(done.proteins) + " proteins, kept in " + partial +
+         "; the same command with --resume continues");
+    return 130;
+  }
+  rename_durably(partial, a.out);
+  progress.finish(total_bytes, done.proteins);
+  const double rate_seconds = std::max(seconds, 1e-9);
+  std::printf("wrote %s: %lld proteins, %lld residues, layers %s, pooling %s%s; %.1f s", a.out.c_str(),
+              static_cast<long long>(done.proteins), static_cast<long long>(done.residues), a.layers.c_str(),
+              a.pool.c_str(), o.per_residue ? ", per residue" : "", seconds);
+  if (skip > 0) std::printf(" (resumed after %lld proteins)", static_cast<long long>(skip));
+  std::printf("\nthroughput: %.1f proteins/s; %.0f residues/s; model reads %.0f tokens/s (%.2f tokens per residue: "
+              "<cls>, <eos> and windows of %lld residues overlapping by half); peak RSS %s\n",
+              static_cast<double>(embedded) / rate_seconds,
+              static_cast<double>(done.residues - (from ? from->residues : 0)) / rate_seconds,
+              static_cast<double>(tokens) / rate_seconds,
+              static_cast<double>(tokens) / std::max<double>(1, static_cast<double>(done.residues - (from ? from->residues : 0))),
+              static_cast<long long>(window), human_bytes(static_cast<double>(peak_rss_bytes())).c_str());
   return 0;
 }
 
@@ -214,6 +406,10 @@ void add_embed(CLI::App& app, Action& run) {
   cmd->add_option("--tokens-per-batch", a->tokens_per_batch, "token budget per forward pass")->capture_default_str();
   cmd->add_option("--chunk", a->chunk, "proteins read, embedded and written together")->capture_default_str();
   add_device_option(cmd, a->device);
+  cmd->add_flag("--resume", a->resume, "continue <out>.partial, left by an interrupted run of the same command");
+  cmd->add_option("--stop-after", a->stop_after,
+                  "stop (resumable, exit 130) once this invocation has embedded N proteins (whole chunks): for job time "
+                  "slices");
   cmd->add_flag("-q,--quiet", a->quiet, "no progress line");
   cmd->callback([&run, a] { run = [a] { return run_embed(*a); }; });
 }

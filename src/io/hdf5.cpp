@@ -88,6 +88,11 @@ std::string file_name(hid_t obj) {
   return s;
 }
 
+void flush_file(hid_t obj) {
+  silence();
+  check(H5Fflush(obj, H5F_SCOPE_GLOBAL), obj, "cannot flush the file (disk full?)");
+}
+
 bool is_hdf5(const std::string& path) {
   silence();
   struct stat st {};
@@ -304,6 +309,23 @@ Handle create_extendible(hid_t loc, const std::string& name, hid_t type, hsize_t
                       "cannot create dataset '" + name + "'"));
 }
 
+// Opens an appendable dataset of `rank` (1, or 2 with rows of `width`) and cuts it to `keep` elements/rows.
+Handle open_to_continue(hid_t loc, const std::string& name, int rank, hsize_t width, hsize_t keep) {
+  silence();
+  Handle dset(check(H5Dopen2(loc, name.c_str(), H5P_DEFAULT), loc, "cannot open dataset '" + name + "'"));
+  Handle space(H5Dget_space(dset));
+  hsize_t dims[2] = {0, 0};
+  if (H5Sget_simple_extent_ndims(space) != rank || H5Sget_simple_extent_dims(space, dims, nullptr) != rank ||
+      (rank == 2 && dims[1] != width))
+    fail(dset, "dataset '" + name + "' does not have the shape this writer continues");
+  if (dims[0] < keep)
+    fail(dset, "dataset '" + name + "' holds " + std::to_string(dims[0]) + " entries, fewer than the " +
+                   std::to_string(keep) + " to continue from");
+  dims[0] = keep;
+  check(H5Dset_extent(dset, dims), dset, "cannot cut dataset '" + name + "'");
+  return dset;
+}
+
 // Extends a 1-D dataset by n elements and writes them at the end.
 void append_raw(hid_t dset, hid_t mem_type, hsize_t offset, hsize_t n, const void* data, const std::string& name) {
   hsize_t new_size = offset + n;
@@ -319,6 +341,12 @@ void append_raw(hid_t dset, hid_t mem_type, hsize_t offset, hsize_t n, const voi
 template <class T>
 Appender<T>::Appender(hid_t loc, const std::string& name, hsize_t chunk)
     : dset_(create_extendible(loc, name, native_type<T>(), chunk)), name_(name), chunk_(chunk) {
+  buffer_.reserve(chunk);
+}
+
+template <class T>
+Appender<T>::Appender(hid_t loc, const std::string& name, hsize_t chunk, Continue from)
+    : dset_(open_to_continue(loc, name, 1, 0, from.keep)), name_(name), chunk_(chunk), written_(from.keep) {
   buffer_.reserve(chunk);
 }
 
@@ -353,6 +381,9 @@ RowAppender::RowAppender(hid_t loc, const std::string& name, hsize_t width, hsiz
                        "cannot create dataset '" + name + "'"));
 }
 
+RowAppender::RowAppender(hid_t loc, const std::string& name, hsize_t width, Continue from)
+    : dset_(open_to_continue(loc, name, 2, width, from.keep)), name_(name), width_(width), rows_(from.keep) {}
+
 void RowAppender::append(const float* rows, hsize_t n) {
   if (n == 0) return;
   const hsize_t size[2] = {rows_ + n, width_}, offset[2] = {rows_, 0}, count[2] = {n, width_};
@@ -369,6 +400,13 @@ StringAppender::StringAppender(hid_t loc, const std::string& name, hsize_t chunk
     : type_(string_type(true)), name_(name), chunk_(chunk) {
   dset_ = create_extendible(loc, name, type_, chunk);
 }
+
+StringAppender::StringAppender(hid_t loc, const std::string& name, hsize_t chunk, Continue from)
+    : dset_(open_to_continue(loc, name, 1, 0, from.keep)),
+      type_(string_type(true)),
+      name_(name),
+      chunk_(chunk),
+      written_(from.keep) {}
 
 void StringAppender::append(const std::string& s) {
   buffer_.push_back(s);

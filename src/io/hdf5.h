@@ -44,6 +44,9 @@ Handle create_file(const std::string& path);
 Handle open_file(const std::string& path, bool writable = false);
 std::string file_name(hid_t obj);
 bool is_hdf5(const std::string& path);  // an existing regular file with the HDF5 signature
+// Writes HDF5's buffers of the file holding `obj` to the operating system (H5Fflush), so that what was
+// written so far is in the file if this process dies.
+void flush_file(hid_t obj);
 
 Handle create_group(hid_t loc, const std::string& name);
 Handle open_group(hid_t loc, const std::string& name);
@@ -75,11 +78,18 @@ template <class T>
 std::vector<T> read_array(hid_t loc, const std::string& name);  // flattened, any rank
 std::vector<std::string> read_strings(hid_t loc, const std::string& name);
 
+// Continuing an appendable dataset of an earlier, interrupted writer: its first `keep` elements (rows)
+// are kept and whatever was written after them is cut off. Opening one that holds fewer is an Error.
+struct Continue {
+  hsize_t keep = 0;
+};
+
 // A 1-D dataset that grows as values are appended, buffered into chunks of `chunk` elements.
 template <class T>
 class Appender {
  public:
   Appender(hid_t loc, const std::string& name, hsize_t chunk);
+  Appender(hid_t loc, const std::string& name, hsize_t chunk, Continue from);
   void append(const T* values, size_t n);
   void append(const T& v) { append(&v, 1); }
   void flush();
@@ -98,6 +108,7 @@ class Appender {
 class RowAppender {
  public:
   RowAppender(hid_t loc, const std::string& name, hsize_t width, hsize_t chunk_rows);
+  RowAppender(hid_t loc, const std::string& name, hsize_t width, Continue from);
   void append(const float* rows, hsize_t n);  // n rows of width floats
   hsize_t rows() const { return rows_; }
 
@@ -111,6 +122,7 @@ class RowAppender {
 class StringAppender {
  public:
   StringAppender(hid_t loc, const std::string& name, hsize_t chunk);
+  StringAppender(hid_t loc, const std::string& name, hsize_t chunk, Continue from);
   void append(const std::string& s);
   void flush();
   hsize_t size() const { return written_ + buffer_.size(); }
