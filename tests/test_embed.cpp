@@ -35,6 +35,17 @@ Encoder tiny_model(RunConfig& c) {
   return m;
 }
 
+// `model` saved as dir/model.h5 with its config, as a training run would; the path.
+std::string save_model(const TempDir& dir, Encoder& model, const RunConfig& c) {
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+  AdamW opt(params, AdamWOptions{});
+  TrainState st;
+  st.config_yaml = config_to_yaml(c);
+  save_checkpoint(dir.file("model.h5"), model, &opt, st);
+  return dir.file("model.h5");
+}
+
 }  // namespace
 
 TEST(Embed, WindowsCoverEveryResidueOnceFromTheirCentralPart) {
@@ -127,14 +138,7 @@ TEST(Embed, CliWritesEveryProteinInOrderIncludingDuplicateAccessions) {
   TempDir dir;
   RunConfig c;
   Encoder model = tiny_model(c);
-  {
-    std::vector<std::pair<std::string, at::Tensor>> params;
-    for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-    AdamW opt(params, AdamWOptions{});
-    TrainState st;
-    st.config_yaml = config_to_yaml(c);
-    save_checkpoint(dir.file("model.h5"), model, &opt, st);
-  }
+  save_model(dir, model, c);
   // Two records with one accession (different sequences), one long protein, one short.
   const std::string a = random_protein(30, 5), b = random_protein(50, 6), long_one = random_protein(300, 7);
   write_file(dir.file("in.fasta"), ">P1 first\n" + a + "\n>P1 second copy\n" + b + "\n>LONG\n" + long_one + "\n>S\nMKV\n");
@@ -175,18 +179,6 @@ TEST(Embed, CliWritesEveryProteinInOrderIncludingDuplicateAccessions) {
 
 namespace {
 
-// A checkpoint of the tiny model in `dir`, and its config.
-std::string tiny_checkpoint(const TempDir& dir, RunConfig& c) {
-  Encoder model = tiny_model(c);
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-  AdamW opt(params, AdamWOptions{});
-  TrainState st;
-  st.config_yaml = config_to_yaml(c);
-  save_checkpoint(dir.file("model.h5"), model, &opt, st);
-  return dir.file("model.h5");
-}
-
 // `count` random proteins of 20..(20 + spread) residues, some longer than the tiny model's window.
 std::string random_fasta(int count, int spread, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -222,13 +214,18 @@ void expect_same_embeddings(const std::string& a, const std::string& b, float to
 TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
   TempDir dir;
   RunConfig c;
-  const std::string ckpt = tiny_checkpoint(dir, c);
+  Encoder model = tiny_model(c);
+  const std::string ckpt = save_model(dir, model, c);
   write_file(dir.file("in.fasta"), random_fasta(13, 300, 21));
   const std::string common = "embed -q --checkpoint " + ckpt + " --input " + dir.file("in.fasta") +
                              " --layers 0,-1 --pool both --per-residue";
   const std::string args = common + " --chunk 3 --out ";
   CliRun whole = run_performer(args + dir.file("whole.h5"));
   ASSERT_EQ(whole.status, 0) << whole.out;
+  // A run whose --stop-after is reached with the last protein is complete.
+  CliRun exact = run_performer(args + dir.file("exact.h5") + " --stop-after 13");
+  EXPECT_EQ(exact.status, 0) << exact.out;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("exact.h5")));
 
   const std::string out = dir.file("part.h5"), partial = out + ".partial";
   CliRun first = run_performer(args + out + " --stop-after 4");
@@ -294,7 +291,8 @@ TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
 TEST(Embed, SigtermStopsAtTheLastCommitAndResumeCompletes) {
   TempDir dir;
   RunConfig c;
-  const std::string ckpt = tiny_checkpoint(dir, c);
+  Encoder model = tiny_model(c);
+  const std::string ckpt = save_model(dir, model, c);
   const int kProteins = 3000;
   write_file(dir.file("in.fasta"), random_fasta(kProteins, 250, 5));
   const std::string out = dir.file("e.h5"), partial = out + ".partial";

@@ -54,7 +54,7 @@ struct EmbedArgs {
   std::string checkpoint, out, layers = "-1", pool = "mean", device = "auto";
   std::vector<std::string> inputs;
   bool per_residue = false, quiet = false, resume = false;
-  int64_t tokens_per_batch = 16384, chunk = 4096, stop_after = 0;
+  int64_t tokens_per_batch = 16384, chunk = 1024, stop_after = 0;
 };
 
 std::atomic<bool> g_stop_embed{false};
@@ -267,7 +267,7 @@ std::optional<Committed> partial_to_continue(const EmbedArgs& a, const std::stri
 int run_embed(const EmbedArgs& a) {
   if (a.inputs.empty()) throw Error("embed: give --input FILE...");
   if (a.chunk < 1) throw Error("embed: --chunk must be positive");
-  if (a.stop_after < 0) throw Error("embed: --stop-after must be positive");
+  if (a.stop_after < 0) throw Error("embed: --stop-after must be positive (0: no limit)");
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
@@ -292,7 +292,7 @@ int run_embed(const EmbedArgs& a) {
   const std::string partial = a.out + ".partial";
   const std::optional<Committed> from = partial_to_continue(a, partial, id);
   const StopOnSignal signals;
-  Progress progress(from ? "embed (resumed)" : "embed", total_bytes, !a.quiet);
+  Progress progress(from ? "embed (resumed)" : "embed", total_bytes, !a.quiet, /*check_every=*/1);
   Committed done = from.value_or(Committed{});
   const int64_t skip = done.proteins;
   int64_t embedded = 0, tokens = 0;  // in this invocation
@@ -307,7 +307,10 @@ int run_embed(const EmbedArgs& a) {
     EmbeddingFile writer(file, o.layers, c.model.d_model, o.pool, o.per_residue, from);
     if (!from) writer.commit(done);
     std::vector<std::string> accessions, proteins;
-    // Embeds and commits the chunk; false when stopped (the chunk is dropped: the next run redoes it).
+    // --stop-after: stop at the next protein, if there is one (a run that ends there is complete).
+    bool limit_reached = false;
+    // Embeds and commits the chunk; false when stopped by a signal (the chunk is dropped: the next run
+    // redoes it).
     auto embed_chunk = [&] {
       if (proteins.empty()) return true;
       std::vector<ProteinEmbedding> e = embed_proteins(model, proteins, o, device);
@@ -323,7 +326,8 @@ int run_embed(const EmbedArgs& a) {
       writer.commit(done);
       accessions.clear();
       proteins.clear();
-      return !(a.stop_after > 0 && embedded >= a.stop_after);
+      limit_reached = a.stop_after > 0 && embedded >= a.stop_after;
+      return true;
     };
     int64_t read = 0;
     uint64_t bytes_before = 0;
@@ -338,6 +342,10 @@ int run_embed(const EmbedArgs& a) {
                         "': the inputs are not those it was started with");
           if (read % 4096 == 0) progress.update(bytes_before + reader.lines().bytes_consumed(), read);
           continue;
+        }
+        if (limit_reached) {
+          stopped = true;
+          break;
         }
         accessions.push_back(rec.accession);
         proteins.push_back(rec.residues);
@@ -358,7 +366,8 @@ int run_embed(const EmbedArgs& a) {
     // Nothing half-written: a partial file with nothing committed goes; one with committed proteins stays
     // for --resume (the error may be a full disk, and the proteins took time).
     if (done.proteins == 0) {
-      std::filesystem::remove(partial);
+      std::error_code ignored;  // the error being reported matters more than a failed removal
+      std::filesystem::remove(partial, ignored);
     } else {
       warn(std::to_string(done.proteins) + " proteins embedded so far are kept in " + partial +
            "; once the cause is fixed, the same command with --resume continues");

@@ -8,8 +8,12 @@
 
 namespace performer {
 
-Progress::Progress(std::string label, uint64_t total_bytes, bool enabled)
-    : label_(std::move(label)), total_(total_bytes), enabled_(enabled), tty_(isatty(STDERR_FILENO) != 0) {
+Progress::Progress(std::string label, uint64_t total_bytes, bool enabled, int64_t check_every)
+    : label_(std::move(label)),
+      total_(total_bytes),
+      enabled_(enabled),
+      tty_(isatty(STDERR_FILENO) != 0),
+      check_every_(check_every < 1 ? 1 : check_every) {
   start_ = last_ = std::chrono::steady_clock::now();
 }
 
@@ -18,7 +22,7 @@ double Progress::elapsed() const {
 }
 
 void Progress::update(uint64_t bytes_done, int64_t items) {
-  if (!enabled_ || (++calls_ & 1023) != 0) return;  // look at the clock every 1024 calls only
+  if (!enabled_ || ++calls_ % check_every_ != 0) return;  // look at the clock every check_every calls only
   auto now = std::chrono::steady_clock::now();
   double since = std::chrono::duration<double>(now - last_).count();
   if (since < (tty_ ? 0.25 : 10.0)) return;
