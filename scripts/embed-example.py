@@ -12,7 +12,7 @@ Two checks, each against amino-acid composition (AAC, 20 frequencies) and dipept
    gives.
 2. A property from the headers: virus (OS names a virus or phage) against cellular organisms, by L2
    logistic regression on standardized features, 5-fold cross-validation over DB with folds by 50%
-   sequence cluster (no cluster in two folds), ROC AUC of the pooled held-out scores.
+   sequence cluster (no cluster in two folds), ROC AUC on each held-out fold (mean and spread).
 
 Needs numpy and h5py only. The logistic regression is a few lines of Newton's method here rather than a
 scikit-learn dependency for one README example.
@@ -34,6 +34,12 @@ AMINO = "ACDEFGHIKLMNPQRSTVWY"
 UNINFORMATIVE = re.compile(r"uncharacterized|predicted protein|hypothetical protein|^protein$", re.I)
 
 
+def bare_accession(identifier):
+    """"sp|P12345|NAME_HUMAN" -> "P12345"; anything else as it is."""
+    parts = identifier.split("|")
+    return parts[1] if len(parts) >= 3 else identifier
+
+
 def read_fasta(path):
     """(accession, name, organism, sequence) per record, in file order."""
     opener = gzip.open if path.endswith(".gz") else open
@@ -43,8 +49,7 @@ def read_fasta(path):
         if header is None:
             return
         first, _, rest = header.partition(" ")
-        parts = first.split("|")
-        accession = parts[1] if len(parts) >= 3 else first
+        accession = bare_accession(first)
         name = re.sub(r"\s+OS=.*", "", rest).replace("(Fragment)", "").strip()
         organism = re.search(r"OS=(.*?)(?: [A-Z]{2}=|$)", rest)
         out.append((accession, name, organism.group(1) if organism else "", "".join(seq)))
@@ -119,16 +124,20 @@ def logistic_fit(x, y, l2=1.0, iterations=25):
 
 
 def roc_auc(scores, labels):
-    order = np.argsort(scores)
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
+    """Mann-Whitney AUC; tied scores get their average rank. NaN without both classes."""
     pos = labels == 1
     n_pos, n_neg = pos.sum(), (~pos).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    values, inverse = np.unique(scores, return_inverse=True)
+    counts = np.bincount(inverse)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2  # 1-based mean rank of each distinct value
+    ranks = average_rank[inverse]
     return (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def cross_validated_auc(x, y, folds):
-    """ROC AUC of the pooled held-out scores, and the standard deviation of the per-fold AUCs."""
+    """Per-fold ROC AUCs of held-out scores (each fold's model scores only its own fold)."""
     scores, per_fold = np.zeros(len(y)), []
     for f in np.unique(folds):
         train, test = folds != f, folds == f
@@ -137,7 +146,7 @@ def cross_validated_auc(x, y, folds):
         w = logistic_fit(bias((x[train] - mu) / sd), y[train])
         scores[test] = bias((x[test] - mu) / sd) @ w
         per_fold.append(roc_auc(scores[test], y[test]))
-    return roc_auc(scores, y), np.array(per_fold)
+    return np.array(per_fold)
 
 
 def main():
@@ -178,8 +187,7 @@ def main():
         best = {}
         for line in open(a.mmseqs):
             f = line.split("\t")
-            qa = f[0].split("|")[1] if "|" in f[0] else f[0]
-            ta = f[1].split("|")[1] if "|" in f[1] else f[1]
+            qa, ta = bare_accession(f[0]), bare_accession(f[1])
             if qa not in best or float(f[11]) > best[qa][1]:
                 best[qa] = (ta, float(f[11]))
         hits = [best.get(q_rec[i][0]) for i in keep]
@@ -192,18 +200,22 @@ def main():
     y = np.array([1.0 if re.search(r"virus|phage", r[2], re.I) else 0.0 for r in db_rec])
     cluster_of = {}
     for line in open(a.clusters):
-        rep, member = line.rstrip("\n").split("\t")[:2]
+        rep, member = (bare_accession(x) for x in line.rstrip("\n").split("\t")[:2])
         cluster_of[member] = rep
+    covered = sum(r[0] in cluster_of for r in db_rec)
+    if covered < 0.9 * len(db_rec):
+        sys.exit(f"{a.clusters}: only {covered} of {len(db_rec)} DB accessions are in it: folds by cluster would "
+                 f"leak families; is it the cluster file of {a.db_fasta}?")
     folds = np.array([zlib.crc32(cluster_of.get(r[0], r[0]).encode()) % 5 for r in db_rec])
     print(f"\n2. virus ({int(y.sum())}) or cellular ({int(len(y) - y.sum())}) organism: L2 logistic regression, "
-          f"5 folds by 50% cluster, ROC AUC")
+          f"5 folds by 50% cluster, ROC AUC (mean over folds)")
     print(f"{'representation':<16}{'dims':>6}{'AUC':>8}{'sd over folds':>15}{'folds above AAC':>17}")
     lengths = np.log(np.array([[len(r[3])] for r in db_rec], dtype=float))
-    _, aac_folds = cross_validated_auc(db_aac, y, folds)
+    aac_folds = cross_validated_auc(db_aac, y, folds)
     for k, d in [*((k, v[0]) for k, v in reps.items()), ("log length", lengths)]:
-        auc, per_fold = cross_validated_auc(d.astype(np.float64), y, folds)
+        per_fold = cross_validated_auc(d.astype(np.float64), y, folds)
         above = int((per_fold > aac_folds).sum())
-        print(f"{k:<16}{d.shape[1]:>6}{auc:>8.3f}{per_fold.std():>15.3f}{above:>13} of {len(per_fold)}")
+        print(f"{k:<16}{d.shape[1]:>6}{per_fold.mean():>8.3f}{per_fold.std():>15.3f}{above:>13} of {len(per_fold)}")
 
 
 if __name__ == "__main__":

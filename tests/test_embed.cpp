@@ -4,7 +4,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
+
+#include <unistd.h>
 
 #include "analysis/embeddings.h"
 #include "io/hdf5.h"
@@ -210,7 +216,7 @@ void expect_same_embeddings(const std::string& a, const std::string& b, float to
 
 // --stop-after, then a process killed after writing part of a chunk past the last commit (simulated: rows
 // appended to every dataset), then --resume: the file equals the uninterrupted run's. A partial file is
-// never overwritten without --resume, nor continued with other arguments or changed inputs.
+// never overwritten without --resume, nor continued with other arguments, weights or inputs.
 TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
   TempDir dir;
   RunConfig c;
@@ -235,14 +241,23 @@ TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
   EXPECT_FALSE(std::filesystem::exists(out));
   ASSERT_TRUE(std::filesystem::exists(partial));
   {
-    // What a process killed in the middle of its next chunk leaves: rows past the commit.
+    // What a process killed in the middle of its next chunk leaves: rows past the commit, in every dataset.
     h5::Handle f = h5::open_file(partial, /*writable=*/true);
-    EXPECT_EQ(h5::read_attr_int(f, "proteins"), 6);
-    EXPECT_EQ(h5::read_attr_string(f, "last_accession"), "A5");
-    h5::Handle g = h5::open_group(f, "per_protein");
-    h5::RowAppender rows(g, "layer_2", static_cast<hsize_t>(c.model.d_model), h5::Continue{6});
-    std::vector<float> junk(static_cast<size_t>(2 * c.model.d_model), 7.f);
-    rows.append(junk.data(), 2);
+    const auto commit = h5::read_attr_ints(f, "commit");
+    ASSERT_EQ(commit.size(), 3u);
+    EXPECT_EQ(commit[0], 6);
+    const auto d = static_cast<hsize_t>(c.model.d_model);
+    const std::vector<float> junk(static_cast<size_t>(40 * d), 7.f);
+    for (const std::string group : {"per_protein", "per_protein_cls", "per_residue"})
+      for (const std::string layer : {"layer_0", "layer_2"}) {
+        h5::Handle g = h5::open_group(f, group);
+        const hsize_t rows = h5::dataset_dims(g, layer)[0];
+        h5::RowAppender(g, layer, d, h5::Continue{rows}).append(junk.data(), 40);
+      }
+    h5::Handle r = h5::open_group(f, "per_residue");
+    h5::Appender<int64_t> offsets(r, "offsets", 16, h5::Continue{7});
+    offsets.append(int64_t{123456});
+    offsets.flush();
     h5::Handle p = h5::open_group(f, "proteins");
     h5::Appender<int64_t> lengths(p, "lengths", 16, h5::Continue{6});
     lengths.append(int64_t{999});
@@ -251,7 +266,8 @@ TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
     acc.append("JUNK");
     acc.flush();
   }
-  // Without --resume: refused, the partial file untouched.
+  const std::string before = read_text(partial);
+  // Without --resume: refused.
   CliRun again = run_performer(args + out);
   EXPECT_EQ(again.status, 1);
   EXPECT_NE(again.out.find("holds 6 proteins of an interrupted run: add --resume"), std::string::npos) << again.out;
@@ -260,7 +276,21 @@ TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
                                " --layers 0,-1 --pool mean --per-residue --chunk 3 --resume --out " + out);
   EXPECT_EQ(other.status, 1);
   EXPECT_NE(other.out.find("cannot resume: it was started with --pool both, not mean"), std::string::npos) << other.out;
-  ASSERT_TRUE(std::filesystem::exists(partial));
+  // Other weights under the same name and step: refused.
+  {
+    RunConfig c2;
+    Encoder retrained = tiny_model(c2);
+    torch::NoGradGuard no_grad;
+    for (auto& p : retrained->parameters()) p.add_(0.01);
+    TempDir other_dir;
+    std::filesystem::copy_file(save_model(other_dir, retrained, c2), dir.file("model2.h5"));
+  }
+  CliRun weights = run_performer("embed -q --checkpoint " + dir.file("model2.h5") + " --input " + dir.file("in.fasta") +
+                                 " --layers 0,-1 --pool both --per-residue --chunk 3 --resume --out " + out);
+  EXPECT_EQ(weights.status, 1);
+  EXPECT_NE(weights.out.find("cannot resume: it was started with the weights of " + ckpt), std::string::npos)
+      << weights.out;
+  EXPECT_EQ(read_text(partial), before) << "a refused run leaves the partial file as it was";
 
   CliRun resumed = run_performer(common + " --chunk 4 --out " + out + " --resume");  // another chunk size is fine
   ASSERT_EQ(resumed.status, 0) << resumed.out;
@@ -268,18 +298,28 @@ TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
   EXPECT_FALSE(std::filesystem::exists(partial));
   // Other chunks batch the windows differently: equal up to float rounding.
   expect_same_embeddings(dir.file("whole.h5"), out, 1e-5f);
+  {
+    h5::Handle f = h5::open_file(out);
+    EXPECT_EQ(h5::read_attr_int(f, "proteins"), 13);
+    EXPECT_EQ(static_cast<uint64_t>(h5::read_attr_int(f, "residues")), h5::dataset_dims(f, "per_residue/layer_0")[0]);
+  }
 
-  // Changed inputs: refused by size, or by the last accession when the size is the same.
+  // Changed inputs of the same size (a renamed accession, an edited residue) fail the hash of what was
+  // embedded; a grown input fails its size.
   ASSERT_EQ(run_performer(args + out + " --stop-after 3").status, 130);
   const std::string text = read_text(dir.file("in.fasta"));
-  std::string renamed = text;
+  std::string renamed = text, edited = text;
   renamed.replace(renamed.find(">A2\n"), 4, ">B2\n");
-  write_file(dir.file("in.fasta"), renamed);
-  CliRun moved = run_performer(args + out + " --resume");
-  EXPECT_EQ(moved.status, 1);
-  EXPECT_NE(moved.out.find("in.fasta:5: protein 3 is 'B2', but the partial output's last protein is 'A2'"),
-            std::string::npos)
-      << moved.out;
+  const size_t residue = edited.find('\n', edited.find(">A1\n") + 4) - 1;  // A1's last residue
+  edited[residue] = edited[residue] == 'W' ? 'Y' : 'W';
+  for (const std::string& changed : {renamed, edited}) {
+    write_file(dir.file("in.fasta"), changed);
+    CliRun moved = run_performer(args + out + " --resume");
+    EXPECT_EQ(moved.status, 1);
+    EXPECT_NE(moved.out.find("the first 3 proteins of the inputs (up to " + dir.file("in.fasta") + ":5) are not those it holds"),
+              std::string::npos)
+        << moved.out;
+  }
   write_file(dir.file("in.fasta"), text + ">A13\nMKV\n");
   CliRun grown = run_performer(args + out + " --resume");
   EXPECT_EQ(grown.status, 1);
@@ -287,37 +327,62 @@ TEST(Embed, ResumeContinuesAnInterruptedRunToTheUninterruptedResult) {
   EXPECT_TRUE(std::filesystem::exists(partial)) << "a refused resume keeps the partial file";
 }
 
-// SIGTERM during a run: exit 130 at the last commit, and --resume completes it.
+// SIGTERM during a run, once chunks are committed: exit 130 at the last commit, and --resume skips what is
+// done and completes the rest.
 TEST(Embed, SigtermStopsAtTheLastCommitAndResumeCompletes) {
   TempDir dir;
   RunConfig c;
   Encoder model = tiny_model(c);
   const std::string ckpt = save_model(dir, model, c);
-  const int kProteins = 3000;
+  const int kProteins = 3000, kChunk = 8;
   write_file(dir.file("in.fasta"), random_fasta(kProteins, 250, 5));
   const std::string out = dir.file("e.h5"), partial = out + ".partial";
   const std::string embed = std::string(PERFORMER_BINARY) + " embed -q --checkpoint " + ckpt + " --input " +
-                            dir.file("in.fasta") + " --layers 0,-1 --pool both --per-residue --chunk 8 --out " + out;
-  // The signal is sent once the first chunk is committed (the partial file holds proteins).
-  CliRun r = run_command(embed + " > " + dir.file("log") + " 2>&1 & pid=$!; " +
-                         "for i in $(seq 1 3000); do [ -e " + partial + " ] && break; sleep 0.01; done; sleep 0.3; " +
-                         "kill -TERM $pid; wait $pid; echo status=$?");
+                            dir.file("in.fasta") + " --layers 0,-1 --pool both --chunk " + std::to_string(kChunk) +
+                            " --out " + out;
+  // The shell prints the pid, waits for the run and writes its exit status.
+  FILE* p = ::popen((embed + " > " + dir.file("log") + " 2>&1 & echo $!; wait $!; echo $? > " + dir.file("status"))
+                        .c_str(),
+                    "r");
+  ASSERT_NE(p, nullptr);
+  int pid = 0;
+  ASSERT_EQ(std::fscanf(p, "%d", &pid), 1);
+  // Wait for a commit with proteins in it, reading the partial file while it is written (HDF5's file lock
+  // off for this reader; a read that meets a flush in progress is retried).
+  h5::Handle unlocked(H5Pcreate(H5P_FILE_ACCESS));
+  H5Pset_file_locking(unlocked, false, true);
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // a failed open is retried, not printed
+  int64_t seen = 0;
+  for (int i = 0; i < 3000 && seen == 0; ++i) {
+    ::usleep(10000);
+    if (!std::filesystem::exists(partial)) continue;
+    h5::Handle f(H5Fopen(partial.c_str(), H5F_ACC_RDONLY, unlocked));
+    if (!f.valid()) continue;
+    try {
+      seen = h5::read_attr_ints(f, "commit").at(0);
+    } catch (const std::exception&) {
+    }
+  }
+  ::kill(pid, SIGTERM);
+  ::pclose(p);  // the shell is done once the run is
+  ASSERT_GT(seen, 0) << "no commit seen";
   const std::string log = read_text(dir.file("log"));
-  ASSERT_NE(r.out.find("status=130"), std::string::npos) << r.out << log << "(did the run end before the signal?)";
+  EXPECT_EQ(read_text(dir.file("status")), "130\n") << log;
   EXPECT_NE(log.find("the same command with --resume continues"), std::string::npos) << log;
   int64_t kept = 0;
   {
     h5::Handle f = h5::open_file(partial);
-    kept = h5::read_attr_int(f, "proteins");
-    EXPECT_EQ(kept % 8, 0);
-    EXPECT_EQ(h5::read_attr_string(f, "last_accession"), kept > 0 ? "A" + std::to_string(kept - 1) : "");
+    kept = h5::read_attr_ints(f, "commit").at(0);
+    EXPECT_EQ(kept % kChunk, 0);
+    EXPECT_GE(kept, seen);
+    EXPECT_LT(kept, kProteins) << "the run ended before the signal";
   }
   CliRun resumed = run_command(embed + " --resume 2>&1");
   ASSERT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("resumed after " + std::to_string(kept) + " proteins"), std::string::npos) << resumed.out;
   h5::Handle f = h5::open_file(out);
   const auto accessions = h5::read_strings(f, "proteins/accessions");
   ASSERT_EQ(accessions.size(), static_cast<size_t>(kProteins));
   for (int i = 0; i < kProteins; ++i) ASSERT_EQ(accessions[static_cast<size_t>(i)], "A" + std::to_string(i));
-  const auto offsets = h5::read_array<int64_t>(f, "per_residue/offsets");
-  EXPECT_EQ(static_cast<uint64_t>(offsets.back()), h5::dataset_dims(f, "per_residue/layer_2")[0]);
+  EXPECT_EQ(h5::dataset_dims(f, "per_protein/layer_2")[0], static_cast<hsize_t>(kProteins));
 }

@@ -12,17 +12,20 @@
 //   /per_residue/offsets     int64   [n + 1]      protein i is rows offsets[i]:offsets[i+1]
 //   attributes of /: format = "performer-embeddings", checkpoint, step, config (YAML), model, pooling,
 //                    layers (l: 0 = the embeddings, L = the last block after the final LayerNorm), inputs,
-//                    input_bytes, per_residue, proteins, residues
+//                    input_bytes, per_residue, weights (a hash of the model's parameters and buffers),
+//                    commit = [proteins, residues, hash of the proteins' accessions and residues],
+//                    and when complete proteins, residues
 //
 // Proteins are read, embedded and written in chunks of --chunk proteins (windows sorted by length within a
 // chunk), so memory does not grow with the number of proteins. The file is written as "<out>.partial" and
 // renamed to --out when complete. After every chunk the partial file is committed: its datasets are
-// written through, the attributes proteins/residues/last_accession say how far, and HDF5 flushes the file.
+// written through, the one attribute `commit` is overwritten in place, and HDF5 flushes the file.
 // SIGINT/SIGTERM (or --stop-after) stop after the current forward pass at the last commit, exit 130, and
-// keep the partial file; so does an error once something was committed (a full disk). --resume reopens
-// it, checks that it was started with the same checkpoint, config, layers, pooling and inputs, cuts
-// whatever a killed process wrote after the last commit, skips the proteins already embedded (checking
-// the last one's accession) and goes on.
+// keep the partial file (a second signal ends the process at once); so does an error once something was
+// committed (a full disk). --resume reopens it, checks that it was started with the same model weights,
+// config, layers, pooling and inputs, cuts whatever a killed process wrote after the last commit, skips
+// the proteins already embedded (checking that they hash to the committed value) and goes on. A process
+// killed while HDF5 writes its metadata may leave a file HDF5 cannot open; --resume then says so.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -40,6 +43,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/names.h"
 #include "util/process.h"
@@ -58,23 +62,54 @@ struct EmbedArgs {
 };
 
 std::atomic<bool> g_stop_embed{false};
-void on_signal(int) { g_stop_embed.store(true); }
+// The first SIGINT/SIGTERM asks for a stop at the last commit; a second one ends the process at once.
+void on_signal(int sig) {
+  if (g_stop_embed.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
 
-// SIGINT/SIGTERM set g_stop_embed while it lives.
+// SIGINT/SIGTERM set g_stop_embed while it lives; the previous handlers come back after.
 class StopOnSignal {
  public:
   StopOnSignal() {
     g_stop_embed.store(false);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
   }
   ~StopOnSignal() {
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
   }
   StopOnSignal(const StopOnSignal&) = delete;
   StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
 };
+
+// A hash of the model's parameters and buffers (FAVOR's random features included): what a resumed run
+// must embed with, whatever the checkpoint file is called or where it was copied.
+int64_t weights_hash(Encoder& model) {
+  uint64_t h = 0;
+  auto add = [&h](const std::string& name, const at::Tensor& t) {
+    const at::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    h = hash64(name, h);
+    h = hash64(std::string_view(static_cast<const char*>(c.data_ptr()), c.nbytes()), h);
+  };
+  for (const auto& p : model->named_parameters()) add(p.key(), p.value());
+  for (const auto& b : model->named_buffers()) add(b.key(), b.value());
+  return static_cast<int64_t>(h);
+}
+
+// The running hash of the proteins read: each one's accession and residues, in order.
+uint64_t add_protein(uint64_t h, const std::string& accession, const std::string& residues) {
+  return hash64(residues, hash64(accession, h));
+}
 
 std::vector<int64_t> parse_layer_list(const std::string& text) {
   std::vector<int64_t> out;
@@ -95,7 +130,7 @@ std::vector<int64_t> parse_layer_list(const std::string& text) {
 // What a run embeds: a resumed run must ask for the same (stored as attributes of the output).
 struct RunIdentity {
   std::string checkpoint, config, pooling;
-  int64_t step = 0, per_residue = 0;
+  int64_t step = 0, per_residue = 0, weights = 0;
   std::vector<int64_t> layers, input_bytes;
   std::vector<std::string> inputs;
 
@@ -108,6 +143,7 @@ struct RunIdentity {
     h5::write_attr(f, "inputs", inputs);
     h5::write_attr(f, "input_bytes", input_bytes);
     h5::write_attr(f, "per_residue", per_residue);
+    h5::write_attr(f, "weights", weights);
   }
   static RunIdentity read(hid_t f) {
     RunIdentity r;
@@ -119,13 +155,14 @@ struct RunIdentity {
     r.inputs = h5::read_attr_strings(f, "inputs");
     r.input_bytes = h5::read_attr_ints(f, "input_bytes");
     r.per_residue = h5::read_attr_int(f, "per_residue");
+    r.weights = h5::read_attr_int(f, "weights");
     return r;
   }
   // What differs from `now`, in words ("" when nothing does).
   std::string difference(const RunIdentity& now) const {
-    if (checkpoint != now.checkpoint) return "checkpoint " + checkpoint + ", not " + now.checkpoint;
-    if (step != now.step || config != now.config)
-      return "the checkpoint of step " + std::to_string(step) + " (" + checkpoint + " has changed since)";
+    if (step != now.step || config != now.config || weights != now.weights)
+      return "the weights of " + checkpoint + " at step " + std::to_string(step) + " (" + now.checkpoint +
+             (checkpoint == now.checkpoint ? " has changed since)" : " holds others)");
     if (pooling != now.pooling) return "--pool " + pooling + ", not " + now.pooling;
     if (layers != now.layers) return "other --layers";
     if (per_residue != now.per_residue) return per_residue ? "--per-residue" : "no --per-residue";
@@ -138,7 +175,7 @@ struct RunIdentity {
 // How far a partial output got: what its last commit wrote.
 struct Committed {
   int64_t proteins = 0, residues = 0;
-  std::string last_accession;
+  uint64_t hash = 0;  // add_protein() over the committed proteins
 };
 
 // The output datasets, appended to chunk by chunk; fresh, or continued from a partial file's last commit.
@@ -183,22 +220,19 @@ class EmbeddingFile {
 
   // Writes what was appended through and records how far: after this, a killed process loses nothing
   // up to `c`.
+  // One attribute, overwritten in place (h5::write_attr), so that it is never absent or half new.
   void commit(const Committed& c) {
     accessions_.flush();
     lengths_.flush();
     if (offsets_) offsets_->flush();
-    h5::write_attr(file_, "proteins", c.proteins);
-    h5::write_attr(file_, "residues", c.residues);
-    h5::write_attr(file_, "last_accession", c.last_accession);
+    h5::write_attr(file_, "commit", std::vector<int64_t>{c.proteins, c.residues, static_cast<int64_t>(c.hash)});
     h5::flush_file(file_);
   }
 
   static Committed committed(hid_t file) {
-    Committed c;
-    c.proteins = h5::read_attr_int(file, "proteins");
-    c.residues = h5::read_attr_int(file, "residues");
-    c.last_accession = h5::read_attr_string(file, "last_accession");
-    return c;
+    const std::vector<int64_t> v = h5::read_attr_ints(file, "commit");
+    if (v.size() != 3 || v[0] < 0 || v[1] < 0) throw Error("its commit record is malformed");
+    return Committed{v[0], v[1], static_cast<uint64_t>(v[2])};
   }
 
   void write(const std::vector<std::string>& accessions, const std::vector<std::string>& proteins,
@@ -280,7 +314,7 @@ int run_embed(const EmbedArgs& a) {
   const int64_t window = c.model.max_len - 2;
 
   RunIdentity id{a.checkpoint, config_to_yaml(c), a.pool, checkpoint_step(a.checkpoint), a.per_residue ? 1 : 0,
-                 o.layers, {}, a.inputs};
+                 weights_hash(model), o.layers, {}, a.inputs};
   uint64_t total_bytes = 0;
   for (const std::string& in : a.inputs) {
     std::error_code ec;
@@ -316,31 +350,37 @@ int run_embed(const EmbedArgs& a) {
       std::vector<ProteinEmbedding> e = embed_proteins(model, proteins, o, device);
       if (e.empty()) return false;
       writer.write(accessions, proteins, e);
-      for (const std::string& p : proteins) {
-        done.residues += static_cast<int64_t>(p.size());
-        tokens += embedding_tokens(static_cast<int64_t>(p.size()), window);
+      Committed next = done;
+      for (size_t i = 0; i < proteins.size(); ++i) {
+        next.residues += static_cast<int64_t>(proteins[i].size());
+        next.hash = add_protein(next.hash, accessions[i], proteins[i]);
+        tokens += embedding_tokens(static_cast<int64_t>(proteins[i].size()), window);
       }
-      done.proteins += static_cast<int64_t>(proteins.size());
+      next.proteins += static_cast<int64_t>(proteins.size());
+      writer.commit(next);
+      done = next;  // only once it is on disk
       embedded += static_cast<int64_t>(proteins.size());
-      done.last_accession = accessions.back();
-      writer.commit(done);
       accessions.clear();
       proteins.clear();
       limit_reached = a.stop_after > 0 && embedded >= a.stop_after;
       return true;
     };
     int64_t read = 0;
-    uint64_t bytes_before = 0;
+    uint64_t bytes_before = 0, skipped_hash = 0;
     for (size_t k = 0; k < a.inputs.size() && !stopped; ++k) {
       SequenceReader reader(a.inputs[k]);
       SequenceRecord rec;
       while (!stopped && reader.next(rec)) {
         if (++read <= skip) {  // embedded by an earlier run
-          if (read == skip && rec.accession != done.last_accession)
-            throw Error(where(a.inputs[k], rec.line) + ": protein " + std::to_string(skip) + " is '" + rec.accession +
-                        "', but the partial output's last protein is '" + done.last_accession +
-                        "': the inputs are not those it was started with");
-          if (read % 4096 == 0) progress.update(bytes_before + reader.lines().bytes_consumed(), read);
+          skipped_hash = add_protein(skipped_hash, rec.accession, rec.residues);
+          if (read == skip && skipped_hash != done.hash)
+            throw Error(partial + ": cannot resume: the first " + std::to_string(skip) + " proteins of the inputs " +
+                        "(up to " + where(a.inputs[k], rec.line) + ") are not those it holds; the inputs have " +
+                        "changed since, or remove it to start over");
+          if (read % 4096 == 0) {
+            progress.update(bytes_before + reader.lines().bytes_consumed(), read);
+            if (g_stop_embed.load()) stopped = true;  // a signal while skipping: nothing new to keep
+          }
           continue;
         }
         if (limit_reached) {
@@ -358,7 +398,7 @@ int run_embed(const EmbedArgs& a) {
       bytes_before += reader.lines().file_size();
       progress.update(bytes_before, done.proteins);
     }
-    if (read < skip)
+    if (!stopped && read < skip)
       throw Error(partial + ": holds " + std::to_string(skip) + " proteins but the inputs have only " +
                   std::to_string(read) + ": the inputs are not those it was started with");
     if (!stopped && done.proteins == 0) throw Error("embed: no proteins in the input");
@@ -380,6 +420,11 @@ int run_embed(const EmbedArgs& a) {
     warn("stopped after " + std::to_string(done.proteins) + " proteins, kept in " + partial +
          "; the same command with --resume continues");
     return 130;
+  }
+  {
+    h5::Handle file = h5::open_file(partial, /*writable=*/true);
+    h5::write_attr(file, "proteins", done.proteins);
+    h5::write_attr(file, "residues", done.residues);
   }
   rename_durably(partial, a.out);
   progress.finish(total_bytes, done.proteins);

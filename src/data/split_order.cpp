@@ -39,13 +39,17 @@ SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool sh
   if (sampling_ == Sampling::kClusters && !corpus_.has_clusters())
     throw Error(corpus_.path() + ": data.sample: clusters needs a corpus with sequence clusters (" +
                 corpus_.no_clusters() + "; see prepare --clusters, or data.clusters for a sequence file)");
-  members_ = corpus_.stats().sequences[static_cast<size_t>(split_)];  // checked by every epoch table's pass
+  // The split's size from /stats: checked against the split labels by every epoch table's pass (protein
+  // sampling) or by the pass below (cluster sampling).
+  members_ = corpus_.stats().sequences[static_cast<size_t>(split_)];
   const bool sampled = sampling_ == Sampling::kClusters;
   clusters_ = sampled ? 0 : corpus_.stats().split_clusters[static_cast<size_t>(split_)];
   // Under cluster sampling the columns are checked once here, so that visits() can trust them: a rank
   // below its cluster's size. (This is the one pass over the corpus besides the epoch tables.)
+  int64_t counted = 0;
   for (size_t i = 0; sampled && i < corpus_.size(); ++i) {
     if (corpus_.split(i) != split_) continue;
+    ++counted;
     const int64_t c = corpus_.cluster(i);
     if (c < 0 || static_cast<uint64_t>(c) >= corpus_.cluster_indices() || corpus_.cluster_rank(i) < 0 ||
         corpus_.cluster_rank(i) >= corpus_.cluster_size(static_cast<uint64_t>(c)))
@@ -53,7 +57,13 @@ SplitOrder::SplitOrder(const Corpus& corpus, Split split, uint64_t seed, bool sh
                   " has an invalid cluster index or rank (/cluster, /cluster_rank, /cluster_size disagree)");
     if (corpus_.cluster_rank(i) == 0) ++clusters_;
   }
+  if (sampled && counted != members_) throw Error(mismatch(counted));
   if (members_ == 0) throw Error(corpus.path() + ": the " + split_name(split) + " split has no sequences");
+}
+
+std::string SplitOrder::mismatch(int64_t counted) const {
+  return corpus_.path() + ": corrupt corpus: the " + split_name(split_) + " split has " + std::to_string(counted) +
+         " sequences, /stats says " + std::to_string(members_);
 }
 
 SplitOrder::~SplitOrder() {
@@ -109,9 +119,7 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
     t.start.push_back(first);
     t.cumulative.push_back(t.cumulative.back() + measure_(members));
   }
-  if (sampling_ == Sampling::kProteins && visited != members_)  // members_ came from /stats
-    throw Error(corpus_.path() + ": corrupt corpus: the " + split_name(split_) + " split has " +
-                std::to_string(visited) + " sequences, /stats says " + std::to_string(members_));
+  if (sampling_ == Sampling::kProteins && visited != members_) throw Error(mismatch(visited));
   return t;
 }
 

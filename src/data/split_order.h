@@ -93,6 +93,7 @@ class SplitOrder {
   // Up to `window_` members visited in `epoch` from permutation position `first` on.
   std::vector<size_t> collect(int64_t epoch, uint64_t first) const;
   std::shared_ptr<const std::vector<size_t>> members_of(int64_t epoch, const Table& t, int64_t w) const;  // requires mu_
+  std::string mismatch(int64_t counted) const;  // the error for a split whose size disagrees with /stats
   Permutation permutation(int64_t epoch) const;  // of the blocks
   uint64_t positions() const { return blocks_ * static_cast<uint64_t>(block_); }  // >= corpus size
   // The corpus index at position i of the epoch order; >= the corpus size for a position past its end.

@@ -41,7 +41,21 @@ Handle open_attr(hid_t obj, const std::string& name) {
 template <class T>
 void write_attr_array(hid_t obj, const std::string& name, const T* data, hsize_t n, hid_t type, bool scalar) {
   silence();
-  if (H5Aexists(obj, name.c_str()) > 0) H5Adelete(obj, name.c_str());
+  if (H5Aexists(obj, name.c_str()) > 0) {
+    // An attribute of the same type and shape is overwritten in place (a progress record rewritten after
+    // every commit is never absent, not even for a moment); another one is replaced.
+    Handle attr(check(H5Aopen(obj, name.c_str(), H5P_DEFAULT), obj, "cannot open attribute '" + name + "'"));
+    Handle old_type(H5Aget_type(attr)), old_space(H5Aget_space(attr));
+    const bool same = H5Tequal(old_type, type) > 0 &&
+                      H5Sget_simple_extent_type(old_space) == (scalar ? H5S_SCALAR : H5S_SIMPLE) &&
+                      H5Sget_simple_extent_npoints(old_space) == static_cast<hssize_t>(scalar ? 1 : n);
+    if (same) {
+      check(H5Awrite(attr, type, data), obj, "cannot write attribute '" + name + "'");
+      return;
+    }
+    attr.reset();
+    check(H5Adelete(obj, name.c_str()), obj, "cannot replace attribute '" + name + "'");
+  }
   Handle space(scalar ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr));
   Handle attr(check(H5Acreate2(obj, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT), obj,
                     "cannot create attribute '" + name + "'"));
