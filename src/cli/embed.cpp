@@ -31,7 +31,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <optional>
-#include <sstream>
 
 #include "analysis/embeddings.h"
 #include "cli/commands.h"
@@ -113,9 +112,7 @@ uint64_t add_protein(uint64_t h, const std::string& accession, const std::string
 
 std::vector<int64_t> parse_layer_list(const std::string& text) {
   std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
+  for (const std::string& item : split_list(text)) {
     try {
       size_t used = 0;
       out.push_back(std::stoll(item, &used));
@@ -402,6 +399,10 @@ int run_embed(const EmbedArgs& a) {
       throw Error(partial + ": holds " + std::to_string(skip) + " proteins but the inputs have only " +
                   std::to_string(read) + ": the inputs are not those it was started with");
     if (!stopped && done.proteins == 0) throw Error("embed: no proteins in the input");
+    if (!stopped) {  // complete: the totals, for readers of the finished file
+      h5::write_attr(file, "proteins", done.proteins);
+      h5::write_attr(file, "residues", done.residues);
+    }
   } catch (...) {
     // Nothing half-written: a partial file with nothing committed goes; one with committed proteins stays
     // for --resume (the error may be a full disk, and the proteins took time).
@@ -421,14 +422,10 @@ int run_embed(const EmbedArgs& a) {
          "; the same command with --resume continues");
     return 130;
   }
-  {
-    h5::Handle file = h5::open_file(partial, /*writable=*/true);
-    h5::write_attr(file, "proteins", done.proteins);
-    h5::write_attr(file, "residues", done.residues);
-  }
   rename_durably(partial, a.out);
   progress.finish(total_bytes, done.proteins);
   const double rate_seconds = std::max(seconds, 1e-9);
+  const auto residues_now = static_cast<double>(done.residues - (from ? from->residues : 0));  // this invocation
   std::printf("wrote %s: %lld proteins, %lld residues, layers %s, pooling %s%s; %.1f s", a.out.c_str(),
               static_cast<long long>(done.proteins), static_cast<long long>(done.residues), a.layers.c_str(),
               a.pool.c_str(), o.per_residue ? ", per residue" : "", seconds);
@@ -436,9 +433,8 @@ int run_embed(const EmbedArgs& a) {
   std::printf("\nthroughput: %.1f proteins/s; %.0f residues/s; model reads %.0f tokens/s (%.2f tokens per residue: "
               "<cls>, <eos> and windows of %lld residues overlapping by half); peak RSS %s\n",
               static_cast<double>(embedded) / rate_seconds,
-              static_cast<double>(done.residues - (from ? from->residues : 0)) / rate_seconds,
-              static_cast<double>(tokens) / rate_seconds,
-              static_cast<double>(tokens) / std::max<double>(1, static_cast<double>(done.residues - (from ? from->residues : 0))),
+              residues_now / rate_seconds, static_cast<double>(tokens) / rate_seconds,
+              static_cast<double>(tokens) / std::max(1.0, residues_now),
               static_cast<long long>(window), human_bytes(static_cast<double>(peak_rss_bytes())).c_str());
   return 0;
 }
