@@ -188,8 +188,8 @@ TEST(BenchAttentionCli, UnknownKindFailsWithOneLine) {
   EXPECT_EQ(r.out.find("forward+backward"), std::string::npos) << r.out;  // refused before the table
 }
 
-// A CPU cell under a tiny memory limit (the child spins against its address-space limit here) ends within
-// --cell-timeout as a row of the table, never hanging the sweep.
+// A CPU cell under a tiny memory limit ends (killed by the sweep past its limit, or at --cell-timeout) as a
+// row of the table, never hanging the sweep.
 TEST(BenchAttentionCli, CellPastItsTimeoutIsReportedNotWaitedFor) {
   const auto t0 = std::chrono::steady_clock::now();
   const CliRun r = run_performer("--threads 1 bench attention --lengths 256 --kinds exact --memory-limit 40MB "

@@ -362,3 +362,114 @@ TEST(Reliability, AttentionExportStatesTheMemoryOfHugeMapsAndWritesNothing) {
   EXPECT_EQ(h5::read_attr_string(g, "sequence"), residues.substr(0, 150));
   EXPECT_TRUE(fs::exists(out + "/png/LONG1_layer0_head0.png"));
 }
+
+// ------------------------------------------------------------------------------------- second probe
+
+TEST(Reliability, ACheckpointDeclaringAHugeDatasetIsDamagedAndResumeAutoSkipsIt) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  const std::string base = tiny_train(run, "--set train.steps=20 --set output.checkpoint_every=10 --set output.keep_last=2");
+  ASSERT_EQ(run_performer(base).status, 0);
+  // rng/torch_cpu replaced by a chunked dataset declared 8 GiB and never written.
+  {
+    hid_t f = H5Fopen(ckpt(run, 20).c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    ASSERT_GE(H5Ldelete(f, "rng/torch_cpu", H5P_DEFAULT), 0);
+    hsize_t dims[1] = {hsize_t(1) << 33}, chunk[1] = {hsize_t(1) << 20};
+    hid_t space = H5Screate_simple(1, dims, nullptr);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, chunk);
+    hid_t d = H5Dcreate2(f, "rng/torch_cpu", H5T_NATIVE_UINT8, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    H5Dclose(d);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+    H5Fclose(f);
+  }
+  const std::string damaged = dir.file("damaged.h5");  // the resumed run writes a new step-20 checkpoint
+  fs::copy_file(ckpt(run, 20), damaged);
+  // Under a 4 GB address-space limit, so that reading it whole could not go unnoticed.
+  const CliRun resumed = run_command("bash -c 'ulimit -v 4000000; " + std::string(PERFORMER_BINARY) + " " +
+                                     tiny_train(run, "--resume auto --set train.steps=25 --set output.checkpoint_every=10") +
+                                     "' 2>&1");
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("warning: " + ckpt(run, 20) + ": 'rng/torch_cpu' has shape [8589934592]"), std::string::npos)
+      << resumed.out;
+  EXPECT_NE(resumed.out.find("resumed from " + ckpt(run, 10)), std::string::npos) << resumed.out;
+  // Named by --resume, it is one error line naming the file and the dataset (after the line of the corpus
+  // prepared for the new run folder).
+  const CliRun named = run_performer(tiny_train(dir.file("other"), "--resume " + damaged));
+  EXPECT_EQ(named.status, 1) << named.out;
+  EXPECT_NE(named.out.find("\nerror: " + damaged + ": 'rng/torch_cpu' has shape [8589934592] but this LibTorch's "
+                           "generator state has"), std::string::npos) << named.out;
+}
+
+TEST(Reliability, AnInvisibleCharacterInAConfigKeyIsShownEscaped) {
+  TempDir dir;
+  const std::string yaml = dir.file("c.yaml");
+  write_file(yaml, "train:\n  lr\xE2\x80\x8B: 1.0e-3\n");
+  const CliRun r = run_performer("config --check " + yaml);
+  expect_one_line_error(r, "unknown key 'train.lr\\u200b' (it holds invisible or non-ASCII characters, shown escaped; "
+                           "did you mean 'train.lr'?)");
+  // In a section name, and a non-breaking space in a --set key, likewise.
+  write_file(yaml, "tr\xC2\xA0" "ain:\n  lr: 1.0e-3\n");
+  expect_one_line_error(run_performer("config --check " + yaml), "unknown section 'tr\\u00a0ain'");
+  expect_one_line_error(run_performer("config --check " + root() + "/configs/tiny.yaml --set train.\xEF\xBB\xBFlr=1"),
+                        "unknown key 'train.\\ufefflr'");
+}
+
+TEST(Reliability, SighupCheckpointsAndTheResumeHintWorksFromAnywhere) {
+  // A closed terminal (SIGHUP) stops training as SIGTERM does: checkpoint, exit 130. The hint names the run
+  // folder's config.yaml, which holds the --set overrides; followed from another folder it continues the
+  // same run.
+  TempDir dir;
+  const std::string run = dir.file("run");
+  const std::string cmd = std::string(PERFORMER_BINARY) + " " +
+                          tiny_train(run, "--set train.steps=100000 --set output.log_every=1 --set train.lr=7e-4") +
+                          " > " + dir.file("out.txt") + " 2>&1; echo $? > " + dir.file("status.txt");
+  FILE* p = ::popen(("bash -c '" + cmd + "' & echo $!").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  int shell = 0;
+  ASSERT_EQ(std::fscanf(p, "%d", &shell), 1);
+  ::pclose(p);
+  auto rows = [&] {
+    const std::string m = read_text(run + "/metrics.csv");
+    return static_cast<int>(std::count(m.begin(), m.end(), '\n')) - 1;
+  };
+  for (int i = 0; i < 3000 && rows() < 3; ++i) ::usleep(20000);
+  ASSERT_GE(rows(), 3) << read_text(dir.file("out.txt"));
+  ASSERT_EQ(std::system(("pkill -HUP -P " + std::to_string(shell)).c_str()), 0);
+  for (int i = 0; i < 3000 && read_text(dir.file("status.txt")).empty(); ++i) ::usleep(20000);
+  EXPECT_EQ(read_text(dir.file("status.txt")), "130\n") << read_text(dir.file("out.txt"));
+  const std::string out = read_text(dir.file("out.txt"));
+  const int stopped = rows();
+  EXPECT_NE(out.find("interrupted at step " + std::to_string(stopped)), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(ckpt(run, stopped))) << out;
+  const std::string hint = "resume with: performer train --config " + run + "/config.yaml --resume auto";
+  EXPECT_NE(out.find(hint), std::string::npos) << out;
+  // Followed from the filesystem root, with a step budget added: the same run (lr 7e-4) goes on.
+  const CliRun resumed = run_command("cd / && " + std::string(PERFORMER_BINARY) + " train --config " + run +
+                                     "/config.yaml --resume auto --set train.steps=" + std::to_string(stopped + 2) + " 2>&1");
+  ASSERT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_EQ(rows(), stopped + 2);
+  EXPECT_NE(read_text(run + "/config.yaml").find("0.0007\n"), std::string::npos) << read_text(run + "/config.yaml");
+}
+
+TEST(Reliability, ResumeAutoWithNothingToResumeSuggestsOnlyWhatCanWork) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  ASSERT_EQ(run_performer(tiny_train(run, "--set train.steps=10 --set output.checkpoint_every=5")).status, 0);
+  // Every checkpoint damaged: named, and --overwrite suggested, not --resume auto again.
+  for (const std::string& f : {ckpt(run, 5), ckpt(run, 10)}) flip_byte_in_dataset(f, "model/layers.0.ff1.weight");
+  CliRun r = run_performer(tiny_train(run, "--resume auto --set train.steps=12"));
+  EXPECT_NE(r.status, 0) << r.out;
+  const std::string last = r.out.substr(r.out.rfind("error: "));
+  EXPECT_NE(last.find("none of its checkpoints loads completely (" + ckpt(run, 10) + ", " + ckpt(run, 5)), std::string::npos)
+      << last;
+  EXPECT_NE(last.find("--overwrite"), std::string::npos) << last;
+  EXPECT_EQ(last.find("--resume auto"), std::string::npos) << last;
+  // No checkpoint at all (only metrics): the same, without files to name.
+  for (const std::string& f : {ckpt(run, 5), ckpt(run, 10)}) fs::remove(f);
+  r = run_performer(tiny_train(run, "--resume auto --set train.steps=12"));
+  expect_one_line_error(r, "holds a run but no checkpoint (ckpt-*.h5) to continue it from; start over with --overwrite");
+}

@@ -52,7 +52,20 @@ struct AttentionArgs {
   int64_t max_residues = 0;  // 0: the model's max_len - 2
   uint64_t seed = 0;  // residue shuffles of the null
   double threshold = TargetShares::kThreshold;
+  ReaderFlags reader;
 };
+
+// The files attention writes under --out (the per-protein heatmaps go into --out/png/) must not be any of
+// its inputs.
+void check_outputs(const AttentionArgs& a) {
+  std::vector<InputFile> inputs{{"--checkpoint", a.checkpoint}, {"--blosum", a.blosum}};
+  for (const std::string& in : a.inputs) inputs.push_back({"--input", in});
+  std::vector<std::string> outputs{a.out, (fs::path(a.out) / "png").string()};
+  for (const char* name : {"attention.h5", "similarity.csv", "correlations.csv", "aa_attention.csv",
+                           "target_similarity.csv", "blosum_vs_attention.png"})
+    outputs.push_back((fs::path(a.out) / name).string());
+  refuse_overwriting_inputs("--out", outputs, inputs);
+}
 
 // "all" or a comma-separated list of indices in [0, n); `what` names the option in errors.
 std::vector<int64_t> parse_indices(const std::string& s, int64_t n, const char* what) {
@@ -253,13 +266,15 @@ struct Protein {
 
 // The proteins the command analyses (the first --max-sequences of the inputs), read before any output is
 // written so that a malformed input fails first.
-std::vector<Protein> read_proteins(const std::vector<std::string>& inputs, int64_t max_sequences, int64_t window) {
+std::vector<Protein> read_proteins(const std::vector<std::string>& inputs, const ReaderOptions& options,
+                                   int64_t max_sequences, int64_t window) {
   std::vector<Protein> out;
   for (const auto& path : inputs) {
-    SequenceReader reader(path);
+    SequenceReader reader(path, options);
     SequenceRecord rec;
     while (static_cast<int64_t>(out.size()) < max_sequences && reader.next(rec))
       out.push_back({rec.accession, rec.residues.substr(0, static_cast<size_t>(window))});
+    warn_about(path, reader.counts(), options.gaps);
   }
   if (out.empty()) throw Error("attention: no proteins in the input");
   return out;
@@ -332,6 +347,7 @@ std::vector<at::Tensor> residue_maps(Encoder& model, const std::vector<Token>& i
 }
 
 int run_attention(const AttentionArgs& a) {
+  check_outputs(a);
   const SubstitutionMatrix blosum = read_substitution_matrix(a.blosum);  // a bad matrix file fails before any work
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
@@ -341,7 +357,7 @@ int run_attention(const AttentionArgs& a) {
   const std::vector<int64_t> heads = parse_indices(a.heads, c.model.heads, "--heads");  // exported maps
   const int64_t H = c.model.heads;
   const int64_t window = a.max_residues > 0 ? std::min(a.max_residues, c.model.max_len - 2) : c.model.max_len - 2;
-  const std::vector<Protein> proteins = read_proteins(a.inputs, a.max_sequences, window);
+  const std::vector<Protein> proteins = read_proteins(a.inputs, a.reader.options(), a.max_sequences, window);
   check_map_memory(proteins, H, static_cast<int64_t>(layers.size()), device);
   Encoder init(c.model);  // the same architecture at initialization (same seed as the run's start)
   init->to(device);
@@ -404,6 +420,7 @@ void add_attention(CLI::App& app, Action& run) {
   cmd->add_option("--threshold", a->threshold, "high-confidence attention for the target-share measure (Vig et al.: 0.3)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  add_reader_options(cmd, a->reader);
   cmd->callback([&run, a] { run = [a] { return run_attention(*a); }; });
 }
 

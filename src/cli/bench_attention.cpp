@@ -3,8 +3,8 @@
 //
 // On CPU each cell runs in a fresh child process (`bench attention-cell`, through the harness of
 // experiments/cell.h), so its peak resident memory is its own and an out-of-memory failure cannot take the
-// sweep down; the child limits its address space to --memory-limit above its start-up size and reports
-// median_ms and peak_bytes. Cells whose predicted need exceeds the limit are reported as OOM without
+// sweep down; the parent kills a child whose resident memory passes --memory-limit above its start-up size
+// (reported OOM), and the child reports median_ms and peak_bytes. Cells whose predicted need exceeds the limit are reported as OOM without
 // running. On CUDA cells run in-process; peak memory is the caching allocator's peak.
 // Time = median over --repeats runs after --warmup runs. Memory = peak minus the footprint before the cell.
 #include <torch/torch.h>
@@ -131,9 +131,9 @@ CellResult measure_in_process(const CellSpec& s, const torch::Device& dev) {
 }
 
 // Child side: measures one CPU cell and writes its report (figures median_ms, peak_bytes) to `report`.
-int run_cell_child(const CellSpec& s, uint64_t limit, const std::string& report) {
+// The memory limit is the parent's to enforce (experiments/cell.h); `limit` is unused here.
+int run_cell_child(const CellSpec& s, uint64_t /*limit*/, const std::string& report) {
   const uint64_t base_rss = current_rss_bytes();
-  if (limit > 0) limit_address_space_above_now(limit);
   CellResult r = measure_in_process(s, torch::kCPU);
   const double peak = static_cast<double>(peak_rss_bytes()) - static_cast<double>(base_rss);
   write_cell_report(report, {r.status, r.note, {{"median_ms", r.median_ms}, {"peak_bytes", std::max(0.0, peak)}}});
@@ -165,7 +165,9 @@ CellResult measure_in_child(const CellSpec& s, uint64_t limit, double timeout_se
   }
   CellCommand command;
   command.argv = child_argv(s, limit);
-  command.timeout_seconds = timeout_seconds;  // a child spinning against its memory limit never hangs the sweep
+  command.timeout_seconds = timeout_seconds;  // a child that hangs never hangs the sweep
+  // Watched by this process: the limit counts beyond a child's start-up footprint (about this process's own).
+  if (limit > 0) command.memory_limit = limit + anonymous_rss_bytes();
   const CellOutcome outcome = run_cell(command);
   r.status = outcome.report.status;
   r.note = outcome.report.note;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/sequence_reader.h"
 #include "model/attention.h"
 
 namespace performer::cli {
@@ -29,6 +30,15 @@ void set_threads(int threads);
 
 // --device auto|cpu|cuda into `target` (read later by resolve_device, util/device.h), its default shown.
 void add_device_option(CLI::App* cmd, std::string& target);
+
+// --unknown, --empty and --gaps of a command that reads sequence files: how the reader treats letters
+// outside the alphabet, records without residues and alignment gaps (data/sequence_reader.h). The values
+// are read (and checked: an Error names a wrong one) by options().
+struct ReaderFlags {
+  std::string unknown = "map", empty = "error", gaps = "strip";
+  ReaderOptions options() const;
+};
+void add_reader_options(CLI::App* cmd, ReaderFlags& flags);
 
 // --kinds: comma-separated attention kinds, each read by parse_attention_kind (model/attention.h); an unknown
 // kind is an Error "--kinds: attention kind 'x': expected ...".

@@ -20,7 +20,7 @@
 // chunk), so memory does not grow with the number of proteins. The file is written as "<out>.partial" and
 // renamed to --out when complete. After every chunk the partial file is committed: its datasets are
 // written through, the one attribute `commit` is overwritten in place, and HDF5 flushes the file.
-// SIGINT/SIGTERM (or --stop-after) stop after the current forward pass at the last commit, exit 130, and
+// SIGINT/SIGTERM/SIGHUP (or --stop-after) stop after the current forward pass at the last commit, exit 130, and
 // keep the partial file (a second signal ends the process at once); so does an error once something was
 // committed (a full disk). --resume reopens it, checks that it was started with the same model weights,
 // config, layers, pooling and inputs, cuts whatever a killed process wrote after the last commit, skips
@@ -47,6 +47,7 @@
 #include "util/names.h"
 #include "util/process.h"
 #include "util/progress.h"
+#include "util/signals.h"
 #include "util/text.h"
 
 namespace performer::cli {
@@ -58,38 +59,17 @@ struct EmbedArgs {
   std::vector<std::string> inputs;
   bool per_residue = false, quiet = false, resume = false;
   int64_t tokens_per_batch = 16384, chunk = 1024, stop_after = 0;
+  ReaderFlags reader;
 };
 
 std::atomic<bool> g_stop_embed{false};
-// The first SIGINT/SIGTERM asks for a stop at the last commit; a second one ends the process at once.
+// The first SIGINT/SIGTERM/SIGHUP asks for a stop at the last commit; a second one ends the process at once.
 void on_signal(int sig) {
   if (g_stop_embed.exchange(true)) {
     std::signal(sig, SIG_DFL);
     std::raise(sig);
   }
 }
-
-// SIGINT/SIGTERM set g_stop_embed while it lives; the previous handlers come back after.
-class StopOnSignal {
- public:
-  StopOnSignal() {
-    g_stop_embed.store(false);
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~StopOnSignal() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  StopOnSignal(const StopOnSignal&) = delete;
-  StopOnSignal& operator=(const StopOnSignal&) = delete;
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 // A hash of the model's parameters and buffers (FAVOR's random features included): what a resumed run
 // must embed with, whatever the checkpoint file is called or where it was copied.
@@ -128,6 +108,7 @@ std::vector<int64_t> parse_layer_list(const std::string& text) {
 struct RunIdentity {
   std::string checkpoint, config, pooling;
   int64_t step = 0, per_residue = 0, weights = 0;
+  std::string reader;  // "--unknown map --empty error --gaps strip": which records are read, and how
   std::vector<int64_t> layers, input_bytes;
   std::vector<std::string> inputs;
 
@@ -141,6 +122,7 @@ struct RunIdentity {
     h5::write_attr(f, "input_bytes", input_bytes);
     h5::write_attr(f, "per_residue", per_residue);
     h5::write_attr(f, "weights", weights);
+    h5::write_attr(f, "reader", reader);
   }
   static RunIdentity read(hid_t f) {
     RunIdentity r;
@@ -153,6 +135,7 @@ struct RunIdentity {
     r.input_bytes = h5::read_attr_ints(f, "input_bytes");
     r.per_residue = h5::read_attr_int(f, "per_residue");
     r.weights = h5::read_attr_int(f, "weights");
+    if (h5::has_attr(f, "reader")) r.reader = h5::read_attr_string(f, "reader");
     return r;
   }
   // What differs from `now`, in words ("" when nothing does).
@@ -165,6 +148,7 @@ struct RunIdentity {
     if (per_residue != now.per_residue) return per_residue ? "--per-residue" : "no --per-residue";
     if (inputs != now.inputs) return "other --input files";
     if (input_bytes != now.input_bytes) return "inputs of other sizes (an input has changed since)";
+    if (!reader.empty() && reader != now.reader) return reader + ", not " + now.reader;
     return "";
   }
 };
@@ -299,6 +283,10 @@ int run_embed(const EmbedArgs& a) {
   if (a.inputs.empty()) throw Error("embed: give --input FILE...");
   if (a.chunk < 1) throw Error("embed: --chunk must be positive");
   if (a.stop_after < 0) throw Error("embed: --stop-after must be positive (0: no limit)");
+  const ReaderOptions reader_options = a.reader.options();
+  std::vector<InputFile> inputs{{"--checkpoint", a.checkpoint}};
+  for (const std::string& in : a.inputs) inputs.push_back({"--input", in});
+  refuse_overwriting_inputs("--out", {a.out, a.out + ".partial"}, inputs);
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
@@ -311,7 +299,8 @@ int run_embed(const EmbedArgs& a) {
   const int64_t window = c.model.max_len - 2;
 
   RunIdentity id{a.checkpoint, config_to_yaml(c), a.pool, checkpoint_step(a.checkpoint), a.per_residue ? 1 : 0,
-                 weights_hash(model), o.layers, {}, a.inputs};
+                 weights_hash(model), "--unknown " + a.reader.unknown + " --empty " + a.reader.empty + " --gaps " +
+                 a.reader.gaps, o.layers, {}, a.inputs};
   uint64_t total_bytes = 0;
   for (const std::string& in : a.inputs) {
     std::error_code ec;
@@ -322,7 +311,8 @@ int run_embed(const EmbedArgs& a) {
   }
   const std::string partial = a.out + ".partial";
   const std::optional<Committed> from = partial_to_continue(a, partial, id);
-  const StopOnSignal signals;
+  g_stop_embed.store(false);
+  const StopSignals signals(on_signal);
   Progress progress(from ? "embed (resumed)" : "embed", total_bytes, !a.quiet, /*check_every=*/1);
   Committed done = from.value_or(Committed{});
   const int64_t skip = done.proteins;
@@ -365,7 +355,7 @@ int run_embed(const EmbedArgs& a) {
     int64_t read = 0;
     uint64_t bytes_before = 0, skipped_hash = 0;
     for (size_t k = 0; k < a.inputs.size() && !stopped; ++k) {
-      SequenceReader reader(a.inputs[k]);
+      SequenceReader reader(a.inputs[k], reader_options);
       SequenceRecord rec;
       while (!stopped && reader.next(rec)) {
         if (++read <= skip) {  // embedded by an earlier run
@@ -392,6 +382,7 @@ int run_embed(const EmbedArgs& a) {
         }
       }
       if (!stopped) stopped = !embed_chunk();
+      if (!stopped) warn_about(a.inputs[k], reader.counts(), reader_options.gaps);
       bytes_before += reader.lines().file_size();
       progress.update(bytes_before, done.proteins);
     }
@@ -461,6 +452,7 @@ void add_embed(CLI::App& app, Action& run) {
                   "stop (resumable, exit 130) once this invocation has embedded N proteins (whole chunks): for job time "
                   "slices");
   cmd->add_flag("-q,--quiet", a->quiet, "no progress line");
+  add_reader_options(cmd, a->reader);
   cmd->callback([&run, a] { run = [a] { return run_embed(*a); }; });
 }
 

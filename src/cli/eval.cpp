@@ -35,7 +35,17 @@ struct EvalArgs {
   std::string mode = "auto";  // auto | a name of eval_mode_names()
   PerplexityOptions perplexity;
   bool keep_overlap = false;
+  ReaderFlags reader;
 };
+
+// The files eval writes (under --out) must not be any of its inputs.
+void check_outputs(const EvalArgs& a) {
+  if (a.out.empty()) return;
+  std::vector<InputFile> inputs{{"--checkpoint", a.checkpoint}, {"--corpus", a.corpus}, {"--train-corpus", a.train_corpus}};
+  for (const std::string& in : a.inputs) inputs.push_back({"--input", in});
+  const std::filesystem::path out(a.out);
+  refuse_overwriting_inputs("--out", {a.out, (out / "per_sequence.tsv").string(), (out / "summary.json").string()}, inputs);
+}
 
 // The training corpus of a run: --train-corpus, else <output.dir>/corpus.h5 or data.train when it is a corpus.
 std::string find_train_corpus(const EvalArgs& a, const RunConfig& c) {
@@ -77,9 +87,10 @@ Proteins read_proteins(const EvalArgs& a) {
     return proteins;
   }
   for (auto& path : a.inputs) {
-    SequenceReader reader(path);
+    SequenceReader reader(path, a.reader.options());
     SequenceRecord rec;
     while (reader.next(rec)) proteins.emplace_back(rec.accession, rec.residues);
+    warn_about(path, reader.counts(), a.reader.options().gaps);
   }
   return proteins;
 }
@@ -131,6 +142,7 @@ void write_outputs(const std::string& out, const EvalArgs& a, const PerplexityOp
 
 int run_eval(const EvalArgs& a) {
   if (a.inputs.empty() == a.corpus.empty()) throw Error("eval: give either --input FILE... or --corpus corpus.h5");
+  check_outputs(a);
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
@@ -197,6 +209,7 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_flag("--keep-train-overlap", a->keep_overlap, "do not leave out proteins identical to training proteins");
   add_device_option(cmd, a->device);
   cmd->add_option("--out", a->out, "folder for per_sequence.tsv and summary.json");
+  add_reader_options(cmd, a->reader);
   cmd->callback([&run, a] { run = [a] { return run_eval(*a); }; });
 }
 

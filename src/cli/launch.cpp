@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 
 #include "util/error.h"
 #include "util/process.h"
+#include "util/signals.h"
 
 namespace performer::cli {
 
@@ -22,9 +25,11 @@ std::vector<std::string> g_command_line;
 constexpr int kMaxRanks = 1024;
 volatile sig_atomic_t g_ranks[kMaxRanks];  // pids, for the signal handler
 volatile sig_atomic_t g_rank_count = 0;
+volatile sig_atomic_t g_forwarded = 0;     // the last stop signal passed on (ranks started after it get it too)
 constexpr double kGraceSeconds = 15;       // beyond runtime.timeout_s, for the ranks to report and exit
 
 void forward_signal(int sig) {
+  g_forwarded = sig;
   for (int i = 0; i < g_rank_count; ++i)
     if (g_ranks[i] > 0) ::kill(static_cast<pid_t>(g_ranks[i]), sig);
 }
@@ -51,6 +56,37 @@ std::string how_it_ended(int status) {
   return "exited with status " + std::to_string(WEXITSTATUS(status));
 }
 
+// A rank that ended with an error or was killed by a signal (even SIGINT's: its handler would have made it
+// exit 130 itself); 0 and 130 (interrupted as asked, at the step every rank agreed on) are not failures.
+bool failed(int status) { return WIFSIGNALED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != kInterruptedExit); }
+
+// This launch's identity, given to every rank (PERFORMER_JOB_ID): a rank of another job that reaches the
+// same rendezvous port is refused instead of joining (train/communicator.h).
+std::string job_id() {
+  return "performer-nproc-" + std::to_string(::getpid()) + "-" +
+         std::to_string(std::chrono::system_clock::now().time_since_epoch().count());
+}
+
+class ForwardStopSignals {
+ public:
+  ForwardStopSignals() {
+    g_forwarded = 0;
+    struct sigaction sa {};
+    sa.sa_handler = forward_signal;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < kStopSignals.size(); ++i) sigaction(kStopSignals[i], &sa, &previous_[i]);
+  }
+  ~ForwardStopSignals() {
+    g_rank_count = 0;
+    for (size_t i = 0; i < kStopSignals.size(); ++i) sigaction(kStopSignals[i], &previous_[i], nullptr);
+  }
+  ForwardStopSignals(const ForwardStopSignals&) = delete;
+  ForwardStopSignals& operator=(const ForwardStopSignals&) = delete;
+
+ private:
+  std::array<struct sigaction, kStopSignals.size()> previous_{};
+};
+
 }  // namespace
 
 void set_command_line(int argc, char** argv) { g_command_line.assign(argv, argv + argc); }
@@ -60,34 +96,31 @@ int run_local_ranks(int nproc, double timeout_s) {
   if (std::getenv("RANK") != nullptr || std::getenv("WORLD_SIZE") != nullptr)
     throw Error("--nproc: this process already is a rank (RANK/WORLD_SIZE are set, by torchrun?); leave --nproc out");
   const std::vector<std::string> argv = rank_command_line();
-  const std::string port = std::to_string(free_local_port());
-  struct sigaction sa {};
-  sa.sa_handler = forward_signal;
-  sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {}, old_term {};
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
+  const std::string port = std::to_string(free_local_port()), job = job_id();
+  const ForwardStopSignals forwarding;
   std::vector<int> pids;
   try {
     for (int r = 0; r < nproc; ++r) {
       const std::string n = std::to_string(nproc), rank = std::to_string(r);
-      pids.push_back(spawn_process(argv, {"RANK=" + rank, "WORLD_SIZE=" + n, "LOCAL_RANK=" + rank,
-                                          "LOCAL_WORLD_SIZE=" + n, "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
-                                          "PERFORMER_LAUNCHER=performer --nproc"}));
+      // Started with the stop signals blocked: one that comes before the rank's handlers are in place
+      // waits for them (a clean stop) instead of killing the rank half-started.
+      pids.push_back(spawn_process(argv,
+                                   {"RANK=" + rank, "WORLD_SIZE=" + n, "LOCAL_RANK=" + rank, "LOCAL_WORLD_SIZE=" + n,
+                                    "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
+                                    "PERFORMER_LAUNCHER=performer --nproc", "PERFORMER_JOB_ID=" + job},
+                                   /*block_stop_signals=*/true));
       g_ranks[r] = pids.back();
       g_rank_count = r + 1;
+      if (g_forwarded != 0) ::kill(pids.back(), g_forwarded);  // a stop asked while the ranks were starting
     }
   } catch (...) {  // the ranks already started would wait for the missing ones: stop them
     for (int p : pids) ::kill(p, SIGKILL);
     for (int p : pids) ::waitpid(p, nullptr, 0);
-    g_rank_count = 0;
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
     throw;
   }
   int first_failure = 0, alive = nproc;
   std::chrono::steady_clock::time_point deadline{};
-  bool failed = false, killing = false;  // failed: a rank ended with an error (not 130, interrupted as asked)
+  bool failure = false, killing = false, interrupted = false;
   while (alive > 0) {
     int status = 0;
     const pid_t pid = ::waitpid(-1, &status, WNOHANG);
@@ -98,21 +131,35 @@ int run_local_ranks(int nproc, double timeout_s) {
         g_ranks[r] = 0;
         pids[static_cast<size_t>(r)] = 0;
         const int code = exit_status(status);
-        if (code != 0 && (first_failure == 0 || (first_failure == 130 && code != 130))) first_failure = code;  // errors first
-        if (code != 0 && code != 130 && !failed) {  // 130: interrupted, as asked; the others stop at the same step
-          failed = true;
-          if (alive > 0) {
-            deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                              std::chrono::duration<double>(timeout_s + kGraceSeconds));
-            std::fprintf(stderr, "performer --nproc: rank %d %s; waiting up to %.0f s for the other ranks to stop\n", r,
-                         how_it_ended(status).c_str(), timeout_s + kGraceSeconds);
-          }
+        if (code != 0 && (first_failure == 0 || (!failure && failed(status)))) first_failure = code;  // failures first
+        if (code == kInterruptedExit && !failed(status) && alive > 0 && !interrupted) {
+          // Interrupted: in training the ranks agreed on the step and end together; one that ends alone
+          // (stopped before its job formed) leaves the others waiting for it, so they are stopped too.
+          interrupted = true;
+          for (int p : pids)
+            if (p > 0) ::kill(p, SIGTERM);
+        }
+        if (!failed(status) || failure) continue;
+        failure = true;
+        if (alive == 0) continue;
+        deadline = std::chrono::steady_clock::now() +
+                   std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                       std::chrono::duration<double>(timeout_s + kGraceSeconds));
+        if (WIFSIGNALED(status)) {
+          // Killed (out of memory, by hand): it says nothing; the others are stopped now rather than left
+          // to find out at their next collective or at the rendezvous deadline.
+          std::fprintf(stderr, "performer --nproc: rank %d %s; stopping the other ranks\n", r, how_it_ended(status).c_str());
+          for (int p : pids)
+            if (p > 0) ::kill(p, SIGTERM);
+        } else {
+          std::fprintf(stderr, "performer --nproc: rank %d %s; waiting up to %.0f s for the other ranks to stop\n", r,
+                       how_it_ended(status).c_str(), timeout_s + kGraceSeconds);
         }
       }
       continue;
     }
     if (pid < 0 && errno != EINTR) break;
-    if (failed && alive > 0 && !killing && std::chrono::steady_clock::now() > deadline) {
+    if (failure && alive > 0 && !killing && std::chrono::steady_clock::now() > deadline) {
       std::fprintf(stderr, "performer --nproc: %d rank(s) still running past the deadline; killing them\n", alive);
       for (int p : pids)
         if (p > 0) ::kill(p, SIGKILL);
@@ -120,9 +167,6 @@ int run_local_ranks(int nproc, double timeout_s) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  g_rank_count = 0;
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
   return first_failure;
 }
 

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "util/error.h"
+#include "util/signals.h"
 
 namespace performer::cli {
 
@@ -48,6 +49,9 @@ int main(int argc, char** argv) {
   try {
     performer::cli::set_threads(threads);
     return run ? run() : 0;
+  } catch (const performer::Interrupted& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return performer::kInterruptedExit;
   } catch (const performer::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

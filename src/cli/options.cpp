@@ -16,6 +16,25 @@ void add_device_option(CLI::App* cmd, std::string& target) {
       ->capture_default_str();
 }
 
+void add_reader_options(CLI::App* cmd, ReaderFlags& flags) {
+  cmd->add_option("--unknown", flags.unknown, "letters outside the alphabet: error | map (to X, counted) | skip (record)")
+      ->capture_default_str();
+  cmd->add_option("--empty", flags.empty, "records without residues: error | skip (counted)")
+      ->capture_default_str();
+  cmd->add_option("--gaps", flags.gaps,
+                  "alignment gaps '-' and '.' (aligned FASTA, a3m): strip (each record its protein's own residues; "
+                  "counted, with a warning) | error | keep (as gap tokens)")
+      ->capture_default_str();
+}
+
+ReaderOptions ReaderFlags::options() const {
+  ReaderOptions o;
+  o.unknown = parse_unknown_policy(unknown);
+  o.empty = parse_empty_policy(empty);
+  o.gaps = parse_gap_policy(gaps);
+  return o;
+}
+
 std::vector<AttentionKind> parse_kinds_option(const std::string& list) {
   std::vector<AttentionKind> kinds;
   for (const auto& k : split_list(list)) {

@@ -1,5 +1,4 @@
 // performer train --config configs/X.yaml [--set key=value ...] [--resume PATH|auto] [--stop-after N]
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -7,10 +6,12 @@
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "data/prepare.h"
+#include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/names.h"
+#include "util/signals.h"
 #include "util/text.h"
 
 namespace performer::cli {
@@ -40,6 +41,8 @@ void add_train(CLI::App& app, Action& run) {
   cmd->add_option("--stop-after", opts->stop_after, "stop with a checkpoint after N steps of this invocation");
   cmd->add_flag("--overwrite", opts->overwrite,
                 "start over in an output.dir that holds a run (its files are moved to output.dir/previous-<time>/)");
+  cmd->add_flag("--allow-corpus-change", opts->allow_corpus_change,
+                "with --resume: continue on a corpus other than the one the checkpoint was trained on");
   auto skip_memory_check = std::make_shared<bool>(false);
   cmd->add_flag("--skip-memory-check", *skip_memory_check,
                 "start even when the predicted memory of the run exceeds the device's memory");
@@ -54,16 +57,17 @@ void add_train(CLI::App& app, Action& run) {
       if (*nproc > 1) return run_local_ranks(*nproc, c.runtime.timeout_s);
       apply_thread_flag(app, c);
       opts->check_memory = !*skip_memory_check;
-      std::signal(SIGINT, on_signal);
-      std::signal(SIGTERM, on_signal);
-      TrainResult r = train(c, *opts);
-      std::signal(SIGINT, SIG_DFL);
-      std::signal(SIGTERM, SIG_DFL);
+      TrainResult r;
+      {
+        const StopSignals signals(on_signal);  // SIGINT, SIGTERM, SIGHUP: checkpoint after the current step
+        r = train(c, *opts);
+      }
       if (r.stop_reason == StopReason::kInterrupted) {
-        if (!r.primary) return 130;  // rank 0 says it
+        if (!r.primary) return kInterruptedExit;  // rank 0 says it
+        // The run folder's config.yaml holds every --set of this run: the hint works from any folder.
         warn("interrupted at step " + std::to_string(r.step) + "; checkpoint " + r.checkpoint +
-             "; resume with: performer train --config " + *config + " --resume auto");
-        return 130;
+             "; resume with: performer train --config " + run_config_path(c.output.dir) + " --resume auto");
+        return kInterruptedExit;
       }
       return r.stop_reason == StopReason::kNonFinite ? 1 : 0;
     };
@@ -114,6 +118,7 @@ void add_bench_train(CLI::App& bench, Action& run) {
       ->check(CLI::Range(1, 1024));
   cmd->callback([&bench, &run, config, sets, steps, warmup, peak_tflops, csv, nproc] {
     run = [&bench, config, sets, steps, warmup, peak_tflops, csv, nproc] {
+      unblock_stop_signals();  // blocked by `--nproc`'s launcher; a benchmark just ends on a signal
       RunConfig c = load_config(*config, *sets);
       if (*nproc > 1) return run_local_ranks(*nproc, c.runtime.timeout_s);
       apply_thread_flag(*bench.get_parent(), c);

@@ -1,6 +1,7 @@
 #include "data/corpus.h"
 
 #include <cmath>
+#include <cstdio>
 #include <sstream>
 
 #include "io/hdf5.h"
@@ -253,6 +254,7 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
   }
   h5::Handle g = h5::open_group(f, "stats");
   c.stats_ = read_stats(g);
+  if (h5::has_attr(f, "fingerprint")) c.stored_fingerprint_ = h5::read_attr_string(f, "fingerprint");
   return c;
 }
 
@@ -289,6 +291,39 @@ void Corpus::load_clusters(int64_t file_id, const std::shared_ptr<const h5::Mapp
   if (!why.empty()) clusters_in_memory_ = why;
   if (cluster_.size() != size() || cluster_rank_.size() != size())
     throw Error(path_ + ": corrupt corpus: /cluster or /cluster_rank is not one value per sequence");
+}
+
+void CorpusFingerprint::add(Split split, const Token* tokens, int64_t n, int64_t cluster, int32_t cluster_rank) {
+  h_ = mix64(h_ ^ (static_cast<uint64_t>(split) + 1) ^ (static_cast<uint64_t>(n) << 8));
+  h_ = hash64(std::string_view(reinterpret_cast<const char*>(tokens), static_cast<size_t>(n)), h_);
+  if (cluster >= 0) h_ = mix64(h_ ^ mix64(static_cast<uint64_t>(cluster)) ^ static_cast<uint64_t>(cluster_rank));
+}
+
+std::string CorpusFingerprint::hex() const {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+  return buf;
+}
+
+std::string Corpus::fingerprint() const {
+  if (!stored_fingerprint_.empty()) return stored_fingerprint_;
+  CorpusFingerprint f;
+  std::vector<Token> buf;
+  for (size_t i = 0; i < size(); ++i) {
+    buf.resize(static_cast<size_t>(length(i)));
+    copy_residues(i, 0, length(i), buf.data());
+    if (has_clusters())
+      f.add(split(i), buf.data(), length(i), cluster(i), cluster_rank(i));
+    else
+      f.add(split(i), buf.data(), length(i));
+  }
+  return f.hex();
+}
+
+std::string Corpus::describe() const {
+  return (path_.empty() ? std::string("a corpus built in memory") : path_) + ": " + std::to_string(stats_.sequences[0]) +
+         " train / " + std::to_string(stats_.sequences[1]) + " valid / " + std::to_string(stats_.sequences[2]) +
+         " test sequences";
 }
 
 std::vector<size_t> Corpus::indices(Split s) const {

@@ -12,7 +12,8 @@
 //   /cluster_size int32 [cluster indices]  (prepare --clusters) kept members of each cluster index
 //   /stats       group                     see CorpusStats (attributes + /stats/residue_counts [3, 33])
 //   attributes of /: format = "performer-corpus", format_version, vocabulary (33 names), sources,
-//                    split_key, valid_frac, test_frac, split_seed, dedup, min_len, max_len, created
+//                    split_key, valid_frac, test_frac, split_seed, dedup, min_len, max_len, created,
+//                    fingerprint (CorpusFingerprint of the content; absent in corpora from before it)
 #pragma once
 #include <array>
 #include <cstdint>
@@ -72,6 +73,19 @@ struct CorpusStats {
   std::string summary() const;
 };
 
+// A fingerprint of a corpus's content, what training reads of it: every sequence's residues and split
+// (and cluster and rank within it, with --clusters), in order. Two corpora with the same fingerprint hold
+// the same training data whatever their paths, names or times; one changed residue changes it. 16 hex
+// digits (a 64-bit hash, util/hash.h).
+class CorpusFingerprint {
+ public:
+  void add(Split split, const Token* tokens, int64_t n, int64_t cluster = -1, int32_t cluster_rank = 0);
+  std::string hex() const;
+
+ private:
+  uint64_t h_ = 0x5eed;
+};
+
 // One column of a corpus (tokens, offsets or split labels): read through a memory map of the file, or held
 // in memory (corpora built in memory, and files whose layout cannot be mapped).
 template <class T>
@@ -125,6 +139,11 @@ class Corpus {
   std::vector<size_t> indices(Split s) const;
   const CorpusStats& stats() const { return stats_; }
   const std::string& path() const { return path_; }
+  // CorpusFingerprint of the content: the one `prepare` stored, or (older corpora, corpora built in
+  // memory) computed by a pass over the corpus.
+  std::string fingerprint() const;
+  // "<path>: N train / M valid / K test sequences", for messages.
+  std::string describe() const;
 
   // For tests and tools that build corpora in memory; `clusters` (optional): each sequence's cluster index.
   static Corpus from_sequences(const std::vector<std::string>& residues, const std::vector<Split>& splits,
@@ -145,6 +164,7 @@ class Corpus {
   std::vector<std::string> accessions_;
   CorpusStats stats_;
   std::string not_mapped_;  // why the file was read into memory
+  std::string stored_fingerprint_;  // the file's fingerprint attribute, "" when it has none
 };
 
 void write_stats(int64_t group_id, const CorpusStats& stats);

@@ -39,7 +39,8 @@ std::string prepared_corpus(const CorpusSource& s) {
     return o.str();
   };
   std::ostringstream key;
-  key << identity(s.source) << "|" << s.valid_frac << "|" << s.test_frac << "|" << s.dedup;
+  // "reader 2": corpora from readers before gaps were removed are prepared again.
+  key << "reader 2|" << identity(s.source) << "|" << s.valid_frac << "|" << s.test_frac << "|" << s.dedup;
   if (!s.clusters.empty()) key << "|clusters:" << identity(s.clusters);
   if (h5::is_hdf5(s.cache)) {
     try {
@@ -56,6 +57,7 @@ std::string prepared_corpus(const CorpusSource& s) {
   po.test_frac = s.test_frac;
   po.dedup = s.dedup;
   po.clusters = s.clusters;
+  po.reader.policies_are_options = false;  // a hint names `performer prepare`, not a train option
   po.cache_key = key.str();
   po.force = true;  // our own cache file, rebuilt when unreadable
   po.progress = isatty(STDERR_FILENO) != 0;

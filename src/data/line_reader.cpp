@@ -159,6 +159,9 @@ bool LineReader::next(std::string_view& line) {
       return true;
     }
     size_t offset = end_ - begin_;  // already scanned, relative to begin_
+    if (offset > kMaxLineBytes)
+      throw Error(path_ + ":" + std::to_string(line_no_ + 1) + ": a line longer than " +
+                  std::to_string(kMaxLineBytes >> 20) + " MiB: not a FASTA or UniProt text file");
     if (!fill()) {
       if (begin_ == end_) return false;
       // Last line without a trailing newline.

@@ -1,5 +1,7 @@
 // Reads a text file line by line, plain or gzip (decided by the magic bytes 1f 8b, not by the name),
-// through one reusable buffer: memory is bounded by the longest line, whatever the file size. The input is
+// through one reusable buffer: memory is bounded by the longest line, whatever the file size, and a line
+// longer than kMaxLineBytes is an error (a binary file, or a gzip bomb of one endless line, cannot exhaust
+// memory). The input is
 // read strictly forward (the magic bytes are sniffed from the first block read, never by seeking back), so
 // pipes, FIFOs, process substitution and standard input ("-") work like files; gzip is inflated with zlib's
 // stream API, members one after another.
@@ -12,6 +14,10 @@
 #include <string_view>
 
 namespace performer {
+
+// Longer than one line of any FASTA or UniProt file: a whole protein of the reader's record cap
+// (data/sequence_reader.h, 10 M residues) on one line, three times over.
+constexpr size_t kMaxLineBytes = size_t(32) << 20;
 
 class LineReader {
  public:

@@ -1,5 +1,6 @@
 #include "data/prepare.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -41,11 +42,10 @@ void validate(const PrepareOptions& o) {
   if (!dir.empty() && !fs::is_directory(dir))
     throw Error(o.out + ": output folder '" + dir.string() + "' does not exist");
   if (fs::is_directory(o.out)) throw Error(o.out + ": is a directory; --out names the corpus file to write");
+  std::vector<InputFile> inputs{{"--clusters", o.clusters}};
+  for (const auto& in : o.inputs) inputs.push_back({"--input", in});
+  refuse_overwriting_inputs("--out", {o.out}, inputs);  // with or without --force
   if (!fs::exists(o.out)) return;
-  std::error_code ec;
-  for (const auto& in : o.inputs)
-    if (fs::equivalent(in, o.out, ec))
-      throw Error(o.out + ": is also an input (" + in + "); refusing to overwrite an input with the corpus");
   if (!o.force && !Corpus::is_corpus_file(o.out))
     throw Error(o.out + ": exists and is not a performer corpus; refusing to replace it (choose another --out, or "
                 "--force)");
@@ -80,14 +80,11 @@ uint64_t total_input_bytes(const std::vector<std::string>& inputs) {
   return total;
 }
 
-// Adds one input's reader counts to the corpus statistics, with a warning for likely nucleotide files.
-void add_reader_counts(CorpusStats& st, const std::string& path, const ReaderCounts& rc) {
+// Adds one input's reader counts to the corpus statistics.
+void add_reader_counts(CorpusStats& st, const ReaderCounts& rc) {
   st.skipped_empty += rc.skipped_empty;
   st.skipped_unknown += rc.skipped_unknown;
   st.mapped_to_x += rc.mapped_to_x;
-  if (rc.likely_nucleotide > 0)
-    warn(path + ": " + std::to_string(rc.likely_nucleotide) + " of " + std::to_string(rc.records) +
-         " records are at least 90% A/C/G/T/U/N: nucleotides, not proteins?");
 }
 
 // Streams the records of every input into the corpus datasets of `file`, applying the length filters and
@@ -121,7 +118,7 @@ class CorpusBuilder {
       // A signal that came before the open (which can wait on a FIFO) is honoured here; one during the
       // wait interrupts it (no SA_RESTART).
       if (g_prepare_interrupted.load()) throw Error("prepare: interrupted; no corpus written");
-      SequenceReader reader(path, o_.reader);
+      SequenceReader reader(path, reader_options());
       SequenceRecord rec;
       while (reader.next(rec)) {
         if (g_prepare_interrupted.load(std::memory_order_relaxed)) throw Error("prepare: interrupted; no corpus written");
@@ -129,9 +126,23 @@ class CorpusBuilder {
         progress_.update(bytes_before + reader.lines().bytes_consumed(), st_.records_read);
         add(rec);
       }
-      add_reader_counts(st_, path, reader.counts());
+      add_reader_counts(st_, reader.counts());
+      warn_about(path, reader.counts(), o_.reader.gaps);
       bytes_before += reader.lines().file_size();
     }
+  }
+
+  const CorpusFingerprint& fingerprint() const { return fingerprint_; }
+
+  // --max-len is applied while reading: a longer record is read to its end (counted) without keeping more
+  // than max_len of its residues, so one record never holds more memory than that.
+  ReaderOptions reader_options() const {
+    ReaderOptions r = o_.reader;
+    if (o_.max_len > 0) {
+      r.max_residues = std::min(r.max_residues, o_.max_len);
+      r.keep_long_records = true;
+    }
+    return r;
   }
 
   // Flushes the datasets and completes the length statistics; throws when no sequence was kept.
@@ -162,7 +173,7 @@ class CorpusBuilder {
  private:
   // The split of a record, or false when a filter drops it (counted).
   bool keep(const SequenceRecord& rec, Split& split) {
-    const auto len = static_cast<int64_t>(rec.residues.size());
+    const int64_t len = rec.length;
     if (len < o_.min_len) {
       ++st_.dropped_short;
       return false;
@@ -225,6 +236,9 @@ class CorpusBuilder {
       }
       cluster_ids_->append(id);
       cluster_ranks_->append(rank);
+      fingerprint_.add(split, ids_.data(), len, id, rank);
+    } else {
+      fingerprint_.add(split, ids_.data(), len);
     }
     ++st_.sequences[s];
     st_.residues[s] += len;
@@ -248,10 +262,11 @@ class CorpusBuilder {
   std::vector<int32_t> kept_;                        // kept members of each of the file's clusters
   std::unordered_set<std::string> seen_members_;     // listed members found in the input
   int64_t cluster_ = -1;                             // of the record being added
+  CorpusFingerprint fingerprint_;                    // of what was kept
 };
 
 // The corpus's self-description: format, vocabulary, sources and the options that made it.
-void write_attributes(hid_t file, const PrepareOptions& o) {
+void write_attributes(hid_t file, const PrepareOptions& o, const CorpusFingerprint& fingerprint) {
   h5::write_attr(file, "format", "performer-corpus");
   h5::write_attr(file, "format_version", int64_t{1});
   h5::write_attr(file, "vocabulary", Alphabet::names());
@@ -268,6 +283,7 @@ void write_attributes(hid_t file, const PrepareOptions& o) {
   h5::write_attr(file, "min_len", o.min_len);
   h5::write_attr(file, "max_len", o.max_len);
   h5::write_attr(file, "created", now_iso8601());
+  h5::write_attr(file, "fingerprint", fingerprint.hex());
   if (!o.cache_key.empty()) h5::write_attr(file, "cache_key", o.cache_key);
 }
 
@@ -277,7 +293,7 @@ void write_corpus(const PrepareOptions& o, const std::string& path, Progress& pr
   CorpusBuilder builder(o, file, st, progress);
   builder.read_inputs();
   builder.finish();
-  write_attributes(file, o);
+  write_attributes(file, o, builder.fingerprint());
   h5::Handle group = h5::create_group(file, "stats");
   write_stats(group, st);
   if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(path + ": cannot flush (disk full?)");

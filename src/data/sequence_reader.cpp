@@ -6,6 +6,7 @@
 
 #include "data/alphabet.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/names.h"
 
 namespace performer {
@@ -13,7 +14,7 @@ namespace performer {
 namespace {
 
 // What a byte of a sequence line is.
-enum CharClass : uint8_t { kResidue, kIgnore, kStop, kUnknown, kBinary };
+enum CharClass : uint8_t { kResidue, kIgnore, kStop, kGap, kUnknown, kBinary };
 
 struct CharTable {
   std::array<CharClass, 256> cls;
@@ -34,6 +35,7 @@ struct CharTable {
         cls[b] = kUnknown;
     }
     cls['\t'] = kIgnore;
+    cls['-'] = cls['.'] = kGap;  // letters of the alphabet too (kept by GapPolicy::kKeep)
   }
 };
 const CharTable& chars() {
@@ -78,6 +80,25 @@ bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.
 const std::vector<std::string>& unknown_policy_names() {
   static const std::vector<std::string> names{"error", "map", "skip"};
   return names;
+}
+
+const std::vector<std::string>& gap_policy_names() {
+  static const std::vector<std::string> names{"strip", "error", "keep"};
+  return names;
+}
+
+GapPolicy parse_gap_policy(const std::string& s) { return parse_name<GapPolicy>(s, gap_policy_names(), "gap policy"); }
+
+void warn_about(const std::string& path, const ReaderCounts& rc, GapPolicy gaps) {
+  if (rc.likely_nucleotide > 0)
+    warn(path + ": " + std::to_string(rc.likely_nucleotide) + " of " + std::to_string(rc.records) +
+         " records are at least 90% A/C/G/T/U/N: nucleotides, not proteins?");
+  if (rc.records_with_gaps > 0)
+    warn(path + ": " + std::to_string(rc.records_with_gaps) + " records hold gap characters ('-' or '.'; " +
+         std::to_string(rc.gaps) + " in all): an alignment (aligned FASTA or a3m)? " +
+         (gaps == GapPolicy::kKeep ? std::string("The gaps were kept as tokens (--gaps keep)")
+                                   : std::string("The gaps were removed, so each record is its protein's own residues "
+                                                 "(a3m's lower-case insertions included); --gaps error refuses such input")));
 }
 
 UnknownResiduePolicy parse_unknown_policy(const std::string& s) {
@@ -149,14 +170,41 @@ bool SequenceReader::next(SequenceRecord& rec) {
   }
 }
 
+std::string SequenceReader::hint(const std::string& option) const {
+  if (options_.policies_are_options) return option;
+  return "`performer prepare " + option + "` (then set data.train to the corpus it writes)";
+}
+
+void SequenceReader::push(SequenceRecord& rec, char residue) {
+  if (++rec.length <= options_.max_residues) {
+    rec.residues.push_back(residue);
+  } else if (!options_.keep_long_records) {
+    fail(lines_.line_number(), "record " + std::to_string(rec.index) + " (" + rec.accession + ", from line " +
+                                   std::to_string(rec.line) + ") has more than " + std::to_string(options_.max_residues) +
+                                   " residues: not a protein (a corrupt or concatenated file?)");
+  }
+}
+
+void SequenceReader::gap(unsigned char b, SequenceRecord& rec) {
+  switch (options_.gaps) {
+    case GapPolicy::kKeep: push(rec, static_cast<char>(b)); break;
+    case GapPolicy::kStrip: break;
+    case GapPolicy::kError:
+      fail(lines_.line_number(), "gap character " + byte_repr(b) + " in record " + std::to_string(rec.index) + " (" +
+                                     rec.accession + "): an alignment (aligned FASTA or a3m)? " +
+                                     hint("--gaps strip") + " reads each record as its protein's own residues");
+  }
+  ++gaps_in_record_;
+}
+
 bool SequenceReader::unknown_residue(unsigned char b, SequenceRecord& rec, bool& skip) {
   switch (options_.unknown) {
     case UnknownResiduePolicy::kError:
       fail(lines_.line_number(), "character " + byte_repr(b) + " in record " + std::to_string(rec.index) + " (" +
-                                     rec.accession +
-                                     ") is not in the protein alphabet (--unknown map or skip accepts it)");
+                                     rec.accession + ") is not in the protein alphabet (" + hint("--unknown map") +
+                                     " or skip accepts it)");
     case UnknownResiduePolicy::kMapToX:
-      rec.residues.push_back('X');
+      push(rec, 'X');
       ++mapped_in_record_;
       return true;
     case UnknownResiduePolicy::kSkipRecord:
@@ -176,9 +224,11 @@ bool SequenceReader::append_residues(std::string_view line, SequenceRecord& rec,
         star_seen_ = false;
         if (!unknown_residue('*', rec, skip)) return false;
       }
-      rec.residues.push_back(t.upper[b]);
+      push(rec, t.upper[b]);
     } else if (c == kIgnore) {
       continue;
+    } else if (c == kGap) {
+      gap(b, rec);
     } else if (c == kStop) {
       if (star_seen_ && !unknown_residue('*', rec, skip)) return false;
       star_seen_ = true;
@@ -198,10 +248,15 @@ bool SequenceReader::finish(SequenceRecord& rec, bool skip) {
     rec.accession.clear();
     return true;
   }
-  if (rec.residues.empty()) {
+  if (gaps_in_record_ > 0) {
+    ++counts_.records_with_gaps;
+    counts_.gaps += gaps_in_record_;
+  }
+  if (rec.length == 0) {
     if (options_.empty == EmptyRecordPolicy::kError)
-      fail(rec.line, "record " + std::to_string(rec.index) + " (" + rec.accession +
-                         ") has no sequence (use --empty skip to skip such records)");
+      fail(rec.line, "record " + std::to_string(rec.index) + " (" + rec.accession + ") has no sequence" +
+                         (gaps_in_record_ > 0 ? " (only gaps)" : "") + " (" + hint("--empty skip") +
+                         " skips such records)");
     ++counts_.skipped_empty;
     rec.accession.clear();
     return true;
@@ -276,9 +331,11 @@ bool SequenceReader::find_uniprot_id() {
 
 void SequenceReader::begin_record(SequenceRecord& rec) {
   rec.residues.clear();
+  rec.length = 0;
   rec.index = ++record_index_;
   rec.line = pending_line_;
   mapped_in_record_ = 0;
+  gaps_in_record_ = 0;
   star_seen_ = false;
 }
 
@@ -344,9 +401,9 @@ bool SequenceReader::next_uniprot(SequenceRecord& rec) {
   std::string_view line;
   while (lines_.next(line)) {
     if (starts_with(line, "//")) {
-      if (e.declared >= 0 && !e.skip && static_cast<long long>(rec.residues.size()) != e.declared)
+      if (e.declared >= 0 && !e.skip && rec.length != e.declared)
         fail(lines_.line_number(), "record " + std::to_string(rec.index) + " (" + rec.accession + ") has " +
-                                       std::to_string(rec.residues.size()) + " residues but its SQ line says " +
+                                       std::to_string(rec.length) + " residues but its SQ line says " +
                                        std::to_string(e.declared));
       return finish(rec, e.skip);
     }

@@ -39,8 +39,11 @@ bool read_report(const std::string& path, CellReport& report) {
 }
 
 // The verdict on a child that left no report: how it ended.
-CellReport verdict(const ChildResult& child, double timeout_seconds) {
+CellReport verdict(const ChildResult& child, double timeout_seconds, uint64_t memory_limit) {
   if (child.timed_out) return {CellStatus::kTimeout, "no result within " + human_duration(timeout_seconds) + ", killed", {}};
+  if (child.over_memory)
+    return {CellStatus::kOom, "resident memory passed the limit of " + human_bytes(static_cast<double>(memory_limit)) +
+                                  ", killed", {}};
   // SIGKILL without a deadline: the kernel's OOM killer (or a limit enforced from outside).
   if (child.signal != 0)
     return {child.signal == SIGKILL ? CellStatus::kOom : CellStatus::kError, "killed by signal " + std::to_string(child.signal), {}};
@@ -123,11 +126,13 @@ CellOutcome run_cell(const CellCommand& command) {
   std::vector<std::string> argv = command.argv;
   argv.insert(argv.end(), {"--report", report_path});
   CellOutcome outcome;
-  outcome.child = run_child(argv, command.address_space_limit, command.timeout_seconds);
+  outcome.child = run_child(argv, command.address_space_limit, command.timeout_seconds, command.memory_limit);
   try {
-    // Past its deadline a child is TIMEOUT whatever it wrote: it was killed, its figures are not final.
-    outcome.reported = !outcome.child.timed_out && read_report(report_path, outcome.report);
-    if (!outcome.reported) outcome.report = verdict(outcome.child, command.timeout_seconds);
+    // Past its deadline or its memory a child is TIMEOUT or OOM whatever it wrote: it was killed, its
+    // figures are not final.
+    const bool killed = outcome.child.timed_out || outcome.child.over_memory;
+    outcome.reported = !killed && read_report(report_path, outcome.report);
+    if (!outcome.reported) outcome.report = verdict(outcome.child, command.timeout_seconds, command.memory_limit);
   } catch (const Error& e) {
     outcome.report = CellReport{CellStatus::kError, e.what(), {}};
   }

@@ -12,8 +12,14 @@
 //     tokens_per_second: 1234.5
 //     peak_bytes: 350000000
 //
-// A child that leaves no report is judged by how it ended: past its deadline TIMEOUT, killed by SIGKILL
-// (the kernel's OOM killer) OOM, otherwise error, each with a one-line note.
+// A child that leaves no report is judged by how it ended: past its deadline TIMEOUT; killed by the harness
+// for passing its memory limit, or by SIGKILL (the kernel's OOM killer), OOM; otherwise error, each with a
+// one-line note.
+//
+// A CPU cell's memory limit is enforced from the parent (run_child's memory_limit: the child's anonymous
+// resident memory is watched and the child killed past it), not by an address-space limit inside the child:
+// under RLIMIT_AS a failed allocation inside OpenBLAS is retried forever (its blas_memory_alloc loops), so
+// such a cell spun instead of failing.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -54,6 +60,7 @@ struct CellCommand {
   std::vector<std::string> argv;    // the child's command line; the harness appends "--report <path>"
   std::string report_path;          // where the child writes its report; empty: a temporary, removed after
   uint64_t address_space_limit = 0; // run_child's RLIMIT_AS in bytes (0: none; a child may limit itself)
+  uint64_t memory_limit = 0;        // killed, and OOM, once its anonymous resident memory passes this (0: none)
   double timeout_seconds = 0;       // killed and reported TIMEOUT after this long (0: no deadline)
 };
 struct CellOutcome {

@@ -103,22 +103,16 @@ void apply_longseq_report(const CellReport& report, LongseqCell& r) {
 
 namespace {
 
-// Holds the cell process to `limit` bytes (CPU: address space; CUDA: the caching allocator's fraction).
+// Holds a CUDA cell to `limit` bytes of GPU memory (the caching allocator's fraction). A CPU cell's limit is
+// enforced by the parent, which watches the cell's resident memory (experiments/cell.h).
 void apply_cell_memory_limit(const torch::Device& device, uint64_t limit) {
-  if (limit == 0) return;
-  if (device.is_cuda()) {
+  if (limit == 0 || !device.is_cuda()) return;
 #ifdef PERFORMER_CUDA
-    const int index = device.has_index() ? device.index() : 0;
-    const double total = static_cast<double>(device_memory_bytes(device));
-    if (total > 0)
-      c10::cuda::CUDACachingAllocator::setMemoryFraction(std::min(1.0, static_cast<double>(limit) / total), index);
+  const int index = device.has_index() ? device.index() : 0;
+  const double total = static_cast<double>(device_memory_bytes(device));
+  if (total > 0)
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(std::min(1.0, static_cast<double>(limit) / total), index);
 #endif
-    return;
-  }
-  // The limit counts what is resident at start-up (binary, libraries): allow the rest on top of the
-  // address space mapped now.
-  const uint64_t resident = current_rss_bytes();
-  limit_address_space_above_now(limit > resident + (64u << 20) ? limit - resident : (64u << 20));
 }
 
 // A failure while training: OOM when the message says memory ran out, error otherwise.
@@ -427,6 +421,12 @@ Sweep prepare_sweep(const RunConfig& base_in, const LongseqOptions& o) {
   s.base.output.dir = o.out;
   s.base.data.concat = true;
   require_training_data(s.base.data.train);  // before the output folder is made
+  // Its fixed files (the cells' folders are named cell-<L>-<kind>) must not be an input.
+  const fs::path out(o.out);
+  refuse_overwriting_inputs("--out",
+                            {o.out, (out / "results.csv").string(), (out / "tokens_per_second.png").string(),
+                             (out / "peak_memory.png").string()},
+                            {{"data.train", s.base.data.train}, {"data.clusters", s.base.data.clusters}});
   s.device = resolve_device(s.base.runtime.device);
   s.device_name = s.device.is_cuda() ? "cuda" : "cpu";
   s.limit = cell_memory_limit(s.device, o.memory_limit);
@@ -482,6 +482,7 @@ void measure_in_child(const RunConfig& c, LongseqCell& r, const std::string& exe
                   std::to_string(timing_warmup)};
   command.report_path = (fs::path(r.dir) / "result.yaml").string();
   command.timeout_seconds = cell_timeout;
+  if (!resolve_device(c.runtime.device).is_cuda()) command.memory_limit = static_cast<uint64_t>(limit);
   const auto t0 = std::chrono::steady_clock::now();
   const CellOutcome outcome = run_cell(command);
   r.seconds = seconds_since(t0);

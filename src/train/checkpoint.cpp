@@ -83,6 +83,10 @@ void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, 
       h5::write_attr(f, "best_valid_loss", state.best_valid_loss);
       h5::write_attr(f, "bad_steps", state.bad_steps);
       h5::write_attr(f, "config", state.config_yaml);
+      if (!state.corpus_fingerprint.empty()) {
+        h5::write_attr(f, "corpus_fingerprint", state.corpus_fingerprint);
+        h5::write_attr(f, "corpus", state.corpus_description);
+      }
       h5::write_attr(f, "libtorch_version", TORCH_VERSION);
       h5::write_attr(f, "created", now_iso8601());
       {
@@ -117,7 +121,22 @@ void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, 
   }
 }
 
-TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng) {
+namespace {
+
+// The CPU generator state of the checkpoint, whose size is checked before it is read (a crafted or damaged
+// file may declare a dataset of any size).
+at::Tensor read_rng_state(hid_t f, const std::string& path, int64_t expected_bytes) {
+  const std::string name = "rng/torch_cpu";
+  if (!h5::exists(f, name)) throw Error(path + ": checkpoint has no '" + name + "' (a damaged checkpoint)");
+  const auto dims = h5::dataset_dims(f, name);
+  if (dims.size() != 1 || static_cast<int64_t>(dims[0]) != expected_bytes)
+    throw Error(path + ": '" + name + "' has shape " + shape_str({dims.begin(), dims.end()}) + " but this LibTorch's " +
+                "generator state has " + std::to_string(expected_bytes) + " bytes (a damaged checkpoint)");
+  auto bytes = h5::read_array<uint8_t>(f, name);
+  return torch::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
+}
+
+TrainState load_state(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng) {
   h5::Handle f = h5::open_file(path);
   if (!h5::has_attr(f, "format") || h5::read_attr_string(f, "format") != "performer-checkpoint")
     throw Error(path + ": not a performer checkpoint");
@@ -133,6 +152,8 @@ TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optim
   s.best_valid_loss = h5::read_attr_double(f, "best_valid_loss");
   s.bad_steps = h5::read_attr_int(f, "bad_steps");
   s.config_yaml = h5::read_attr_string(f, "config");
+  if (h5::has_attr(f, "corpus_fingerprint")) s.corpus_fingerprint = h5::read_attr_string(f, "corpus_fingerprint");
+  if (h5::has_attr(f, "corpus")) s.corpus_description = h5::read_attr_string(f, "corpus");
   for (auto& p : model->named_parameters()) read_into(f, "model", p.key(), p.value(), path);
   for (auto& b : model->named_buffers()) read_into(f, "buffers", b.key(), b.value(), path);
   if (optimizer) {
@@ -143,13 +164,30 @@ TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optim
     for (auto& [name, t] : optimizer->exp_avg_sq()) read_into(f, "optimizer/exp_avg_sq", name, t, path);
   }
   if (restore_rng) {
-    auto bytes = h5::read_array<uint8_t>(f, "rng/torch_cpu");
-    at::Tensor st = torch::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     std::lock_guard<std::mutex> lock(gen.mutex());
+    const at::Tensor st = read_rng_state(f, path, gen.get_state().numel());
     gen.set_state(st);
   }
   return s;
+}
+
+}  // namespace
+
+TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng) {
+  // Whatever fails while reading is the checkpoint's fault, said as one Error naming it (so that
+  // --resume auto skips it and tries the one before).
+  try {
+    return load_state(path, model, optimizer, restore_rng);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error(path + ": out of memory while reading the checkpoint (a damaged checkpoint declaring huge data?)");
+  } catch (const c10::Error& e) {
+    throw Error(path + ": cannot load the checkpoint: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Error(path + ": cannot load the checkpoint: " + e.what());
+  }
 }
 
 namespace {

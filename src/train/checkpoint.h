@@ -7,14 +7,17 @@
 //   /optimizer/exp_avg_sq/<name>     AdamW second moments, float32
 //   /rng/torch_cpu                   uint8, the LibTorch CPU generator state (dropout)
 //   attributes of /: format = "performer-checkpoint", format_version = 1, step, tokens_seen,
-//                    data_epoch, data_index, optimizer_step, best_valid_loss, bad_steps, config (the
-//                    resolved YAML), libtorch_version, created
+//                    data_epoch, data_index, best_valid_loss, bad_steps, config (the resolved YAML),
+//                    corpus_fingerprint and corpus (the training corpus's content fingerprint and its
+//                    description; resuming on another corpus is refused), libtorch_version, created
 //
 // Every dataset is stored with HDF5's Fletcher-32 checksum, so changed bytes make the read fail (files
 // written before the checksums remain readable). Written whole or not at all (util/files.h AtomicFile:
 // "<path>.tmp-<pid>", flushed, closed, renamed over <path>): a crash never leaves a half-written checkpoint under a checkpoint's name. Loading
 // checks format, version, every shape against the model built from the config and that every value is
-// finite, with one-line errors naming the file and the tensor.
+// finite, with one-line errors naming the file and the tensor; every dataset's size is checked against what
+// it must be before it is read, and any failure while loading (out of memory included) is an Error
+// naming the file.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -33,6 +36,8 @@ struct TrainState {
   double best_valid_loss = 1e300;
   int64_t bad_steps = 0;        // NaN/Inf steps skipped so far
   std::string config_yaml;
+  std::string corpus_fingerprint;  // Corpus::fingerprint() of the training corpus ("" in older checkpoints)
+  std::string corpus_description;  // its path and split sizes, for messages
 };
 
 void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, const TrainState& state);

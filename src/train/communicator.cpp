@@ -2,7 +2,6 @@
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
 #if defined(PERFORMER_CUDA) && defined(USE_C10D_NCCL)
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -15,6 +14,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "train/rendezvous.h"
 #include "util/error.h"
 #include "util/names.h"
 
@@ -129,7 +129,8 @@ Communicator::~Communicator() = default;
 Communicator::Communicator(Communicator&&) noexcept = default;
 Communicator& Communicator::operator=(Communicator&&) noexcept = default;
 
-Communicator::Communicator(const World& world, Backend backend, const c10::Device& device, double timeout_seconds)
+Communicator::Communicator(const World& world, Backend backend, const c10::Device& device, double timeout_seconds,
+                           const std::atomic<bool>* stop, const std::string& job)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.world = world;
@@ -146,21 +147,10 @@ Communicator::Communicator(const World& world, Backend backend, const c10::Devic
   if (backend == Backend::kNccl && !device.is_cuda())
     throw Error("runtime.backend nccl needs runtime.device cuda (NCCL reduces CUDA tensors); use gloo on CPU");
 #endif
-  c10d::TCPStoreOptions so;
-  so.port = static_cast<std::uint16_t>(world.master_port);
-  so.isServer = world.rank == 0 && !world.agent_store;
-  so.numWorkers = static_cast<std::size_t>(world.size);
-  so.waitWorkers = !world.agent_store;
-  so.timeout = timeout;
-  try {
-    auto tcp = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
-    // One namespace per job attempt: torchrun's agent store outlives a restart of the workers.
-    m.store = c10::make_intrusive<c10d::PrefixStore>("performer/" + std::to_string(world.restart), tcp);
-  } catch (const std::exception& e) {
-    throw Error("rank " + std::to_string(world.rank) + ": cannot join the job's rendezvous store at " +
-                world.master_addr + ":" + std::to_string(world.master_port) + " within runtime.timeout_s = " +
-                fmt::format("{:g}", timeout_seconds) + " s: " + first_line(e.what()));
-  }
+  // Steps 1-3 of the start (train/rendezvous.h): the store, the job's identity, every rank.
+  Rendezvous rendezvous(world, timeout_seconds, stop, job);
+  m.store = rendezvous.store();
+  rendezvous.forming_group(backend_name(backend));
   try {
     if (backend == Backend::kGloo) {
       auto o = c10d::ProcessGroupGloo::Options::create(timeout);
@@ -221,14 +211,23 @@ void Communicator::publish(const std::string& key, const std::string& value) {
   }
 }
 
-std::string Communicator::await(const std::string& key, std::chrono::seconds timeout) {
-  if (impl_->store == nullptr) return "";
+std::string Communicator::await(const std::string& key, std::chrono::seconds timeout, const std::atomic<bool>* stop) {
+  Impl& m = *impl_;
+  if (m.store == nullptr) return "";
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   try {
-    impl_->store->wait({key}, timeout);
-    const std::vector<uint8_t> v = impl_->store->get(key);
+    // Polled rather than one blocking wait, so that a stop signal is seen while rank 0 works.
+    while (!m.store->check({key})) {
+      if (stop != nullptr && stop->load()) throw Interrupted("rank " + std::to_string(m.world.rank) + ": interrupted while waiting for '" + key + "'");
+      if (std::chrono::steady_clock::now() > deadline) throw Error("nothing after " + std::to_string(timeout.count()) + " s");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    const std::vector<uint8_t> v = m.store->get(key);
     return std::string(v.begin(), v.end());
+  } catch (const Interrupted&) {
+    throw;
   } catch (const std::exception& e) {
-    impl_->fail("waiting for '" + key + "'", e);
+    m.fail("waiting for '" + key + "'", e);
   }
 }
 

@@ -7,6 +7,7 @@
 // killed or hung)". The ranks still alive name themselves in the store for a few seconds, so the message
 // names the ones that are not; when the store itself is gone, rank 0 (its host) is named.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -22,8 +23,11 @@ namespace performer {
 class Communicator {
  public:
   Communicator();  // one process
-  // Joins the job: blocks until every rank has connected (or throws after timeout_seconds).
-  Communicator(const World& world, Backend backend, const c10::Device& device, double timeout_seconds);
+  // Joins the job (train/rendezvous.h): returns once every rank has connected. The start has one deadline,
+  // timeout_seconds, and ends on a stop signal (`stop`: the flag its handlers set); `job` identifies the
+  // run, the same on every rank of a job (a rank of another job on the same port is refused).
+  Communicator(const World& world, Backend backend, const c10::Device& device, double timeout_seconds,
+               const std::atomic<bool>* stop = nullptr, const std::string& job = "");
   ~Communicator();
   Communicator(Communicator&&) noexcept;
   Communicator& operator=(Communicator&&) noexcept;
@@ -49,9 +53,10 @@ class Communicator {
   std::unique_ptr<Pending> sum_async(const at::Tensor& tensor);
 
   // Rank 0 publishes a value under `key`; the others wait up to `timeout` for it (used to let rank 0
-  // prepare the corpus while the others wait, however long that takes).
+  // prepare the corpus while the others wait, however long that takes). A waiting rank whose `stop` flag
+  // is set throws Interrupted.
   void publish(const std::string& key, const std::string& value);
-  std::string await(const std::string& key, std::chrono::seconds timeout);
+  std::string await(const std::string& key, std::chrono::seconds timeout, const std::atomic<bool>* stop = nullptr);
 
   struct Impl;
 

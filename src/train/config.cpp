@@ -2,6 +2,7 @@
 // field it reads and writes) drives parsing, validation, the resolved YAML and `performer config --defaults`.
 #include "train/config.h"
 
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -325,23 +326,80 @@ size_t levenshtein(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
-// A value as it appears in a one-line message: newlines escaped, long text cut.
-std::string shown(const std::string& s) {
+// One UTF-8 character of s at i (advancing i), or -1 for a byte that does not start a valid one (i then
+// steps over that byte).
+long next_code_point(const std::string& s, size_t& i) {
+  const auto b = static_cast<unsigned char>(s[i]);
+  if (b < 0x80) {
+    ++i;
+    return b;
+  }
+  const size_t extra = (b >> 5) == 0x6 ? 1 : (b >> 4) == 0xe ? 2 : (b >> 3) == 0x1e ? 3 : 0;
+  if (extra == 0 || i + extra >= s.size()) {
+    ++i;
+    return -1;
+  }
+  long cp = b & (0x3f >> extra);
+  for (size_t k = 1; k <= extra; ++k) {
+    const auto c = static_cast<unsigned char>(s[i + k]);
+    if ((c & 0xc0) != 0x80) {
+      ++i;
+      return -1;
+    }
+    cp = (cp << 6) | (c & 0x3f);
+  }
+  i += extra + 1;
+  return cp;
+}
+
+// Characters a terminal shows as nothing, or as a space: C1 controls, no-break and zero-width spaces,
+// joiners, direction marks, word joiners, the byte-order mark.
+bool invisible(long cp) {
+  return (cp >= 0x80 && cp <= 0xa0) || cp == 0xad || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x2028 && cp <= 0x202e) ||
+         (cp >= 0x2060 && cp <= 0x2064) || cp == 0xfeff;
+}
+
+// Text as it appears in a one-line message: control characters, invisible characters (and with
+// ascii_only every character beyond ASCII) escaped, as backslash-n, backslash-u200b for U+200B, or
+// backslash-xff for a byte that is not UTF-8, so that two keys that look alike on a terminal read
+// differently; long text cut.
+std::string shown(const std::string& s, bool ascii_only = false) {
   std::string out;
-  for (char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else out += c;
+  for (size_t i = 0; i < s.size();) {
+    const size_t start = i;
+    const long cp = next_code_point(s, i);
+    if (cp == '\n') out += "\\n";
+    else if (cp == '\r') out += "\\r";
+    else if (cp == '\t') out += "\\t";
+    else if (cp < 0) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(s[start]));
+    else if (cp < 0x20 || cp == 0x7f || invisible(cp) || (ascii_only && cp >= 0x80)) out += fmt::format("\\u{:04x}", cp);
+    else out.append(s, start, i - start);
   }
   if (out.size() > 80) out = out.substr(0, 77) + "...";
   return out;
 }
 
+// A key with its escaped characters removed, when it had any (train.lr + U+200B -> "train.lr"), else "".
+std::string without_escaped(const std::string& key) {
+  std::string plain;
+  bool any = false;
+  for (size_t i = 0; i < key.size();) {
+    const size_t start = i;
+    const long cp = next_code_point(key, i);
+    if (cp < 0x21 || cp >= 0x7f) any = true;
+    else plain.append(key, start, i - start);
+  }
+  return any ? plain : "";
+}
+
 // "unknown key 'train.lrr' (did you mean 'train.lr'?)": the nearest full path by edit distance, preferring
 // a key with the same name in another section (train.max_len -> data.max_len).
 std::string unknown_key_message(const std::string& path) {
-  std::string msg = "unknown key '" + shown(path) + "'";
+  std::string msg = "unknown key '" + shown(path, /*ascii_only=*/true) + "'";
+  const std::string plain = without_escaped(path);
+  if (!plain.empty())
+    return msg + " (it holds invisible or non-ASCII characters, shown escaped" +
+           (find_key(plain) != nullptr ? "; did you mean '" + plain + "'?)" : ")");
   if (path == "model.seed") return msg + " (the model seed is runtime.seed)";
   const auto dot = path.find('.');
   const std::string sec = dot == std::string::npos ? "" : path.substr(0, dot);
@@ -379,7 +437,9 @@ std::string unknown_section_message(const std::string& name) {
     size_t d = levenshtein(name, k.leaf());
     if (d < best_d) best_d = d, best = k.path;
   }
-  std::string msg = "unknown section '" + shown(name) + "'";
+  std::string msg = "unknown section '" + shown(name, /*ascii_only=*/true) + "'";
+  const std::string plain = without_escaped(name);
+  if (!plain.empty()) msg += " (it holds invisible or non-ASCII characters, shown escaped)";
   if (best_d <= std::max<size_t>(2, name.size() / 2)) return msg + " (did you mean '" + best + "'?)";
   return msg + " (sections: " + join(sections(), ", ") + ")";
 }

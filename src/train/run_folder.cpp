@@ -33,6 +33,8 @@ bool is_result_file(const fs::path& p) {
 
 }  // namespace
 
+std::string run_config_path(const std::string& dir) { return (fs::path(dir) / "config.yaml").string(); }
+
 RunFolderLock::RunFolderLock(const std::string& dir) {
   const std::string path = (fs::path(dir) / ".lock").string();
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

@@ -24,6 +24,9 @@ class RunFolderLock {
 };
 
 bool holds_run(const std::string& dir);
+// "<dir>/config.yaml": the resolved config of the run (every --set included), which `--resume auto`
+// continues from any working folder.
+std::string run_config_path(const std::string& dir);
 // Moves the run's files (config.yaml, train.log, metrics.csv, eval.csv, best.h5, ckpt-*.h5) into a new
 // "<dir>/previous-<time>" folder and returns its path.
 std::string move_run_aside(const std::string& dir);

@@ -34,6 +34,7 @@
 #include "util/files.h"
 #include "util/hash.h"
 #include "util/log.h"
+#include "util/names.h"
 #include "util/process.h"
 #include "util/text.h"
 #include "util/device.h"
@@ -103,7 +104,7 @@ struct Runtime {
   std::unique_ptr<Communicator> comm;  // heap: the gradient hooks keep its address
 };
 
-Runtime start_runtime(const RunConfig& c, bool check_memory) {
+Runtime start_runtime(const RunConfig& c, bool check_memory, const std::string& command) {
   const World world = world_from_environment();
   torch::Device device = resolve_device(c.runtime.device);
 #ifdef PERFORMER_CUDA
@@ -124,7 +125,11 @@ Runtime start_runtime(const RunConfig& c, bool check_memory) {
     torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size));
   set_autocast(device, c.runtime.precision, false);  // checks precision against the device before any work
   if (check_memory) check_training_memory(c, device);
-  return Runtime{device, std::make_unique<Communicator>(world, c.runtime.backend, device, c.runtime.timeout_s)};
+  // The job's identity: the command and its resolved config (a rank of another run on the same port is
+  // refused, train/rendezvous.h).
+  const std::string job = command + " " + fmt::format("{:016x}", hash64(config_to_yaml(c)));
+  return Runtime{device, std::make_unique<Communicator>(world, c.runtime.backend, device, c.runtime.timeout_s,
+                                                        &g_stop_training, job)};
 }
 
 // What a training step needs, set up the same way for train() and bench_train().
@@ -168,7 +173,7 @@ std::string shared_training_corpus(const RunConfig& c, Communicator& comm) {
     return path;
   }
   // The others open what rank 0 prepared; they never prepare (or rewrite) it themselves.
-  const std::string path = comm.await("corpus", kCorpusWait);
+  const std::string path = comm.await("corpus", kCorpusWait, &g_stop_training);
   if (path.empty())
     throw Error("rank " + std::to_string(comm.rank()) + ": rank 0 could not prepare the corpus (its error says why)");
   return path;
@@ -338,15 +343,42 @@ StartPoint find_start(const RunConfig& c, const TrainOptions& opt, Session& s) {
   return p;
 }
 
+// A run resumes on the corpus it was trained on: the checkpoint records the corpus's content fingerprint
+// (data/corpus.h), so a corpus replaced or re-prepared from other sequences under the same path is refused
+// (unless asked for) instead of continuing silently on other data.
+void check_same_corpus(const StartPoint& p, const Corpus& corpus, const std::string& fingerprint,
+                       const TrainOptions& opt) {
+  if (p.resumed_from.empty()) return;
+  if (p.state.corpus_fingerprint.empty()) {
+    warn(p.resumed_from + ": written by a version that did not record its corpus: cannot check that " +
+         corpus.path() + " is the corpus it was trained on");
+    return;
+  }
+  if (p.state.corpus_fingerprint == fingerprint) return;
+  const std::string what = p.resumed_from + " was trained on another corpus (" + p.state.corpus_description +
+                           ", fingerprint " + p.state.corpus_fingerprint + ") than the one data.train gives now (" +
+                           corpus.describe() + ", fingerprint " + fingerprint + ")";
+  if (!opt.allow_corpus_change)
+    throw Error(what + "; restore the corpus it was trained on, or add --allow-corpus-change to continue on this one");
+  warn(what + "; continuing on the new corpus (--allow-corpus-change)");
+}
+
 // Checks the run folder before anything of the run is written (so a failed start leaves it as it was;
 // train/run_folder.h): one training per folder, and a folder holding a run is continued or moved aside
-// only when asked.
-void check_run_folder(const RunConfig& c, const TrainOptions& opt, bool holds_a_run_to_replace) {
-  const std::string how = "; continue it with --resume auto, or start over with --overwrite (its files are then moved to " +
-                          c.output.dir + "/previous-<time>/)";
-  if (holds_a_run_to_replace && !opt.overwrite)
-    throw Error(c.output.dir + (opt.resume == "auto" ? ": holds a run but no checkpoint that loads completely"
-                                                     : ": holds a run (metrics, checkpoints)") + how);
+// only when asked. `skipped`: the checkpoints --resume auto found damaged, named when none could be used.
+void check_run_folder(const RunConfig& c, const TrainOptions& opt, bool holds_a_run_to_replace,
+                      const std::vector<std::string>& skipped = {}) {
+  if (!holds_a_run_to_replace || opt.overwrite) return;
+  const std::string over = "start over with --overwrite (its files are then moved to " + c.output.dir + "/previous-<time>/)";
+  if (opt.resume != "auto")
+    throw Error(c.output.dir + ": holds a run (metrics, checkpoints); continue it with --resume auto, or " + over);
+  // --resume auto found nothing to continue: suggesting it again would not help.
+  if (skipped.empty())
+    throw Error(c.output.dir + ": holds a run but no checkpoint (ckpt-*.h5) to continue it from; " + over);
+  std::vector<std::string> files;
+  for (const std::string& why : skipped) files.push_back(why.substr(0, why.find(": ")));
+  throw Error(c.output.dir + ": holds a run but none of its checkpoints loads completely (" + join(files, ", ") +
+              "; the newest: " + skipped.front() + "); " + over);
 }
 
 // Writes checkpoints of the run: ckpt-<step>.h5 (the last output.keep_last kept, and never the one the
@@ -502,7 +534,7 @@ void log_end(RunLog& log, const TrainResult& r, const std::string& run_dir, bool
     l.info("{} at step {}: {}; held-out (valid) perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} "
            "({:+.1f}%)", reason, r.step, speed, r.valid_perplexity, change(r.valid_perplexity), u, r.strict_perplexity,
            change(r.strict_perplexity));
-  if (can_continue(r.stop_reason)) l.info("to continue: performer train --config {}/config.yaml --resume auto", run_dir);
+  if (can_continue(r.stop_reason)) l.info("to continue: performer train --config {} --resume auto", run_config_path(run_dir));
 }
 
 }  // namespace
@@ -527,7 +559,12 @@ std::string training_corpus(const RunConfig& c) {
 TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   // Everything is checked before anything of the run is written (train/run_folder.h). Data-parallel
   // ranks other than 0 only read the run folder.
-  Runtime rt = start_runtime(c, opt.check_memory);
+  const fs::path dir(c.output.dir);
+  refuse_overwriting_inputs("output.dir",
+                            {c.output.dir, (dir / "metrics.csv").string(), (dir / "eval.csv").string(),
+                             (dir / "train.log").string(), (dir / "best.h5").string()},
+                            {{"data.train", c.data.train}, {"data.clusters", c.data.clusters}});
+  Runtime rt = start_runtime(c, opt.check_memory, "train");
   const bool primary = rt.comm->primary();
   std::optional<RunFolderLock> lock;
   if (primary) {
@@ -543,13 +580,17 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   StartPoint start = find_start(c, opt, s);
   TrainState& state = start.state;
   state.config_yaml = config_to_yaml(c);
+  const std::string fingerprint = s.corpus.fingerprint();
+  check_same_corpus(start, s.corpus, fingerprint, opt);
+  state.corpus_fingerprint = fingerprint;
+  state.corpus_description = s.corpus.describe();
   const bool start_over = start.resumed_from.empty() && holds_run(c.output.dir);
-  check_run_folder(c, opt, start_over);
+  check_run_folder(c, opt, start_over, start.skipped);
   // Past this collective rank 0 writes: every rank has read the folder and its checkpoint by then.
   check_same_start(s, state);
 
   const std::string moved = start_over && primary ? move_run_aside(c.output.dir) : "";
-  if (primary) write_text_file((fs::path(c.output.dir) / "config.yaml").string(), state.config_yaml);
+  if (primary) write_text_file(run_config_path(c.output.dir), state.config_yaml);
   RunLog log(c.output.dir, start.resumed_from.empty() ? -1 : state.step, c.train.steps, c.output.log_every,
              opt.progress_bar, s.comm->rank());
   log_start(log, c, opt, s, start, moved);
@@ -636,7 +677,7 @@ Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const 
 
 TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) {
   if (steps < 1) throw Error("bench train: --steps must be at least 1");
-  Runtime rt = start_runtime(c, /*check_memory=*/true);
+  Runtime rt = start_runtime(c, /*check_memory=*/true, "bench train");
   if (rt.comm->primary()) fs::create_directories(c.output.dir);
   const std::unique_ptr<Session> session = open_session(c, std::move(rt));
   Session& s = *session;

@@ -30,6 +30,7 @@ struct TrainOptions {
   bool progress_bar = true;  // a redrawn bar when stdout is a terminal
   int64_t timing_warmup = 0; // steps of this invocation left out of steady_tokens_per_second
   bool check_memory = true;  // refuse a run whose predicted memory exceeds the device's (train/memory.h)
+  bool allow_corpus_change = false;  // resume on a corpus other than the checkpoint's (refused otherwise)
 };
 
 struct TrainResult {

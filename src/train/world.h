@@ -21,6 +21,8 @@ struct World {
   bool agent_store = false;            // torchrun's agent hosts the store at master_addr:master_port
   int restart = 0;                     // torchrun's TORCHELASTIC_RESTART_COUNT (keys of a restart kept apart)
   std::string launcher;                // "torchrun", "slurm" or "" (one process)
+  std::string job;                     // the launcher's job identity: PERFORMER_JOB_ID (train --nproc),
+                                       // TORCHELASTIC_RUN_ID, or SLURM_JOB_ID.SLURM_STEP_ID; "" by hand
   bool distributed() const { return size > 1; }
   std::string describe() const;        // "rank 1 of 4 (local 1 of 2, torchrun), store 10.0.0.1:29500"
 };

@@ -23,6 +23,13 @@ class SettingError : public Error {
   std::string key_;
 };
 
+// A command stopped by a signal before it had anything to keep: the CLI prints the message and exits 130
+// (util/signals.h).
+class Interrupted : public Error {
+ public:
+  explicit Interrupted(const std::string& message) : Error(message) {}
+};
+
 // "path:line: message" (line omitted when 0).
 std::string where(const std::string& path, long long line = 0);
 

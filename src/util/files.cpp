@@ -58,6 +58,23 @@ void write_text_file(const std::string& path, const std::string& text) {
   file.commit();
 }
 
+bool same_file(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty() || a == "-" || b == "-") return false;
+  std::error_code ec;
+  if (!fs::exists(a, ec) || !fs::exists(b, ec)) return false;  // a file that is not there is not read nor lost
+  const bool same = fs::equivalent(a, b, ec);
+  return !ec && same;
+}
+
+void refuse_overwriting_inputs(const std::string& option, const std::vector<std::string>& outputs,
+                               const std::vector<InputFile>& inputs) {
+  for (const std::string& out : outputs)
+    for (const InputFile& in : inputs)
+      if (same_file(out, in.path))
+        throw Error(out + ": is also an input (" + in.option + " " + in.path + "); refusing to overwrite an input " +
+                    "with the output (choose another " + option + ")");
+}
+
 int remove_stale_temporaries(const std::string& dir) {
   int removed = 0;
   std::error_code ec;

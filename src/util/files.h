@@ -3,6 +3,7 @@
 // temporaries left by killed processes ("<name>.tmp-<pid>" of a pid no longer running) are removed.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace performer {
 
@@ -33,6 +34,21 @@ class AtomicFile {
 
 // Writes `text` to `path` whole or not at all (AtomicFile); throws Error naming the path.
 void write_text_file(const std::string& path, const std::string& text);
+
+// A file a command reads, by the option (or config key) that names it, for messages.
+struct InputFile {
+  std::string option;  // "--input", "--checkpoint", "data.train", ...
+  std::string path;
+};
+
+// Whether two paths name the same existing file or folder (also through links, ".." or another spelling).
+bool same_file(const std::string& a, const std::string& b);
+
+// Refuses to write over an input: throws Error when one of `outputs` (the files and folders a command
+// writes, `option` being the option that names them) is one of `inputs`. "-" (standard input) and empty
+// paths are no files. Checked before anything is written, with or without --force.
+void refuse_overwriting_inputs(const std::string& option, const std::vector<std::string>& outputs,
+                               const std::vector<InputFile>& inputs);
 
 // Removes the "*.tmp-<pid>" files in `dir` whose process is gone; returns how many.
 int remove_stale_temporaries(const std::string& dir);

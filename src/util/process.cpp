@@ -1,6 +1,7 @@
 #include "util/process.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -15,12 +16,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "util/error.h"
+#include "util/signals.h"
 
 namespace performer {
 
-ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit, double timeout_seconds) {
+ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit, double timeout_seconds,
+                      uint64_t memory_limit) {
   int fds[2];
   if (::pipe(fds) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
   std::vector<char*> args;
@@ -44,17 +48,29 @@ ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_spa
   ::close(fds[1]);
   ChildResult r;
   char buf[4096];
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_seconds);
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_seconds));
+  constexpr int kWatchMs = 10;  // how often the memory of the child is looked at
+  bool killed = false;
   for (;;) {
-    if (timeout_seconds > 0 && !r.timed_out) {
-      const double left = std::chrono::duration<double>(deadline - std::chrono::steady_clock::now()).count();
-      struct pollfd p {fds[0], POLLIN, 0};
-      const int ready = left > 0 ? ::poll(&p, 1, static_cast<int>(std::min(left * 1000.0, 1e9)) + 1) : 0;
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready == 0) {  // deadline: kill it, then drain what it wrote until the pipe closes
-        ::kill(pid, SIGKILL);
-        r.timed_out = true;
+    if ((timeout_seconds > 0 || memory_limit > 0) && !killed) {
+      int wait_ms = memory_limit > 0 ? kWatchMs : -1;
+      if (timeout_seconds > 0) {
+        const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
+        const int left_ms = left > 0 ? static_cast<int>(std::min(left * 1000.0, 1e9)) + 1 : 0;
+        wait_ms = wait_ms < 0 ? left_ms : std::min(wait_ms, left_ms);
       }
+      struct pollfd p {fds[0], POLLIN, 0};
+      const int ready = ::poll(&p, 1, wait_ms);
+      if (ready < 0 && errno == EINTR) continue;
+      if (memory_limit > 0 && anonymous_rss_bytes(pid) > memory_limit) {
+        ::kill(pid, SIGKILL);  // then drain what it wrote until the pipe closes
+        r.over_memory = killed = true;
+      } else if (timeout_seconds > 0 && Clock::now() >= deadline) {
+        ::kill(pid, SIGKILL);
+        r.timed_out = killed = true;
+      }
+      if (ready == 0) continue;
     }
     const ssize_t n = ::read(fds[0], buf, sizeof buf);
     if (n > 0) r.output.append(buf, static_cast<size_t>(n));
@@ -71,7 +87,7 @@ ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_spa
   return r;
 }
 
-int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env, bool block_stop_signals) {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -87,9 +103,15 @@ int spawn_process(const std::vector<std::string>& argv, const std::vector<std::s
   for (auto& v : vars) envp.push_back(const_cast<char*>(v.c_str()));
   envp.push_back(nullptr);
   const pid_t parent = ::getpid();
+  // Blocked around the fork, so that the child has them blocked from its first instruction (the mask
+  // survives exec; the handlers do not), and restored here in the parent.
+  const sigset_t stop = stop_signal_set();
+  sigset_t before;
+  if (block_stop_signals) ::pthread_sigmask(SIG_BLOCK, &stop, &before);
   const pid_t pid = ::fork();
+  if (pid != 0 && block_stop_signals) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   if (pid < 0) throw Error(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
+  if (pid == 0) {  // only async-signal-safe calls until exec
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() != parent) ::_exit(143);  // the parent died before prctl took effect
     ::execve(args[0], args.data(), envp.data());
@@ -116,8 +138,9 @@ int free_local_port() {
   return ntohs(addr.sin_port);
 }
 
-uint64_t anonymous_rss_bytes() {
-  FILE* f = std::fopen("/proc/self/status", "r");
+uint64_t anonymous_rss_bytes(int pid) {
+  const std::string path = pid > 0 ? "/proc/" + std::to_string(pid) + "/status" : std::string("/proc/self/status");
+  FILE* f = std::fopen(path.c_str(), "r");
   if (f == nullptr) return 0;
   char line[256];
   uint64_t kb = 0;

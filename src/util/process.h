@@ -13,17 +13,24 @@ struct ChildResult {
   std::string output;     // stdout and stderr
   uint64_t peak_rss = 0;  // bytes (wait4 rusage)
   bool timed_out = false; // killed (SIGKILL) at its deadline
+  bool over_memory = false; // killed (SIGKILL) when its anonymous resident memory passed memory_limit
 };
 
 // Runs argv[0] with the arguments; address-space limit in bytes (0 = none) is applied in the child. A child
 // still running after timeout_seconds (0 = no deadline) is killed and reported as timed out, so a child
-// that hangs (for example spinning against its memory limit) never hangs the parent.
-ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit = 0, double timeout_seconds = 0);
+// that hangs never hangs the parent. With memory_limit (bytes, 0 = none) the parent watches the child's
+// anonymous resident memory (RssAnon, every 10 ms) and kills it once it passes the limit: nothing fails
+// inside the child, whose libraries may not survive a failed allocation (OpenBLAS retries one forever).
+ChildResult run_child(const std::vector<std::string>& argv, uint64_t address_space_limit = 0, double timeout_seconds = 0,
+                      uint64_t memory_limit = 0);
 
 // Starts argv[0] with the arguments and this process's environment plus `env` ("NAME=value"), its
 // stdout/stderr inherited; returns its pid (wait for it with waitpid). Throws Error when fork fails.
-// The child gets SIGTERM if this process dies first (it never outlives its parent unnoticed).
-int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+// The child gets SIGTERM if this process dies first (it never outlives its parent unnoticed). With
+// block_stop_signals it starts with SIGINT/SIGTERM/SIGHUP blocked (util/signals.h): they wait until the child
+// unblocks them, once its handlers are installed.
+int spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                  bool block_stop_signals = false);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0).
 int free_local_port();
@@ -33,9 +40,9 @@ std::string self_executable();
 // Current resident and virtual size of this process in bytes (/proc/self/statm).
 uint64_t current_rss_bytes();
 uint64_t current_vm_bytes();
-// This process's anonymous resident memory (RssAnon of /proc/self/status: heap and stacks, not the page
-// cache of mapped files) in bytes; 0 where the kernel does not report it.
-uint64_t anonymous_rss_bytes();
+// This process's (or process pid's) anonymous resident memory (RssAnon of /proc/<pid>/status: heap and
+// stacks, not the page cache of mapped files) in bytes; 0 where the kernel does not report it.
+uint64_t anonymous_rss_bytes(int pid = 0);
 // Peak resident set size of this process in bytes (getrusage).
 uint64_t peak_rss_bytes();
 // Physical memory of the machine in bytes.
