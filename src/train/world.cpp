@@ -101,7 +101,8 @@ World world_from_environment() {
   } else if (const char* run = env("TORCHELASTIC_RUN_ID"); run != nullptr && std::string(run) != "none") {
     w.job = std::string("torchrun ") + run;
   } else if (w.launcher == "slurm" && env("SLURM_JOB_ID")) {
-    w.job = std::string("slurm ") + env("SLURM_JOB_ID") + "." + (env("SLURM_STEP_ID") ? env("SLURM_STEP_ID") : env("SLURM_STEPID"));
+    const char* step = env("SLURM_STEP_ID") ? env("SLURM_STEP_ID") : env("SLURM_STEPID");
+    w.job = std::string("slurm ") + env("SLURM_JOB_ID") + "." + (step != nullptr ? step : "");
   }
   if (const char* a = env("MASTER_ADDR")) w.master_addr = a;
   w.master_port = env_int("MASTER_PORT", 1, 0);
