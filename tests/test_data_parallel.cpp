@@ -367,7 +367,7 @@ TEST(DataParallel, TwoRanksTrainAsOneProcessAndResumeAcrossWorldSizes) {
   const double param_bound = 30 * param_noise, loss_bound = 30 * loss_noise;
   std::printf("float noise (1 vs 2 threads): parameters %.3g, losses %.3g; bounds %.3g and %.3g\n", param_noise, loss_noise,
               param_bound, loss_bound);
-  ASSERT_LT(param_bound, 1e-3) << "the noise itself is too large to tell a data-parallel bug from rounding";
+  ASSERT_LT(param_bound, 5e-4) << "the noise itself is too large to tell a learning rate 1% off from rounding";
   CliRun b = run_performer(tiny_args(two, steps) + " --nproc 2");
   ASSERT_EQ(b.status, 0) << b.out;
   EXPECT_NE(b.out.find("data-parallel: 2 ranks"), std::string::npos) << b.out;

@@ -135,7 +135,9 @@ struct RunIdentity {
     r.input_bytes = h5::read_attr_ints(f, "input_bytes");
     r.per_residue = h5::read_attr_int(f, "per_residue");
     r.weights = h5::read_attr_int(f, "weights");
-    if (h5::has_attr(f, "reader")) r.reader = h5::read_attr_string(f, "reader");
+    // Partial files from before the reader options were read with these (gaps kept as residues).
+    r.reader = h5::has_attr(f, "reader") ? h5::read_attr_string(f, "reader")
+                                         : std::string("--unknown map --empty error --gaps keep");
     return r;
   }
   // What differs from `now`, in words ("" when nothing does).
@@ -148,7 +150,7 @@ struct RunIdentity {
     if (per_residue != now.per_residue) return per_residue ? "--per-residue" : "no --per-residue";
     if (inputs != now.inputs) return "other --input files";
     if (input_bytes != now.input_bytes) return "inputs of other sizes (an input has changed since)";
-    if (!reader.empty() && reader != now.reader) return reader + ", not " + now.reader;
+    if (reader != now.reader) return reader + ", not " + now.reader;
     return "";
   }
 };

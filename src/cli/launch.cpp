@@ -56,9 +56,14 @@ std::string how_it_ended(int status) {
   return "exited with status " + std::to_string(WEXITSTATUS(status));
 }
 
-// A rank that ended with an error or was killed by a signal (even SIGINT's: its handler would have made it
-// exit 130 itself); 0 and 130 (interrupted as asked, at the step every rank agreed on) are not failures.
-bool failed(int status) { return WIFSIGNALED(status) || (WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != kInterruptedExit); }
+// A rank that ended with an error or was killed by a signal (even SIGINT's: a training rank's handler
+// would have made it exit 130 itself), unless it was the stop signal passed on to it (a command without
+// handlers, such as bench train, ends by it); 0 and 130 (interrupted as asked, at the step every rank
+// agreed on) are not failures.
+bool failed(int status) {
+  if (WIFSIGNALED(status)) return WTERMSIG(status) != g_forwarded;
+  return WEXITSTATUS(status) != 0 && WEXITSTATUS(status) != kInterruptedExit;
+}
 
 // This launch's identity, given to every rank (PERFORMER_JOB_ID): a rank of another job that reaches the
 // same rendezvous port is refused instead of joining (train/communicator.h).
@@ -132,7 +137,7 @@ int run_local_ranks(int nproc, double timeout_s) {
         pids[static_cast<size_t>(r)] = 0;
         const int code = exit_status(status);
         if (code != 0 && (first_failure == 0 || (!failure && failed(status)))) first_failure = code;  // failures first
-        if (code == kInterruptedExit && !failed(status) && alive > 0 && !interrupted) {
+        if ((code == kInterruptedExit || WIFSIGNALED(status)) && !failed(status) && alive > 0 && !interrupted) {
           // Interrupted: in training the ranks agreed on the step and end together; one that ends alone
           // (stopped before its job formed) leaves the others waiting for it, so they are stopped too.
           interrupted = true;

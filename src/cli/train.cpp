@@ -9,6 +9,7 @@
 #include "train/run_folder.h"
 #include "train/trainer.h"
 #include "util/error.h"
+#include "util/files.h"
 #include "util/log.h"
 #include "util/names.h"
 #include "util/signals.h"
@@ -57,16 +58,17 @@ void add_train(CLI::App& app, Action& run) {
       if (*nproc > 1) return run_local_ranks(*nproc, c.runtime.timeout_s);
       apply_thread_flag(app, c);
       opts->check_memory = !*skip_memory_check;
-      TrainResult r;
-      {
-        const StopSignals signals(on_signal);  // SIGINT, SIGTERM, SIGHUP: checkpoint after the current step
-        r = train(c, *opts);
-      }
+      // SIGINT, SIGTERM, SIGHUP: checkpoint after the current step. Handled until the command returns, so
+      // that one arriving late (`--nproc` stops the others when a rank ends interrupted) changes nothing.
+      const StopSignals signals(on_signal);
+      const TrainResult r = train(c, *opts);
       if (r.stop_reason == StopReason::kInterrupted) {
         if (!r.primary) return kInterruptedExit;  // rank 0 says it
-        // The run folder's config.yaml holds every --set of this run: the hint works from any folder.
+        // The run folder's config.yaml holds every --set of this run, with absolute paths: the hint works
+        // from any folder.
         warn("interrupted at step " + std::to_string(r.step) + "; checkpoint " + r.checkpoint +
-             "; resume with: performer train --config " + run_config_path(c.output.dir) + " --resume auto");
+             "; resume with: performer train --config " +
+             run_config_path(std::filesystem::absolute(c.output.dir).lexically_normal().string()) + " --resume auto");
         return kInterruptedExit;
       }
       return r.stop_reason == StopReason::kNonFinite ? 1 : 0;
@@ -122,6 +124,7 @@ void add_bench_train(CLI::App& bench, Action& run) {
       RunConfig c = load_config(*config, *sets);
       if (*nproc > 1) return run_local_ranks(*nproc, c.runtime.timeout_s);
       apply_thread_flag(*bench.get_parent(), c);
+      if (!csv->empty()) refuse_overwriting_inputs("--csv", {*csv}, {{"--config", *config}, {"data.train", c.data.train}});
       TrainBenchResult r = bench_train(c, *steps, *warmup);
       if (r.rank != 0) return 0;  // rank 0 reports for the job
       std::printf("%s: %s, %.2f M parameters, device %s, %s, %d threads\n", config->c_str(), c.model.describe().c_str(),

@@ -243,10 +243,15 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
   const uint64_t n = c.split_.size();
   if (c.offsets_.size() != n + 1 || c.offsets_[0] != 0 || c.offsets_[n] != static_cast<int64_t>(c.tokens_.size()))
     throw Error(path + ": inconsistent corpus (offsets, split and tokens disagree; file corrupt?)");
+  uint64_t layout = 0x1a70;  // the fingerprint of a corpus prepared before fingerprints: lengths and splits
   for (uint64_t i = 0; i < n; ++i) {
     if (c.offsets_[i + 1] < c.offsets_[i]) throw Error(path + ": corrupt corpus: offsets decrease at " + std::to_string(i));
     if (c.split_[i] >= kNumSplits) throw Error(path + ": corrupt corpus: split label " + std::to_string(c.split_[i]));
+    layout = mix64(layout ^ static_cast<uint64_t>(c.offsets_[i + 1] - c.offsets_[i]) ^ (uint64_t{c.split_[i]} << 56));
   }
+  char hex[32];
+  std::snprintf(hex, sizeof hex, "layout-%016llx", static_cast<unsigned long long>(layout));
+  c.stored_fingerprint_ = hex;
   c.load_clusters(f, file);
   if (with_accessions) {
     c.accessions_ = h5::read_strings(f, "accessions");
@@ -254,7 +259,7 @@ Corpus Corpus::load(const std::string& path, bool with_accessions, bool map) {
   }
   h5::Handle g = h5::open_group(f, "stats");
   c.stats_ = read_stats(g);
-  if (h5::has_attr(f, "fingerprint")) c.stored_fingerprint_ = h5::read_attr_string(f, "fingerprint");
+  if (h5::has_attr(f, "fingerprint")) c.stored_fingerprint_ = h5::read_attr_string(f, "fingerprint");  // content
   return c;
 }
 

@@ -139,8 +139,10 @@ class Corpus {
   std::vector<size_t> indices(Split s) const;
   const CorpusStats& stats() const { return stats_; }
   const std::string& path() const { return path_; }
-  // CorpusFingerprint of the content: the one `prepare` stored, or (older corpora, corpora built in
-  // memory) computed by a pass over the corpus.
+  // CorpusFingerprint of the content: the one `prepare` stored, or for a corpus built in memory computed
+  // from it. A file prepared before fingerprints gets "layout-<hex>", a hash of its sequences' lengths and
+  // splits taken while loading (its tokens are not read again for it; prepare it again for a content
+  // fingerprint).
   std::string fingerprint() const;
   // "<path>: N train / M valid / K test sequences", for messages.
   std::string describe() const;
@@ -164,7 +166,7 @@ class Corpus {
   std::vector<std::string> accessions_;
   CorpusStats stats_;
   std::string not_mapped_;  // why the file was read into memory
-  std::string stored_fingerprint_;  // the file's fingerprint attribute, "" when it has none
+  std::string stored_fingerprint_;  // the file's fingerprint attribute, or its layout hash; "" in memory
 };
 
 void write_stats(int64_t group_id, const CorpusStats& stats);

@@ -400,15 +400,17 @@ void check_options(const LongseqOptions& o) {
   if (o.cell_timeout < 0) throw Error("--cell-timeout must be positive (seconds), or 0 for none");
 }
 
-// Bytes each cell may use: --memory-limit, or 90% of the device's memory. A CPU limit at or below what this
-// process holds right after start-up (the binary and LibTorch; every cell starts the same way) leaves a
-// cell nothing to run with: refused instead of letting cells fail.
+// Bytes each cell may use: --memory-limit, or 90% of the device's memory. On CPU the limit is on a cell's
+// anonymous resident memory (RssAnon, what the sweep watches: heap and stacks, not the pages of the
+// binary, its libraries or the mapped corpus). A limit at or below what this process holds right after
+// start-up (LibTorch's own; every cell starts the same way) leaves a cell nothing to run with: refused
+// instead of letting cells fail.
 double cell_memory_limit(const torch::Device& device, uint64_t memory_limit) {
-  const uint64_t footprint = current_rss_bytes();
+  const uint64_t footprint = anonymous_rss_bytes();
   if (!device.is_cuda() && memory_limit > 0 && memory_limit <= footprint)
     throw Error("--memory-limit " + human_bytes(static_cast<double>(memory_limit)) +
                 " is below a cell's own start-up footprint (" + human_bytes(static_cast<double>(footprint)) +
-                " resident before any work)");
+                " of anonymous memory before any work)");
   if (memory_limit > 0) return static_cast<double>(memory_limit);
   return 0.9 * static_cast<double>(device_memory_bytes(device));
 }
@@ -435,7 +437,7 @@ Sweep prepare_sweep(const RunConfig& base_in, const LongseqOptions& o) {
   s.base.data.train = training_corpus(s.base);
   s.corpus_bytes = static_cast<double>(fs::file_size(s.base.data.train));
   // A cell process starts with about what this one has resident now (binary, LibTorch); predictions add it.
-  s.process_bytes = s.device.is_cuda() ? 0.0 : static_cast<double>(current_rss_bytes());
+  s.process_bytes = s.device.is_cuda() ? 0.0 : static_cast<double>(anonymous_rss_bytes());
   s.steps = o.steps > 0 ? o.steps : s.base.train.steps;
   s.csv = (fs::path(o.out) / "results.csv").string();
   std::printf("longseq: %zu lengths x %zu kinds, %lld steps per cell, model %s, device %s, %d threads, memory "

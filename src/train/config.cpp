@@ -364,18 +364,21 @@ bool invisible(long cp) {
 // backslash-xff for a byte that is not UTF-8, so that two keys that look alike on a terminal read
 // differently; long text cut.
 std::string shown(const std::string& s, bool ascii_only = false) {
+  constexpr size_t kMax = 80;
   std::string out;
   for (size_t i = 0; i < s.size();) {
     const size_t start = i;
     const long cp = next_code_point(s, i);
-    if (cp == '\n') out += "\\n";
-    else if (cp == '\r') out += "\\r";
-    else if (cp == '\t') out += "\\t";
-    else if (cp < 0) out += fmt::format("\\x{:02x}", static_cast<unsigned char>(s[start]));
-    else if (cp < 0x20 || cp == 0x7f || invisible(cp) || (ascii_only && cp >= 0x80)) out += fmt::format("\\u{:04x}", cp);
-    else out.append(s, start, i - start);
+    std::string piece;
+    if (cp == '\n') piece = "\\n";
+    else if (cp == '\r') piece = "\\r";
+    else if (cp == '\t') piece = "\\t";
+    else if (cp < 0) piece = fmt::format("\\x{:02x}", static_cast<unsigned char>(s[start]));
+    else if (cp < 0x20 || cp == 0x7f || invisible(cp) || (ascii_only && cp >= 0x80)) piece = fmt::format("\\u{:04x}", cp);
+    else piece = s.substr(start, i - start);
+    if (out.size() + piece.size() > kMax - 3) return out + "...";  // cut between characters, never inside one
+    out += piece;
   }
-  if (out.size() > 80) out = out.substr(0, 77) + "...";
   return out;
 }
 
@@ -386,7 +389,7 @@ std::string without_escaped(const std::string& key) {
   for (size_t i = 0; i < key.size();) {
     const size_t start = i;
     const long cp = next_code_point(key, i);
-    if (cp < 0x21 || cp >= 0x7f) any = true;
+    if (cp < 0x20 || cp >= 0x7f) any = true;  // what shown(..., ascii_only) escapes
     else plain.append(key, start, i - start);
   }
   return any ? plain : "";

@@ -31,6 +31,9 @@ constexpr auto kPoll = std::chrono::milliseconds(100);     // the watch's and ra
 constexpr auto kFirstNotice = std::chrono::seconds(3);     // a wait this long is announced...
 constexpr auto kNoticeEvery = std::chrono::seconds(30);    // ...and again this often
 constexpr auto kNamesEvery = std::chrono::seconds(1);      // rank 0 looks up who is missing this often
+// LibTorch's own timeouts in the start are set this much beyond the deadline, so that the watch, which
+// can say what never came, is the one that ends a start that takes too long.
+constexpr auto kLibraryMargin = std::chrono::seconds(60);
 
 std::string first_line(const std::string& s) {
   const auto nl = s.find('\n');  // c10::Error appends a stack trace on the following lines
@@ -209,7 +212,8 @@ class Rendezvous::Watch {
 
 Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::atomic<bool>* stop, const std::string& job)
     : watch_(std::make_unique<Watch>(world, timeout_seconds, stop)) {
-  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_seconds));
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000)) + kLibraryMargin;
   const std::string me = who(world);
   if (stop != nullptr && stop->load())  // a signal that waited for the handlers (train --nproc blocks them)
     throw Interrupted(me + ": interrupted before the job formed; nothing of the run was written");
@@ -223,6 +227,7 @@ Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::at
   try {
     tcp = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
   } catch (const std::exception& e) {
+    if (Clock::now() >= deadline) std::this_thread::sleep_for(std::chrono::seconds(5));  // the watch says why and ends
     if (so.isServer)
       throw Error(me + ": cannot host the rendezvous store on port " + std::to_string(world.master_port) + ": " +
                   first_line(e.what()) + " (another job or program holds MASTER_PORT? give the job a free port)");
@@ -278,7 +283,8 @@ Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::at
     }
   } catch (const Error&) {
     throw;
-  } catch (const std::exception& e) {  // the store went away (its host ended)
+  } catch (const std::exception& e) {  // the store went away (its host ended), or a library timeout
+    if (Clock::now() >= deadline) std::this_thread::sleep_for(std::chrono::seconds(5));  // the watch says why and ends
     throw Error(me + ": the rendezvous at " + address(world) + " failed: " + first_line(e.what()) + " (" +
                 (world.agent_store ? std::string("torchrun's agent") : std::string("rank 0")) + " ended?)");
   }

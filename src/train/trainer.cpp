@@ -343,6 +343,14 @@ StartPoint find_start(const RunConfig& c, const TrainOptions& opt, Session& s) {
   return p;
 }
 
+// The config as the run folder and its checkpoints keep it: file paths made absolute, so that the saved
+// config.yaml (the resume command's) works from any folder.
+RunConfig with_absolute_paths(RunConfig c) {
+  for (std::string* path : {&c.data.train, &c.data.clusters, &c.output.dir})
+    if (!path->empty() && *path != "-") *path = fs::absolute(*path).lexically_normal().string();
+  return c;
+}
+
 // A run resumes on the corpus it was trained on: the checkpoint records the corpus's content fingerprint
 // (data/corpus.h), so a corpus replaced or re-prepared from other sequences under the same path is refused
 // (unless asked for) instead of continuing silently on other data.
@@ -534,7 +542,9 @@ void log_end(RunLog& log, const TrainResult& r, const std::string& run_dir, bool
     l.info("{} at step {}: {}; held-out (valid) perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), all-masked {:.3f} "
            "({:+.1f}%)", reason, r.step, speed, r.valid_perplexity, change(r.valid_perplexity), u, r.strict_perplexity,
            change(r.strict_perplexity));
-  if (can_continue(r.stop_reason)) l.info("to continue: performer train --config {} --resume auto", run_config_path(run_dir));
+  if (can_continue(r.stop_reason))
+    l.info("to continue: performer train --config {} --resume auto",
+           run_config_path(fs::absolute(run_dir).lexically_normal().string()));
 }
 
 }  // namespace
@@ -579,7 +589,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   Session& s = *session;
   StartPoint start = find_start(c, opt, s);
   TrainState& state = start.state;
-  state.config_yaml = config_to_yaml(c);
+  state.config_yaml = config_to_yaml(with_absolute_paths(c));
   const std::string fingerprint = s.corpus.fingerprint();
   check_same_corpus(start, s.corpus, fingerprint, opt);
   state.corpus_fingerprint = fingerprint;
