@@ -55,10 +55,17 @@ if ! run_step "build (-j16)" 300 "${OUT}/build.log" cmake --build build-gpu -j16
 fi
 grep -E "CUDA LibTorch|Found Torch" "${OUT}/build.log" >> "${OUT}/summary.txt"
 ${P} --version >> "${OUT}/summary.txt" 2>&1
+# A build without CUDA would pass every step below on the CPU (or skip it): stop here, loudly.
+if ! grep -q "performer: CUDA LibTorch found" "${OUT}/build.log"; then
+  note "FAILED: the build did not find a CUDA LibTorch (see build.log, env.log); nothing below would use the GPU"
+  exit 1
+fi
 
-# 2. the CUDA tests, run directly so that their printed figures are kept
+# 2. the CUDA tests, run directly so that their printed figures are kept. On this machine a GPU is there, so
+# a CUDA test that skips ("no CUDA device") is a failure too.
 run_step "CUDA tests" 180 "${OUT}/tests.log" build-gpu/performer_tests --gtest_filter='*Cuda*'
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |^  (CUDA training loss|exact:|favor-softmax:)" "${OUT}/tests.log" >> "${OUT}/summary.txt"
+if grep -q "^\[  SKIPPED \]" "${OUT}/tests.log"; then note "FAILED: CUDA tests skipped on the GPU machine"; STATUS=1; fi
 
 # 3-5. benchmarks; each bench attention sweep writes its own CSV, joined at the end
 bench_attention() {  # name, max seconds, then options

@@ -6,6 +6,9 @@
 set -euo pipefail
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
+# The data the check's benchmarks prepare (carried with .device/): missing, the run would fall back to a
+# 60-protein excerpt and its figures mean little.
+[[ -f data/trembl-sample/DB.fasta.gz ]] || { echo "error: data/trembl-sample/DB.fasta.gz is missing: run bash scripts/get-data.sh first" >&2; exit 1; }
 FETCH="${FETCH_DEBS:-${ROOT}/../shared/device/fetch-debs.sh}"
 [[ -x "${FETCH}" || -f "${FETCH}" ]] || { echo "error: ${FETCH} not found (set FETCH_DEBS)" >&2; exit 1; }
 bash "${FETCH}" .device

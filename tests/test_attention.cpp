@@ -310,7 +310,11 @@ TEST(SelfAttention, CudaMatchesCpu) {
       o.heads = 4;
       o.features = 64;
       o.causal = causal;
-      SelfAttention cpu(o), gpu(o);
+      // The same weights in both: each module draws its Linear weights from the global generator.
+      torch::manual_seed(70);
+      SelfAttention cpu(o);
+      torch::manual_seed(70);
+      SelfAttention gpu(o);
       gpu->to(torch::kCUDA);
       at::Tensor x = randn({2, 300, 64}, 71, at::kFloat).requires_grad_();
       at::Tensor xg = x.detach().to(torch::kCUDA).requires_grad_();

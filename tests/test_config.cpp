@@ -11,6 +11,7 @@
 #include "test_util.h"
 #include "train/config.h"
 #include "util/error.h"
+#include "util/text.h"
 
 using namespace performer;
 using namespace performer::testing;
@@ -268,4 +269,29 @@ TEST(Config, LoadConfigErrorsNameThePath) {
       dir.file("c.yaml") + ":3: unknown key 'train.stepz' (did you mean 'train.steps'?)");
   write_file(dir.file("ok.yaml"), "train:\n  steps: 5\n");
   EXPECT_EQ(load_config(dir.file("ok.yaml"), {"train.steps=6"}).train.steps, 6);
+}
+
+TEST(IntegerLists, OneParserForLengthsLayersAndHeads) {
+  EXPECT_EQ(parse_int_list("512,1024", "--lengths", 1), (std::vector<int64_t>{512, 1024}));
+  EXPECT_EQ(parse_int_list("0,-1", "--layers"), (std::vector<int64_t>{0, -1}));
+  for (const char* bad : {"512x", "256.9", "1e3", "", "7,,8", "99999999999999999999"}) {
+    try {
+      parse_int_list(bad, "--lengths", 1);
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("--lengths: ", 0), 0u) << e.what();
+    }
+  }
+  EXPECT_THROW(parse_int_list("0", "--lengths", 1), Error);
+  // Layers and heads: from 0, or counted from the end; "all"; each once.
+  EXPECT_EQ(parse_index_list("all", 3, "--heads"), (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(parse_index_list("-1,0", 4, "--layers"), (std::vector<int64_t>{3, 0}));
+  EXPECT_EQ(resolve_indices({-4}, 4, "--layers"), (std::vector<int64_t>{0}));
+  for (const std::vector<int64_t>& bad : {std::vector<int64_t>{4}, {-5}, {1, -3}}) EXPECT_THROW(resolve_indices(bad, 4, "--layers"), Error);
+  try {
+    parse_index_list("9", 4, "--heads");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "--heads: 9 does not exist (0..3, or -4..-1 counted from the end)");
+  }
 }

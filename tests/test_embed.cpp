@@ -180,7 +180,8 @@ TEST(Embed, CliWritesEveryProteinInOrderIncludingDuplicateAccessions) {
   CliRun layer = run_performer("embed -q --checkpoint " + dir.file("model.h5") + " --input " + dir.file("in.fasta") +
                                " --out " + dir.file("x.h5") + " --layers 9");
   EXPECT_NE(layer.status, 0);
-  EXPECT_NE(layer.out.find("layer 9 does not exist"), std::string::npos) << layer.out;
+  EXPECT_NE(layer.out.find("--layers (0 = the embeddings, -1 = the last layer): 9 does not exist (0..2, or -3..-1"),
+            std::string::npos) << layer.out;
 }
 
 namespace {

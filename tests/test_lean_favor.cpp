@@ -133,6 +133,31 @@ TEST(LeanFavor, EqualsStoredFeaturesInFloat32) {
   }
 }
 
+TEST(LeanFavor, ReluGradientPassesWherePreActivationsAreTinyButPositive) {
+  // ReLU without projection in float32: pre-activations z in (0, eps 2^-24) give features z + eps that round
+  // to eps, yet dphi/dz = 1 there. A mask taken from the features (phi > eps) dropped those gradients; the
+  // mask is z > 0, as in the stored path's autograd. The queries' tiny columns meet keys that vary there
+  // (so their gradient is far from zero), and the keys' tiny column meets queries that vary.
+  const Case c{"relu-no-projection", FeatureKernel::kRelu, false};
+  const int64_t B = 1, H = 1, L = 9, d = 4;
+  const at::Tensor tiny = randn({B, H, L, d}, 31, at::kFloat).abs() * 1e-12f;
+  const at::Tensor ordinary = randn({B, H, L, d}, 32, at::kFloat).abs() + 0.1f;
+  at::Tensor q = ordinary.clone(), k = ordinary.flip(2).clone();
+  q.narrow(3, 2, 2).copy_(tiny.narrow(3, 2, 2));  // queries: columns 2, 3 tiny
+  k.narrow(3, 0, 1).copy_(tiny.narrow(3, 0, 1));  // keys: column 0 tiny, column 1 negative (no gradient)
+  k.narrow(3, 1, 1).neg_();
+  at::Tensor v = randn({B, H, L, d}, 33, at::kFloat), G = randn({B, H, L, d}, 34, at::kFloat);
+  ASSERT_TRUE((q.narrow(3, 2, 2) + 1e-3f == 1e-3f).all().item<bool>()) << "the features must round to eps";
+  const at::Tensor none;
+  auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, none, none); }, q, k, v, G);
+  auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, none, none, 4); }, q, k, v, G);
+  for (size_t i = 0; i < 4; ++i) EXPECT_LT(max_rel(got[i], ref[i]), 1e-5) << "tensor " << i;
+  const double scale = got[1].abs().max().item<double>();
+  EXPECT_GT(got[1].narrow(3, 2, 2).abs().min().item<double>(), 1e-3 * scale) << "dq where 0 < z < eps 2^-24";
+  EXPECT_GT(got[2].narrow(3, 0, 1).abs().min().item<double>(), 0.0) << "dk where 0 < z < eps 2^-24";
+  EXPECT_EQ(got[2].narrow(3, 1, 1).abs().max().item<double>(), 0.0) << "dk where z < 0";
+}
+
 TEST(LeanFavor, GradientsMatchFiniteDifferences) {
   const int64_t L = 6, d = 4, m = 6;
   at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 17);

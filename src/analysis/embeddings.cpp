@@ -7,6 +7,7 @@
 
 #include "data/alphabet.h"
 #include "util/error.h"
+#include "util/text.h"
 #include "util/names.h"
 
 namespace performer {
@@ -42,18 +43,9 @@ const std::vector<std::string>& pooling_names() {
 Pooling parse_pooling(const std::string& s) { return parse_name<Pooling>(s, pooling_names(), "--pool"); }
 
 std::vector<int64_t> resolve_layers(const std::vector<int64_t>& asked, int64_t model_layers) {
-  std::vector<int64_t> out;
-  for (int64_t l : asked) {
-    const int64_t r = l < 0 ? model_layers + 1 + l : l;
-    if (r < 0 || r > model_layers)
-      throw Error("embed: layer " + std::to_string(l) + " does not exist (the model has layers 0.." +
-                  std::to_string(model_layers) + ", 0 = the embeddings, -1 = the last)");
-    if (std::find(out.begin(), out.end(), r) != out.end())
-      throw Error("embed: layer " + std::to_string(l) + " is asked for twice (as layer " + std::to_string(r) + ")");
-    out.push_back(r);
-  }
-  if (out.empty()) throw Error("embed: no layers asked for");
-  return out;
+  if (asked.empty()) throw Error("embed: no layers asked for");
+  // Hidden states 0..L (0 = the embeddings, L = the last block after the final norm), negatives from the end.
+  return resolve_indices(asked, model_layers + 1, "--layers (0 = the embeddings, -1 = the last layer)");
 }
 
 std::vector<ProteinEmbedding> embed_proteins(Encoder& model, const std::vector<std::string>& proteins,

@@ -67,25 +67,6 @@ void check_outputs(const AttentionArgs& a) {
   refuse_overwriting_inputs("--out", outputs, inputs);
 }
 
-// "all" or a comma-separated list of indices in [0, n); `what` names the option in errors.
-std::vector<int64_t> parse_indices(const std::string& s, int64_t n, const char* what) {
-  std::vector<int64_t> out;
-  if (s == "all") {
-    for (int64_t i = 0; i < n; ++i) out.push_back(i);
-    return out;
-  }
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 0 || v >= n)
-      throw Error(std::string(what) + ": '" + item + "' is not in 0.." + std::to_string(n - 1) + " for this model");
-    out.push_back(v);
-  }
-  return out;
-}
-
 std::string safe_name(const std::string& s) {
   std::string out;
   for (char c : s) out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ? c : '_');
@@ -353,8 +334,8 @@ int run_attention(const AttentionArgs& a) {
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
   if (c.model.causal) throw Error("attention: the substitution-matrix analysis expects a bidirectional model");
-  const std::vector<int64_t> layers = parse_indices(a.layers, c.model.layers, "--layers");
-  const std::vector<int64_t> heads = parse_indices(a.heads, c.model.heads, "--heads");  // exported maps
+  const std::vector<int64_t> layers = parse_index_list(a.layers, c.model.layers, "--layers");
+  const std::vector<int64_t> heads = parse_index_list(a.heads, c.model.heads, "--heads");  // exported maps
   const int64_t H = c.model.heads;
   const int64_t window = a.max_residues > 0 ? std::min(a.max_residues, c.model.max_len - 2) : c.model.max_len - 2;
   const std::vector<Protein> proteins = read_proteins(a.inputs, a.reader.options(), a.max_sequences, window);
@@ -387,7 +368,7 @@ int run_attention(const AttentionArgs& a) {
                 static_cast<long long>(residues), layers.size(), static_cast<long long>(H));
     study.finish();
     report_similarity(study, layers, H, a.out, file);
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(h5_out.temporary() + ": cannot flush (disk full?)");
+    h5::flush_file(file);
   }
   h5_out.commit();
   const int64_t exported = std::min(static_cast<int64_t>(proteins.size()), a.exported);
@@ -406,9 +387,9 @@ void add_attention(CLI::App& app, Action& run) {
   cmd->add_option("--checkpoint", a->checkpoint, "checkpoint (.h5) written by performer train")->required();
   cmd->add_option("-i,--input", a->inputs, "FASTA or UniProt files")->required();
   cmd->add_option("--out", a->out, "output folder")->required();
-  cmd->add_option("--layers", a->layers, "'all' or comma-separated layer indices (0-based)")->capture_default_str();
-  cmd->add_option("--heads", a->heads, "'all' or comma-separated heads whose maps are exported (all heads are "
-                                       "used for the BLOSUM62 comparison)")->capture_default_str();
+  cmd->add_option("--layers", a->layers, "'all' or comma-separated layers (from 0; -1 = the last)")->capture_default_str();
+  cmd->add_option("--heads", a->heads, "'all' or comma-separated heads whose maps are exported (from 0; -1 = the last; "
+                                       "all heads are used for the BLOSUM62 comparison)")->capture_default_str();
   cmd->add_option("--max-sequences", a->max_sequences, "proteins aggregated for the BLOSUM62 comparison")->capture_default_str();
   cmd->add_option("--export", a->exported, "proteins whose maps are written (HDF5 + PNG)")->capture_default_str();
   cmd->add_option("--max-residues", a->max_residues,

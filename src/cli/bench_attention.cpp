@@ -27,6 +27,7 @@
 #include "model/kernels.h"
 #include "train/config.h"
 #include "util/device.h"
+#include "io/csv.h"
 #include "util/error.h"
 #include "util/names.h"
 #include "util/process.h"
@@ -192,9 +193,10 @@ bool use_cuda(const std::string& device) {
 }
 
 void print_header(const CellSpec& spec, const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit) {
+  const std::string& device = device_name(cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU));
   std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, FAVOR %s (chunk %s), %s, %d threads, median "
               "of %d after %d warm-up, memory limit %s, LibTorch %s, exact attention %s\n",
-              cuda ? "cuda" : "cpu", static_cast<long long>(spec.B), static_cast<long long>(spec.H),
+              device.c_str(), static_cast<long long>(spec.B), static_cast<long long>(spec.H),
               static_cast<long long>(spec.d), static_cast<long long>(spec.m), spec.causal ? ", causal" : "",
               spec.favor_stored || spec.causal ? "features stored" : "lean",
               spec.favor_chunk > 0 ? std::to_string(spec.favor_chunk).c_str() : "auto",
@@ -213,11 +215,18 @@ std::string favor_core_name(const CellSpec& s) {
   return s.favor_stored || s.causal ? "stored" : "lean";
 }
 
-void write_csv_row(std::ostream& out, bool cuda, const CellSpec& s, const CellResult& r) {
-  out << (cuda ? "cuda" : "cpu") << ',' << attention_kind_name(s.kind) << ',' << s.causal << ',' << s.B << ','
-      << s.H << ',' << s.L << ',' << s.d << ',' << s.m << ',' << cell_status_name(r.status) << ',' << r.median_ms
-      << ',' << r.peak_bytes << ',' << r.predicted_bytes << ",\"" << r.note << "\"," << precision_name(s.precision) << ','
-      << favor_core_name(s) << ',' << s.favor_chunk << '\n';
+// One --csv row per cell, written through as it is measured (a sweep stopped by a time limit keeps its rows).
+const std::vector<std::string>& csv_columns() {
+  static const std::vector<std::string> columns{"device", "kind", "causal", "batch", "heads", "length", "dim",
+                                                "features", "status", "median_ms", "peak_bytes", "predicted_bytes",
+                                                "note", "precision", "favor_core", "favor_chunk"};
+  return columns;
+}
+
+CsvRow csv_row(const torch::Device& device, const CellSpec& s, const CellResult& r) {
+  return CsvRow() << device_name(device) << attention_kind_name(s.kind) << s.causal << s.B << s.H << s.L << s.d << s.m
+                  << cell_status_name(r.status) << r.median_ms << r.peak_bytes << r.predicted_bytes << r.note
+                  << precision_name(s.precision) << favor_core_name(s) << s.favor_chunk;
 }
 
 // Speed-up of each kind against the first, where both ran; or that the first failed where this one ran.
@@ -236,13 +245,8 @@ int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& length
                         const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit, double timeout_seconds,
                         const std::string& csv) {
   print_header(spec, kinds, cuda, limit);
-  std::ofstream out;
-  if (!csv.empty()) {
-    out.open(csv);
-    if (!out) throw Error(csv + ": cannot write");
-    out << "device,kind,causal,batch,heads,length,dim,features,status,median_ms,peak_bytes,predicted_bytes,note,"
-           "precision,favor_core,favor_chunk\n";
-  }
+  CsvWriter out = csv.empty() ? CsvWriter() : CsvWriter(csv, csv_columns());
+  const torch::Device device = cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   for (int64_t L : lengths) {
     std::printf("%8lld", static_cast<long long>(L));
     std::fflush(stdout);
@@ -251,19 +255,19 @@ int run_bench_attention(const CellSpec& spec, const std::vector<int64_t>& length
       CellSpec s = spec;
       s.kind = k;
       s.L = L;
-      CellResult r = cuda ? measure_in_process(s, torch::Device(torch::kCUDA)) : measure_in_child(s, limit, timeout_seconds);
+      CellResult r = cuda ? measure_in_process(s, device) : measure_in_child(s, limit, timeout_seconds);
       row.push_back(r);
       if (r.status == CellStatus::kOk)
         std::printf(" | %17.1f %10s", r.median_ms, human_bytes(r.peak_bytes).c_str());
       else
         std::printf(" | %17s %10s", cell_status_name(r.status).c_str(), ("~" + human_bytes(r.predicted_bytes)).c_str());
       std::fflush(stdout);
-      if (out) write_csv_row(out, cuda, s, r);
+      out.write(csv_row(device, s, r));
     }
     print_speedups(row, kinds);
     std::printf("\n");
   }
-  if (out) std::printf("wrote %s\n", csv.c_str());
+  if (out.is_open()) std::printf("wrote %s\n", csv.c_str());
   return 0;
 }
 
@@ -332,8 +336,7 @@ void add_bench_attention(CLI::App& bench, Action& run) {
       const bool cuda = use_cuda(*device);
       const uint64_t mem_limit = limit->empty() ? physical_memory_bytes() / 10 * 9 : parse_bytes(*limit);
       const std::vector<AttentionKind> kind_list = parse_kinds_option(*kinds);
-      std::vector<int64_t> Ls;
-      for (auto& l : split_list(*lengths)) Ls.push_back(std::stoll(l));
+      const std::vector<int64_t> Ls = parse_int_list(*lengths, "--lengths", 1);
       return run_bench_attention(*spec, Ls, kind_list, cuda, mem_limit, *timeout, *csv);
     };
   });

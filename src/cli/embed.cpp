@@ -90,20 +90,6 @@ uint64_t add_protein(uint64_t h, const std::string& accession, const std::string
   return hash64(residues, hash64(accession, h));
 }
 
-std::vector<int64_t> parse_layer_list(const std::string& text) {
-  std::vector<int64_t> out;
-  for (const std::string& item : split_list(text)) {
-    try {
-      size_t used = 0;
-      out.push_back(std::stoll(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw Error("--layers: '" + item + "' is not a layer number (expected a comma-separated list such as -1,0)");
-    }
-  }
-  return out;
-}
-
 // What a run embeds: a resumed run must ask for the same (stored as attributes of the output).
 struct RunIdentity {
   std::string checkpoint, config, pooling;
@@ -293,7 +279,7 @@ int run_embed(const EmbedArgs& a) {
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
   EmbedOptions o;
-  o.layers = resolve_layers(parse_layer_list(a.layers), c.model.layers);
+  o.layers = resolve_layers(parse_int_list(a.layers, "--layers"), c.model.layers);
   o.pool = parse_pooling(a.pool);
   o.per_residue = a.per_residue;
   o.tokens_per_batch = a.tokens_per_batch;

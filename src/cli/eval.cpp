@@ -29,10 +29,28 @@ namespace performer::cli {
 
 namespace {
 
+// --mode auto: the mode the model was trained for (causal for causal models, else masked).
+constexpr const char* kAutoMode = "auto";
+
+// One scored figure: its key in summary.json, its label in the printed table.
+struct Result {
+  std::string key, label;
+  PerplexitySummary summary;
+};
+
+std::string mode_label(EvalMode mode) {
+  switch (mode) {
+    case EvalMode::kMasked: return "masked (standard)";
+    case EvalMode::kPseudo: return "pseudo-perplexity";
+    case EvalMode::kCausal: return "next-token (causal)";
+  }
+  return "";
+}
+
 struct EvalArgs {
   std::string checkpoint, corpus, split = "test", train_corpus, out, device = "auto";
   std::vector<std::string> inputs;
-  std::string mode = "auto";  // auto | a name of eval_mode_names()
+  std::string mode = kAutoMode;  // kAutoMode or a name of eval_mode_names()
   PerplexityOptions perplexity;
   bool keep_overlap = false;
   ReaderFlags reader;
@@ -119,7 +137,7 @@ int64_t use_training_corpus(const std::string& train_path, bool keep_overlap, Pr
 // per_sequence.tsv (the primary mode's scores) and summary.json (every figure) in `out`.
 void write_outputs(const std::string& out, const EvalArgs& a, const PerplexityOptions& po, int64_t overlap,
                    const std::vector<SequenceScore>& primary,
-                   const std::vector<std::pair<std::string, PerplexitySummary>>& results) {
+                   const std::vector<Result>& results) {
   std::filesystem::create_directories(out);
   std::ostringstream tsv;
   tsv << "accession\tlength\tscored\tloss\tperplexity\taccuracy\n";
@@ -134,7 +152,7 @@ void write_outputs(const std::string& out, const EvalArgs& a, const PerplexityOp
                       {"repeats", po.repeats},
                       {"left_out_training_overlap", overlap},
                       {"uniform_perplexity", CorpusStats::kUniformPerplexity}};
-  for (auto& [name, s] : results) j[name] = json_summary(s);
+  for (const Result& r : results) j[r.key] = json_summary(r.summary);
   write_text_file((std::filesystem::path(out) / "per_sequence.tsv").string(), tsv.str());
   write_text_file((std::filesystem::path(out) / "summary.json").string(), j.dump(2) + "\n");
   std::printf("wrote %s/per_sequence.tsv and %s/summary.json\n", out.c_str(), out.c_str());
@@ -150,7 +168,7 @@ int run_eval(const EvalArgs& a) {
   po.mask_rate = c.data.mask_rate;  // the run's masking
   po.mask_frac = c.data.mask_frac;
   po.random_frac = c.data.random_frac;
-  po.mode = a.mode == "auto" ? (c.model.causal ? EvalMode::kCausal : EvalMode::kMasked) : parse_eval_mode(a.mode);
+  po.mode = a.mode == kAutoMode ? (c.model.causal ? EvalMode::kCausal : EvalMode::kMasked) : parse_eval_mode(a.mode);
   check_mode(po.mode, c.model.causal);
   Proteins proteins = read_proteins(a);
   const std::string train_path = find_train_corpus(a, c);
@@ -164,22 +182,16 @@ int run_eval(const EvalArgs& a) {
     std::printf("no training corpus found (--train-corpus): no unigram baseline, overlap with training not checked\n");
   if (proteins.empty()) throw Error("eval: no proteins left to evaluate");
 
-  std::vector<std::pair<std::string, PerplexitySummary>> results;
+  std::vector<Result> results;
   const std::vector<SequenceScore> primary = score_proteins(model, proteins, po, device);
-  results.emplace_back(eval_mode_name(po.mode), summarize(primary));
+  results.push_back({eval_mode_name(po.mode), mode_label(po.mode), summarize(primary)});
   if (po.mode == EvalMode::kMasked) {
     PerplexityOptions strict = po;
     strict.strict = true;
-    results.emplace_back("masked_all", summarize(score_proteins(model, proteins, strict, device)));
+    results.push_back({"masked_all", "masked (all <mask>)", summarize(score_proteins(model, proteins, strict, device))});
   }
-  for (auto& [name, s] : results) {
-    const std::string label = name == "masked"       ? "masked (standard)"
-                              : name == "masked_all" ? "masked (all <mask>)"
-                              : name == "pseudo"     ? "pseudo-perplexity"
-                                                     : "next-token (causal)";
-    report(label.c_str(), s, stdout);
-  }
-  const PerplexitySummary& head = results.front().second;
+  for (const Result& r : results) report(r.label.c_str(), r.summary, stdout);
+  const PerplexitySummary& head = results.front().summary;
   std::printf("%-28s perplexity %.3f\n", "baseline: uniform over 20 aa", CorpusStats::kUniformPerplexity);
   if (!std::isnan(head.unigram_perplexity))
     std::printf("%-28s perplexity %.3f (same residues, training frequencies)\n", "baseline: unigram", head.unigram_perplexity);
@@ -196,7 +208,7 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_option("-i,--input", a->inputs, "FASTA or UniProt files (plain or gzip)");
   cmd->add_option("--corpus", a->corpus, "a prepared corpus instead of --input");
   cmd->add_option("--split", a->split, "split of --corpus: train | valid | test")->capture_default_str();
-  std::vector<std::string> modes{"auto"};
+  std::vector<std::string> modes{kAutoMode};
   modes.insert(modes.end(), eval_mode_names().begin(), eval_mode_names().end());
   cmd->add_option("--mode", a->mode, "auto (causal for causal models, else masked) | masked | pseudo | causal")
       ->check(CLI::IsMember(modes))

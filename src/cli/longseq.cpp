@@ -2,7 +2,6 @@
 //                   [--memory-limit 16GB] --out DIR
 // The concatenated long-sequence sweep (experiments/longseq.h); `longseq-cell` is its hidden per-cell child,
 // which reports through the harness of experiments/cell.h.
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 
@@ -16,20 +15,6 @@
 namespace performer::cli {
 
 namespace {
-
-// --lengths: every item a whole positive number ("512x", "256.9" or "1e3" are refused, not cut short).
-std::vector<int64_t> parse_lengths(const std::string& list) {
-  std::vector<int64_t> lengths;
-  for (const auto& l : split_list(list)) {
-    char* end = nullptr;
-    errno = 0;
-    const long long v = std::strtoll(l.c_str(), &end, 10);
-    if (l.empty() || *end != '\0' || errno == ERANGE || v < 1)
-      throw Error("--lengths: '" + l + "' is not a positive whole number of tokens");
-    lengths.push_back(v);
-  }
-  return lengths;
-}
 
 // The options of `longseq` that go straight into LongseqOptions.
 void add_sweep_options(CLI::App* cmd, LongseqOptions& opts) {
@@ -69,7 +54,7 @@ void add_longseq_sweep(CLI::App& app, Action& run) {
     run = [config, sets, lengths, kinds, limit, opts, no_predict] {
       RunConfig base = load_config(*config, *sets);
       LongseqOptions o = *opts;
-      o.lengths = parse_lengths(*lengths);
+      o.lengths = parse_int_list(*lengths, "--lengths", 1);
       o.kinds = parse_kinds_option(*kinds);
       o.memory_limit = limit->empty() ? 0 : parse_bytes(*limit);
       o.predict = !*no_predict;

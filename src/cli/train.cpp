@@ -1,13 +1,13 @@
 // performer train --config configs/X.yaml [--set key=value ...] [--resume PATH|auto] [--stop-after N]
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/commands.h"
 #include "cli/launch.h"
 #include "data/prepare.h"
 #include "train/run_folder.h"
 #include "train/trainer.h"
+#include "io/csv.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/log.h"
@@ -81,19 +81,21 @@ namespace {
 // One row of `bench train --csv`, appended (the header first when the file is new or empty).
 void append_bench_row(const std::string& path, const std::string& config, const RunConfig& c,
                       const TrainBenchResult& r, double peak_tflops) {
-  const bool fresh = !std::filesystem::exists(path) || std::filesystem::file_size(path) == 0;
-  std::ofstream out(path, std::ios::app);
-  if (fresh)
-    out << "config,kind,causal,layers,d_model,length,precision,device,parameters,tokens_per_step,seconds_per_step,"
-           "tokens_per_second,flops_per_token,tflops,mfu,peak_bytes,ranks,comm_share\n";
+  CsvWriter out(path,
+                {"config", "kind", "causal", "layers", "d_model", "length", "precision", "device", "parameters",
+                 "tokens_per_step", "seconds_per_step", "tokens_per_second", "flops_per_token", "tflops", "mfu",
+                 "peak_bytes", "ranks", "comm_share"},
+                /*append=*/true);
   const double tflops = r.flops_per_second() / 1e12;
-  out << config << ',' << attention_kind_name(c.model.kind) << ',' << (c.model.causal ? 1 : 0) << ',' << c.model.layers
-      << ',' << c.model.d_model << ',' << c.data.max_len << ',' << precision_name(c.runtime.precision) << ','
-      << c.runtime.device << ',' << r.parameters << ',' << r.tokens_per_step << ',' << r.seconds_per_step << ','
-      << r.tokens_per_second << ',' << r.flops_per_token << ',' << tflops << ','
-      << (peak_tflops > 0 ? std::to_string(tflops / peak_tflops) : std::string()) << ',' << r.peak_bytes << ','
-      << r.ranks << ',' << r.comm_share << '\n';
-  if (!out) throw Error("bench train: cannot write " + path);
+  CsvRow row;
+  row << config << attention_kind_name(c.model.kind) << c.model.causal << c.model.layers << c.model.d_model
+      << c.data.max_len << precision_name(c.runtime.precision) << c.runtime.device << r.parameters << r.tokens_per_step
+      << r.seconds_per_step << r.tokens_per_second << r.flops_per_token << tflops;
+  if (peak_tflops > 0)
+    row << std::to_string(tflops / peak_tflops);
+  else
+    row.empty();
+  out.write(row << r.peak_bytes << r.ranks << r.comm_share);
 }
 
 }  // namespace

@@ -71,6 +71,9 @@ class BatchSource {
   virtual int64_t num_batches(int64_t epoch) const = 0;
   virtual Batch batch(int64_t epoch, int64_t index) const = 0;
   virtual BatchShape shape(int64_t epoch, int64_t index) const = 0;
+  // While on, work that may take long (an epoch table's pass over the corpus) stops at once with an Error:
+  // a consumer stopping a thread that waits on it is not held up (data/split_order.h).
+  virtual void interrupt(bool /*on*/) const {}
 };
 
 class SequenceBatches : public BatchSource {
@@ -82,6 +85,7 @@ class SequenceBatches : public BatchSource {
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
   BatchShape shape(int64_t epoch, int64_t index) const override;
+  void interrupt(bool on) const override { order_->interrupt(on); }
   // The batches of one epoch as lists of corpus indices (deterministic in seed and epoch). Holds the whole
   // epoch: for tests and small corpora.
   std::vector<std::vector<size_t>> plan(int64_t epoch) const;
@@ -113,6 +117,7 @@ class ConcatBatches : public BatchSource {
   int64_t num_batches(int64_t epoch) const override;
   Batch batch(int64_t epoch, int64_t index) const override;
   BatchShape shape(int64_t epoch, int64_t index) const override;
+  void interrupt(bool on) const override { order_->interrupt(on); }
   int64_t num_chunks(int64_t epoch) const;
   int64_t rows_per_batch() const { return rows_; }
   const SplitOrder& order() const { return *order_; }

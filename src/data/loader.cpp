@@ -82,7 +82,9 @@ void DataLoader::stop_worker() {
     stop_ = true;
   }
   cv_.notify_all();
+  source_->interrupt(true);  // a table build the worker waits on stops now, not after a pass over the corpus
   worker_.join();
+  source_->interrupt(false);
   queue_.clear();
   error_ = nullptr;
 }

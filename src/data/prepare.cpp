@@ -296,7 +296,7 @@ void write_corpus(const PrepareOptions& o, const std::string& path, Progress& pr
   write_attributes(file, o, builder.fingerprint());
   h5::Handle group = h5::create_group(file, "stats");
   write_stats(group, st);
-  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) throw Error(path + ": cannot flush (disk full?)");
+  h5::flush_file(file);
 }
 
 }  // namespace

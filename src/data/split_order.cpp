@@ -103,7 +103,8 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
   uint64_t first = 0;
   int64_t visited = 0;
   for (uint64_t i = 0; i < positions(); ++i) {
-    if (i % kCancelCheck == 0 && cancel_.load(std::memory_order_relaxed)) throw Error("epoch table: cancelled");
+    if (i % kCancelCheck == 0 && (cancel_.load(std::memory_order_relaxed) || interrupted()))
+      throw Error("epoch table: cancelled");
     const uint64_t id = at(perm, i);
     if (id >= corpus_.size() || corpus_.split(id) != split_ || !visits(id, epoch)) continue;
     if (members.empty()) first = i;
@@ -121,6 +122,15 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
   }
   if (sampling_ == Sampling::kProteins && visited != members_) throw Error(mismatch(visited));
   return t;
+}
+
+void SplitOrder::interrupt(bool on) const {
+  interrupts_.fetch_add(on ? 1 : -1);
+  if (!on) {  // the background builder may have given up on an epoch while interrupted: let it try again
+    std::lock_guard<std::mutex> lock(mu_);
+    failed_ = -1;
+    wake_.notify_all();
+  }
 }
 
 void SplitOrder::build_ahead() const {
@@ -146,36 +156,43 @@ void SplitOrder::build_ahead() const {
 
 SplitOrder::TablePtr SplitOrder::table(int64_t epoch) const {
   if (!varies()) epoch = 0;  // every epoch has the same order and members
-  std::shared_future<TablePtr> ready;
-  std::shared_ptr<std::promise<TablePtr>> mine;  // set when this call builds the table itself
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = tables_.find(epoch);
-    if (it != tables_.end()) {
-      ready = it->second;
-    } else {
-      mine = std::make_shared<std::promise<TablePtr>>();
-      ready = mine->get_future().share();
-      tables_[epoch] = ready;
-    }
-  }
-  if (mine) {
-    try {
-      mine->set_value(std::make_shared<const Table>(build_table(epoch)));
-    } catch (...) {
-      mine->set_exception(std::current_exception());
-    }
-  }
   TablePtr t;
-  try {
-    t = ready.get();
-  } catch (...) {
-    // A failed build is not kept: a later call tries again (and reports its own error).
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = tables_.find(epoch);
-    // (An entry of a later attempt still running is kept.)
-    if (it != tables_.end() && it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) tables_.erase(it);
-    throw;
+  for (bool retried = false;; retried = true) {
+    std::shared_future<TablePtr> ready;
+    std::shared_ptr<std::promise<TablePtr>> mine;  // set when this call builds the table itself
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = tables_.find(epoch);
+      if (it != tables_.end()) {
+        ready = it->second;
+      } else {
+        mine = std::make_shared<std::promise<TablePtr>>();
+        ready = mine->get_future().share();
+        tables_[epoch] = ready;
+      }
+    }
+    if (mine) {
+      try {
+        mine->set_value(std::make_shared<const Table>(build_table(epoch)));
+      } catch (...) {
+        mine->set_exception(std::current_exception());
+      }
+    }
+    try {
+      t = ready.get();
+      break;
+    } catch (...) {
+      // A failed build is not kept (an entry of a later attempt still running is). One that another thread
+      // ran (the background builder, interrupted or failed) is tried again here, once, so that this call
+      // reports its own error, if any.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = tables_.find(epoch);
+        if (it != tables_.end() && it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+          tables_.erase(it);
+      }
+      if (mine || retried || interrupted()) throw;
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   // The trainer may be an epoch behind its prefetch thread, so what is kept is relative to the newest

@@ -76,6 +76,9 @@ class SplitOrder {
   int64_t windows(int64_t epoch) const;
   // Whether the epoch's table is built (by a call, or in the background after the epoch before was used).
   bool ready(int64_t epoch) const;
+  // interrupt(true) makes every running table build stop at once (its callers get an Error), until
+  // interrupt(false): a data loader stopping its prefetch thread does not wait for a whole corpus pass.
+  void interrupt(bool on) const;
 
  private:
   struct Table {
@@ -117,6 +120,8 @@ class SplitOrder {
   mutable int64_t wanted_ = -1;            // the epoch builder_ should have built (newest_ + 1)
   mutable int64_t failed_ = -1;            // an epoch whose background build failed
   mutable std::atomic<bool> cancel_{false};
+  mutable std::atomic<int> interrupts_{0};  // interrupt(true) calls not yet undone
+  bool interrupted() const { return interrupts_.load(std::memory_order_relaxed) > 0; }
   struct CachedWindow {
     int64_t epoch = -1, index = -1;
     std::shared_ptr<const std::vector<size_t>> members;

@@ -20,6 +20,7 @@
 #include <system_error>
 
 #include "data/corpus_cache.h"
+#include "io/csv.h"
 #include "io/plot.h"
 #include "train/memory.h"
 #include "train/trainer.h"
@@ -40,14 +41,6 @@ int64_t rows_for(const RunConfig& c) { return std::max<int64_t>(1, c.data.tokens
 std::string cell_name(int64_t L, AttentionKind kind) { return "L" + std::to_string(L) + "-" + attention_kind_name(kind); }
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
-// Keeps a note CSV- and line-safe.
-std::string clean(std::string s) {
-  for (auto& c : s)
-    if (c == '"' || c == '\n' || c == '\r' || c == '\t') c = '\'';
-  return s;
-}
-
 
 }  // namespace
 
@@ -161,93 +154,69 @@ LongseqCell run_longseq_cell(const RunConfig& c, uint64_t limit, int64_t timing_
   return r;
 }
 
-void write_longseq_csv(const std::string& path, const std::vector<LongseqCell>& cells, const std::string& device) {
-  AtomicFile file(path);
-  {
-    std::ofstream out(file.temporary());
-    if (!out) throw Error(path + ": cannot write");
-    out << "device,kind,length,rows,tokens_per_step,steps,status,tokens_per_second,peak_bytes,start_bytes,"
-           "predicted_bytes,final_loss,valid_perplexity,valid_accuracy,strict_perplexity,strict_accuracy,seconds,note\n";
-    for (const auto& r : cells)
-      out << device << ',' << attention_kind_name(r.kind) << ',' << r.length << ',' << r.rows << ','
-          << r.tokens_per_step << ',' << r.steps << ',' << cell_status_name(r.status) << ',' << r.tokens_per_second
-          << ',' << r.peak_bytes << ',' << r.start_bytes << ',' << r.predicted_bytes << ',' << r.final_loss << ','
-          << r.valid_perplexity << ',' << r.valid_accuracy << ',' << r.strict_perplexity << ',' << r.strict_accuracy
-          << ',' << r.seconds << ",\"" << clean(r.note) << "\"\n";
-    if (!out.flush()) throw Error(path + ": write failed");
-  }
-  file.commit();
-}
-
 namespace {
 
-// The fields of one CSV line; a quoted field may hold commas (quotes themselves are dropped).
-std::vector<std::string> csv_fields(const std::string& line) {
-  std::vector<std::string> f;
-  std::string cur;
-  bool quoted = false;
-  for (char ch : line) {
-    if (ch == '"')
-      quoted = !quoted;
-    else if (ch == ',' && !quoted) {
-      f.push_back(cur);
-      cur.clear();
-    } else
-      cur += ch;
-  }
-  f.push_back(cur);
-  return f;
-}
-
-// One results.csv row (18 fields, see write_longseq_csv); throws on a field that does not parse.
-LongseqCell cell_from_fields(const std::vector<std::string>& f) {
-  LongseqCell r;
-  r.kind = parse_attention_kind(f[1]);
-  r.length = std::stoll(f[2]);
-  r.rows = std::stoll(f[3]);
-  r.tokens_per_step = std::stoll(f[4]);
-  r.steps = std::stoll(f[5]);
-  r.status = parse_cell_status(f[6]);
-  double* nums[] = {&r.tokens_per_second, &r.peak_bytes, &r.start_bytes, &r.predicted_bytes, &r.final_loss,
-                    &r.valid_perplexity, &r.valid_accuracy, &r.strict_perplexity, &r.strict_accuracy, &r.seconds};
-  for (size_t k = 0; k < 10; ++k) *nums[k] = std::stod(f[7 + k]);
-  r.note = f[17];
-  return r;
+const std::vector<std::string>& results_columns() {
+  static const std::vector<std::string> columns{
+      "device", "kind", "length", "rows", "tokens_per_step", "steps", "status", "tokens_per_second", "peak_bytes",
+      "start_bytes", "predicted_bytes", "final_loss", "valid_perplexity", "valid_accuracy", "strict_perplexity",
+      "strict_accuracy", "seconds", "note"};
+  return columns;
 }
 
 }  // namespace
 
+void write_longseq_csv(const std::string& path, const std::vector<LongseqCell>& cells, const std::string& device) {
+  AtomicFile file(path);  // rewritten whole after every cell: never a half table under its name
+  {
+    CsvWriter out(file.temporary(), results_columns());
+    for (const auto& r : cells)
+      out.write(CsvRow() << device << attention_kind_name(r.kind) << r.length << r.rows << r.tokens_per_step << r.steps
+                         << cell_status_name(r.status) << r.tokens_per_second << r.peak_bytes << r.start_bytes
+                         << r.predicted_bytes << r.final_loss << r.valid_perplexity << r.valid_accuracy
+                         << r.strict_perplexity << r.strict_accuracy << r.seconds << first_line(r.note));
+  }
+  file.commit();
+}
+
 std::vector<LongseqCell> read_longseq_csv(const std::string& path) {
   std::vector<LongseqCell> cells;
-  std::ifstream in(path);
-  if (!in) return cells;
-  std::string line;
-  std::getline(in, line);
-  int64_t row = 1;
-  while (std::getline(in, line)) {
-    ++row;
-    if (line.empty()) continue;
-    const std::vector<std::string> f = csv_fields(line);
-    if (f.size() != 18) throw Error(path + ":" + std::to_string(row) + ": expected 18 columns, found " + std::to_string(f.size()));
+  if (!fs::exists(path)) return cells;
+  const CsvTable t = CsvTable::read(path);
+  for (size_t i = 0; i < t.rows(); ++i) {
+    LongseqCell r;
     try {
-      cells.push_back(cell_from_fields(f));
-    } catch (const std::exception&) {
-      throw Error(path + ":" + std::to_string(row) + ": not a results.csv row of performer longseq");
+      r.kind = parse_attention_kind(t.text(i, "kind"));
+      r.status = parse_cell_status(t.text(i, "status"));
+    } catch (const Error& e) {
+      throw Error(path + ": row " + std::to_string(i + 1) + ": " + e.what());
     }
+    r.length = t.integer(i, "length");
+    r.rows = t.integer(i, "rows");
+    r.tokens_per_step = t.integer(i, "tokens_per_step");
+    r.steps = t.integer(i, "steps");
+    r.tokens_per_second = t.number(i, "tokens_per_second");
+    r.peak_bytes = t.number(i, "peak_bytes");
+    r.start_bytes = t.number(i, "start_bytes");
+    r.predicted_bytes = t.number(i, "predicted_bytes");
+    r.final_loss = t.number(i, "final_loss");
+    r.valid_perplexity = t.number(i, "valid_perplexity");
+    r.valid_accuracy = t.number(i, "valid_accuracy");
+    r.strict_perplexity = t.number(i, "strict_perplexity");
+    r.strict_accuracy = t.number(i, "strict_accuracy");
+    r.seconds = t.number(i, "seconds");
+    r.note = t.text(i, "note");
+    cells.push_back(r);
   }
   return cells;
 }
 
 std::vector<std::pair<int64_t, double>> read_eval_curve(const std::string& dir) {
   std::vector<std::pair<int64_t, double>> out;
-  std::ifstream in((fs::path(dir) / "eval.csv").string());
-  std::string line;
-  if (!std::getline(in, line)) return out;
-  while (std::getline(in, line)) {
-    long long step = 0;
-    double loss = 0, ppl = 0;
-    if (std::sscanf(line.c_str(), "%lld,%lf,%lf", &step, &loss, &ppl) == 3) out.emplace_back(step, ppl);
-  }
+  const std::string path = (fs::path(dir) / "eval.csv").string();
+  if (!fs::exists(path)) return out;
+  const CsvTable t = CsvTable::read(path);
+  for (size_t i = 0; i < t.rows(); ++i) out.emplace_back(t.integer(i, "step"), t.number(i, "valid_perplexity"));
   return out;
 }
 
@@ -285,7 +254,8 @@ void write_speed_and_memory_plots(const std::string& out, const std::vector<Long
   po.title = "TRAINING TOKENS/S VS L (" + device + ")";
   po.y_label = "TOKENS/S";
   write_png((fs::path(out) / "tokens_per_second.png").string(), line_plot(speed, po));
-  po.title = "PEAK MEMORY VS L (" + device + (device == "cpu" ? ", PEAK RSS OF THE CELL)" : ", MAX ALLOCATED)");
+  const bool cpu = device == device_name(torch::Device(torch::kCPU));
+  po.title = "PEAK MEMORY VS L (" + device + (cpu ? ", PEAK RSS OF THE CELL)" : ", MAX ALLOCATED)");
   po.y_label = "BYTES";
   po.references = {PlotReference{limit, "LIMIT " + human_bytes(limit)}};
   write_png((fs::path(out) / "peak_memory.png").string(), line_plot(memory, po));
@@ -430,7 +400,7 @@ Sweep prepare_sweep(const RunConfig& base_in, const LongseqOptions& o) {
                              (out / "peak_memory.png").string()},
                             {{"data.train", s.base.data.train}, {"data.clusters", s.base.data.clusters}});
   s.device = resolve_device(s.base.runtime.device);
-  s.device_name = s.device.is_cuda() ? "cuda" : "cpu";
+  s.device_name = device_name(s.device);
   s.limit = cell_memory_limit(s.device, o.memory_limit);
   fs::create_directories(o.out);
   // One prepared corpus for every cell (data.train itself when it is already a prepared corpus).

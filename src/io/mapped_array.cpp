@@ -62,6 +62,10 @@ std::optional<MappedArray<T>> MappedArray<T>::open(std::shared_ptr<const MappedF
   a.base_ = map->data();
   a.size_ = n;
   const H5D_layout_t layout = H5Pget_layout(dcpl);
+  if (n == 0) {  // nothing to map (an empty dataset has no storage, whatever its layout)
+    a.chunk_ = 1;
+    return a;
+  }
   if (layout == H5D_CONTIGUOUS) {
     const haddr_t addr = H5Dget_offset(dset);
     if (n > 0 && addr == HADDR_UNDEF) {

@@ -53,12 +53,13 @@ struct FeatureMap {
   // Softmax key logits W x' - |x'|^2/2 (kernels.h). (The queries' -|x'|^2/2 is a per-query constant, which
   // cancels in out = num / D like the shift t: it is left out of their features, and its gradient is zero.)
   at::Tensor key_logits(const at::Tensor& x) const { return softmax_logits(x, raw); }
-  // ReLU features from the pre-activation, in place: ReLU(z) + eps. Where a feature equals eps, z <= 0.
+  // ReLU features from the pre-activation: ReLU(z) + eps, in place (forward) or as a new tensor (backward,
+  // which keeps z for the gradient's mask).
   at::Tensor relu_(at::Tensor& z) const { return z.clamp_min_(0.0).add_(eps); }
-  // dLoss/dz from dLoss/dphi and the ReLU features phi: zero where phi <= eps (z <= 0), in one fused pass.
-  at::Tensor relu_grad(const at::Tensor& dphi, const at::Tensor& phi) const {
-    return at::threshold_backward(dphi, phi, eps);
-  }
+  at::Tensor relu(const at::Tensor& z) const { return z.clamp_min(0.0).add_(eps); }
+  // dLoss/dz from dLoss/dphi and the pre-activation z: zero where z <= 0, in one fused pass. (Not from the
+  // features: for 0 < z < eps 2^-24, z + eps rounds to eps in float32 and phi would hide that z > 0.)
+  at::Tensor relu_grad(const at::Tensor& dphi, const at::Tensor& z) const { return at::threshold_backward(dphi, z, 0.0); }
   // dLoss/dx of the chunk x from dLoss/d(pre-activation): W^T dz (ReLU without projection: dz itself), and
   // for softmax keys the |x'|^2/2 term: dx = W^T dl - 2 half_sq x sum_r dl_r.
   at::Tensor input_grad(const at::Tensor& dz, const at::Tensor& x = {}) const {
@@ -169,7 +170,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     for (int64_t a = 0; a < L; a += chunk) {
       const int64_t c = std::min(chunk, L - a);
       at::Tensor z = f.project(dense_chunk(q, a, c));
-      const at::Tensor qf = softmax ? z.add_(s).sub_(t.narrow(2, a, c)).exp_() : f.relu_(z);
+      const at::Tensor qf = softmax ? z.add_(s).sub_(t.narrow(2, a, c)).exp_() : f.relu(z);
       const at::Tensor Gc = G.narrow(2, a, c), Dc = den.narrow(2, a, c);
       at::Tensor dD = (Gc * out.narrow(2, a, c)).sum(-1, /*keepdim=*/true).neg_();
       // A floored normalizer means a query without any real key (or with all features 0): its output is 0
@@ -177,7 +178,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       at::Tensor g = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor)).masked_fill_(Dc < floor, 0.0);  // [B,H,c,d+1]
       at::Tensor dqf = bmm4(g, KVt);                                    // [B,H,c,m]
       add_bmm4(dKV, qf.transpose(-1, -2), g);
-      at::Tensor dz = softmax ? dqf.mul_(qf) : f.relu_grad(dqf, qf);
+      at::Tensor dz = softmax ? dqf.mul_(qf) : f.relu_grad(dqf, z);
       dq.narrow(2, a, c).copy_(f.input_grad(dz));
     }
 
@@ -187,19 +188,20 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       const int64_t c = std::min(chunk, L - a);
       const at::Tensor pad = padding_chunk(key_mask, a, c);
       const at::Tensor x = dense_chunk(k, a, c);
-      at::Tensor kf;
+      at::Tensor kf, z;
       if (softmax) {
         at::Tensor l = f.key_logits(x);
         if (pad.defined()) l.masked_fill_(pad, -INFINITY);
         kf = l.sub_(s).exp_();
       } else {
-        at::Tensor z = f.project(x);  // without projection x itself, a fresh copy not needed afterwards
-        kf = f.relu_(z);
-        if (pad.defined()) kf.masked_fill_(pad, 0.0);  // 0 <= eps: relu_grad drops its gradient too
+        z = f.project(x);
+        if (pad.defined()) z = z.masked_fill(pad, 0.0);  // z <= 0: relu_grad drops a padding key's gradient
+        kf = f.relu(z);
+        if (pad.defined()) kf.masked_fill_(pad, 0.0);
       }
       at::Tensor dkf = bmm4(with_ones(dense_chunk(v, a, c)), dKVt);  // [B,H,c,m]
-      // dz = 0 at padding: softmax kf = 0 there, ReLU's mask is on.
-      at::Tensor dz = softmax ? dkf.mul_(kf) : f.relu_grad(dkf, kf);
+      // dz = 0 at padding: softmax kf = 0 there, ReLU's z is.
+      at::Tensor dz = softmax ? dkf.mul_(kf) : f.relu_grad(dkf, z);
       dv.narrow(2, a, c).copy_(bmm4(kf, dS));
       dk.narrow(2, a, c).copy_(softmax ? f.input_grad(dz, x) : f.input_grad(dz));
     }

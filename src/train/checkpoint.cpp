@@ -115,7 +115,7 @@ void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, 
         }
         h5::write_array<uint8_t>(g, "torch_cpu", {static_cast<hsize_t>(s.numel())}, s.data_ptr<uint8_t>(), true);
       }
-      if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) throw Error(out.temporary() + ": cannot flush (disk full?)");
+      h5::flush_file(f);
     }
     out.commit();
   }

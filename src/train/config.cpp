@@ -556,45 +556,12 @@ std::string format_range(const Key& k) {
   }
 }
 
-bool is_reserved_word(const std::string& s) {
-  static const char* words[] = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
-  std::string lower;
-  for (char c : s) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  for (const char* w : words)
-    if (lower == w) return true;
-  return false;
-}
-
-// A string as a YAML scalar: plain when it is unambiguous, else double-quoted with escapes.
+// A string as a YAML scalar, as yaml-cpp's emitter writes it: plain when unambiguous, else quoted (the
+// project's one way of writing YAML; the aligned layout of config.yaml around it is ours).
 std::string yaml_string(const std::string& s) {
-  bool plain = !s.empty() && !is_reserved_word(s);
-  for (size_t i = 0; plain && i < s.size(); ++i) {
-    const char c = s[i];
-    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '/' ||
-                    (i > 0 && (c == '-' || c == '+'));
-    plain = ok;
-  }
-  double d;
-  bool neg;
-  uint64_t mag;
-  if (plain && (parse_float(s, d) || parse_integer(s, neg, mag))) plain = false;
-  if (plain) return s;
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c == '\r') out += "\\r";
-    else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
+  YAML::Emitter out;
+  out << s;
+  return out.c_str();
 }
 
 std::string format_value(const Key& k, const Value& v) {

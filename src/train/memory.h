@@ -11,7 +11,7 @@
 //   while a layer runs (scores, their gradient)      4 rows H L^2 (layers + 2)
 // times 1.1 for allocator slack. Without the exact term with LibTorch >= 2, on every device: the fused
 // scaled-dot-product attention does not store the L x L matrix (model/exact_attention.h). Measured against peak RSS on the
-// long-sequence sweep (README, "Long sequences"), where it is an upper bound within a factor of two.
+// long-sequence sweep (docs/long-sequences.md), where it is an upper bound within a factor of two.
 #pragma once
 #include <string>
 

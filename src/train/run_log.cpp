@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "util/error.h"
 #include "util/files.h"
@@ -39,15 +40,8 @@ void keep_csv_rows_up_to(const std::string& path, const std::string& header, int
   write_text_file(path, kept);
 }
 
-// Opens a CSV for appending rows; a new (or empty) file gets the header, written through at once.
-std::ofstream open_csv(const std::string& path, const std::string& header, bool append) {
-  const bool has_rows = append && fs::exists(path) && fs::file_size(path) > 0;
-  std::ofstream out(path, has_rows ? std::ios::app : std::ios::trunc);
-  if (!out) throw Error(path + ": cannot write");
-  if (!has_rows) out << header << "\n";
-  out.flush();
-  return out;
-}
+// The columns of a header line.
+std::vector<std::string> columns(const char* header) { return csv_cells(header); }
 
 std::string progress_bar(int64_t step, int64_t total, double eta_s) {
   constexpr int kWidth = 30;
@@ -85,18 +79,17 @@ RunLog::RunLog(const std::string& run_dir, int64_t resumed_at, int64_t total_ste
     keep_csv_rows_up_to(metrics, kMetricsHeader, resumed_at);
     keep_csv_rows_up_to(evals, kEvalHeader, resumed_at);
   }
-  metrics_ = open_csv(metrics, kMetricsHeader, resumed_at >= 0);
-  evals_ = open_csv(evals, kEvalHeader, resumed_at >= 0);
+  metrics_ = CsvWriter(metrics, columns(kMetricsHeader), resumed_at >= 0);
+  evals_ = CsvWriter(evals, columns(kEvalHeader), resumed_at >= 0);
 }
 
 RunLog::~RunLog() {
   if (tty_) std::printf("\r\033[K");
-  metrics_.flush();
 }
 
 void RunLog::step(const StepRecord& r) {
-  metrics_ << r.step << ',' << r.tokens_seen << ',' << r.loss << ',' << std::exp(r.loss) << ',' << r.lr << ','
-           << r.grad_norm << ',' << static_cast<double>(r.real_tokens) / r.seconds << ',' << (r.finite ? 0 : 1) << "\n";
+  metrics_.write(CsvRow() << r.step << r.tokens_seen << r.loss << std::exp(r.loss) << r.lr << r.grad_norm
+                          << static_cast<double>(r.real_tokens) / r.seconds << (r.finite ? 0 : 1));
   train_seconds_ += r.seconds;
   window_seconds_ += r.seconds;
   window_tokens_ += r.real_tokens;
@@ -106,7 +99,6 @@ void RunLog::step(const StepRecord& r) {
   }
   const double eta = train_seconds_ / static_cast<double>(r.step - first_step_) * static_cast<double>(total_steps_ - r.step);
   if (r.step % log_every_ == 0 || r.step == total_steps_) {
-    metrics_.flush();
     last_window_loss_ = window_steps_ ? window_loss_ / static_cast<double>(window_steps_) : std::nan("");
     if (tty_) std::printf("\r\033[K");
     logger_->info("step {}/{} loss {:.4f} ppl {:.3f} lr {:.3g} grad {:.3f} {:.0f} tok/s ETA {}", r.step, total_steps_,
@@ -123,22 +115,18 @@ void RunLog::step(const StepRecord& r) {
 void RunLog::eval(int64_t step, const EvalFigures& e, double unigram) {
   if (tty_) std::printf("\r\033[K");
   if (e.next_token) {  // no masking, so no all-masked figure: those columns stay empty
-    evals_ << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ",,,," << unigram << "\n";
-    evals_.flush();
+    evals_.write(CsvRow() << step << e.loss << e.perplexity << e.accuracy << "" << "" << "" << unigram);
     logger_->info("eval step {}: valid next-token perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), accuracy {:.3f}; {} "
                   "residues of {} sequences", step, e.perplexity, change(e.perplexity, unigram), unigram, e.accuracy,
                   e.predicted, e.sequences);
     return;
   }
-  evals_ << step << ',' << e.loss << ',' << e.perplexity << ',' << e.accuracy << ',' << e.strict_loss << ','
-         << e.strict_perplexity << ',' << e.strict_accuracy << ',' << unigram << "\n";
-  evals_.flush();
+  evals_.write(CsvRow() << step << e.loss << e.perplexity << e.accuracy << e.strict_loss << e.strict_perplexity
+                      << e.strict_accuracy << unigram);
   logger_->info("eval step {}: valid perplexity {:.3f} ({:+.1f}% vs unigram {:.3f}), accuracy {:.3f}; all-masked "
                 "perplexity {:.3f} ({:+.1f}%), accuracy {:.3f}; {} masked positions of {} sequences",
                 step, e.perplexity, change(e.perplexity, unigram), unigram, e.accuracy, e.strict_perplexity,
                 change(e.strict_perplexity, unigram), e.strict_accuracy, e.predicted, e.sequences);
 }
-
-void RunLog::flush() { metrics_.flush(); }
 
 }  // namespace performer

@@ -3,15 +3,17 @@
 // progress bar between log lines on a terminal, and the means over each log window.
 //
 // Durability: each CSV gets its header at once (a kill -9 right after start never leaves a file without
-// it); metrics rows reach the disk at every log line and before every checkpoint (flush()), eval rows at
-// once. On resume, rows after the checkpoint's step are dropped (they are written again).
+// it), and every row is written through as it comes (io/csv.h), so every row up to a checkpoint's step is
+// on disk before the checkpoint is. On resume, rows after the checkpoint's step are dropped (they are
+// written again).
 #pragma once
 #include <cstdint>
-#include <fstream>
 #include <memory>
 #include <string>
 
 #include <spdlog/spdlog.h>
+
+#include "io/csv.h"
 
 namespace performer {
 
@@ -49,7 +51,6 @@ class RunLog {
   void step(const StepRecord& r);
   // An eval.csv row and its console line, against the unigram perplexity of the same split.
   void eval(int64_t step, const EvalFigures& e, double unigram);
-  void flush();                                    // metrics rows on disk
   double last_window_loss() const { return last_window_loss_; }  // mean loss of the last logged window
 
   static constexpr const char* kMetricsHeader = "step,tokens_seen,loss,perplexity,lr,grad_norm,tokens_per_second,skipped";
@@ -58,7 +59,7 @@ class RunLog {
 
  private:
   std::shared_ptr<spdlog::logger> logger_;
-  std::ofstream metrics_, evals_;
+  CsvWriter metrics_, evals_;  // rows written through as they come
   int64_t total_steps_, log_every_, first_step_;
   bool tty_;
   double train_seconds_ = 0;  // this invocation, for the ETA

@@ -619,12 +619,10 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     record(result, e);
     if (e.loss < state.best_valid_loss) {
       state.best_valid_loss = e.loss;
-      log.flush();  // every metrics row up to a checkpoint's step is on disk before the checkpoint is
       checkpoints.save(s, state, loader, /*best=*/true);
     }
   };
   auto checkpoint = [&] {
-    log.flush();
     result.checkpoint = checkpoints.save(s, state, loader, /*best=*/false);
     log.log().info("checkpoint {}", result.checkpoint);
   };
@@ -653,7 +651,6 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     if (c.eval.every > 0 && state.step % c.eval.every == 0 && !last) evaluate_and_keep_best();
     if (c.output.checkpoint_every > 0 && state.step % c.output.checkpoint_every == 0 && !last) checkpoint();
   }
-  log.flush();
   result.stop_reason = *reason;
   if (result.stop_reason == StopReason::kInterrupted || result.stop_reason == StopReason::kTimeLimit) {
     checkpoint();  // first: the time left after a signal (SLURM's notice, torchrun's grace) may be short

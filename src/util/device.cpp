@@ -45,14 +45,17 @@ const std::vector<std::string>& device_choice_names() {
   return names;
 }
 
+const std::string& device_name(const c10::Device& device) {
+  return name_of(device.is_cuda() ? DeviceChoice::kCuda : DeviceChoice::kCpu, device_choice_names());
+}
+
 c10::Device resolve_device(const std::string& name, const std::string& what) {
-  enum class Choice { kAuto, kCpu, kCuda };
-  switch (parse_name<Choice>(name, device_choice_names(), what)) {
-    case Choice::kCpu: return c10::kCPU;
-    case Choice::kCuda:
+  switch (parse_name<DeviceChoice>(name, device_choice_names(), what)) {
+    case DeviceChoice::kCpu: return c10::kCPU;
+    case DeviceChoice::kCuda:
       if (!torch::cuda::is_available()) throw Error(what + " cuda: no CUDA device is available (use cpu or auto)");
       return c10::kCUDA;
-    case Choice::kAuto: break;
+    case DeviceChoice::kAuto: break;
   }
   return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
 }

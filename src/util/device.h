@@ -10,7 +10,10 @@
 namespace performer {
 
 // The device choices of runtime.device and --device: "auto" (CUDA when available, else CPU), "cpu", "cuda".
+enum class DeviceChoice { kAuto, kCpu, kCuda };
 const std::vector<std::string>& device_choice_names();
+// The name of a device's kind in that list: "cpu" or "cuda" (without an index).
+const std::string& device_name(const c10::Device& device);
 // The device a choice names; throws Error for another name (`what`: the option, for the message), or for
 // "cuda" without a CUDA device.
 c10::Device resolve_device(const std::string& name, const std::string& what = "runtime.device");

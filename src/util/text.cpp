@@ -1,6 +1,9 @@
 #include "util/text.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <sstream>
@@ -57,6 +60,47 @@ std::vector<std::string> split_list(const std::string& s) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what, int64_t min) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    const bool whole = !item.empty() && *end == '\0' && errno != ERANGE;
+    if (!whole || v < min)
+      throw Error(what + ": '" + item + "' is not a " + (min == 1 ? "positive " : min == 0 ? "non-negative " : "") +
+                  "whole number" + (whole && min > 1 ? " >= " + std::to_string(min) : ""));
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error(what + ": no number given");
+  return out;
+}
+
+std::vector<int64_t> resolve_indices(const std::vector<int64_t>& indices, int64_t n, const std::string& what) {
+  std::vector<int64_t> out;
+  for (int64_t i : indices) {
+    const int64_t r = i < 0 ? n + i : i;
+    if (r < 0 || r >= n)
+      throw Error(what + ": " + std::to_string(i) + " does not exist (0.." + std::to_string(n - 1) + ", or -" +
+                  std::to_string(n) + "..-1 counted from the end)");
+    if (std::find(out.begin(), out.end(), r) != out.end())
+      throw Error(what + ": " + std::to_string(i) + " is asked for twice (as " + std::to_string(r) + ")");
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<int64_t> parse_index_list(const std::string& text, int64_t n, const std::string& what) {
+  if (text == "all") {
+    std::vector<int64_t> all(static_cast<size_t>(std::max<int64_t>(n, 0)));
+    for (int64_t i = 0; i < n; ++i) all[static_cast<size_t>(i)] = i;
+    return all;
+  }
+  return resolve_indices(parse_int_list(text, what), n, what);
 }
 
 }  // namespace performer
