@@ -566,44 +566,78 @@ std::string training_corpus(const RunConfig& c) {
                                       c.data.test_frac, c.data.dedup, c.data.clusters});
 }
 
-TrainResult train(const RunConfig& c, const TrainOptions& opt) {
-  // Everything is checked before anything of the run is written (train/run_folder.h). Data-parallel
-  // ranks other than 0 only read the run folder.
+namespace {
+
+// A run about to take its first step: checked, its folder locked (rank 0), its session open, its start
+// point found, its config written.
+struct RunStart {
+  std::optional<RunFolderLock> lock;  // rank 0
+  std::unique_ptr<Session> session;
+  StartPoint start;
+  std::string moved;                  // where --overwrite moved the previous run's files
+  bool primary = true;
+};
+
+// Everything is checked before anything of the run is written (train/run_folder.h). Data-parallel ranks
+// other than 0 only read the run folder. (Filled in place: the lock cannot move.)
+void begin_run(const RunConfig& c, const TrainOptions& opt, RunStart& r) {
   const fs::path dir(c.output.dir);
   refuse_overwriting_inputs("output.dir",
                             {c.output.dir, (dir / "metrics.csv").string(), (dir / "eval.csv").string(),
                              (dir / "train.log").string(), (dir / "best.h5").string()},
                             {{"data.train", c.data.train}, {"data.clusters", c.data.clusters}});
   Runtime rt = start_runtime(c, opt.check_memory, "train");
-  const bool primary = rt.comm->primary();
-  std::optional<RunFolderLock> lock;
-  if (primary) {
+  r.primary = rt.comm->primary();
+  if (r.primary) {
     fs::create_directories(c.output.dir);
-    lock.emplace(c.output.dir);
+    r.lock.emplace(c.output.dir);
     remove_stale_temporaries(c.output.dir);  // "*.tmp-<pid>" of killed runs
   }
   const bool explicit_resume = !opt.overwrite && !opt.resume.empty() && opt.resume != "auto";
   if (explicit_resume && !fs::exists(opt.resume)) throw Error(opt.resume + ": checkpoint to resume from does not exist");
   check_run_folder(c, opt, opt.resume.empty() && holds_run(c.output.dir));  // before the corpus is prepared
-  const std::unique_ptr<Session> session = open_session(c, std::move(rt));
-  Session& s = *session;
-  StartPoint start = find_start(c, opt, s);
-  TrainState& state = start.state;
+  r.session = open_session(c, std::move(rt));
+  Session& s = *r.session;
+  r.start = find_start(c, opt, s);
+  TrainState& state = r.start.state;
   state.config_yaml = config_to_yaml(with_absolute_paths(c));
   const std::string fingerprint = s.corpus.fingerprint();
-  check_same_corpus(start, s.corpus, fingerprint, opt);
+  check_same_corpus(r.start, s.corpus, fingerprint, opt);
   state.corpus_fingerprint = fingerprint;
   state.corpus_description = s.corpus.describe();
-  const bool start_over = start.resumed_from.empty() && holds_run(c.output.dir);
-  check_run_folder(c, opt, start_over, start.skipped);
+  const bool start_over = r.start.resumed_from.empty() && holds_run(c.output.dir);
+  check_run_folder(c, opt, start_over, r.start.skipped);
   // Past this collective rank 0 writes: every rank has read the folder and its checkpoint by then.
   check_same_start(s, state);
+  r.moved = start_over && r.primary ? move_run_aside(c.output.dir) : "";
+  if (r.primary) write_text_file(run_config_path(c.output.dir), state.config_yaml);
+}
 
-  const std::string moved = start_over && primary ? move_run_aside(c.output.dir) : "";
-  if (primary) write_text_file(run_config_path(c.output.dir), state.config_yaml);
-  RunLog log(c.output.dir, start.resumed_from.empty() ? -1 : state.step, c.train.steps, c.output.log_every,
+// The figures of a finished run, and its last lines in the log.
+void finish_run(TrainResult& result, RunLog& log, const RunConfig& c, const Session& s, const TrainState& state,
+                const Throughput& speed, double anon_at_start) {
+  record(result, state, speed, log.last_window_loss());
+  result.peak_bytes = peak_memory(s.device);
+  result.comm_seconds = s.comm_seconds;
+  if (s.comm->distributed() && speed.seconds > 0)
+    log.log().info("data-parallel: {:.1f}% of training time waiting on the other ranks ({:.2f} s of {:.2f} s: gradient "
+                   "sums not hidden by backward, and the per-step agreements)", 100.0 * s.comm_seconds / speed.seconds,
+                   s.comm_seconds, speed.seconds);
+  log.log().info("anonymous memory (RssAnon, without the page cache of the mapped corpus): {} before the first step, "
+                 "{} at the end", human_bytes(anon_at_start), human_bytes(static_cast<double>(anonymous_rss_bytes())));
+  log_end(log, result, c.output.dir, c.model.causal);
+}
+
+}  // namespace
+
+TrainResult train(const RunConfig& c, const TrainOptions& opt) {
+  RunStart run;
+  begin_run(c, opt, run);
+  Session& s = *run.session;
+  TrainState& state = run.start.state;
+  RunLog log(c.output.dir, run.start.resumed_from.empty() ? -1 : state.step, c.train.steps, c.output.log_every,
              opt.progress_bar, s.comm->rank());
-  log_start(log, c, opt, s, start, moved);
+  log_start(log, c, opt, s, run.start, run.moved);
   s.model->update_features(state.step);
   const auto source = training_batches(s.corpus, c.data, c.runtime.seed);
   LoaderOptions lo = loader_options(c.data, c.model.causal, c.runtime.seed);
@@ -611,8 +645,9 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   lo.shard_count = s.comm->size();
   DataLoader loader(source, lo, state.data);
   const Evaluation evaluation(c, s.corpus);
-  Checkpoints checkpoints(c.output, start.resumed_from);
+  Checkpoints checkpoints(c.output, run.start.resumed_from);
   TrainResult result = empty_result(s.corpus.stats().unigram_perplexity_valid);
+  result.primary = run.primary;
   auto evaluate_and_keep_best = [&] {
     const EvalFigures e = evaluation.run(s);
     log.eval(state.step, e, result.unigram_perplexity);
@@ -659,17 +694,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     evaluate_and_keep_best();
     checkpoint();
   }
-  record(result, state, speed, log.last_window_loss());
-  result.peak_bytes = peak_memory(s.device);
-  result.comm_seconds = s.comm_seconds;
-  result.primary = primary;
-  if (s.comm->distributed() && speed.seconds > 0)
-    log.log().info("data-parallel: {:.1f}% of training time waiting on the other ranks ({:.2f} s of {:.2f} s: gradient "
-                   "sums not hidden by backward, and the per-step agreements)", 100.0 * s.comm_seconds / speed.seconds,
-                   s.comm_seconds, speed.seconds);
-  log.log().info("anonymous memory (RssAnon, without the page cache of the mapped corpus): {} before the first step, "
-                 "{} at the end", human_bytes(anon_at_start), human_bytes(static_cast<double>(anonymous_rss_bytes())));
-  log_end(log, result, c.output.dir, c.model.causal);
+  finish_run(result, log, c, s, state, speed, anon_at_start);
   return result;
 }
 
