@@ -274,7 +274,7 @@ TEST(Config, LoadConfigErrorsNameThePath) {
 TEST(IntegerLists, OneParserForLengthsLayersAndHeads) {
   EXPECT_EQ(parse_int_list("512,1024", "--lengths", 1), (std::vector<int64_t>{512, 1024}));
   EXPECT_EQ(parse_int_list("0,-1", "--layers"), (std::vector<int64_t>{0, -1}));
-  for (const char* bad : {"512x", "256.9", "1e3", "", "7,,8", "99999999999999999999"}) {
+  for (const char* bad : {"512x", "256.9", "1e3", "", "7,,8", "512,", ",512", "+5", " 5", "--5", "99999999999999999999"}) {
     try {
       parse_int_list(bad, "--lengths", 1);
       ADD_FAILURE() << "accepted '" << bad << "'";

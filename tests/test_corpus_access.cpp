@@ -5,7 +5,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "data/batches.h"
 #include "data/loader.h"
@@ -260,10 +262,18 @@ TEST(CorpusAccess, AnInterruptedTableBuildStopsAndALaterCallBuildsTheTable) {
   EXPECT_THROW(order.windows(0), Error);
   order.interrupt(false);
   // Undone, the same call builds the table; the next epoch's table is built in the background meanwhile,
-  // and an interruption that catches that build does not leave the epoch failing: it is built again.
+  // and an interruption that catches that build does not leave the epoch failing: the background builds it
+  // again once the interruption is over (and a call meanwhile would build it itself).
   EXPECT_GT(order.windows(0), 0);
   order.interrupt(true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   order.interrupt(false);
+  bool built = false;
+  for (int i = 0; i < 500 && !built; ++i) {
+    built = order.ready(1);
+    if (!built) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(built) << "the next epoch's table was not built again in the background";
   EXPECT_EQ(order.total(1), 400000);
   EXPECT_EQ(order.total(2), 400000);
 }

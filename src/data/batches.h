@@ -72,7 +72,8 @@ class BatchSource {
   virtual Batch batch(int64_t epoch, int64_t index) const = 0;
   virtual BatchShape shape(int64_t epoch, int64_t index) const = 0;
   // While on, work that may take long (an epoch table's pass over the corpus) stops at once with an Error:
-  // a consumer stopping a thread that waits on it is not held up (data/split_order.h).
+  // a consumer stopping a thread that waits on it is not held up (data/split_order.h). It acts on every
+  // user of the source: one data loader reads a source at a time.
   virtual void interrupt(bool /*on*/) const {}
 };
 

@@ -13,6 +13,11 @@ namespace performer {
 namespace {
 constexpr uint64_t kOrderStream = 11, kSampleStream = 12;
 constexpr uint64_t kCancelCheck = 1 << 16;  // proteins between checks of the cancel flag
+
+// A table build stopped by interrupt() or the destructor (not a failure of the corpus).
+struct BuildStopped : Error {
+  using Error::Error;
+};
 }
 
 const std::vector<std::string>& sampling_names() {
@@ -104,7 +109,7 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
   int64_t visited = 0;
   for (uint64_t i = 0; i < positions(); ++i) {
     if (i % kCancelCheck == 0 && (cancel_.load(std::memory_order_relaxed) || interrupted()))
-      throw Error("epoch table: cancelled");
+      throw BuildStopped("epoch table: stopped (interrupted or cancelled)");
     const uint64_t id = at(perm, i);
     if (id >= corpus_.size() || corpus_.split(id) != split_ || !visits(id, epoch)) continue;
     if (members.empty()) first = i;
@@ -125,32 +130,52 @@ SplitOrder::Table SplitOrder::build_table(int64_t epoch) const {
 }
 
 void SplitOrder::interrupt(bool on) const {
+  std::lock_guard<std::mutex> lock(mu_);
   interrupts_.fetch_add(on ? 1 : -1);
-  if (!on) {  // the background builder may have given up on an epoch while interrupted: let it try again
-    std::lock_guard<std::mutex> lock(mu_);
-    failed_ = -1;
-    wake_.notify_all();
-  }
+  if (!on) wake_.notify_all();  // the background builder holds back while interrupted
 }
 
 void SplitOrder::build_ahead() const {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    wake_.wait(lock, [this] { return cancel_ || (wanted_ != failed_ && !tables_.count(wanted_)); });
+    wake_.wait(lock, [this] {
+      return cancel_ || (!interrupted() && wanted_ != failed_ && !tables_.count(wanted_));
+    });
     if (cancel_) return;
     const int64_t epoch = wanted_;
     auto promise = std::make_shared<std::promise<TablePtr>>();
     tables_[epoch] = promise->get_future().share();
     lock.unlock();
-    bool ok = true;
+    bool ok = true, stopped = false;
     try {
       promise->set_value(std::make_shared<const Table>(build_table(epoch)));
-    } catch (...) {
+    } catch (const BuildStopped&) {
       promise->set_exception(std::current_exception());  // rethrown to whoever waits for this epoch
+      ok = false;
+      stopped = true;
+    } catch (...) {
+      promise->set_exception(std::current_exception());
       ok = false;
     }
     lock.lock();
-    if (!ok) failed_ = epoch;  // not tried again in the background (a call reports the error)
+    if (ok) continue;
+    // Stopped by interrupt(): dropped, and built again once the interruption is over. Failed for another
+    // reason (a corrupt corpus): not tried again in the background; a call reports the error.
+    if (stopped) {
+      // The epoch's entry, unless a call has replaced it meanwhile with one of its own (running, or built).
+      auto it = tables_.find(epoch);
+      bool failed_entry = false;
+      if (it != tables_.end() && it->second.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        try {
+          it->second.get();
+        } catch (...) {
+          failed_entry = true;
+        }
+      }
+      if (failed_entry) tables_.erase(it);
+    } else {
+      failed_ = epoch;
+    }
   }
 }
 

@@ -78,6 +78,8 @@ class SplitOrder {
   bool ready(int64_t epoch) const;
   // interrupt(true) makes every running table build stop at once (its callers get an Error), until
   // interrupt(false): a data loader stopping its prefetch thread does not wait for a whole corpus pass.
+  // It acts on every user of this order: one data loader reads it at a time. A background build it stopped
+  // is started again once the interruption is over.
   void interrupt(bool on) const;
 
  private:

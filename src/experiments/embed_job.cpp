@@ -66,7 +66,8 @@ struct RunIdentity {
     RunIdentity r;
     r.checkpoint = h5::read_attr_string(f, "checkpoint");
     r.step = h5::read_attr_int(f, "step");
-    r.config = h5::read_attr_string(f, "config");
+    // Compared as the config it describes, not as text (another version may quote a string differently).
+    r.config = config_to_yaml(parse_config(h5::read_attr_string(f, "config"), "the partial file's config"));
     r.pooling = h5::read_attr_string(f, "pooling");
     r.layers = h5::read_attr_ints(f, "layers");
     r.inputs = h5::read_attr_strings(f, "inputs");
@@ -242,7 +243,9 @@ Setup set_up(const EmbedJob& a, const std::atomic<bool>* stop) {
   Setup s;
   s.device = resolve_device(a.device, "--device");
   s.model = model_from_checkpoint(a.checkpoint, s.config, s.device);
-  s.options.layers = resolve_layers(parse_int_list(a.layers, "--layers"), s.config.model.layers);
+  // Hidden states 0..L: "all", or indices from 0 or from the end (-1 = the last), as attention's --layers.
+  s.options.layers = parse_index_list(a.layers, s.config.model.layers + 1,
+                                      "--layers (0 = the embeddings, -1 = the last layer)");
   s.options.pool = a.pool;
   s.options.per_residue = a.per_residue;
   s.options.tokens_per_batch = a.tokens_per_batch;
@@ -366,7 +369,7 @@ void report(const EmbedJob& a, const Setup& s, const Stream& stream, double seco
   std::printf("wrote %s: %lld proteins, %lld residues, layers %s, pooling %s%s; %.1f s", a.out.c_str(),
               static_cast<long long>(done.proteins), static_cast<long long>(done.residues), a.layers.c_str(),
               s.id.pooling.c_str(), a.per_residue ? ", per residue" : "", seconds);
-  if (s.from) std::printf(" (resumed after %lld proteins)", static_cast<long long>(s.from->proteins));
+  if (s.from && s.from->proteins > 0) std::printf(" (resumed after %lld proteins)", static_cast<long long>(s.from->proteins));
   std::printf("\nthroughput: %.1f proteins/s; %.0f residues/s; model reads %.0f tokens/s (%.2f tokens per residue: "
               "<cls>, <eos> and windows of %lld residues overlapping by half); peak RSS %s\n",
               static_cast<double>(stream.embedded()) / rate_seconds, residues_now / rate_seconds,
@@ -379,6 +382,7 @@ void report(const EmbedJob& a, const Setup& s, const Stream& stream, double seco
 
 int run_embed_job(const EmbedJob& a, const std::atomic<bool>* stop) {
   Setup s = set_up(a, stop);
+  if (stop != nullptr && stop->load()) throw Interrupted("embed: interrupted before anything was written");
   Progress progress(s.from ? "embed (resumed)" : "embed", s.total_bytes, !a.quiet, /*check_every=*/1);
   std::optional<Stream> stream;
   bool complete = false;

@@ -37,7 +37,7 @@ namespace performer {
 struct EmbedJob {
   std::string checkpoint, out;
   std::vector<std::string> inputs;
-  std::string layers = "-1";         // --layers as given: 0 = the embeddings, -1 = the last layer
+  std::string layers = "-1";         // --layers as given: "all", or 0 = the embeddings ... -1 = the last layer
   Pooling pool = Pooling::kMean;
   bool per_residue = false;
   int64_t tokens_per_batch = 16384;  // per forward pass

@@ -27,6 +27,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/log.h"
 #include "util/process.h"
 #include "util/text.h"
 
@@ -41,6 +42,13 @@ int64_t rows_for(const RunConfig& c) { return std::max<int64_t>(1, c.data.tokens
 std::string cell_name(int64_t L, AttentionKind kind) { return "L" + std::to_string(L) + "-" + attention_kind_name(kind); }
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// A note on one line of results.csv (its line breaks and tabs as "'", as before the CSV writer).
+std::string one_line(std::string s) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r' || c == '\t') c = '\'';
+  return s;
+}
 
 }  // namespace
 
@@ -174,7 +182,7 @@ void write_longseq_csv(const std::string& path, const std::vector<LongseqCell>& 
       out.write(CsvRow() << device << attention_kind_name(r.kind) << r.length << r.rows << r.tokens_per_step << r.steps
                          << cell_status_name(r.status) << r.tokens_per_second << r.peak_bytes << r.start_bytes
                          << r.predicted_bytes << r.final_loss << r.valid_perplexity << r.valid_accuracy
-                         << r.strict_perplexity << r.strict_accuracy << r.seconds << first_line(r.note));
+                         << r.strict_perplexity << r.strict_accuracy << r.seconds << one_line(r.note));
   }
   file.commit();
 }
@@ -215,8 +223,13 @@ std::vector<std::pair<int64_t, double>> read_eval_curve(const std::string& dir) 
   std::vector<std::pair<int64_t, double>> out;
   const std::string path = (fs::path(dir) / "eval.csv").string();
   if (!fs::exists(path)) return out;
-  const CsvTable t = CsvTable::read(path);
-  for (size_t i = 0; i < t.rows(); ++i) out.emplace_back(t.integer(i, "step"), t.number(i, "valid_perplexity"));
+  // A cell killed (out of memory) at any moment may leave it empty or cut: the curve is what could be read.
+  try {
+    const CsvTable t = CsvTable::read(path);
+    for (size_t i = 0; i < t.rows(); ++i) out.emplace_back(t.integer(i, "step"), t.number(i, "valid_perplexity"));
+  } catch (const Error& e) {
+    warn(std::string(e.what()) + "; its perplexity curve is left out of the plot");
+  }
   return out;
 }
 

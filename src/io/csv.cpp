@@ -1,5 +1,6 @@
 #include "io/csv.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -79,28 +80,37 @@ CsvTable CsvTable::read(const std::string& path) {
   t.path_ = path;
   std::ifstream in(path);
   if (!in) throw Error(path + ": cannot read");
-  std::string line;
-  long long number = 0;
+  std::string line, record;
+  long long number = 0, first = 0;  // the file line of the record being read, and of its start
   while (std::getline(in, line)) {
     ++number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
+    if (record.empty()) first = number;
+    record += line;
+    // A quoted cell may hold line breaks: an odd count of quotes so far means the record goes on.
+    if (std::count(record.begin(), record.end(), '"') % 2 == 1) {
+      record += '\n';
+      continue;
+    }
+    if (record.empty()) continue;
     std::vector<std::string> cells;
     try {
-      cells = csv_cells(line);
+      cells = csv_cells(record);
     } catch (const Error& e) {
-      throw Error(where(path, number) + ": " + e.what());
+      throw Error(where(path, first) + ": " + e.what());
     }
+    record.clear();
     if (t.header_.empty()) {
       t.header_ = std::move(cells);
       continue;
     }
     if (cells.size() != t.header_.size())
-      throw Error(where(path, number) + ": " + std::to_string(cells.size()) + " cells, the header names " +
+      throw Error(where(path, first) + ": " + std::to_string(cells.size()) + " cells, the header names " +
                   std::to_string(t.header_.size()) + " columns");
     t.rows_.push_back(std::move(cells));
-    t.lines_.push_back(number);
+    t.lines_.push_back(first);
   }
+  if (!record.empty()) throw Error(where(path, first) + ": unterminated quote");
   if (t.header_.empty()) throw Error(path + ": empty (no header row)");
   return t;
 }

@@ -21,19 +21,30 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// On resume: keeps the header and the rows whose first column (step) is <= step, so the resumed run rewrites
-// what came after its checkpoint. Rewritten whole (AtomicFile), never in place, so a kill at any moment
-// leaves either the old or the new file. A missing or damaged header (a run killed before it reached the
-// disk) is replaced by `header`; blank or unreadable rows are dropped.
+// On resume: keeps the header and the rows whose step (the column so named) is <= step, so the resumed run
+// rewrites what came after its checkpoint. Rewritten whole (AtomicFile), never in place, so a kill at any
+// moment leaves either the old or the new file. Read line by line rather than as a CsvTable, because a run
+// killed at any moment may have left a missing or damaged header (replaced by `header`) or a cut row
+// (dropped, as are blank ones); the rows this project writes hold no quoted line breaks.
 void keep_csv_rows_up_to(const std::string& path, const std::string& header, int64_t step) {
   std::ifstream in(path);
   if (!in) return;
+  const std::vector<std::string> columns = csv_cells(header);
+  const size_t step_column = static_cast<size_t>(std::find(columns.begin(), columns.end(), "step") - columns.begin());
   std::string line, kept = header + "\n";
   while (std::getline(in, line)) {
     if (line.empty() || line == header) continue;
+    std::vector<std::string> cells;
+    try {
+      cells = csv_cells(line);
+    } catch (const Error&) {
+      continue;
+    }
+    if (cells.size() != columns.size()) continue;
+    const std::string& cell = cells[step_column];
     char* end = nullptr;
-    const long long row_step = std::strtoll(line.c_str(), &end, 10);
-    if (end == line.c_str() || *end != ',') continue;
+    const long long row_step = std::strtoll(cell.c_str(), &end, 10);
+    if (cell.empty() || *end != '\0') continue;
     if (row_step <= step) kept += line + "\n";
   }
   in.close();

@@ -64,19 +64,25 @@ std::vector<std::string> split_list(const std::string& s) {
 
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what, int64_t min) {
   std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    errno = 0;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    const bool whole = !item.empty() && *end == '\0' && errno != ERANGE;
+  size_t begin = 0;
+  for (;;) {  // every item between commas, the first and the last included (so "512," has an empty one)
+    const size_t end = std::min(text.find(',', begin), text.size());
+    const std::string item = text.substr(begin, end - begin);
+    const size_t digits = !item.empty() && item[0] == '-' ? 1 : 0;  // after one optional minus
+    bool whole = item.size() > digits && item.find_first_not_of("0123456789", digits) == std::string::npos;
+    long long v = 0;
+    if (whole) {
+      errno = 0;
+      v = std::strtoll(item.c_str(), nullptr, 10);
+      whole = errno != ERANGE;
+    }
     if (!whole || v < min)
       throw Error(what + ": '" + item + "' is not a " + (min == 1 ? "positive " : min == 0 ? "non-negative " : "") +
                   "whole number" + (whole && min > 1 ? " >= " + std::to_string(min) : ""));
     out.push_back(v);
+    if (end == text.size()) break;
+    begin = end + 1;
   }
-  if (out.empty()) throw Error(what + ": no number given");
   return out;
 }
 

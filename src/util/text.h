@@ -12,7 +12,8 @@ uint64_t parse_bytes(const std::string& text);
 // "a,b,,c" -> {a, b, c}.
 std::vector<std::string> split_list(const std::string& text);
 // The one parser of integer lists given on the command line (--lengths, --layers, --heads): comma-separated
-// whole numbers, each whole ("512x", "256.9", "1e3" and empty items are refused, not cut short) and at least
+// whole numbers, each whole (digits after an optional minus: "512x", "256.9", "1e3", "+5", " 5" and empty items,
+// "512," included, are refused, not cut short) and at least
 // `min`; an Error names `what`: "--lengths: '512x' is not a positive whole number".
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& what, int64_t min = INT64_MIN);
 // Positions among n things (layers, heads) from indices counted from 0, or from the end when negative
