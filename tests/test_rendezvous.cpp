@@ -41,28 +41,6 @@ int start_rank(int rank, int size, int port, const std::string& args, const std:
                         "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)});
 }
 
-// Exit status (128 + signal when killed), or -1 after `seconds` (then killed).
-int wait_for(int pid, double seconds) {
-  const auto t0 = Clock::now();
-  int status = 0;
-  while (seconds_since(t0) < seconds) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &status, 0);
-  return -1;
-}
-
-bool wait_until(const std::function<bool()>& ready, double seconds) {
-  const auto t0 = Clock::now();
-  while (seconds_since(t0) < seconds) {
-    if (ready()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 bool has(const std::string& file, const std::string& text) { return read_text(file).find(text) != std::string::npos; }
 
 // A TCP listener that accepts connections (the kernel completes them into the backlog) and never answers:

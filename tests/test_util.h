@@ -2,11 +2,17 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "data/corpus.h"
@@ -79,6 +85,29 @@ inline CliRun run_command(const std::string& cmd) {
 // Runs the `performer` binary with `args` (as a shell command line); stdout and stderr together.
 inline CliRun run_performer(const std::string& args) {
   return run_command(std::string(PERFORMER_BINARY) + " " + args + " 2>&1");
+}
+
+// Waits up to `seconds` for a child process; its exit status, 128 + signal, or -1 on timeout (then killed).
+inline int wait_for(int pid, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  int status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return -1;
+}
+
+// Whether `ready` became true within `seconds` (polled every 20 ms).
+inline bool wait_until(const std::function<bool()>& ready, double seconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (ready()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
 }
 
 // The whole file (empty when it cannot be read).

@@ -41,8 +41,6 @@ int64_t rows_for(const RunConfig& c) { return std::max<int64_t>(1, c.data.tokens
 
 std::string cell_name(int64_t L, AttentionKind kind) { return "L" + std::to_string(L) + "-" + attention_kind_name(kind); }
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
 // A note on one line of results.csv (its line breaks and tabs as "'", as before the CSV writer).
 std::string one_line(std::string s) {
   for (auto& c : s)

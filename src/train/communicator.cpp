@@ -17,6 +17,7 @@
 #include "train/rendezvous.h"
 #include "util/error.h"
 #include "util/names.h"
+#include "util/text.h"
 
 namespace performer {
 
@@ -31,11 +32,6 @@ using Group = c10d::ProcessGroup;
 #endif
 
 constexpr double kReportSeconds = 5;  // how long a failing rank waits for the others to name themselves
-
-std::string first_line(const std::string& s) {
-  const auto nl = s.find('\n');  // c10::Error appends a stack trace on the following lines
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
 
 bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr == "::1" || addr.rfind("127.", 0) == 0;

@@ -21,6 +21,7 @@
 #include "util/error.h"
 #include "util/names.h"
 #include "util/signals.h"
+#include "util/text.h"
 
 namespace performer {
 
@@ -34,11 +35,6 @@ constexpr auto kNamesEvery = std::chrono::seconds(1);      // rank 0 looks up wh
 // LibTorch's own timeouts in the start are set this much beyond the deadline, so that the watch, which
 // can say what never came, is the one that ends a start that takes too long.
 constexpr auto kLibraryMargin = std::chrono::seconds(60);
-
-std::string first_line(const std::string& s) {
-  const auto nl = s.find('\n');  // c10::Error appends a stack trace on the following lines
-  return nl == std::string::npos ? s : s.substr(0, nl);
-}
 
 std::string address(const World& w) { return w.master_addr + ":" + std::to_string(w.master_port); }
 

@@ -53,6 +53,8 @@ uint64_t parse_bytes(const std::string& s) {
   return static_cast<uint64_t>(v * mult);
 }
 
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);

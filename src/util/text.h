@@ -9,6 +9,8 @@ namespace performer {
 std::string human_bytes(double bytes);
 // "16GB", "512MB", "1e9" (bytes; units B, KB, MB, GB, TB, powers of 1000). Throws Error naming the text.
 uint64_t parse_bytes(const std::string& text);
+// The text up to its first line break (c10::Error and other messages append details on further lines).
+std::string first_line(const std::string& text);
 // "a,b,,c" -> {a, b, c}.
 std::vector<std::string> split_list(const std::string& text);
 // The one parser of integer lists given on the command line (--lengths, --layers, --heads): comma-separated
