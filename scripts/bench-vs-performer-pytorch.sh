@@ -2,7 +2,8 @@
 # Our FAVOR attention core against lucidrains' performer-pytorch FastAttention, side by side in one run.
 #
 #   bash scripts/bench-vs-performer-pytorch.sh [--lengths 1024,...,65536] [--rounds 2] [--out runs/bench-vs-peer]
-#       [--torch pip|debian] [--threads N] [--favor-chunk C]
+#       [--torch pip|debian] [--threads N] [--favor-chunk C] [--model-only] [--no-model]
+#       [--model-length 512] [--model-rows 16] [--model-steps 4]
 #
 # Both sides: forward + backward of the attention core alone (no projections), B = 1, H = 8, d = 64,
 # m = 256 (passed to both), float32, CPU; q, k, v made before the clock starts; median of 3 runs after
@@ -20,6 +21,14 @@
 # 2 of the 12) at this machine's float32 GEMM rate, measured before and after the cells (2048^3 matmul).
 # Writes $OUT/cells.csv (every measurement) and $OUT/table.md (times: medians over rounds; memory: the
 # largest peak over rounds), and prints the table.
+#
+# Then whole training steps of one model shape on both sides (--no-model: skipped; --model-only: nothing
+# else): the ESM-2 8M shape of configs/esm2-8m-performer.yaml (6 layers, d 320, 20 heads of 16, d_ff 1280,
+# rotary positions, FAVOR softmax with m 64), rows of --model-length tokens, --model-rows rows per step, in
+# fp32 and in bf16 autocast. Ours: `performer bench train` on concatenated trembl-sample proteins (every row
+# full: tokens = rows x length); the peer: PerformerLM on random tokens of the same shape (15% masked),
+# cross-entropy, clipping and AdamW as ours. Each: median step of --model-steps after 2 warm-up, for
+# --rounds rounds, alternating who goes first. Written to $OUT/model.csv and $OUT/model.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +38,11 @@ out=runs/bench-vs-peer
 threads=$(nproc)
 chunk=""
 torch=""
+attention=1
+model=1
+model_length=512
+model_rows=16
+model_steps=4
 while [ $# -gt 0 ]; do
   case "$1" in
     --lengths) lengths=$2; shift 2 ;;
@@ -37,6 +51,11 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --favor-chunk) chunk=$2; shift 2 ;;
     --torch) torch=$2; shift 2 ;;
+    --model-only) attention=0; shift ;;
+    --no-model) model=0; shift ;;
+    --model-length) model_length=$2; shift 2 ;;
+    --model-rows) model_rows=$2; shift 2 ;;
+    --model-steps) model_steps=$2; shift 2 ;;
     *) echo "bench-vs-performer-pytorch: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -106,6 +125,7 @@ c = json.loads(sys.stdin.read()); r, k, L = sys.argv[1:]
 print(",".join([r, "peer", k, L, str(c["median_ms"]), str(c["peak_bytes"])]))' "$1" "$3" "$2" >> "$cells"
 }
 
+if [ "$attention" = 1 ]; then
 for round in $(seq 1 "$rounds"); do
   for L in ${lengths//,/ }; do
     for kind in favor-softmax favor-relu; do
@@ -144,3 +164,52 @@ awk -F, -v g1="$g1" -v g2="$g2" -v tv="$torch_version" -v B="$B" -v H="$H" -v D=
              mb(mem["ours", order[i]]), mb(mem["peer", order[i]]), mem["ours", order[i]] / mem["peer", order[i]]
     }
   }' "$cells" | tee "$out/table.md"
+fi
+
+
+# ------------------------------------------------------------------------------------ whole training steps
+[ "$model" = 1 ] || exit 0
+[ -f data/trembl-sample/DB.fasta.gz ] || bash scripts/get-data.sh
+mcells=$out/model.csv
+echo "round,side,precision,tokens_per_second,seconds_per_step" > "$mcells"
+model_ours() {  # round precision
+  rm -f "$tmp"
+  "$bin" --threads "$threads" bench train -c configs/esm2-8m-performer.yaml --set data.concat=true \
+    --set data.max_len="$model_length" --set model.max_len="$model_length" \
+    --set data.tokens_per_batch=$((model_rows * model_length)) --set runtime.precision="$2" \
+    --set output.dir="$out/model-ours" --steps "$model_steps" --warmup 2 --csv "$tmp" >/dev/null
+  "$python" -c 'import csv, sys
+r = next(csv.DictReader(open(sys.argv[1])))
+print(",".join([sys.argv[2], "ours", sys.argv[3], r["tokens_per_second"], r["seconds_per_step"]]))' "$tmp" "$1" "$2" >> "$mcells"
+}
+model_peer() {  # round precision
+  PYTHONPATH=$peer "$python" scripts/performer_pytorch_cell.py --model --kind favor-softmax --layers 6 --d-model 320 \
+    --d-ff 1280 --heads 20 --features 64 --length "$model_length" --rows "$model_rows" --precision "$2" \
+    --repeats "$model_steps" --warmup 2 --threads "$threads" | tail -n 1 | "$python" -c 'import json, sys
+c = json.loads(sys.stdin.read())
+print(",".join([sys.argv[1], "peer", sys.argv[2], str(c["tokens_per_second"]), str(c["seconds_per_step"])]))' "$1" "$2" >> "$mcells"
+}
+for round in $(seq 1 "$rounds"); do
+  for precision in fp32 bf16; do
+    if [ $((round % 2)) = 1 ]; then model_ours "$round" "$precision"; model_peer "$round" "$precision"
+    else model_peer "$round" "$precision"; model_ours "$round" "$precision"; fi
+    tail -2 "$mcells" | tr '\n' ' '
+    echo
+  done
+done
+"$python" - "$mcells" "$model_rows" "$model_length" "$torch_version" "$threads" <<'PY' | tee "$out/model.md"
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+R, L, tv, threads = sys.argv[2:]
+tps = lambda side, p: [float(r["tokens_per_second"]) for r in rows if r["side"] == side and r["precision"] == p]
+print(f"Whole training step, ESM-2 8M shape with FAVOR softmax (m 64), {R} rows x {L} tokens, torch {tv}, {threads} threads\n")
+print("| precision | ours tokens/s (rounds) | peer tokens/s (rounds) | ours / peer |")
+print("|---|---|---|---|")
+for p in ("fp32", "bf16"):
+    o, q = tps("ours", p), tps("peer", p)
+    fmt = lambda v: ", ".join(f"{x:.0f}" for x in v)
+    print(f"| {p} | {statistics.median(o):.0f} ({fmt(o)}) | {statistics.median(q):.0f} ({fmt(q)}) | "
+          f"{statistics.median(o) / statistics.median(q):.2f}x |")
+o32, o16 = statistics.median(tps("ours", "fp32")), statistics.median(tps("ours", "bf16"))
+print(f"\nours bf16 / fp32: {o16 / o32:.2f}x")
+PY

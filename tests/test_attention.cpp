@@ -5,6 +5,7 @@
 #include <torch/version.h>
 
 #include "model/attention.h"
+#include "model/lean_favor.h"
 #include "model/exact_attention.h"
 #include "model/kernels.h"
 #include "model/linear_attention.h"
@@ -599,10 +600,12 @@ SelfAttention favor_layer(AttentionKind kind, bool causal) {
 }  // namespace
 
 TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
-  // Under autocast a matmul runs in bf16 whatever its inputs are; the FAVOR core (features, normalizer,
-  // sums) must not: with the same float32 q, k, v it gives the float32 result (relative error < 1e-6), for
-  // both kernels and both directions. Logits W x' of 8-45 are where bf16 rounding of W x' would cost 1-5%
-  // per feature, so the inputs are scaled up.
+  // Under autocast a matmul runs in bf16 whatever its inputs are; the FAVOR core's features, stabilizers
+  // and normalizer must not. Causal (and stored-feature) cores stay float32 throughout: the float32 result
+  // to rounding (relative error < 1e-6; bf16 anywhere would cost ~1e-3 or more). The bidirectional lean
+  // core runs its large products on bf16 operands on purpose (model/lean_favor.h): under autocast it equals
+  // the core asked for those products explicitly with autocast off, so nothing else changed. Logits W x'
+  // of 8-45 are where bf16 rounding of W x' would cost 1-5% per feature, so the inputs are scaled up.
   for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu})
     for (bool causal : {false, true}) {
       SelfAttention attn = favor_layer(kind, causal);
@@ -610,8 +613,15 @@ TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
       at::Tensor q = randn({2, 2, 50, 32}, 141, at::kFloat) * 3, k = randn({2, 2, 50, 32}, 142, at::kFloat) * 3;
       at::Tensor v = randn({2, 2, 50, 32}, 143, at::kFloat);
       at::Tensor ref = attn->favor(q, k, v, {});
+      if (!causal) {
+        LeanFavorOptions lean;
+        lean.kernel = kind == AttentionKind::kFavorSoftmax ? FeatureKernel::kSoftmax : FeatureKernel::kRelu;
+        lean.relu_eps = attn->options().relu_eps;
+        lean.chunk = attn->options().favor_chunk;
+        lean.products = at::kBFloat16;
+        ref = lean_favor_attention(q, k, v, attn->projection(), {}, lean);
+      }
       at::Tensor mixed = under_cpu_bf16_autocast([&] { return attn->favor(q, k, v, {}); });
-      // float32 throughout: the same result to rounding (bf16 anywhere would cost ~1e-3 or more).
       EXPECT_LT(rel_error(mixed.to(at::kDouble), ref.to(at::kDouble)), 1e-6) << attention_kind_name(kind) << " causal " << causal;
       // What the guard prevents: outside it, autocast runs the logits' matmul in bf16, visibly off.
       if (kind == AttentionKind::kFavorSoftmax && !causal) {

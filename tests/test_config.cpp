@@ -45,7 +45,7 @@ TEST(Config, ShippedConfigsLoad) {
     if (e.path().extension() == ".yaml") names.push_back(e.path().filename().string());
   for (const char* want : {"tiny.yaml", "quickstart.yaml", "quickstart-causal.yaml", "trembl-performer-relu.yaml",
                            "trembl-performer-softmax.yaml", "trembl-transformer.yaml", "longseq.yaml",
-                           "trembl-concat-8192.yaml", "trembl-concat-8192-transformer.yaml"})
+                           "trembl-concat-8192.yaml", "trembl-concat-8192-transformer.yaml", "esm2-8m-performer.yaml"})
     EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want << " missing in " << dir;
   for (const auto& name : names) {
     SCOPED_TRACE(name);
@@ -58,6 +58,15 @@ TEST(Config, ShippedConfigsLoad) {
   EXPECT_EQ(tiny.train.steps, 20);
   EXPECT_EQ(tiny.runtime.device, "cpu");
   EXPECT_TRUE(load_config((dir / "quickstart-causal.yaml").string()).model.causal);
+  // The ESM-2 8M shape: 6 layers, d 320, 20 heads, d_ff 1280, rotary, FAVOR softmax; precision measured.
+  const RunConfig esm = load_config((dir / "esm2-8m-performer.yaml").string());
+  EXPECT_EQ(esm.model.layers, 6);
+  EXPECT_EQ(esm.model.d_model, 320);
+  EXPECT_EQ(esm.model.heads, 20);
+  EXPECT_EQ(esm.model.d_ff, 1280);
+  EXPECT_EQ(esm.model.positions, PositionKind::kRotary);
+  EXPECT_EQ(esm.model.kind, AttentionKind::kFavorSoftmax);
+  EXPECT_EQ(esm.runtime.precision, Precision::kAuto);
   EXPECT_FALSE(load_config((dir / "quickstart.yaml").string()).model.causal);
   RunConfig exact = load_config((dir / "trembl-transformer.yaml").string());
   EXPECT_EQ(exact.model.kind, AttentionKind::kExact);

@@ -8,6 +8,7 @@
 #include "data/batches.h"
 #include "data/masking.h"
 #include "model/encoder.h"
+#include "util/precision.h"
 #include "test_util.h"
 
 using namespace performer;
@@ -237,4 +238,55 @@ TEST(Encoder, LogitsUnderCudaBf16AutocastMatchFloat32) {
   auto errors = autocast_logit_errors(torch::kCUDA);
   if (errors.empty()) GTEST_SKIP() << "bf16 autocast needs LibTorch >= 2.4";
   for (double e : errors) EXPECT_LT(e, 1e-2);
+}
+
+TEST(Encoder, FavorBf16ProductsOnRealProteinsStayWithinBf16RoundingOfFloat64) {
+  // Under bf16 autocast the lean FAVOR core multiplies phi(K)^T [V, 1] and phi(Q) KV (and the backward's
+  // four products) on bf16 operands with float32 accumulation, its features staying float32. On q, k, v of
+  // a real batch of proteins (layer 1 of a model, both kernels), output and gradients against float64 must
+  // stay within kBound times the error of merely rounding the float64 result to bf16 (what the bf16
+  // out_proj does to the output in any case), measured here on the same tensors, times the tensor's own
+  // conditioning: how much more float32 rounding costs it than the output (dq sums terms that cancel, its
+  // float32 error is ~5x the output's; bf16 operands are amplified alike).
+  constexpr double kBound = 4.0;
+  Batch b = real_batch(4, 128, 5);
+  for (auto kind : {AttentionKind::kFavorSoftmax, AttentionKind::kFavorRelu}) {
+    Encoder model(small_config(kind));
+    model->eval();
+    at::Tensor q, k, v;
+    auto& layer = *model->layers[1]->as<EncoderLayer>();
+    {
+      torch::NoGradGuard g;
+      EncoderImpl::LayerStates st{{1}, {}};
+      model->hidden(b.inputs, b.padding_mask, nullptr, &st);
+      layer.attn->project(layer.norm1(st.states[0]), q, k, v);
+    }
+    torch::manual_seed(11);
+    const at::Tensor G = torch::randn(q.sizes(), torch::kDouble);
+    // Output and the gradients of sum(out * G) with respect to q, k, v.
+    auto run = [&](at::ScalarType dtype, bool bf16) {
+      at::Tensor q1 = q.to(dtype).requires_grad_(), k1 = k.to(dtype).requires_grad_(), v1 = v.to(dtype).requires_grad_();
+      at::Tensor out;
+      {
+        const AutocastScope autocast(torch::kCPU, bf16 ? Precision::kBf16 : Precision::kFp32);
+        out = layer.attn->favor(q1, k1, v1, b.padding_mask);
+      }
+      auto grads = torch::autograd::grad({(out.to(torch::kDouble) * G).sum()}, {q1, k1, v1});
+      return std::vector<at::Tensor>{out.detach().to(torch::kDouble), grads[0].to(torch::kDouble),
+                                     grads[1].to(torch::kDouble), grads[2].to(torch::kDouble)};
+    };
+    const auto ref = run(torch::kDouble, false), f32 = run(torch::kFloat, false), mixed = run(torch::kFloat, true);
+    const char* names[] = {"out", "dq", "dk", "dv"};
+    auto rel = [&](const at::Tensor& x, size_t i) { return (x - ref[i]).norm().item<double>() / ref[i].norm().item<double>(); };
+    const double e32_out = rel(f32[0], 0);
+    for (size_t i = 0; i < 4; ++i) {
+      const double rounding = rel(ref[i].to(torch::kBFloat16).to(torch::kDouble), i);
+      const double e32 = rel(f32[i], i), e16 = rel(mixed[i], i);
+      const double conditioning = std::max(1.0, e32 / e32_out);
+      std::printf("  %s %s: relative error vs float64: float32 %.2e, bf16 products %.2e; bf16 rounding %.2e, "
+                  "conditioning %.1f\n", attention_kind_name(kind).c_str(), names[i], e32, e16, rounding, conditioning);
+      EXPECT_LT(e16, kBound * rounding * conditioning) << attention_kind_name(kind) << " " << names[i];
+      EXPECT_LT(e32, rounding / 50) << attention_kind_name(kind) << " " << names[i];  // float32: far below bf16
+    }
+  }
 }

@@ -249,9 +249,45 @@ TEST(LeanFavor, RefusesBadArguments) {
   EXPECT_THROW(lean_favor_attention(q.to(at::kBFloat16), q, q, W, {}, o), Error);
   EXPECT_THROW(lean_favor_attention(q, q, q, W, torch::ones({1, 5}, torch::kBool), o), Error);
   EXPECT_THROW(lean_favor_attention(q, q, q, torch::zeros({0, 4}), {}, o), Error);  // softmax with an empty W
+  o.products = at::kHalf;  // only bf16 operands of float32 inputs
+  EXPECT_THROW(lean_favor_attention(q, q, q, W, {}, o), Error);
+  o.products = at::kBFloat16;
+  EXPECT_THROW(lean_favor_attention(q.to(at::kDouble), q.to(at::kDouble), q.to(at::kDouble), W, {}, o), Error);
+  o.products = at::ScalarType::Undefined;
   o.kernel = FeatureKernel::kRelu;
   o.relu_eps = -1e-3;
   EXPECT_THROW(lean_favor_attention(q, q, q, W, {}, o), Error);
+}
+
+TEST(LeanFavor, Bf16ProductsMatchFloat32ProductsToBf16Rounding) {
+  // The lean core with bf16 operands for its large products (float32 accumulation), both kernels, padded,
+  // several chunks: forward and the three gradients within 10x the error of rounding the float32 result to
+  // bf16 (measured on the same tensors), and far from equal to it (the products did run in bf16).
+  const int64_t B = 2, H = 2, L = 150, d = 32, m = 64;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 9).to(at::kFloat);
+  at::Tensor q = randn({B, H, L, d}, 15, at::kFloat) * 0.5, k = randn({B, H, L, d}, 16, at::kFloat) * 0.5;
+  at::Tensor v = randn({B, H, L, d}, 17, at::kFloat), G = randn({B, H, L, d}, 18, at::kFloat);
+  const at::Tensor mask = padding_mask(L);
+  for (const Case& c : kCases) {
+    auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W, mask, 64); }, q, k, v, G);
+    auto got = value_and_grads(
+        [&](auto& a, auto& b, auto& e) {
+          LeanFavorOptions o;
+          o.kernel = c.kernel;
+          o.relu_eps = 1e-3;
+          o.chunk = 64;
+          o.products = at::kBFloat16;
+          return lean_favor_attention(a, b, e, c.projected ? W : at::Tensor(), mask, o);
+        },
+        q, k, v, G);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(got[i].scalar_type(), at::kFloat);
+      const double rounding = max_rel(ref[i].to(at::kBFloat16).to(at::kFloat), ref[i]);
+      const double err = max_rel(got[i], ref[i]);
+      EXPECT_LT(err, 10 * rounding) << c.name << " tensor " << i;
+      EXPECT_GT(err, 1e-6) << c.name << " tensor " << i;
+    }
+  }
 }
 
 TEST(LeanFavor, CreateGraphIsRefused) {

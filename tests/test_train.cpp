@@ -193,6 +193,42 @@ TEST(Train, TinyRunLossDecreases) {
   EXPECT_EQ(config_to_yaml(load_config(dir.file("config.yaml"))), config_to_yaml(c));
 }
 
+TEST(Train, Bf16OnCpuTrainsLikeFloat32AndResumesExactly) {
+  // runtime.precision bf16 on CPU (autocast): the tiny run's loss falls as in float32 and ends within 5% of
+  // it; the log names the precision and the probe's figures; a run stopped half-way and resumed ends
+  // bit-identical to the uninterrupted bf16 run.
+  const std::vector<std::string> sets = {"train.steps=30", "eval.every=0", "model.dropout=0", "output.checkpoint_every=0"};
+  auto with = [&](const std::string& p) {
+    std::vector<std::string> s = sets;
+    s.push_back("runtime.precision=" + p);
+    return s;
+  };
+  TempDir f32, b16, half;
+  TrainOptions o;
+  o.progress_bar = false;
+  train(tiny_run_config(f32.path(), with("fp32")), o);
+  const TrainResult rb = train(tiny_run_config(b16.path(), with("bf16")), o);
+  EXPECT_EQ(rb.step, 30);
+  auto loss = csv_column(b16.file("metrics.csv"), 2);
+  ASSERT_EQ(loss.size(), 30u);
+  EXPECT_LT(loss.back(), loss.front() - 0.2);
+  const auto loss32 = csv_column(f32.file("metrics.csv"), 2);
+  ASSERT_EQ(loss32.size(), 30u);
+  double end16 = 0, end32 = 0;  // the last 5 steps' mean loss
+  for (size_t i = 25; i < 30; ++i) end16 += loss[i] / 5, end32 += loss32[i] / 5;
+  EXPECT_LT(std::abs(end16 - end32), 0.05 * end32) << end16 << " vs " << end32;
+  EXPECT_NE(loss, loss32) << "bf16 changed nothing: autocast was not on";
+  const std::string log = read_text(b16.file("train.log"));
+  EXPECT_NE(log.find("precision bf16: feed-forward block"), std::string::npos) << log;
+  TrainOptions stop = o;
+  stop.stop_after = 15;
+  train(tiny_run_config(half.path(), with("bf16")), stop);
+  TrainOptions resume = o;
+  resume.resume = "auto";
+  train(tiny_run_config(half.path(), with("bf16")), resume);
+  EXPECT_EQ(csv_column(half.file("metrics.csv"), 2), loss);
+}
+
 TEST(Train, ExactResumeIsBitIdentical) {
   // Dropout, feature redraws, gradient accumulation and prefetching all on.
   const std::vector<std::string> sets = {"train.steps=16", "model.dropout=0.1", "model.redraw_interval=3",

@@ -23,6 +23,7 @@ void add_attention(CLI::App& app, Action& run) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--blosum", a->blosum, "substitution matrix in NCBI text format")->capture_default_str();
   add_device_option(cmd, a->device);
+  add_precision_option(cmd, a->precision);
   cmd->add_option("--seed", a->seed, "seed of the residue shuffles (null model)")->capture_default_str();
   cmd->add_option("--threshold", a->threshold, "high-confidence attention for the target-share measure (Vig et al.: 0.3)")
       ->check(CLI::Range(0.0, 1.0))

@@ -7,6 +7,7 @@
 #include "experiments/attention_bench.h"
 #include "util/error.h"
 #include "util/names.h"
+#include "util/precision.h"
 #include "util/process.h"
 #include "util/text.h"
 
@@ -28,7 +29,7 @@ void add_cell_options(CLI::App* c, AttentionCell& spec, std::string& limit, std:
   c->add_option("--favor-chunk", spec.favor_chunk, "positions per chunk of the lean FAVOR core (model.favor_chunk); 0 = automatic")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  c->add_option("--precision", precision, "fp32 | bf16 (q, k, v in bfloat16; FAVOR computes in float32 as the model does)")
+  c->add_option("--precision", precision, "fp32 | bf16 (q, k, v in bfloat16 under bf16 autocast, as a model layer in bf16 runs: FAVOR features in float32, its large products on bf16 operands)")
       ->capture_default_str();
   c->add_option("--memory-limit", limit, "per-cell memory limit, e.g. 16GB (default: 90% of RAM)");
 }
@@ -47,7 +48,7 @@ void add_bench_attention_cell(CLI::App& bench, Action& run, std::shared_ptr<Atte
   cell->callback([&run, spec, limit, kind, report, precision] {
     run = [spec, limit, kind, report, precision] {
       spec->kind = parse_attention_kind(*kind);
-      spec->precision = parse_precision(*precision);
+      spec->precision = parse_precision(*precision, "--precision");
       return run_attention_bench_cell(*spec, *report);
     };
   });
@@ -75,8 +76,10 @@ void add_bench_attention(CLI::App& bench, Action& run) {
       ->capture_default_str();
   cmd->callback([&run, spec, lengths, kinds, device, csv, limit, timeout, precision] {
     run = [spec, lengths, kinds, device, csv, limit, timeout, precision] {
-      spec->precision = parse_precision(*precision);
       const bool cuda = attention_bench_on_cuda(*device);
+      // auto: measured once here, and every cell runs what it chose.
+      spec->precision = resolve_precision(parse_precision(*precision, "--precision"),
+                                          cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU));
       const uint64_t mem_limit = limit->empty() ? physical_memory_bytes() / 10 * 9 : parse_bytes(*limit);
       const std::vector<AttentionKind> kind_list = parse_kinds_option(*kinds);
       const std::vector<int64_t> Ls = parse_int_list(*lengths, "--lengths", 1);

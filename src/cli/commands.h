@@ -30,6 +30,8 @@ void set_threads(int threads);
 
 // --device auto|cpu|cuda into `target` (read later by resolve_device, util/device.h), its default shown.
 void add_device_option(CLI::App* cmd, std::string& target);
+// --precision fp32|bf16|auto into `target` (read later by parse_precision, util/precision.h).
+void add_precision_option(CLI::App* cmd, std::string& target);
 
 // --unknown, --empty and --gaps of a command that reads sequence files: how the reader treats letters
 // outside the alphabet, records without residues and alignment gaps (data/sequence_reader.h). The values

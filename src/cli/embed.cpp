@@ -42,6 +42,7 @@ void add_embed(CLI::App& app, Action& run) {
   cmd->add_option("--tokens-per-batch", a->tokens_per_batch, "token budget per forward pass")->capture_default_str();
   cmd->add_option("--chunk", a->chunk, "proteins read, embedded and written together")->capture_default_str();
   add_device_option(cmd, a->device);
+  add_precision_option(cmd, a->precision);
   cmd->add_flag("--resume", a->resume, "continue <out>.partial, left by an interrupted run of the same command");
   cmd->add_option("--stop-after", a->stop_after,
                   "stop (resumable, exit 130) once this invocation has embedded N proteins (whole chunks): for job time "

@@ -28,6 +28,7 @@ void add_eval(CLI::App& app, Action& run) {
                                                       "(default: the run's corpus.h5)");
   cmd->add_flag("--keep-train-overlap", a->keep_overlap, "do not leave out proteins identical to training proteins");
   add_device_option(cmd, a->device);
+  add_precision_option(cmd, a->precision);
   cmd->add_option("--out", a->out, "folder for per_sequence.tsv and summary.json");
   add_reader_options(cmd, *reader);
   cmd->callback([&run, a, reader] {

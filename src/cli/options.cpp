@@ -6,6 +6,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/names.h"
+#include "util/precision.h"
 #include "util/text.h"
 
 namespace performer::cli {
@@ -13,6 +14,14 @@ namespace performer::cli {
 void add_device_option(CLI::App* cmd, std::string& target) {
   cmd->add_option("--device", target, join_choices(device_choice_names()))
       ->check(CLI::IsMember(device_choice_names()))
+      ->capture_default_str();
+}
+
+void add_precision_option(CLI::App* cmd, std::string& target) {
+  cmd->add_option("--precision", target,
+                  "fp32 | bf16 (autocast: matrix products in bfloat16, features and sums of FAVOR in float32) | auto "
+                  "(bf16 where a GEMM probe at start measures it >= 1.5x faster)")
+      ->check(CLI::IsMember(precision_names()))
       ->capture_default_str();
 }
 

@@ -84,18 +84,15 @@ void append_bench_row(const std::string& path, const std::string& config, const 
   CsvWriter out(path,
                 {"config", "kind", "causal", "layers", "d_model", "length", "precision", "device", "parameters",
                  "tokens_per_step", "seconds_per_step", "tokens_per_second", "flops_per_token", "tflops", "mfu",
-                 "peak_bytes", "ranks", "comm_share"},
+                 "peak_bytes", "ranks", "comm_share", "gemm_peak_tflops"},
                 /*append=*/true);
   const double tflops = r.flops_per_second() / 1e12;
   CsvRow row;
   row << config << attention_kind_name(c.model.kind) << c.model.causal << c.model.layers << c.model.d_model
-      << c.data.max_len << precision_name(c.runtime.precision) << c.runtime.device << r.parameters << r.tokens_per_step
+      << c.data.max_len << precision_name(r.precision) << c.runtime.device << r.parameters << r.tokens_per_step
       << r.seconds_per_step << r.tokens_per_second << r.flops_per_token << tflops;
-  if (peak_tflops > 0)
-    row << std::to_string(tflops / peak_tflops);
-  else
-    row.empty();
-  out.write(row << r.peak_bytes << r.ranks << r.comm_share);
+  row << tflops / (peak_tflops > 0 ? peak_tflops : r.gemm_peak_tflops);
+  out.write(row << r.peak_bytes << r.ranks << r.comm_share << r.gemm_peak_tflops);
 }
 
 }  // namespace
@@ -113,8 +110,8 @@ void add_bench_train(CLI::App& bench, Action& run) {
   cmd->add_option("--steps", *steps, "timed steps")->capture_default_str();
   cmd->add_option("--warmup", *warmup, "untimed steps first")->capture_default_str();
   cmd->add_option("--peak-tflops", *peak_tflops,
-                  "the device's peak TFLOP/s at the run's precision, for model FLOPs utilization (e.g. 989 for an "
-                  "H100/H200 in bf16, dense)")
+                  "the device's peak TFLOP/s at the run's precision for model FLOPs utilization (e.g. 989 for an "
+                  "H100/H200 in bf16, dense); default: the matrix-product peak measured in the same run")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--csv", *csv, "append the figures as one row to this CSV file");
   auto nproc = std::make_shared<int>(0);
@@ -131,7 +128,8 @@ void add_bench_train(CLI::App& bench, Action& run) {
       if (r.rank != 0) return 0;  // rank 0 reports for the job
       std::printf("%s: %s, %.2f M parameters, device %s, %s, %d threads\n", config->c_str(), c.model.describe().c_str(),
                   static_cast<double>(r.parameters) / 1e6, c.runtime.device.c_str(),
-                  precision_name(c.runtime.precision).c_str(), torch::get_num_threads());
+                  precision_name(r.precision).c_str(), torch::get_num_threads());
+      if (!r.precision_note.empty()) std::printf("%s\n", r.precision_note.c_str());
       std::printf("tokens/s %.0f (real tokens of %lld per step / %.3f s per step, mean over %lld steps after "
                   "%lld warm-up), peak memory %s\n",
                   r.tokens_per_second, static_cast<long long>(r.tokens_per_step), r.seconds_per_step,
@@ -142,7 +140,10 @@ void add_bench_train(CLI::App& bench, Action& run) {
                     r.ranks, torch::get_num_threads(), 100.0 * r.comm_share);
       std::printf("model FLOPs %.3f GFLOP per token at L %lld (src/train/flops.h) x tokens/s = %.3f TFLOP/s",
                   r.flops_per_token / 1e9, static_cast<long long>(c.data.max_len), r.flops_per_second() / 1e12);
-      if (*peak_tflops > 0) std::printf(", MFU %.1f%% of %g TFLOP/s", 100.0 * r.flops_per_second() / 1e12 / *peak_tflops, *peak_tflops);
+      std::printf(", MFU %.1f%% of the measured %s GEMM peak %.3f TFLOP/s (n = %lld)",
+                  100.0 * r.flops_per_second() / 1e12 / r.gemm_peak_tflops, precision_name(r.precision).c_str(),
+                  r.gemm_peak_tflops, static_cast<long long>(r.gemm_n));
+      if (*peak_tflops > 0) std::printf(", %.1f%% of the given %g TFLOP/s", 100.0 * r.flops_per_second() / 1e12 / *peak_tflops, *peak_tflops);
       std::printf("\n");
       if (!csv->empty()) append_bench_row(*csv, *config, c, r, *peak_tflops);
       return 0;

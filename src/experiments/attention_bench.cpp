@@ -21,6 +21,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/names.h"
+#include "util/precision.h"
 #include "util/process.h"
 #include "util/text.h"
 
@@ -49,8 +50,9 @@ double predict_bytes(const AttentionCell& s) {
 }
 
 // One forward+backward of the attention core as a model layer runs it (model/attention.h: exact_attention,
-// favor_core); returns seconds. In bf16, exact attention runs on the bf16 inputs (the fused kernel's fastest
-// case) and FAVOR casts them to float32 first, as the model does.
+// favor_core); returns seconds. In bf16 the forward runs under bf16 autocast with bf16 q, k, v, as a model
+// layer under runtime.precision bf16 does: exact attention on the bf16 inputs (the fused kernel's fastest
+// case); FAVOR makes its features in float32 and runs its large products on bf16 operands (lean core).
 double run_once(const AttentionCell& s, const torch::Device& dev, const at::Tensor& W) {
   auto opts = torch::TensorOptions().device(dev).dtype(s.precision == Precision::kBf16 ? torch::kBFloat16 : torch::kFloat);
   at::Tensor q = torch::randn({s.B, s.H, s.L, s.d}, opts).requires_grad_();
@@ -61,6 +63,7 @@ double run_once(const AttentionCell& s, const torch::Device& dev, const at::Tens
 #endif
   auto t0 = std::chrono::steady_clock::now();
   at::Tensor out;
+  const AutocastScope autocast(dev, s.precision);
   if (s.kind == AttentionKind::kExact) {
     out = exact_attention(q, k, v, {}, s.causal);
   } else {

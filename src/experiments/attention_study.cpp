@@ -302,6 +302,7 @@ int run_attention_study(const AttentionStudy& a) {
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
+  const Precision precision = resolve_precision(parse_precision(a.precision, "--precision"), device);
   if (c.model.causal) throw Error("attention: the substitution-matrix analysis expects a bidirectional model");
   const std::vector<int64_t> layers = parse_index_list(a.layers, c.model.layers, "--layers");
   const std::vector<int64_t> heads = parse_index_list(a.heads, c.model.heads, "--heads");  // exported maps
@@ -320,8 +321,10 @@ int run_attention_study(const AttentionStudy& a) {
   SimilarityStudy study(static_cast<int64_t>(layers.size()), H, window, blosum.standard_block(), a.seed, a.threshold);
   int64_t residues = 0;
   torch::NoGradGuard no_grad;
+  const AutocastScope autocast(device, precision);  // projections and feed-forward layers; maps in float32
   {
     h5::Handle file = h5::create_file(h5_out.temporary());
+    h5::write_attr(file, "precision", precision_name(precision));
     h5::write_attr(file, "checkpoint", fs::absolute(a.checkpoint).string());
     h5::write_attr(file, "model", c.model.describe());
     h5::Handle group = h5::create_group(file, "proteins");

@@ -32,6 +32,7 @@ struct AttentionStudy {
   std::string layers = "all", heads = "all";  // 'all' or indices (from 0, or from the end: -1 = the last)
   std::string blosum = "data/BLOSUM62";       // substitution matrix in NCBI text format
   std::string device = "auto";
+  std::string precision = "fp32";  // fp32 | bf16 | auto (util/precision.h)
   int64_t max_sequences = 500;  // proteins aggregated for the comparison
   int64_t exported = 3;         // proteins whose maps are written
   int64_t max_residues = 0;     // residues of each protein used; 0: the model's max_len - 2

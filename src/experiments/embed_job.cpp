@@ -47,6 +47,7 @@ struct RunIdentity {
   std::string checkpoint, config, pooling;
   int64_t step = 0, per_residue = 0, weights = 0;
   std::string reader;  // "--unknown map --empty error --gaps strip": which records are read, and how
+  std::string precision;  // "fp32" or "bf16", as run (auto resolved)
   std::vector<int64_t> layers, input_bytes;
   std::vector<std::string> inputs;
 
@@ -61,6 +62,7 @@ struct RunIdentity {
     h5::write_attr(f, "per_residue", per_residue);
     h5::write_attr(f, "weights", weights);
     h5::write_attr(f, "reader", reader);
+    h5::write_attr(f, "precision", precision);
   }
   static RunIdentity read(hid_t f) {
     RunIdentity r;
@@ -77,6 +79,7 @@ struct RunIdentity {
     // Partial files from before the reader options were read with these (gaps kept as residues).
     r.reader = h5::has_attr(f, "reader") ? h5::read_attr_string(f, "reader")
                                          : std::string("--unknown map --empty error --gaps keep");
+    r.precision = h5::has_attr(f, "precision") ? h5::read_attr_string(f, "precision") : std::string("fp32");
     return r;
   }
   // What differs from `now`, in words ("" when nothing does).
@@ -90,6 +93,7 @@ struct RunIdentity {
     if (inputs != now.inputs) return "other --input files";
     if (input_bytes != now.input_bytes) return "inputs of other sizes (an input has changed since)";
     if (reader != now.reader) return reader + ", not " + now.reader;
+    if (precision != now.precision) return "precision " + precision + ", not " + now.precision;
     return "";
   }
 };
@@ -223,6 +227,7 @@ std::optional<Committed> partial_to_continue(const EmbedJob& a, const std::strin
 // What a job embeds with, once checked: the model, the options, the run's identity and where it starts.
 struct Setup {
   torch::Device device{torch::kCPU};
+  Precision precision = Precision::kFp32;  // resolved
   RunConfig config;
   Encoder model{nullptr};
   EmbedOptions options;
@@ -243,6 +248,7 @@ Setup set_up(const EmbedJob& a, const std::atomic<bool>* stop) {
   Setup s;
   s.device = resolve_device(a.device, "--device");
   s.model = model_from_checkpoint(a.checkpoint, s.config, s.device);
+  s.precision = resolve_precision(parse_precision(a.precision, "--precision"), s.device);
   // Hidden states 0..L: "all", or indices from 0 or from the end (-1 = the last), as attention's --layers.
   s.options.layers = parse_index_list(a.layers, s.config.model.layers + 1,
                                       "--layers (0 = the embeddings, -1 = the last layer)");
@@ -253,7 +259,7 @@ Setup set_up(const EmbedJob& a, const std::atomic<bool>* stop) {
   s.window = s.config.model.max_len - 2;
   s.id = RunIdentity{a.checkpoint, config_to_yaml(s.config), pooling_names()[static_cast<size_t>(a.pool)],
                      checkpoint_step(a.checkpoint), a.per_residue ? 1 : 0, weights_hash(s.model), a.reader_flags,
-                     s.options.layers, {}, a.inputs};
+                     precision_name(s.precision), s.options.layers, {}, a.inputs};
   for (const std::string& in : a.inputs) {
     std::error_code ec;
     const auto size = std::filesystem::file_size(in, ec);
@@ -330,7 +336,11 @@ class Stream {
   // run redoes it).
   bool embed_chunk() {
     if (proteins_.empty()) return true;
-    std::vector<ProteinEmbedding> e = embed_proteins(s_.model, proteins_, s_.options, s_.device);
+    std::vector<ProteinEmbedding> e;
+    {
+      const AutocastScope autocast(s_.device, s_.precision);
+      e = embed_proteins(s_.model, proteins_, s_.options, s_.device);
+    }
     if (e.empty()) return false;
     writer_.write(accessions_, proteins_, e);
     Committed next = done_;

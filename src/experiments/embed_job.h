@@ -46,6 +46,7 @@ struct EmbedJob {
   bool resume = false;               // continue <out>.partial
   bool quiet = false;                // no progress line
   std::string device = "auto";
+  std::string precision = "fp32";  // fp32 | bf16 | auto (util/precision.h)
   ReaderOptions reader;
   std::string reader_flags;          // the reader options as given ("--unknown map --empty error --gaps strip"),
                                      // recorded in the output: a resumed run must read the inputs the same way

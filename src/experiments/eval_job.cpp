@@ -120,7 +120,8 @@ int64_t use_training_corpus(const std::string& train_path, bool keep_overlap, Pr
 }
 
 // per_sequence.tsv (the primary mode's scores) and summary.json (every figure) in `out`.
-void write_outputs(const std::string& out, const EvalJob& a, const PerplexityOptions& po, int64_t overlap,
+void write_outputs(const std::string& out, const EvalJob& a, const PerplexityOptions& po, Precision precision,
+                   int64_t overlap,
                    const std::vector<SequenceScore>& primary,
                    const std::vector<Result>& results) {
   std::filesystem::create_directories(out);
@@ -135,6 +136,7 @@ void write_outputs(const std::string& out, const EvalJob& a, const PerplexityOpt
   nlohmann::json j = {{"checkpoint", a.checkpoint},
                       {"mode", eval_mode_name(po.mode)},
                       {"repeats", po.repeats},
+                      {"precision", precision_name(precision)},
                       {"left_out_training_overlap", overlap},
                       {"uniform_perplexity", CorpusStats::kUniformPerplexity}};
   for (const Result& r : results) j[r.key] = json_summary(r.summary);
@@ -151,6 +153,7 @@ int run_eval_job(const EvalJob& a) {
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
+  const Precision precision = resolve_precision(parse_precision(a.precision, "--precision"), device);
   PerplexityOptions po = a.perplexity;
   po.mask_rate = c.data.mask_rate;  // the run's masking
   po.mask_frac = c.data.mask_frac;
@@ -160,8 +163,8 @@ int run_eval_job(const EvalJob& a) {
   Proteins proteins = read_proteins(a);
   const std::string train_path = find_train_corpus(a, c);
   const int64_t overlap = train_path.empty() ? 0 : use_training_corpus(train_path, a.keep_overlap, proteins, po);
-  std::printf("model %s: %s, step %lld\n", a.checkpoint.c_str(), c.model.describe().c_str(),
-              static_cast<long long>(checkpoint_step(a.checkpoint)));
+  std::printf("model %s: %s, step %lld, %s\n", a.checkpoint.c_str(), c.model.describe().c_str(),
+              static_cast<long long>(checkpoint_step(a.checkpoint)), precision_name(precision).c_str());
   if (!train_path.empty())
     std::printf("training corpus %s: %lld input proteins identical to training proteins left out%s\n", train_path.c_str(),
                 static_cast<long long>(overlap), a.keep_overlap ? " (kept: --keep-train-overlap)" : "");
@@ -170,6 +173,7 @@ int run_eval_job(const EvalJob& a) {
   if (proteins.empty()) throw Error("eval: no proteins left to evaluate");
 
   std::vector<Result> results;
+  const AutocastScope autocast(device, precision);
   const std::vector<SequenceScore> primary = score_proteins(model, proteins, po, device);
   results.push_back({eval_mode_name(po.mode), mode_label(po.mode), summarize(primary)});
   if (po.mode == EvalMode::kMasked) {
@@ -182,7 +186,7 @@ int run_eval_job(const EvalJob& a) {
   std::printf("%-28s perplexity %.3f\n", "baseline: uniform over 20 aa", CorpusStats::kUniformPerplexity);
   if (!std::isnan(head.unigram_perplexity))
     std::printf("%-28s perplexity %.3f (same residues, training frequencies)\n", "baseline: unigram", head.unigram_perplexity);
-  if (!a.out.empty()) write_outputs(a.out, a, po, overlap, primary, results);
+  if (!a.out.empty()) write_outputs(a.out, a, po, precision, overlap, primary, results);
   return 0;
 }
 

@@ -20,6 +20,7 @@ struct EvalJob {
   std::string train_corpus;         // unigram baseline and overlap removal ("": the run's corpus.h5)
   std::string out;                  // folder for per_sequence.tsv and summary.json ("": none)
   std::string device = "auto";
+  std::string precision = "fp32";  // fp32 | bf16 | auto (util/precision.h)
   std::string mode = kAutoEvalMode;  // kAutoEvalMode or a name of eval_mode_names()
   PerplexityOptions perplexity;
   bool keep_overlap = false;        // keep proteins identical to training proteins

@@ -166,7 +166,7 @@ const std::vector<std::string>& results_columns() {
   static const std::vector<std::string> columns{
       "device", "kind", "length", "rows", "tokens_per_step", "steps", "status", "tokens_per_second", "peak_bytes",
       "start_bytes", "predicted_bytes", "final_loss", "valid_perplexity", "valid_accuracy", "strict_perplexity",
-      "strict_accuracy", "seconds", "note"};
+      "strict_accuracy", "seconds", "note", "precision"};
   return columns;
 }
 
@@ -180,7 +180,8 @@ void write_longseq_csv(const std::string& path, const std::vector<LongseqCell>& 
       out.write(CsvRow() << device << attention_kind_name(r.kind) << r.length << r.rows << r.tokens_per_step << r.steps
                          << cell_status_name(r.status) << r.tokens_per_second << r.peak_bytes << r.start_bytes
                          << r.predicted_bytes << r.final_loss << r.valid_perplexity << r.valid_accuracy
-                         << r.strict_perplexity << r.strict_accuracy << r.seconds << one_line(r.note));
+                         << r.strict_perplexity << r.strict_accuracy << r.seconds << one_line(r.note)
+                         << r.precision);
   }
   file.commit();
 }
@@ -212,6 +213,7 @@ std::vector<LongseqCell> read_longseq_csv(const std::string& path) {
     r.strict_accuracy = t.number(i, "strict_accuracy");
     r.seconds = t.number(i, "seconds");
     r.note = t.text(i, "note");
+    if (t.has("precision")) r.precision = t.text(i, "precision");  // tables from before it: float32 runs
     cells.push_back(r);
   }
   return cells;
@@ -412,6 +414,8 @@ Sweep prepare_sweep(const RunConfig& base_in, const LongseqOptions& o) {
                             {{"data.train", s.base.data.train}, {"data.clusters", s.base.data.clusters}});
   s.device = resolve_device(s.base.runtime.device);
   s.device_name = device_name(s.device);
+  // auto measured once here: every cell runs in the same precision.
+  s.base.runtime.precision = resolve_precision(s.base.runtime.precision, s.device);
   s.limit = cell_memory_limit(s.device, o.memory_limit);
   fs::create_directories(o.out);
   // One prepared corpus for every cell (data.train itself when it is already a prepared corpus).
@@ -421,20 +425,21 @@ Sweep prepare_sweep(const RunConfig& base_in, const LongseqOptions& o) {
   s.process_bytes = s.device.is_cuda() ? 0.0 : static_cast<double>(anonymous_rss_bytes());
   s.steps = o.steps > 0 ? o.steps : s.base.train.steps;
   s.csv = (fs::path(o.out) / "results.csv").string();
-  std::printf("longseq: %zu lengths x %zu kinds, %lld steps per cell, model %s, device %s, %d threads, memory "
+  std::printf("longseq: %zu lengths x %zu kinds, %lld steps per cell, model %s, device %s, %s, %d threads, memory "
               "limit %s per cell, corpus %s, output %s\n",
               o.lengths.size(), o.kinds.size(), static_cast<long long>(s.steps), s.base.model.describe().c_str(),
-              s.device_name.c_str(), torch::get_num_threads(), human_bytes(s.limit).c_str(),
+              s.device_name.c_str(), precision_name(s.base.runtime.precision).c_str(), torch::get_num_threads(), human_bytes(s.limit).c_str(),
               s.base.data.train.c_str(), o.out.c_str());
   std::fflush(stdout);
   return s;
 }
 
-// The cells of an earlier results.csv that --resume keeps as they are: OOM, or ok with the same steps.
+// The cells of an earlier results.csv that --resume keeps as they are: OOM, or ok with the same steps, both
+// in the same precision.
 const LongseqCell* finished_earlier(const std::vector<LongseqCell>& earlier, int64_t L, AttentionKind kind,
-                                    int64_t steps) {
+                                    int64_t steps, const std::string& precision) {
   for (const auto& e : earlier)
-    if (e.length == L && e.kind == kind &&
+    if (e.length == L && e.kind == kind && e.precision == precision &&
         (e.status == CellStatus::kOom || (e.status == CellStatus::kOk && e.steps == steps)))
       return &e;
   return nullptr;
@@ -496,12 +501,13 @@ LongseqCell sweep_cell(const Sweep& s, const LongseqOptions& o, int64_t L, Atten
   r.length = L;
   r.kind = kind;
   r.dir = dir;
+  r.precision = precision_name(c.runtime.precision);
   r.rows = rows_for(c);
   r.tokens_per_step = r.rows * L;
   r.predicted_bytes = predict_training_bytes(c, s.corpus_bytes) + s.process_bytes;
   std::printf("[%s] L=%lld %s: ", human_duration(seconds_since(s.start)).c_str(), static_cast<long long>(L),
               attention_kind_name(kind).c_str());
-  if (const LongseqCell* done = finished_earlier(earlier, L, kind, s.steps)) {
+  if (const LongseqCell* done = finished_earlier(earlier, L, kind, s.steps, r.precision)) {
     r = *done;
     r.dir = dir;
     std::printf("%s earlier (%s), kept\n", cell_status_name(r.status).c_str(), s.csv.c_str());

@@ -57,6 +57,7 @@ struct LongseqCell {
   double peak_bytes = 0, start_bytes = 0, predicted_bytes = 0;
   double final_loss = 0, valid_perplexity = 0, valid_accuracy = 0, strict_perplexity = 0, strict_accuracy = 0;
   double seconds = 0;         // wall time of the cell, start-up and evaluation included
+  std::string precision = "fp32";  // runtime.precision the cell ran in (auto resolved by the sweep)
   std::string dir;
 };
 

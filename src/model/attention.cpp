@@ -3,6 +3,8 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "model/exact_attention.h"
 #include "model/lean_favor.h"
 #include "model/linear_attention.h"
@@ -10,6 +12,7 @@
 #include "util/error.h"
 #include "util/names.h"
 #include "util/hash.h"
+#include "util/precision.h"
 
 namespace performer {
 
@@ -66,8 +69,10 @@ void SelfAttentionImpl::project(const at::Tensor& x, at::Tensor& q, at::Tensor& 
 at::Tensor favor_core(const AttentionOptions& o, const at::Tensor& W, const at::Tensor& q, const at::Tensor& k,
                       const at::Tensor& v, const at::Tensor& key_mask, at::Tensor* weights) {
   // Under mixed-precision autocast a matmul would run in bf16/fp16 whatever its inputs are, rounding W x'
-  // before exp (1-5% per feature at |W x'| = 8-45). Features, normalizer and the linear-attention sums are
-  // cheap next to the projections: they run with autocast off, in float32 at least.
+  // before exp (1-5% per feature at |W x'| = 8-45). Features, stabilizers and normalizer run with autocast
+  // off, in float32 at least. Under bf16 autocast the lean core's large products (phi(K)^T V, phi(Q) KV and
+  // their gradients) take bf16 operands on purpose, with float32 accumulation (model/lean_favor.h).
+  const std::optional<at::ScalarType> mixed = active_autocast_dtype(q.device().type());
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const auto compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const bool softmax = o.kind == AttentionKind::kFavorSoftmax;
@@ -77,6 +82,7 @@ at::Tensor favor_core(const AttentionOptions& o, const at::Tensor& W, const at::
     lean.kernel = softmax ? FeatureKernel::kSoftmax : FeatureKernel::kRelu;
     lean.relu_eps = o.relu_eps;
     lean.chunk = o.favor_chunk;
+    if (mixed == at::kBFloat16 && compute == at::kFloat) lean.products = at::kBFloat16;
     return lean_favor_attention(q.to(compute), k.to(compute), v.to(compute), projection, key_mask, lean);
   }
   const at::Tensor qc = q.to(compute), kc = k.to(compute);

@@ -71,11 +71,12 @@ class SelfAttentionImpl : public torch::nn::Module {
   const AttentionOptions& options() const { return options_; }
   bool uses_features() const { return options_.kind != AttentionKind::kExact; }
 
+  // q, k, v [B, H, L, d_head] of x [B, L, d_model]: after projection (and rotary), what forward attends with.
+  void project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v);
+
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 
  private:
-  // q, k, v [B, H, L, d_head] after projection (and rotary).
-  void project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v);
   at::Tensor draw_matrix(int64_t draw) const;
 
   AttentionOptions options_;

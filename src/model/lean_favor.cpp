@@ -69,25 +69,36 @@ struct FeatureMap {
   }
 };
 
-// a b over the leading [B, H] of 4-D operands, through bmm on [B*H, ., .] views: transposed operands reach
-// BLAS as they are, where at::matmul on LibTorch 1.13 copied them first (83 of 600 ms at L = 16384, d 64,
-// m 256, measured with the profiler).
-at::Tensor bmm4(const at::Tensor& a, const at::Tensor& b) {
-  at::Tensor r = at::bmm(a.flatten(0, 1), b.flatten(0, 1));
-  return r.view({a.size(0), a.size(1), r.size(1), r.size(2)});
-}
+// The large products of both passes, over the leading [B, H] of 4-D operands, through bmm on [B*H, ., .]
+// views: transposed operands reach BLAS as they are, where at::matmul on LibTorch 1.13 copied them first
+// (83 of 600 ms at L = 16384, d 64, m 256, measured with the profiler). With `low` = bf16 the operands are
+// rounded to bf16 and the GEMM accumulates in float32; its bf16 result is widened where it is used.
+struct Products {
+  at::ScalarType low = at::ScalarType::Undefined;  // Undefined: the operands' own dtype
 
-// acc += a b in place, acc [B, H, n, p] contiguous.
-void add_bmm4(at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) {
-  acc.view({-1, acc.size(2), acc.size(3)}).baddbmm_(a.flatten(0, 1), b.flatten(0, 1));
-}
+  at::Tensor operand(const at::Tensor& x) const { return low == at::ScalarType::Undefined ? x : x.to(low); }
+  // a b: [B, H, n, k] x [B, H, k, p] -> [B, H, n, p], in a's dtype.
+  at::Tensor mm(const at::Tensor& a, const at::Tensor& b) const {
+    at::Tensor r = at::bmm(operand(a).flatten(0, 1), operand(b).flatten(0, 1));
+    return r.view({a.size(0), a.size(1), r.size(1), r.size(2)}).to(a.scalar_type());
+  }
+  // acc += a b in place, acc [B, H, n, p] contiguous (the sum stays in acc's dtype).
+  void add_mm(at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) const {
+    if (low == at::ScalarType::Undefined) {
+      acc.view({-1, acc.size(2), acc.size(3)}).baddbmm_(a.flatten(0, 1), b.flatten(0, 1));
+      return;
+    }
+    acc.view({-1, acc.size(2), acc.size(3)}).add_(at::bmm(operand(a).flatten(0, 1), operand(b).flatten(0, 1)));
+  }
+};
 
 struct LeanFavor : public torch::autograd::Function<LeanFavor> {
   // q, k, v [B,H,L,d]; projection [m,d] or empty; key_mask [B,L] or empty.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& projection, const at::Tensor& key_mask, bool softmax, double eps,
-                            int64_t chunk) {
+                            int64_t chunk, int64_t products) {
     const int64_t B = q.size(0), H = q.size(1), L = q.size(2), d = q.size(3);
+    const Products P{static_cast<at::ScalarType>(products)};
     const auto dtype = q.scalar_type();
     const FeatureMap f(softmax, projection, eps, d, dtype);
     const int64_t m = f.W.defined() ? f.W.size(0) : d;
@@ -114,7 +125,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
         kf = f.relu_(z);
         if (pad.defined()) kf.masked_fill_(pad, 0.0);
       }
-      add_bmm4(KV, kf.transpose(-1, -2), with_ones(dense_chunk(v, a, c)));
+      P.add_mm(KV, kf.transpose(-1, -2), with_ones(dense_chunk(v, a, c)));
     }
     s.masked_fill_(at::isinf(s), 0.0);  // no real key at all: KV = 0
 
@@ -133,7 +144,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       } else {
         qf = f.relu_(z);
       }
-      at::Tensor nd = bmm4(qf, KV);                                    // [B,H,c,d+1]
+      at::Tensor nd = P.mm(qf, KV);                                    // [B,H,c,d+1]
       at::Tensor dc = nd.narrow(-1, d, 1);
       den.narrow(2, a, c).copy_(dc);
       at::Tensor out_c = out.narrow(2, a, c);
@@ -143,6 +154,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     ctx->saved_data["softmax"] = softmax;
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["products"] = products;
     return out;
   }
 
@@ -156,6 +168,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     const at::Tensor &KV = saved[5], &s = saved[6], &t = saved[7], &den = saved[8], &out = saved[9];
     const bool softmax = ctx->saved_data["softmax"].toBool();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const Products P{static_cast<at::ScalarType>(ctx->saved_data["products"].toInt())};
     const int64_t L = q.size(2), d = q.size(3);
     const auto dtype = q.scalar_type();
     const FeatureMap f(softmax, projection, ctx->saved_data["eps"].toDouble(), d, dtype);
@@ -176,8 +189,8 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       // A floored normalizer means a query without any real key (or with all features 0): its output is 0
       // whatever q, k, v are, so it passes no gradient (G / floor would overflow, and inf x 0 be NaN).
       at::Tensor g = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor)).masked_fill_(Dc < floor, 0.0);  // [B,H,c,d+1]
-      at::Tensor dqf = bmm4(g, KVt);                                    // [B,H,c,m]
-      add_bmm4(dKV, qf.transpose(-1, -2), g);
+      at::Tensor dqf = P.mm(g, KVt);                                    // [B,H,c,m]
+      P.add_mm(dKV, qf.transpose(-1, -2), g);
       at::Tensor dz = softmax ? dqf.mul_(qf) : f.relu_grad(dqf, z);
       dq.narrow(2, a, c).copy_(f.input_grad(dz));
     }
@@ -199,13 +212,13 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
         kf = f.relu(z);
         if (pad.defined()) kf.masked_fill_(pad, 0.0);
       }
-      at::Tensor dkf = bmm4(with_ones(dense_chunk(v, a, c)), dKVt);  // [B,H,c,m]
+      at::Tensor dkf = P.mm(with_ones(dense_chunk(v, a, c)), dKVt);  // [B,H,c,m]
       // dz = 0 at padding: softmax kf = 0 there, ReLU's z is.
       at::Tensor dz = softmax ? dkf.mul_(kf) : f.relu_grad(dkf, z);
-      dv.narrow(2, a, c).copy_(bmm4(kf, dS));
+      dv.narrow(2, a, c).copy_(P.mm(kf, dS));
       dk.narrow(2, a, c).copy_(softmax ? f.input_grad(dz, x) : f.input_grad(dz));
     }
-    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -227,6 +240,9 @@ at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const 
     throw Error("FAVOR attention: q, k, v must share one dtype");
   if (o.relu_eps < 0) throw Error("FAVOR attention: the ReLU features' eps must be >= 0");
   if (o.chunk < 0) throw Error("FAVOR attention: chunk must be positive (or 0: automatic), got " + std::to_string(o.chunk));
+  const bool low_products = o.products != at::ScalarType::Undefined && o.products != q.scalar_type();
+  if (low_products && (o.products != at::kBFloat16 || q.scalar_type() != at::kFloat))
+    throw Error("FAVOR attention: low-precision products are bf16 operands of float32 q, k, v");
   const bool softmax = o.kernel == FeatureKernel::kSoftmax;
   if (softmax && (!W.defined() || W.numel() == 0)) throw Error("FAVOR attention: softmax features need a projection W");
   if (W.defined() && (W.dim() != 2 || W.size(1) != q.size(3)))
@@ -241,7 +257,7 @@ at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const 
   const int64_t chunk = o.chunk > 0 ? o.chunk : auto_favor_chunk(q.size(0), q.size(1), q.size(2), m, q.is_cuda());
   return LeanFavor::apply(q, k, v, W.defined() ? W.detach() : none,
                           key_mask.defined() ? key_mask.to(at::kBool) : none.to(at::kBool), softmax, o.relu_eps,
-                          chunk);
+                          chunk, static_cast<int64_t>(low_products ? o.products : at::ScalarType::Undefined));
 }
 
 }  // namespace performer

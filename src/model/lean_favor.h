@@ -38,6 +38,13 @@
 // whatever q, k, v are, and which passes no gradient. W is a constant (a
 // buffer): no gradient flows to it. Differentiable once: a double backward (create_graph) is refused.
 // Runs in the dtype of q (float32 or float64); callers cast and keep autocast off (model/attention.cpp).
+//
+// Mixed precision (options.products = bf16, what the model asks for under bf16 autocast): the four large
+// products of each pass (phi(K)^T [V, 1], phi(Q) KV, and in backward g KV^T, phi(Q)^T g, [v, 1] dKV^T,
+// phi(K) dKV) take bf16 operands and accumulate in float32 inside the GEMM; their results come back as
+// bf16 and are added to float32 sums (KV, dKV) or divided in float32 (num / D). Everything else stays in
+// q's dtype: the projections W x' and their gradients (rounding W x' by 2^-9 before exp costs 1-5% per
+// feature at |W x'| = 8-45), the stabilizers s and t, exp, the normalizer's floor and division.
 #pragma once
 #include <cstdint>
 
@@ -51,6 +58,8 @@ struct LeanFavorOptions {
   FeatureKernel kernel = FeatureKernel::kSoftmax;
   double relu_eps = 1e-3;  // ReLU kernel: the constant added to every feature
   int64_t chunk = 0;       // positions per chunk (a chunk >= L is one pass); 0 = auto_favor_chunk
+  // The operand dtype of the large products: q's own (Undefined: the default), or BFloat16 (float32 q only).
+  at::ScalarType products = at::ScalarType::Undefined;
 };
 
 // The automatic chunk: about kAutoChunkValues feature values per [B, H, chunk, m] block (B H m chunk

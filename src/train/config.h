@@ -13,14 +13,9 @@
 #include "model/encoder.h"
 #include "train/optimizer.h"
 #include "train/world.h"
+#include "util/precision.h"
 
 namespace performer {
-
-// Arithmetic of the forward and backward passes: float32, or bfloat16 autocast on CUDA (float32 master weights).
-enum class Precision { kFp32, kBf16 };
-const std::vector<std::string>& precision_names();  // "fp32", "bf16"
-Precision parse_precision(const std::string& s);
-std::string precision_name(Precision p);
 
 struct DataConfig {
   std::string train = "data/trembl-sample/DB.fasta.gz";  // prepared corpus (.h5) or FASTA/UniProt file
@@ -73,7 +68,7 @@ struct RuntimeConfig {
   std::string device = "auto";    // auto | cpu | cuda
   int64_t threads = 0;            // 0 = all cores
   uint64_t seed = 0;              // model init, data order, masking, features (derived per use)
-  Precision precision = Precision::kFp32;  // bf16: CUDA autocast, LibTorch >= 2.4
+  Precision precision = Precision::kFp32;  // util/precision.h: fp32, bf16 (autocast) or auto (measured)
   Backend backend = Backend::kAuto;       // data-parallel collectives: auto (NCCL on CUDA, else Gloo), gloo, nccl
   double bucket_mb = 4;                   // data-parallel gradient sums: MB per all-reduce bucket (smaller buckets
                                           // start during backward sooner, larger ones cost fewer collectives)

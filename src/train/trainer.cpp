@@ -1,6 +1,5 @@
 #include "train/trainer.h"
 
-#include <ATen/autocast_mode.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -68,20 +67,6 @@ LoaderOptions loader_options(const DataConfig& d, bool causal, uint64_t seed) {
   return lo;
 }
 
-void set_autocast(const torch::Device& device, Precision precision, bool on) {
-  if (precision != Precision::kBf16) return;
-  if (!device.is_cuda())
-    throw Error("runtime.precision bf16 is for CUDA (bfloat16 autocast); on CPU use --set runtime.precision=fp32");
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(at::kCUDA, on);
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  if (!on) at::autocast::clear_cache();
-#else
-  (void)on;
-  throw Error("runtime.precision bf16 needs LibTorch >= 2.4 (this build has " TORCH_VERSION ")");
-#endif
-}
-
 void synchronize(const torch::Device& device) {
 #ifdef PERFORMER_CUDA
   if (device.is_cuda()) torch::cuda::synchronize();  // step time, not launch time
@@ -102,7 +87,22 @@ std::vector<std::pair<std::string, at::Tensor>> named_params(Encoder& model) {
 struct Runtime {
   torch::Device device;
   std::unique_ptr<Communicator> comm;  // heap: the gradient hooks keep its address
+  PrecisionChoice precision;           // resolved: fp32 or bf16, with the probe's line
 };
+
+// runtime.precision resolved on this rank's device, with the rank's threads (util/precision.h). The ranks
+// of a job agree: auto takes bf16 only where every rank measured it faster, so no rank rounds otherwise.
+PrecisionChoice agreed_precision(Precision requested, const torch::Device& device, Communicator& comm) {
+  PrecisionChoice p = choose_precision(requested, device);
+  if (requested != Precision::kAuto || !comm.distributed()) return p;
+  std::vector<double> bf16{p.precision == Precision::kBf16 ? 1.0 : 0.0};
+  comm.min(bf16);
+  if (bf16[0] == 0 && p.precision == Precision::kBf16) {
+    p.precision = Precision::kFp32;
+    p.note += "; fp32 on every rank: another rank measured bf16 slower";
+  }
+  return p;
+}
 
 Runtime start_runtime(const RunConfig& c, bool check_memory, const std::string& command) {
   const World world = world_from_environment();
@@ -123,19 +123,21 @@ Runtime start_runtime(const RunConfig& c, bool check_memory, const std::string& 
     torch::set_num_threads(static_cast<int>(c.runtime.threads));
   else if (world.local_size > 1)
     torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.local_size));
-  set_autocast(device, c.runtime.precision, false);  // checks precision against the device before any work
   if (check_memory) check_training_memory(c, device);
   // The job's identity: the command and its resolved config (a rank of another run on the same port is
   // refused, train/rendezvous.h).
   const std::string job = command + " " + fmt::format("{:016x}", hash64(config_to_yaml(c)));
-  return Runtime{device, std::make_unique<Communicator>(world, c.runtime.backend, device, c.runtime.timeout_s,
-                                                        &g_stop_training, job)};
+  Runtime rt{device, std::make_unique<Communicator>(world, c.runtime.backend, device, c.runtime.timeout_s,
+                                                    &g_stop_training, job), {}};
+  rt.precision = agreed_precision(c.runtime.precision, device, *rt.comm);
+  return rt;
 }
 
 // What a training step needs, set up the same way for train() and bench_train().
 struct Session {
   torch::Device device{torch::kCPU};
   std::unique_ptr<Communicator> comm;
+  PrecisionChoice precision;  // the run's: autocast for forward passes in bf16
   Corpus corpus;
   Encoder model{nullptr};
   AdamW optimizer{{}, {}};
@@ -183,6 +185,7 @@ std::unique_ptr<Session> open_session(const RunConfig& c, Runtime rt) {
   auto s = std::make_unique<Session>();
   s->device = rt.device;
   s->comm = std::move(rt.comm);
+  s->precision = rt.precision;
   s->corpus = Corpus::load(shared_training_corpus(c, *s->comm), /*with_accessions=*/false);
   s->start_fresh(c);
   return s;
@@ -198,7 +201,7 @@ struct StepOutcome {
 };
 
 StepOutcome forward_backward(Session& s, DataLoader& loader, const BatchSource& source, int64_t tokens_per_step,
-                             Precision precision, uint64_t seed) {
+                             uint64_t seed) {
   const std::vector<DataPosition> plan = step_batches(source, loader.position(), tokens_per_step);
   size_t last_local = plan.size();  // this rank's last batch of the step: its backward overlaps the gradient sums
   for (size_t i = 0; i < plan.size(); ++i)
@@ -212,9 +215,11 @@ StepOutcome forward_backward(Session& s, DataLoader& loader, const BatchSource& 
     if (!b.local) continue;
     if (s.sync && i == last_local) s.sync->arm();
     seed_dropout(seed, b);
-    set_autocast(s.device, precision, true);
-    at::Tensor logits = s.model(b.inputs.to(s.device), b.padding_mask.to(s.device));
-    set_autocast(s.device, precision, false);
+    at::Tensor logits;
+    {
+      const AutocastScope autocast(s.device, s.precision.precision);  // the forward pass; backward follows its dtypes
+      logits = s.model(b.inputs.to(s.device), b.padding_mask.to(s.device));
+    }
     LossSums ls = cross_entropy_sums(logits, b.labels.to(s.device));
     ls.loss_sum.backward();
     total += ls.loss_sum.item<double>();
@@ -245,7 +250,7 @@ StepRecord train_step(Session& s, DataLoader& loader, const BatchSource& source,
   const TrainConfig& t = c.train;
   const auto t0 = Clock::now();
   s.optimizer.zero_grad();
-  const StepOutcome so = forward_backward(s, loader, source, t.tokens_per_step, c.runtime.precision, c.runtime.seed);
+  const StepOutcome so = forward_backward(s, loader, source, t.tokens_per_step, c.runtime.seed);
   StepRecord r;
   r.grad_norm = clip_grad_norm(s.optimizer.params(), t.grad_clip);
   r.lr = learning_rate(state.step, t.lr, t.warmup_steps, t.steps, t.schedule);
@@ -300,6 +305,7 @@ class Evaluation {
   EvalResult shared(Session& session, EvalSettings settings) const {
     settings.shard_rank = session.comm->rank();
     settings.shard_count = session.comm->size();
+    const AutocastScope autocast(session.device, session.precision.precision);  // as training runs
     const EvalResult mine = evaluate(session.model, *batches_, settings, session.device);
     if (!session.comm->distributed()) return mine;
     std::vector<double> v{mine.loss_sum, static_cast<double>(mine.predicted), static_cast<double>(mine.correct),
@@ -466,8 +472,13 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
            st.split_clusters[1],
            c.data.sample == Sampling::kClusters ? "one member of every train cluster (data.sample: clusters)"
                                                 : "every train protein (data.sample: proteins)");
-  l.info("model: {} ({:.2f} M parameters), device {}, {} threads", c.model.describe(),
-         static_cast<double>(s.model->num_parameters()) / 1e6, s.device.str(), torch::get_num_threads());
+  l.info("model: {} ({:.2f} M parameters), device {}, {} threads, {}", c.model.describe(),
+         static_cast<double>(s.model->num_parameters()) / 1e6, s.device.str(), torch::get_num_threads(),
+         precision_name(s.precision.precision));
+  if (s.precision.warning)
+    l.warn("{}", s.precision.note);
+  else if (!s.precision.note.empty())
+    l.info("{}", s.precision.note);
   if (opt.resume == "auto" && p.resumed_from.empty() && !opt.overwrite)
     l.info("--resume auto: no checkpoint in {}, starting from scratch", c.output.dir);
   if (!p.resumed_from.empty())
@@ -735,6 +746,13 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   r.ranks = s.comm->size();
   r.rank = s.comm->rank();
   r.comm_share = (s.comm_seconds - comm_at_warmup) / speed.steady_seconds;
+  r.precision = s.precision.precision;
+  r.precision_note = s.precision.note;
+  // The peak the steps are measured against, in the same process with the same threads (each rank
+  // measures its own; they share the machine as the steps did).
+  r.gemm_n = s.device.is_cuda() ? 4096 : kBenchGemmN;
+  r.gemm_peak_tflops =
+      measure_gemm_gflops(s.device, r.precision == Precision::kBf16 ? at::kBFloat16 : at::kFloat, r.gemm_n, 0.5) / 1e3;
   return r;
 }
 

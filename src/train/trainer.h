@@ -71,8 +71,15 @@ struct TrainBenchResult {
   double flops_per_token = 0;  // training FLOPs per token at data.max_len (train/flops.h)
   int ranks = 1, rank = 0;     // data-parallel: the job's ranks (tokens are the job's, over all ranks)
   double comm_share = 0;       // share of step time this rank waited on the others after its backward
+  Precision precision = Precision::kFp32;  // the precision the steps ran in (auto resolved)
+  std::string precision_note;              // the probe's line (util/precision.h); "" for fp32 asked for
+  // The device's measured matrix-product peak at that precision, TFLOP/s: the best of repeated square
+  // products (n = kBenchGemmN on CPU, 4096 on CUDA) on the run's threads, measured after the steps.
+  double gemm_peak_tflops = 0;
+  int64_t gemm_n = 0;
   double flops_per_second() const { return tokens_per_second * flops_per_token; }
 };
+constexpr int64_t kBenchGemmN = 2048;
 TrainBenchResult bench_train(const RunConfig& config, int64_t steps, int64_t warmup);
 
 }  // namespace performer

@@ -1,0 +1,205 @@
+#include "util/precision.h"
+
+#include <ATen/autocast_mode.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <fmt/format.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+
+#include "util/device.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/names.h"
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define PERFORMER_AUTOCAST_BY_DEVICE 1  // one autocast API for every device type
+#endif
+
+namespace performer {
+
+const std::vector<std::string>& precision_names() {
+  static const std::vector<std::string> names{"fp32", "bf16", "auto"};
+  return names;
+}
+
+Precision parse_precision(const std::string& s, const std::string& what) {
+  return parse_name<Precision>(s, precision_names(), what);
+}
+
+std::string precision_name(Precision p) { return name_of(p, precision_names()); }
+
+namespace {
+
+// LibTorch's autocast state for one device type, across its two APIs (2.4+: by device type; 1.13: CPU
+// and CUDA functions of their own, and no bf16 autocast on CUDA that this project relies on).
+bool autocast_supported(c10::DeviceType type) {
+#ifdef PERFORMER_AUTOCAST_BY_DEVICE
+  (void)type;
+  return true;
+#else
+  return type == c10::DeviceType::CPU;
+#endif
+}
+
+bool autocast_enabled(c10::DeviceType type) {
+#ifdef PERFORMER_AUTOCAST_BY_DEVICE
+  return at::autocast::is_autocast_enabled(type);
+#else
+  return type == c10::DeviceType::CPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled();
+#endif
+}
+
+c10::ScalarType autocast_dtype(c10::DeviceType type) {
+#ifdef PERFORMER_AUTOCAST_BY_DEVICE
+  return at::autocast::get_autocast_dtype(type);
+#else
+  return type == c10::DeviceType::CPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+#endif
+}
+
+void set_autocast(c10::DeviceType type, bool enabled, c10::ScalarType dtype) {
+#ifdef PERFORMER_AUTOCAST_BY_DEVICE
+  at::autocast::set_autocast_enabled(type, enabled);
+  at::autocast::set_autocast_dtype(type, dtype);
+#else
+  if (type != c10::DeviceType::CPU) throw Error("bf16 autocast on CUDA needs LibTorch >= 2.4 (this build has " TORCH_VERSION ")");
+  at::autocast::set_cpu_enabled(enabled);
+  at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+}
+
+}  // namespace
+
+double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int64_t n, double seconds) {
+  using Clock = std::chrono::steady_clock;
+  torch::NoGradGuard no_grad;
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // the dtype asked for
+  const auto opts = torch::TensorOptions().device(device).dtype(dtype);
+  const at::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+  at::Tensor c = torch::empty({n, n}, opts);
+  at::mm_out(c, a, b);  // warm-up: thread pool, kernels chosen, pages touched
+  (void)c.sum().item<double>();  // waits for the device
+  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  double best = 0;
+  const auto start = Clock::now();
+  for (int rep = 0; rep < 3 || std::chrono::duration<double>(Clock::now() - start).count() < seconds; ++rep) {
+    const auto t = Clock::now();
+    at::mm_out(c, a, b);
+    (void)c[0][0].item<double>();
+    const double dt = std::chrono::duration<double>(Clock::now() - t).count();
+    if (dt > 0) best = std::max(best, flops / dt / 1e9);
+  }
+  return best;
+}
+
+double measure_block_seconds(const c10::Device& device, bool bf16, int64_t tokens, int64_t d, double seconds) {
+  using Clock = std::chrono::steady_clock;
+  const auto opts = torch::TensorOptions().device(device).dtype(at::kFloat);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const at::Tensor x = torch::randn({tokens, d}, opts).requires_grad_();
+  const at::Tensor w1 = (torch::randn({4 * d, d}, opts) * scale).requires_grad_();
+  const at::Tensor w2 = (torch::randn({d, 4 * d}, opts) * (0.5 * scale)).requires_grad_();
+  const c10::Device where = device;
+  auto step = [&] {
+    at::Tensor y;
+    {
+      const AutocastScope autocast(where, bf16 ? Precision::kBf16 : Precision::kFp32);
+      y = at::linear(at::gelu(at::linear(x, w1)), w2);
+    }
+    (x + y).to(at::kFloat).square().sum().backward();  // a residual sum in float32, as the encoder has
+    return w1.grad()[0][0].item<double>();            // waits for the device
+  };
+  step();  // warm-up
+  double best = 1e30;
+  const auto start = Clock::now();
+  for (int rep = 0; rep < 3 || std::chrono::duration<double>(Clock::now() - start).count() < seconds; ++rep) {
+    const auto t = Clock::now();
+    step();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
+  }
+  return best;
+}
+
+std::string PrecisionProbe::describe() const {
+  return fmt::format("feed-forward block fwd+bwd {:.2f}x as fast in bf16 ({:.1f} vs {:.1f} ms fp32, {} tokens x d {}); "
+                     "GEMM bf16 {:.0f}, fp32 {:.0f} GFLOP/s (n {})",
+                     speedup(), 1e3 * bf16_block, 1e3 * fp32_block, tokens, d, bf16_gflops, fp32_gflops, n);
+}
+
+PrecisionProbe probe_precision(const c10::Device& device) {
+  PrecisionProbe p;
+  // A GPU needs more work per call than a CPU to reach its peak.
+  p.n = device.is_cuda() ? 4096 : 1024;
+  p.tokens = device.is_cuda() ? 32768 : 2048;
+  p.d = device.is_cuda() ? 512 : 128;
+  p.fp32_gflops = measure_gemm_gflops(device, at::kFloat, p.n, 0.1);
+  p.bf16_gflops = measure_gemm_gflops(device, at::kBFloat16, p.n, 0.1);
+  p.fp32_block = measure_block_seconds(device, false, p.tokens, p.d, 0.15);
+  p.bf16_block = measure_block_seconds(device, true, p.tokens, p.d, 0.15);
+  return p;
+}
+
+PrecisionChoice choose_precision(Precision requested, const c10::Device& device) {
+  PrecisionChoice c;
+  if (requested == Precision::kFp32) return c;
+  const std::string where = device_name(device) + " (LibTorch " TORCH_VERSION ")";
+  if (!autocast_supported(device.type())) {
+    if (requested == Precision::kBf16)
+      throw Error("runtime.precision bf16 on " + where + ": bf16 autocast on CUDA needs LibTorch >= 2.4");
+    c.note = "precision auto: fp32 (bf16 autocast on CUDA needs LibTorch >= 2.4)";
+    return c;
+  }
+  c.probe = probe_precision(device);
+  const std::string figures = c.probe.describe() + " on " + where;
+  if (requested == Precision::kBf16) {
+    c.precision = Precision::kBf16;
+    c.warning = c.probe.speedup() < 1.0;
+    c.note = c.warning ? "bf16 was asked for but is slower than fp32 here: " + figures +
+                             "; running in bf16 anyway (runtime.precision fp32 or auto would be faster)"
+                       : "precision bf16: " + figures;
+    return c;
+  }
+  c.precision = c.probe.speedup() >= kAutoBf16Speedup ? Precision::kBf16 : Precision::kFp32;
+  c.note = fmt::format("precision auto: {} ({}; bf16 from {:.1f}x on)", precision_name(c.precision), figures,
+                       kAutoBf16Speedup);
+  return c;
+}
+
+Precision resolve_precision(Precision requested, const c10::Device& device) {
+  const PrecisionChoice c = choose_precision(requested, device);
+  if (c.warning)
+    warn(c.note);
+  else if (!c.note.empty())
+    std::fprintf(stderr, "%s\n", c.note.c_str());
+  return c.precision;
+}
+
+AutocastScope::AutocastScope(const c10::Device& device, Precision precision) {
+  if (precision == Precision::kFp32) return;
+  if (precision != Precision::kBf16) throw Error("internal: AutocastScope needs a resolved precision (fp32 or bf16)");
+  type_ = device.type();
+  if (!autocast_supported(type_)) throw Error("bf16 autocast on CUDA needs LibTorch >= 2.4 (this build has " TORCH_VERSION ")");
+  was_enabled_ = autocast_enabled(type_);
+  was_dtype_ = autocast_dtype(type_);
+  set_autocast(type_, true, at::kBFloat16);
+  active_ = true;
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  set_autocast(type_, was_enabled_, was_dtype_);
+  if (!was_enabled_) at::autocast::clear_cache();
+}
+
+std::optional<c10::ScalarType> active_autocast_dtype(c10::DeviceType type) {
+  if (!autocast_supported(type) || !autocast_enabled(type)) return std::nullopt;
+  const auto key = type == c10::DeviceType::CUDA ? c10::DispatchKey::AutocastCUDA : c10::DispatchKey::AutocastCPU;
+  if (c10::impl::tls_is_dispatch_key_excluded(key)) return std::nullopt;
+  return autocast_dtype(type);
+}
+
+}  // namespace performer
