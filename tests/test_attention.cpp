@@ -586,11 +586,12 @@ at::Tensor under_cpu_bf16_autocast(F f) {
   return out;
 }
 
-// A 2-head FAVOR layer (d_model 64, m 64, causal chunk 16) for the mixed-precision tests.
+// A 2-head FAVOR layer (d_model 128: d_head 64, where bf16 autocast gives the lean core bf16 products; m 64,
+// causal chunk 16) for the mixed-precision tests.
 SelfAttention favor_layer(AttentionKind kind, bool causal) {
   AttentionOptions o;
   o.kind = kind;
-  o.d_model = 64;
+  o.d_model = 128;
   o.heads = 2;
   o.features = 64;
   o.causal = causal;
@@ -610,8 +611,8 @@ TEST(SelfAttention, FavorCoreRunsInFloat32UnderBf16Autocast) {
     for (bool causal : {false, true}) {
       SelfAttention attn = favor_layer(kind, causal);
       torch::NoGradGuard g;
-      at::Tensor q = randn({2, 2, 50, 32}, 141, at::kFloat) * 3, k = randn({2, 2, 50, 32}, 142, at::kFloat) * 3;
-      at::Tensor v = randn({2, 2, 50, 32}, 143, at::kFloat);
+      at::Tensor q = randn({2, 2, 50, 64}, 141, at::kFloat) * 3, k = randn({2, 2, 50, 64}, 142, at::kFloat) * 3;
+      at::Tensor v = randn({2, 2, 50, 64}, 143, at::kFloat);
       at::Tensor ref = attn->favor(q, k, v, {});
       if (!causal) {
         LeanFavorOptions lean;
@@ -641,8 +642,8 @@ TEST(SelfAttention, FavorUnderCudaBf16AutocastMatchesFloat32) {
       attn->to(torch::kCUDA);
       torch::NoGradGuard g;
       auto cuda = torch::TensorOptions().device(torch::kCUDA);
-      at::Tensor q = randn({2, 2, 300, 32}, 151, at::kFloat).to(cuda) * 3, k = randn({2, 2, 300, 32}, 152, at::kFloat).to(cuda) * 3;
-      at::Tensor v = randn({2, 2, 300, 32}, 153, at::kFloat).to(cuda);
+      at::Tensor q = randn({2, 2, 300, 64}, 151, at::kFloat).to(cuda) * 3, k = randn({2, 2, 300, 64}, 152, at::kFloat).to(cuda) * 3;
+      at::Tensor v = randn({2, 2, 300, 64}, 153, at::kFloat).to(cuda);
       at::Tensor ref = attn->favor(q, k, v, {});
       at::autocast::set_autocast_enabled(at::kCUDA, true);
       at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);

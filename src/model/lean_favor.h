@@ -39,7 +39,8 @@
 // buffer): no gradient flows to it. Differentiable once: a double backward (create_graph) is refused.
 // Runs in the dtype of q (float32 or float64); callers cast and keep autocast off (model/attention.cpp).
 //
-// Mixed precision (options.products = bf16, what the model asks for under bf16 autocast): the four large
+// Mixed precision (options.products = bf16, what the model asks for under bf16 autocast for heads of 64 or
+// more, model/attention.cpp): the four large
 // products of each pass (phi(K)^T [V, 1], phi(Q) KV, and in backward g KV^T, phi(Q)^T g, [v, 1] dKV^T,
 // phi(K) dKV) take bf16 operands and accumulate in float32 inside the GEMM; their results come back as
 // bf16 and are added to float32 sums (KV, dKV) or divided in float32 (num / D). Everything else stays in
