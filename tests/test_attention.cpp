@@ -1,6 +1,5 @@
 // The attention math against naive references (double precision where it matters).
 #include <gtest/gtest.h>
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -11,6 +10,7 @@
 #include "model/linear_attention.h"
 #include "test_gradcheck.h"
 #include "util/error.h"
+#include "util/precision.h"
 
 using namespace performer;
 
@@ -569,21 +569,8 @@ namespace {
 // Runs f with CPU bfloat16 autocast enabled (the CPU counterpart of CUDA's bf16 autocast).
 template <class F>
 at::Tensor under_cpu_bf16_autocast(F f) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(at::kCPU, true);
-  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-#else
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-#endif
-  at::Tensor out = f();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_enabled(at::kCPU, false);
-#else
-  at::autocast::set_cpu_enabled(false);
-#endif
-  at::autocast::clear_cache();
-  return out;
+  const AutocastScope autocast(torch::kCPU, Precision::kBf16);
+  return f();
 }
 
 // A 2-head FAVOR layer (d_model 128: d_head 64, where bf16 autocast gives the lean core bf16 products; m 64,
@@ -645,11 +632,11 @@ TEST(SelfAttention, FavorUnderCudaBf16AutocastMatchesFloat32) {
       at::Tensor q = randn({2, 2, 300, 64}, 151, at::kFloat).to(cuda) * 3, k = randn({2, 2, 300, 64}, 152, at::kFloat).to(cuda) * 3;
       at::Tensor v = randn({2, 2, 300, 64}, 153, at::kFloat).to(cuda);
       at::Tensor ref = attn->favor(q, k, v, {});
-      at::autocast::set_autocast_enabled(at::kCUDA, true);
-      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-      at::Tensor mixed = attn->favor(q, k, v, {});
-      at::autocast::set_autocast_enabled(at::kCUDA, false);
-      at::autocast::clear_cache();
+      at::Tensor mixed;
+      {
+        const AutocastScope autocast(torch::kCUDA, Precision::kBf16);
+        mixed = attn->favor(q, k, v, {});
+      }
       EXPECT_LT(rel_error(mixed.to(at::kDouble).cpu(), ref.to(at::kDouble).cpu()), 1e-2) << attention_kind_name(kind);
     }
 #else

@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -206,19 +205,14 @@ std::vector<double> autocast_logit_errors(const torch::Device& device) {
     torch::NoGradGuard g;
     at::Tensor inputs = b.inputs.to(device), mask = b.padding_mask.to(device);
     at::Tensor ref = model(inputs, mask).to(torch::kDouble).cpu();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(device.type(), true);
-    at::autocast::set_autocast_dtype(device.type(), at::kBFloat16);
-    at::Tensor mixed = model(inputs, mask).to(torch::kDouble).cpu();
-    at::autocast::set_autocast_enabled(device.type(), false);
-#else
-    if (device.is_cuda()) return {};
-    at::autocast::set_cpu_enabled(true);
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::Tensor mixed = model(inputs, mask).to(torch::kDouble).cpu();
-    at::autocast::set_cpu_enabled(false);
+#if !(TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+    if (device.is_cuda()) return {};  // bf16 autocast on CUDA needs LibTorch >= 2.4
 #endif
-    at::autocast::clear_cache();
+    at::Tensor mixed;
+    {
+      const AutocastScope autocast(device, Precision::kBf16);
+      mixed = model(inputs, mask).to(torch::kDouble).cpu();
+    }
     at::Tensor real = b.padding_mask.unsqueeze(-1).expand_as(ref);
     out.push_back((mixed - ref).masked_select(real).norm().item<double>() / ref.masked_select(real).norm().item<double>());
   }

@@ -74,30 +74,43 @@ void set_autocast(c10::DeviceType type, bool enabled, c10::ScalarType dtype) {
 
 }  // namespace
 
-double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int64_t n, double seconds) {
+namespace {
+
+// The fastest of repeated calls of f (at least 3, and until `seconds` have passed), after one warm-up call
+// (thread pool started, kernels chosen, pages touched).
+template <class F>
+double best_seconds(F f, double seconds) {
   using Clock = std::chrono::steady_clock;
+  f();
+  double best = 1e30;
+  const auto start = Clock::now();
+  for (int rep = 0; rep < 3 || std::chrono::duration<double>(Clock::now() - start).count() < seconds; ++rep) {
+    const auto t = Clock::now();
+    f();
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
+  }
+  return best;
+}
+
+}  // namespace
+
+double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int64_t n, double seconds) {
   torch::NoGradGuard no_grad;
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // the dtype asked for
   const auto opts = torch::TensorOptions().device(device).dtype(dtype);
   const at::Tensor a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
   at::Tensor c = torch::empty({n, n}, opts);
-  at::mm_out(c, a, b);  // warm-up: thread pool, kernels chosen, pages touched
-  (void)c.sum().item<double>();  // waits for the device
   const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
-  double best = 0;
-  const auto start = Clock::now();
-  for (int rep = 0; rep < 3 || std::chrono::duration<double>(Clock::now() - start).count() < seconds; ++rep) {
-    const auto t = Clock::now();
-    at::mm_out(c, a, b);
-    (void)c[0][0].item<double>();
-    const double dt = std::chrono::duration<double>(Clock::now() - t).count();
-    if (dt > 0) best = std::max(best, flops / dt / 1e9);
-  }
-  return best;
+  const double best = best_seconds(
+      [&] {
+        at::mm_out(c, a, b);
+        (void)c[0][0].item<double>();  // waits for the device
+      },
+      seconds);
+  return best > 0 ? flops / best / 1e9 : 0.0;
 }
 
 double measure_block_seconds(const c10::Device& device, bool bf16, int64_t tokens, int64_t d, double seconds) {
-  using Clock = std::chrono::steady_clock;
   const auto opts = torch::TensorOptions().device(device).dtype(at::kFloat);
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   const at::Tensor x = torch::randn({tokens, d}, opts).requires_grad_();
@@ -113,15 +126,7 @@ double measure_block_seconds(const c10::Device& device, bool bf16, int64_t token
     (x + y).to(at::kFloat).square().sum().backward();  // a residual sum in float32, as the encoder has
     return w1.grad()[0][0].item<double>();            // waits for the device
   };
-  step();  // warm-up
-  double best = 1e30;
-  const auto start = Clock::now();
-  for (int rep = 0; rep < 3 || std::chrono::duration<double>(Clock::now() - start).count() < seconds; ++rep) {
-    const auto t = Clock::now();
-    step();
-    best = std::min(best, std::chrono::duration<double>(Clock::now() - t).count());
-  }
-  return best;
+  return best_seconds(step, seconds);
 }
 
 std::string PrecisionProbe::describe() const {
