@@ -219,7 +219,11 @@ TEST(Train, Bf16OnCpuTrainsLikeFloat32AndResumesExactly) {
   EXPECT_LT(std::abs(end16 - end32), 0.05 * end32) << end16 << " vs " << end32;
   EXPECT_NE(loss, loss32) << "bf16 changed nothing: autocast was not on";
   const std::string log = read_text(b16.file("train.log"));
-  EXPECT_NE(log.find("precision bf16: feed-forward block"), std::string::npos) << log;
+  // The probe's verdict depends on the machine's load (under ctest -j2 it has measured bf16 slower): either
+  // line names bf16 and carries the block's figures.
+  const bool faster = log.find("precision bf16: feed-forward block") != std::string::npos;
+  const bool slower = log.find("bf16 was asked for but is slower than fp32 here: feed-forward block") != std::string::npos;
+  EXPECT_TRUE(faster || slower) << log;
   TrainOptions stop = o;
   stop.stop_after = 15;
   train(tiny_run_config(half.path(), with("bf16")), stop);
