@@ -37,6 +37,10 @@ esac
 # the toolkit version installed beside it; CI tests this version, and the Dockerfile uses it.
 TORCH_VERSION="${TORCH_VERSION:-2.11.0}"
 TORCH_VENV="${TORCH_VENV:-${XDG_CACHE_HOME:-${HOME}/.cache}/performer/torch2}"
+# The interop tests' reference implementation, pinned (installed into TORCH_VENV with TORCH=pip).
+TRANSFORMERS_VERSION="${TRANSFORMERS_VERSION:-5.24.0}"
+SAFETENSORS_VERSION="${SAFETENSORS_VERSION:-0.8.0}"
+TEST_PYTHON=""
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -115,6 +119,14 @@ if [[ "${TORCH}" == pip ]]; then
     have="$(venv_torch)"
     [[ "${have%%+*}" == "${TORCH_VERSION}" ]] || { log "error: torch ${TORCH_VERSION} did not install into ${TORCH_VENV}"; exit 1; }
   fi
+  # The interop tests (tests/test_interop.cpp) check our models against HuggingFace transformers itself.
+  if ! "${TORCH_VENV}/bin/python" -c "import transformers, safetensors, sys; sys.exit(transformers.__version__ != '${TRANSFORMERS_VERSION}' or safetensors.__version__ != '${SAFETENSORS_VERSION}')" >/dev/null 2>&1; then
+    log "installing transformers==${TRANSFORMERS_VERSION} safetensors==${SAFETENSORS_VERSION} into ${TORCH_VENV} (the interop tests' reference)"
+    "${TORCH_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "transformers==${TRANSFORMERS_VERSION}" "safetensors==${SAFETENSORS_VERSION}" \
+      || log "warning: transformers did not install; the interop tests against it will skip"
+  fi
+  TEST_PYTHON="${TORCH_VENV}/bin/python"
   # The torch package folder is the prefix: its lib/ is searched before the system's, so Debian's
   # libtorch.so (when also installed) can never be picked up by mistake.
   TORCH_PREFIX="$("${TORCH_VENV}/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)"
@@ -132,6 +144,7 @@ fi
 CMAKE_ARGS=(-S "${ROOT}" -B "${BUILD_DIR}" -G Ninja -DCMAKE_BUILD_TYPE=Release)
 if [[ -n "${TORCH_DIR:-}" ]]; then CMAKE_ARGS+=("-DTorch_DIR=${TORCH_DIR}"); fi
 if [[ -n "${CMAKE_PREFIX_PATH:-}" ]]; then CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=${CMAKE_PREFIX_PATH}"); fi
+CMAKE_ARGS+=("-DPERFORMER_TEST_PYTHON=${TEST_PYTHON}")
 CMAKE_ARGS+=("$@")
 
 JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"

@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   performer::cli::add_embed(app, run);
   performer::cli::add_attention(app, run);
   performer::cli::add_longseq(app, run);
+  performer::cli::add_export(app, run);
+  performer::cli::add_import(app, run);
   performer::cli::add_bench(app, run);
   try {
     app.parse(argc, argv);

@@ -1,4 +1,4 @@
-// performer train --config configs/X.yaml [--set key=value ...] [--resume PATH|auto] [--stop-after N]
+// performer train --config configs/X.yaml [--set key=value ...] [--resume PATH|auto] [--init CKPT] [--stop-after N]
 #include <cstdio>
 #include <filesystem>
 
@@ -39,6 +39,9 @@ void add_train(CLI::App& app, Action& run) {
   cmd->add_option("-c,--config", *config, "YAML run configuration (see `performer config --defaults`)")->required();
   cmd->add_option("--set", *sets, "override a key, e.g. --set train.lr=5e-4 (repeatable)");
   cmd->add_option("--resume", opts->resume, "checkpoint to resume from, or 'auto' for the newest in output.dir");
+  cmd->add_option("--init", opts->init,
+                  "start from this checkpoint's weights (fine-tuning, e.g. a model from `performer import`): step 0, "
+                  "a fresh optimizer; the config's attention may differ from the checkpoint's");
   cmd->add_option("--stop-after", opts->stop_after, "stop with a checkpoint after N steps of this invocation");
   cmd->add_flag("--overwrite", opts->overwrite,
                 "start over in an output.dir that holds a run (its files are moved to output.dir/previous-<time>/)");

@@ -20,6 +20,15 @@ PositionKind parse_position_kind(const std::string& s) { return parse_name<Posit
 
 std::string position_kind_name(PositionKind p) { return name_of(p, position_kind_names()); }
 
+const std::vector<std::string>& lm_head_names() {
+  static const std::vector<std::string> names{"tied", "esm"};
+  return names;
+}
+
+LmHead parse_lm_head(const std::string& s) { return parse_name<LmHead>(s, lm_head_names(), "LM head"); }
+
+std::string lm_head_name(LmHead h) { return name_of(h, lm_head_names()); }
+
 void EncoderConfig::validate() const {
   // The rules between fields. Each field's own range (layers >= 1, dropout in [0, 1), ...) is checked where
   // the value is read: the config schema (train/config.cpp), with the file and line.
@@ -37,6 +46,8 @@ std::string EncoderConfig::describe() const {
     << d_model << ", d_ff " << d_ff;
   if (kind != AttentionKind::kExact) o << ", m " << features << ", redraw every " << redraw_interval;
   o << ", max_len " << max_len << ", " << position_kind_name(positions) << " positions";
+  if (lm_head == LmHead::kEsm) o << ", ESM-2 LM head";
+  if (token_dropout) o << ", token dropout";
   return o.str();
 }
 
@@ -89,6 +100,13 @@ EncoderImpl::EncoderImpl(const EncoderConfig& c) : config_(c) {
   final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
   lm_bias = register_parameter("lm_bias", torch::zeros({Alphabet::kSize}));
+  if (c.lm_head == LmHead::kEsm) {
+    auto head = register_module("lm_head", std::make_shared<torch::nn::Module>());
+    lm_dense = head->register_module("dense", torch::nn::Linear(c.d_model, c.d_model));
+    lm_norm = head->register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+    contact_weight = register_buffer("contact_regression_weight", torch::zeros({1, c.layers * c.heads}));
+    contact_bias = register_buffer("contact_regression_bias", torch::zeros({1}));
+  }
 }
 
 at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_mask, AttentionMaps* maps,
@@ -118,6 +136,17 @@ at::Tensor EncoderImpl::hidden(const at::Tensor& tokens, const at::Tensor& key_m
   // without a device synchronization each.
   const at::Tensor mask = key_mask.defined() && !key_mask.all().item<bool>() ? key_mask : at::Tensor();
   at::Tensor h = embed(tokens);
+  if (config_.token_dropout) {
+    // ESM-2's token dropout: <mask> embeddings zeroed, the rest scaled by the ratio of the training mask
+    // fraction to this row's (masked / real tokens, padding not counted).
+    const at::Tensor masked = tokens == static_cast<int64_t>(Alphabet::kMask);                     // [B, L]
+    const at::Tensor length = key_mask.defined() ? key_mask.sum(-1).to(at::kFloat)
+                                                 : at::full({tokens.size(0)}, static_cast<double>(L),
+                                                            tokens.options().dtype(at::kFloat));  // [B]
+    const at::Tensor observed = masked.sum(-1).to(at::kFloat) / length;                                // [B]
+    h = h.masked_fill(masked.unsqueeze(-1), 0.0) *
+        ((1.0 - kEsmMaskRatioTrain) / (1.0 - observed)).view({-1, 1, 1}).to(h.scalar_type());
+  }
   if (positions) h = h + positions(at::arange(L, tokens.options())).unsqueeze(0);
   h = dropout(h);
   keep(0, h);
@@ -142,9 +171,14 @@ std::vector<at::Tensor> EncoderImpl::attention_maps(const at::Tensor& tokens, co
   return maps.weights;
 }
 
-at::Tensor EncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& key_mask) {
-  at::Tensor h = hidden(tokens, key_mask);
+at::Tensor EncoderImpl::logits(const at::Tensor& hidden_states) {
+  at::Tensor h = hidden_states;
+  if (lm_dense) h = lm_norm(torch::gelu(lm_dense(h)));  // ESM-2's head; gelu is the exact erf form
   return at::matmul(h, embed->weight.t().to(h.scalar_type())) + lm_bias.to(h.scalar_type());
+}
+
+at::Tensor EncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& key_mask) {
+  return logits(hidden(tokens, key_mask));
 }
 
 void EncoderImpl::update_features(int64_t step) {

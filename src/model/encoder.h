@@ -5,6 +5,15 @@
 //      FF(x) = W2 Dropout(GELU(W1 x))        (pre-LayerNorm blocks)
 //   -> LayerNorm -> logits [B, L, 33] = h E^T + b      (MLM head tied to the token embedding E)
 //
+// model.lm_head: esm puts ESM-2's head between the final LayerNorm and the tied decoder:
+//   logits = LayerNorm(GELU(h W + c)) E^T + b      (W [D, D]; the exact erf GELU)
+// and model.token_dropout: true, ESM-2's token dropout on the embeddings (train and eval alike):
+//   e_i = 0 at <mask> tokens;  e *= (1 - 0.15 * 0.8) / (1 - masked / length)   (per row; length = real tokens)
+// With rotary positions (and no causal mask) such a model maps weight for weight onto HuggingFace's
+// EsmForMaskedLM (interop/hf_esm.h). It also carries ESM-2's contact regression (buffers
+// "contact_regression_weight" [1, layers x heads] and "contact_regression_bias" [1]) so that an imported
+// model keeps it and an export writes it; training leaves them unchanged.
+//
 // Parameter names are stable and readable, e.g. "embed.weight", "positions.weight",
 // "layers.3.attn.q_proj.weight", "layers.3.ff1.bias", "final_norm.weight", "lm_bias"; buffers
 // "layers.3.attn.projection" and "layers.3.attn.feature_draw". Checkpoints store them under these names.
@@ -26,6 +35,17 @@ const std::vector<std::string>& position_kind_names();  // "learned", "rotary"
 PositionKind parse_position_kind(const std::string& s);
 std::string position_kind_name(PositionKind p);
 
+// The MLM head: the final LayerNorm's output times the token embedding (tied), or ESM-2's dense-GELU-
+// LayerNorm before that same tied decoder.
+enum class LmHead { kTied, kEsm };
+const std::vector<std::string>& lm_head_names();  // "tied", "esm"
+LmHead parse_lm_head(const std::string& s);
+std::string lm_head_name(LmHead h);
+
+// ESM-2's token dropout: the fraction of tokens masked in training that the embeddings' rescaling assumes
+// (ESM-2 and transformers' EsmEmbeddings fix it at 15% selected x 80% <mask>, whatever data.mask_rate is).
+constexpr double kEsmMaskRatioTrain = 0.15 * 0.8;
+
 struct EncoderConfig {
   AttentionKind kind = AttentionKind::kFavorSoftmax;
   int64_t layers = 6;
@@ -38,6 +58,8 @@ struct EncoderConfig {
   double dropout = 0.1;
   int64_t max_len = 1024;
   PositionKind positions = PositionKind::kLearned;
+  LmHead lm_head = LmHead::kTied;
+  bool token_dropout = false;      // ESM-2's token dropout on the embeddings (see the top of this file)
   bool orthogonal = true;
   RowNorms row_norms = RowNorms::kChi;
   bool relu_projection = true;
@@ -69,6 +91,8 @@ class EncoderImpl : public torch::nn::Module {
 
   // tokens [B, L] int64, key_mask [B, L] bool (true = real token) or undefined -> logits [B, L, 33].
   at::Tensor forward(const at::Tensor& tokens, const at::Tensor& key_mask = {});
+  // The MLM head alone: final hidden states [B, L, D] -> logits [B, L, 33].
+  at::Tensor logits(const at::Tensor& h);
   // Final hidden states [B, L, D] (before the LM head). With `maps`, the layers it names (0-based) also
   // return the attention probabilities [B, H, L, L] they apply in this same pass (softmax for exact,
   // D^-1 phi(Q) phi(K)^T for FAVOR with the current features), in maps->weights.
@@ -98,6 +122,10 @@ class EncoderImpl : public torch::nn::Module {
   torch::nn::LayerNorm final_norm{nullptr};
   torch::nn::Dropout dropout{nullptr};
   at::Tensor lm_bias;
+  // model.lm_head esm only ("lm_head.dense.*", "lm_head.norm.*"; the contact regression as buffers).
+  torch::nn::Linear lm_dense{nullptr};
+  torch::nn::LayerNorm lm_norm{nullptr};
+  at::Tensor contact_weight, contact_bias;
 
  private:
   EncoderConfig config_;

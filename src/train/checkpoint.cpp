@@ -190,6 +190,28 @@ TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optim
   }
 }
 
+int64_t load_model_weights(const std::string& path, Encoder& model) {
+  auto feature_buffer = [](const std::string& name) {
+    auto ends = [&](const std::string& tail) {
+      return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    return ends("attn.projection") || ends("attn.feature_draw");
+  };
+  try {
+    h5::Handle f = h5::open_file(path);
+    if (!h5::has_attr(f, "format") || h5::read_attr_string(f, "format") != "performer-checkpoint")
+      throw Error(path + ": not a performer checkpoint");
+    for (auto& p : model->named_parameters()) read_into(f, "model", p.key(), p.value(), path);
+    for (auto& b : model->named_buffers())
+      if (!feature_buffer(b.key())) read_into(f, "buffers", b.key(), b.value(), path);
+    return h5::read_attr_int(f, "step");
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(path + ": cannot load the checkpoint's weights: " + e.what());
+  }
+}
+
 namespace {
 h5::Handle open_checkpoint(const std::string& path) {
   h5::Handle f = h5::open_file(path);

@@ -46,6 +46,11 @@ void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, 
 // state when `optimizer` is given, and returns the training state. Restores the CPU RNG when asked.
 TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng);
 
+// Loads the weights of a checkpoint into `model` to start a new run from them (fine-tuning, train --init):
+// every parameter, by name and shape, and the buffers other than the random features (those stay as the
+// model drew them, so the checkpoint may have been trained with another attention kind). Returns its step.
+int64_t load_model_weights(const std::string& path, Encoder& model);
+
 // The resolved config stored in a checkpoint (to rebuild its model without the original YAML).
 std::string checkpoint_config(const std::string& path);
 // The number of optimizer steps a checkpoint was written after.

@@ -205,6 +205,14 @@ void model_keys(std::vector<Key>& k) {
       "model.positions", position_kind_names(), [](const R& c) { return position_kind_name(c.model.positions); },
       [](R& c, const std::string& s) { c.model.positions = parse_position_kind(s); },
       "positions: learned absolute embeddings or rotary (on q, k)"));
+  k.push_back(enum_key(
+      "model.lm_head", lm_head_names(), [](const R& c) { return lm_head_name(c.model.lm_head); },
+      [](R& c, const std::string& s) { c.model.lm_head = parse_lm_head(s); },
+      "MLM head: tied (LayerNorm, then the token embedding as decoder) or esm (ESM-2's dense, GELU, LayerNorm "
+      "before it; with rotary positions the model maps onto HuggingFace's EsmForMaskedLM)"));
+  k.push_back(bool_key("model.token_dropout", &R::model, &M::token_dropout,
+                       "ESM-2's token dropout: <mask> embeddings zeroed, the others scaled by (1 - 0.12) / (1 - "
+                       "the row's masked fraction), in training and evaluation alike"));
   k.push_back(bool_key("model.orthogonal", &R::model, &M::orthogonal,
                        "orthogonal blocks of random features (false: i.i.d. Gaussian rows)"));
   k.push_back(enum_key(

@@ -14,7 +14,7 @@
 //                                         + 2 x 2 m' D                 k^T v and phi(q) S (m' x d_head each)
 //                                         + 2 c H (m' + d_head)        causal only: the masked c x c products
 //                                                                      inside each chunk
-//   LM head (tied with the embedding)       2 D V
+//   LM head (tied with the embedding)       2 D V    (+ 2 D^2 for model.lm_head esm: its dense layer)
 // Training = forward + backward = 3 x forward (backward: gradients of inputs and of weights). Element-wise
 // work (norms, activations, softmax, exp of the features) is left out: MFU counts matmul work only. So is
 // recomputation: the lean bidirectional FAVOR core (model/lean_favor.h) computes phi(q), phi(k) again in

@@ -23,9 +23,10 @@ TrainingMemory predict_training_memory(const RunConfig& c) {
   const double N = static_cast<double>(c.model.layers), V = kVocabulary;
   const bool exact = c.model.kind == AttentionKind::kExact;
   // Parameters: per layer 4 D^2 + 2 D F (+ biases and norms); the token embedding (tied with the LM head),
-  // the LM bias and the final norm; learned positions.
+  // the LM bias and the final norm; learned positions; ESM-2's head (dense D x D, its LayerNorm).
   double P = N * (4 * D * D + 2 * D * F + 9 * D + F) + 2 * V * D + D;
   if (c.model.positions == PositionKind::kLearned) P += L * D;
+  if (c.model.lm_head == LmHead::kEsm) P += D * D + 3 * D;
   TrainingMemory r;
   r.parameters = 16.0 * P;
   // The 12 D covers the layer's [L, D] tensors, the attention output among them. FAVOR with stored

@@ -323,6 +323,7 @@ class Evaluation {
 // finite); a damaged one is skipped with a warning and the previous one tried.
 struct StartPoint {
   std::string resumed_from;          // "" = from scratch
+  std::string initialized_from;      // --init: the weights a new run started from
   TrainState state;
   std::vector<std::string> skipped;  // checkpoints --resume auto could not use
 };
@@ -345,6 +346,10 @@ StartPoint find_start(const RunConfig& c, const TrainOptions& opt, Session& s) {
   } else if (!opt.resume.empty()) {
     p.state = load_checkpoint(opt.resume, s.model, &s.optimizer, /*restore_rng=*/true);
     p.resumed_from = opt.resume;
+  }
+  if (p.resumed_from.empty() && !opt.init.empty()) {
+    load_model_weights(opt.init, s.model);
+    p.initialized_from = opt.init;
   }
   return p;
 }
@@ -483,6 +488,8 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
     l.info("--resume auto: no checkpoint in {}, starting from scratch", c.output.dir);
   if (!p.resumed_from.empty())
     l.info("resumed from {} at step {} ({} tokens seen)", p.resumed_from, p.state.step, p.state.tokens_seen);
+  if (!p.initialized_from.empty())
+    l.info("initialized from {} (its weights; step 0, a fresh optimizer)", p.initialized_from);
   const Communicator& comm = *s.comm;
   if (!comm.distributed()) return;
   l.info("data-parallel: {} ranks ({}), {} collectives, {} gradient buckets; each step's batches are shared out among "
@@ -606,6 +613,7 @@ void begin_run(const RunConfig& c, const TrainOptions& opt, RunStart& r) {
   }
   const bool explicit_resume = !opt.overwrite && !opt.resume.empty() && opt.resume != "auto";
   if (explicit_resume && !fs::exists(opt.resume)) throw Error(opt.resume + ": checkpoint to resume from does not exist");
+  if (!opt.init.empty() && !fs::exists(opt.init)) throw Error(opt.init + ": checkpoint to initialize from does not exist");
   check_run_folder(c, opt, opt.resume.empty() && holds_run(c.output.dir));  // before the corpus is prepared
   r.session = open_session(c, std::move(rt));
   Session& s = *r.session;

@@ -25,6 +25,8 @@ namespace performer {
 
 struct TrainOptions {
   std::string resume;        // "", "auto" (newest valid checkpoint in the run folder) or a checkpoint path
+  std::string init;          // a checkpoint whose weights a new run starts from (fine-tuning; an imported
+                             // model): step 0, a fresh optimizer; ignored when the run resumes
   bool overwrite = false;    // start over in a folder that holds a run (its files moved aside; train/run_folder.h)
   int64_t stop_after = 0;    // stop (with a checkpoint) after this many steps in this invocation; 0 = no
   bool progress_bar = true;  // a redrawn bar when stdout is a terminal
