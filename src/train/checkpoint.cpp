@@ -157,7 +157,9 @@ TrainState load_state(const std::string& path, Encoder& model, AdamW* optimizer,
   for (auto& p : model->named_parameters()) read_into(f, "model", p.key(), p.value(), path);
   for (auto& b : model->named_buffers()) read_into(f, "buffers", b.key(), b.value(), path);
   if (optimizer) {
-    if (!h5::exists(f, "optimizer")) throw Error(path + ": checkpoint has no optimizer state (cannot resume training)");
+    if (!h5::exists(f, "optimizer"))
+      throw Error(path + ": checkpoint has no optimizer state, so no run to resume (an imported model?): start a new "
+                  "run from its weights with train --init");
     h5::Handle g = h5::open_group(f, "optimizer");
     optimizer->set_step_count(h5::read_attr_int(g, "step"));
     for (auto& [name, t] : optimizer->exp_avg()) read_into(f, "optimizer/exp_avg", name, t, path);
