@@ -66,6 +66,9 @@ TEST(Config, ShippedConfigsLoad) {
   EXPECT_EQ(esm.model.d_ff, 1280);
   EXPECT_EQ(esm.model.positions, PositionKind::kRotary);
   EXPECT_EQ(esm.model.kind, AttentionKind::kFavorSoftmax);
+  EXPECT_EQ(esm.model.lm_head, LmHead::kEsm);  // ESM-2's head and token dropout: EsmForMaskedLM's shape
+  EXPECT_TRUE(esm.model.token_dropout);
+  EXPECT_EQ(load_config((dir / "quickstart.yaml").string()).model.lm_head, LmHead::kTied);  // the default stays
   EXPECT_EQ(esm.runtime.precision, Precision::kAuto);
   EXPECT_FALSE(load_config((dir / "quickstart.yaml").string()).model.causal);
   RunConfig exact = load_config((dir / "trembl-transformer.yaml").string());
@@ -237,7 +240,7 @@ TEST(Config, DefaultsTextMentionsEveryKey) {
     EXPECT_NE(text.find(key + " "), std::string::npos) << key;
     ++keys;
   }
-  EXPECT_EQ(keys, 58);
+  EXPECT_EQ(keys, 60);
   EXPECT_NE(text.find("exact | favor-softmax | favor-relu"), std::string::npos);
   EXPECT_NE(text.find("[0, 1)"), std::string::npos);
   EXPECT_EQ(text.find("model.seed"), std::string::npos);
