@@ -2,9 +2,10 @@
 # `performer embed` beside the CPU ESM-2 inference a user would pick: HuggingFace `transformers` and PyPI
 # `esm-cpp`, on the same ESM-2 8M-shaped model (random weights made by transformers, imported here with
 # `performer import`; esm-cpp reads our `performer export` of it, the hub form it requires), the same
-# proteins (the first PROTEINS of QUERY.fasta.gz) and the same threads; exact attention, per-protein mean
-# embeddings of the last layer. Each embedder runs in its own process: residues/s over its embedding loop,
-# peak RSS of the process, and the cosine of its embeddings to transformers' float32 ones.
+# proteins (the first PROTEINS of QUERY.fasta.gz of at most 1,022 residues) and the same threads; exact
+# attention, per-protein mean embeddings of the last layer. Each embedder runs in its own process:
+# residues/s over its embedding loop, peak RSS of the process, and the cosine of its embeddings to
+# transformers' float32 ones.
 #
 # Usage: TORCH=pip scripts/bench-embed-vs-esm.sh     (PROTEINS=200 THREADS=2 OUT=runs/bench-embed)
 # Needs pip's LibTorch 2.x build (its virtual environment has transformers); installs esm-cpp 0.2.1 into a
@@ -29,16 +30,21 @@ if ! "${ESMCPP_VENV}/bin/python" -c 'import esm_cpp' >/dev/null 2>&1; then
 fi
 mkdir -p "${OUT}"
 FASTA="${OUT}/query-${PROTEINS}.fasta"
+# The first PROTEINS QUERY proteins of at most 1,022 residues: ESM-2's 1,024 tokens, which every embedder
+# takes whole (longer ones are windowed by performer embed, cut by esm-cpp, whole in transformers: three
+# different computations, so they are left out).
 python3 - "${PROTEINS}" "${FASTA}" <<'EOF'
 import gzip, sys
-n, out, kept, lines = int(sys.argv[1]), sys.argv[2], 0, []
+n, out, records, cur = int(sys.argv[1]), sys.argv[2], [], None
 for line in gzip.open("data/trembl-sample/QUERY.fasta.gz", "rt"):
     if line.startswith(">"):
-        kept += 1
-        if kept > n:
-            break
-    lines.append(line)
-open(out, "w").writelines(lines)
+        cur = [line, ""]
+        records.append(cur)
+    elif cur is not None:
+        cur[1] += line.strip()
+kept = [r for r in records if len(r[1]) <= 1022][:n]
+open(out, "w").writelines(f"{h}{s}\n" for h, s in kept)
+print(f"{len(kept)} proteins, {sum(len(s) for _, s in kept)} residues")
 EOF
 [[ -f "${OUT}/hf-random/model.safetensors" ]] || "${TORCH_VENV}/bin/python" scripts/embed_peers.py make "${OUT}/hf-random"
 "${PERFORMER}" import --hf "${OUT}/hf-random" --out "${OUT}/esm2-8m.h5" --force >/dev/null

@@ -6,8 +6,9 @@ per-protein embeddings (mean over residues of the last hidden state) by `transfo
   embed_peers.py transformers DIR FASTA OUT [--bf16] [--tokens-per-batch N]
   embed_peers.py esmcpp DIR FASTA OUT [--tokens-per-batch N]
 
-Both embedders sort the proteins by length and fill batches up to a padded token budget (what a user
-would do, and what `performer embed` does), time from the first batch to the last, print one line
+transformers gets the proteins sorted by length in batches filled up to a padded token budget (what a
+user would do, and what `performer embed` does); esm-cpp one protein at a time (its only call that
+returns hidden states). Both time from the first protein to the last, print one line
 `residues/s R seconds S proteins P residues N`, and save the embeddings (float32, input order) to OUT.npy.
 """
 import argparse
@@ -98,24 +99,19 @@ def main():
                     embeddings[i] = pooled[j].numpy()
         report(seqs, a.out, embeddings, time.perf_counter() - start)
     else:
+        os.environ["ESM_NUM_THREADS"] = os.environ.get("THREADS", "2")  # its pool's size, read at the first load
         import esm_cpp
         model = esm_cpp.Model.load_from_safetensors(os.path.join(a.dir, "model.safetensors"))
-        model.num_threads = int(os.environ.get("THREADS", "2"))
+        assert esm_cpp.Model.num_threads == int(os.environ["ESM_NUM_THREADS"]), esm_cpp.Model.num_threads
         tokenizer = esm_cpp.Tokenizer()
         start = time.perf_counter()
-        for b in batches(seqs, a.tokens_per_batch):
-            ids = [tokenizer.encode(seqs[i]) for i in b]
-            width = max(len(x) for x in ids)
-            input_ids = np.full((len(b), width), tokenizer.pad_id, dtype=np.int32)
-            mask = np.zeros((len(b), width), dtype=np.int32)
-            for j, x in enumerate(ids):
-                input_ids[j, : len(x)] = x
-                mask[j, : len(x)] = 1
-            _, hidden = model.forward_with_hidden_states(input_ids, mask)
-            h = hidden[-1]
-            for j, i in enumerate(b):
-                n = len(ids[j])
-                embeddings[i] = h[j, 1 : n - 1].mean(0)
+        # Its hidden states come one protein at a time (forward_with_hidden_states takes one 1-D sequence;
+        # forward_batch returns logits only): no padding at all.
+        for i, seq in enumerate(seqs):
+            ids = np.asarray(tokenizer.encode(seq), dtype=np.int32)
+            _, hidden = model.forward_with_hidden_states(ids, None)
+            h = np.asarray(hidden[-1]).reshape(len(ids), -1)
+            embeddings[i] = h[1 : len(ids) - 1].mean(0)
         report(seqs, a.out, embeddings, time.perf_counter() - start)
     return 0
 
