@@ -144,7 +144,14 @@ TEST(Safetensors, DamagedFilesAreOneLineErrorsNamingTheFileAndTensor) {
                "overlap");
   expect_error("overflow.safetensors",
                header_of(R"({"a":{"dtype":"F32","shape":[4611686018427387904,8],"data_offsets":[0,8]}})") + "12345678",
-               "do not hold its shape");
+               "more bytes than any file");
+  // An overflow followed by a 0 must not pass as 0 bytes; nor may a dimension beyond int64.
+  expect_error("overflow-then-zero.safetensors",
+               header_of(R"({"a":{"dtype":"F32","shape":[4611686018427387904,8,0],"data_offsets":[0,0]}})"),
+               "more bytes than any file");
+  expect_error("huge-dim.safetensors",
+               header_of(R"({"a":{"dtype":"F32","shape":[18446744073709551615,0],"data_offsets":[0,0]}})"),
+               "shape holds a dimension");
 }
 
 TEST(HfEsm, ImportMatchesTransformersLogitsAndHiddenStates) {
@@ -215,7 +222,8 @@ TEST(HfEsm, ExportedModelRunsInTransformersWithOurLogitsAndTokenIds) {
     const int64_t n = mask[b].sum().item<int64_t>();
     std::vector<Token> theirs;
     for (int64_t i = 0; i < n; ++i) theirs.push_back(static_cast<Token>(ids[b][i].item<int64_t>()));
-    EXPECT_EQ(Alphabet::decode(theirs.data(), theirs.size()).front() == '<', true);
+    EXPECT_EQ(theirs.front(), Alphabet::kCls);
+    EXPECT_EQ(theirs.back(), Alphabet::kEos);
     // Unmasked proteins (odd rows) are the cropped FASTA records exactly.
     if (b % 2 == 1) {
       const std::string residues = Alphabet::decode(theirs.data(), theirs.size(), /*strip_specials=*/true);
@@ -311,13 +319,24 @@ TEST(HfEsm, RefusalsAreOneLineErrorsNamingTheKeyAndWriteNothing) {
   refused(edit_config("position_embedding_type", "absolute"), "position_embedding_type: 'absolute' is not supported");
   refused(edit_config("emb_layer_norm_before", true), "emb_layer_norm_before");
   refused(edit_config("vocab_size", 64), "vocab_size");
-  refused(edit_config("hidden_act", "relu"), "hidden_act");
+  refused([](const std::string& d) {
+            nlohmann::json j = nlohmann::json::parse(read_text(d + "/config.json"));
+            j.erase("layer_norm_eps");
+            write_file(d + "/config.json", j.dump());
+          },
+          "layer_norm_eps: missing");
+  refused(edit_config("layer_norm_eps", 1e-12), "layer_norm_eps");
+  refused(edit_config("is_folding_model", true), "is_folding_model");
+  refused(edit_config("rope_theta", 500000.0), "rope_theta");
+  refused(edit_config("tie_word_embeddings", false), "tie_word_embeddings");
+  refused(edit_config("num_hidden_layers", 1000000000), "num_hidden_layers 1000000000");
+  refused(edit_config("hidden_size", 1000000), "has shape [33, 64] but config.json says [33, 1000000]");
   refused(edit_config("architectures", nlohmann::json::array({"EsmModel"})), "architectures");
   refused(edit_tensors([](auto& t) { t.erase("lm_head.dense.weight"); }), "tensor 'lm_head.dense.weight' is missing");
   refused(edit_tensors([](auto& t) { t["esm.pooler.dense.weight"] = at::zeros({2, 2}); }),
           "tensor 'esm.pooler.dense.weight' has no place");
   refused(edit_tensors([](auto& t) { t["esm.encoder.layer.0.intermediate.dense.weight"] = at::zeros({3, 64}); }),
-          "'layers.0.ff1.weight' has shape [3, 64]");
+          "'esm.encoder.layer.0.intermediate.dense.weight' has shape [3, 64] but config.json says [128, 64]");
   refused(edit_tensors([](auto& t) {
             auto& inv = t["esm.encoder.layer.0.attention.self.rotary_embeddings.inv_freq"];
             inv = inv * 1.5;
@@ -330,6 +349,22 @@ TEST(HfEsm, RefusalsAreOneLineErrorsNamingTheKeyAndWriteNothing) {
             write_file(d + "/pytorch_model.bin", "pickle");
           },
           "pytorch_model.bin only");
+  refused([](const std::string& d) {  // a shard index pointing outside the folder
+            fs::rename(d + "/model.safetensors", d + "/shard.safetensors");
+            nlohmann::json map = nlohmann::json::object();
+            for (const auto& [name, e] : read_safetensors_index(d + "/shard.safetensors").tensors) map[name] = "shard.safetensors";
+            map["esm.embeddings.word_embeddings.weight"] = "../elsewhere.safetensors";
+            write_file(d + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+          },
+          "names a file outside the folder");
+  refused([](const std::string& d) {  // a tensor in a shard that the index does not list there
+            fs::rename(d + "/model.safetensors", d + "/shard.safetensors");
+            nlohmann::json map = nlohmann::json::object();
+            for (const auto& [name, e] : read_safetensors_index(d + "/shard.safetensors").tensors) map[name] = "shard.safetensors";
+            map.erase("lm_head.bias");
+            write_file(d + "/model.safetensors.index.json", nlohmann::json{{"weight_map", map}}.dump());
+          },
+          "tensor 'lm_head.bias' is not listed");
   // Export of a model without an EsmForMaskedLM equivalent: the setting is named, no folder appears.
   TempDir tied;
   train(tiny_run_config(tied.path(), {"train.steps=1", "eval.every=0"}), o);
@@ -337,10 +372,17 @@ TEST(HfEsm, RefusalsAreOneLineErrorsNamingTheKeyAndWriteNothing) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("model.lm_head is tied"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir.file("no")));
-  // An existing output is not replaced without --force.
+  // An existing output is not replaced without --force; with --force, never when it holds the checkpoint.
   const CliRun again = run_performer("export --checkpoint " + ckpt + " --out " + hf);
   EXPECT_NE(again.status, 0);
   EXPECT_NE(again.out.find("--force"), std::string::npos) << again.out;
+  const CliRun own = run_performer("export --checkpoint " + ckpt + " --out " + dir.path() + "/ --force");
+  EXPECT_NE(own.status, 0);
+  EXPECT_NE(own.out.find("which --force would delete"), std::string::npos) << own.out;
+  EXPECT_TRUE(fs::exists(ckpt));
+  const CliRun itself = run_performer("export --checkpoint " + ckpt + " --out " + ckpt + " --force");
+  EXPECT_NE(itself.status, 0);
+  EXPECT_TRUE(fs::exists(ckpt));
 }
 
 TEST(HfEsm, TokenDropoutZeroesMaskEmbeddingsAndRescalesByTheMaskedFraction) {
@@ -392,8 +434,12 @@ TEST(Train, InitStartsANewRunFromACheckpointsWeightsUnderAnotherAttention) {
   const TrainResult r = train(c, init);
   EXPECT_EQ(r.step, 4);
   EXPECT_NE(read_text(dst.file("train.log")).find("initialized from " + ckpt), std::string::npos);
-  // A missing --init file is refused before anything starts.
+  // A missing --init file is refused before anything starts; so is --init with an explicit --resume.
   TempDir none;
   init.init = none.file("missing.h5");
   EXPECT_THROW(train(esm_run(none.path(), 1), init), Error);
+  TrainOptions both = o;
+  both.init = ckpt;
+  both.resume = ckpt;
+  EXPECT_THROW(train(esm_run(none.path(), 1), both), Error);
 }

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -27,6 +28,15 @@ int run_export_job(const ExportJob& job) {
   if (job.out.empty()) throw Error("--out: the folder to write is required");
   if (!fs::exists(job.checkpoint)) throw Error(job.checkpoint + ": checkpoint does not exist");
   refuse_existing(job.out, job.force, "export");
+  // --force replaces --out whole: never when the checkpoint is --out or lies inside it.
+  refuse_overwriting_inputs("--out", {job.out}, {{"--checkpoint", job.checkpoint}});
+  if (fs::is_directory(job.out)) {
+    const fs::path ckpt = fs::weakly_canonical(job.checkpoint);
+    fs::path out = fs::weakly_canonical(job.out);
+    if (!out.has_filename()) out = out.parent_path();  // "dir/" as "dir"
+    if (std::mismatch(out.begin(), out.end(), ckpt.begin(), ckpt.end()).first == out.end())
+      throw Error("--out " + job.out + ": holds the checkpoint " + job.checkpoint + ", which --force would delete");
+  }
   RunConfig config;
   Encoder model = model_from_checkpoint(job.checkpoint, config, torch::kCPU);
   if (std::string why = hf_export_blocker(config.model); !why.empty())
@@ -40,9 +50,16 @@ int run_export_job(const ExportJob& job) {
     write_hf_esm(tmp.string(), model, job.checkpoint);
     for (const auto& e : fs::directory_iterator(tmp)) fsync_path(e.path().string());
     if (fs::exists(out)) {
+      // The previous export is moved aside, and put back if the new one cannot take its place.
       const fs::path old = temporary_for(out.string() + ".old");
       fs::rename(out, old);
-      rename_durably(tmp.string(), out.string());
+      try {
+        rename_durably(tmp.string(), out.string());
+      } catch (...) {
+        std::error_code ec;
+        fs::rename(old, out, ec);
+        throw;
+      }
       fs::remove_all(old);
     } else {
       rename_durably(tmp.string(), out.string());
@@ -60,6 +77,10 @@ int run_export_job(const ExportJob& job) {
 int run_import_job(const ImportJob& job) {
   if (job.out.empty()) throw Error("--out: the checkpoint to write is required");
   refuse_existing(job.out, job.force, "import");
+  const fs::path hf(job.hf);
+  refuse_overwriting_inputs("--out", {job.out}, {{"--hf", (hf / "config.json").string()},
+                                                 {"--hf", (hf / "model.safetensors").string()},
+                                                 {"--hf", (hf / "model.safetensors.index.json").string()}});
   HfEsmFolder folder = read_hf_esm(job.hf);
   // The folder's shape as a run config, then the user's overrides (the attention kind, features, ...).
   RunConfig base;

@@ -22,35 +22,62 @@ namespace {
 
 constexpr double kEsmLayerNormEps = 1e-5;  // torch::nn::LayerNorm's default, which our model uses
 constexpr double kRotaryBase = 10000.0;
-// A stored inv_freq may have been saved in half precision: it must match the formula to that rounding.
-constexpr double kInvFreqRelTol = 2e-3;
+// A stored inv_freq must be the float32 formula (to its rounding): our rotary computes that formula, so a
+// different one (another base, or one saved in half precision, which transformers would use as stored)
+// would give other angles at long positions.
+constexpr double kInvFreqRelTol = 1e-6;
+// What a config value is quoted as in a message: its JSON, cut short.
+std::string quote(const json& v) {
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
 const char* const kPrefix = "esm.encoder.layer.";
 
-// (ours, HuggingFace hub form) for every tensor of an ESM-shaped model with `layers` blocks.
-std::vector<std::pair<std::string, std::string>> key_map(int64_t layers) {
-  std::vector<std::pair<std::string, std::string>> m = {
-      {"embed.weight", "esm.embeddings.word_embeddings.weight"},
-      {"final_norm.weight", "esm.encoder.emb_layer_norm_after.weight"},
-      {"final_norm.bias", "esm.encoder.emb_layer_norm_after.bias"},
-      {"lm_head.dense.weight", "lm_head.dense.weight"},
-      {"lm_head.dense.bias", "lm_head.dense.bias"},
-      {"lm_head.norm.weight", "lm_head.layer_norm.weight"},
-      {"lm_head.norm.bias", "lm_head.layer_norm.bias"},
-      {"lm_bias", "lm_head.bias"},
-      {"contact_regression_weight", "esm.contact_head.regression.weight"},
-      {"contact_regression_bias", "esm.contact_head.regression.bias"},
+// One tensor of an ESM-shaped model: our name, HuggingFace's (hub form), and its shape.
+struct MappedTensor {
+  std::string ours, theirs;
+  std::vector<int64_t> shape;
+};
+constexpr int64_t kTensorsPerLayer = 16;
+
+// Every tensor of an ESM-shaped model of this config.
+std::vector<MappedTensor> key_map(const EncoderConfig& c) {
+  const int64_t D = c.d_model, F = c.d_ff, V = Alphabet::kSize;
+  std::vector<MappedTensor> m = {
+      {"embed.weight", "esm.embeddings.word_embeddings.weight", {V, D}},
+      {"final_norm.weight", "esm.encoder.emb_layer_norm_after.weight", {D}},
+      {"final_norm.bias", "esm.encoder.emb_layer_norm_after.bias", {D}},
+      {"lm_head.dense.weight", "lm_head.dense.weight", {D, D}},
+      {"lm_head.dense.bias", "lm_head.dense.bias", {D}},
+      {"lm_head.norm.weight", "lm_head.layer_norm.weight", {D}},
+      {"lm_head.norm.bias", "lm_head.layer_norm.bias", {D}},
+      {"lm_bias", "lm_head.bias", {V}},
+      {"contact_regression_weight", "esm.contact_head.regression.weight", {1, c.layers * c.heads}},
+      {"contact_regression_bias", "esm.contact_head.regression.bias", {1}},
   };
-  const std::vector<std::pair<std::string, std::string>> per_layer = {
-      {"norm1", "attention.LayerNorm"},        {"attn.q_proj", "attention.self.query"},
-      {"attn.k_proj", "attention.self.key"},   {"attn.v_proj", "attention.self.value"},
-      {"attn.out_proj", "attention.output.dense"}, {"norm2", "LayerNorm"},
-      {"ff1", "intermediate.dense"},           {"ff2", "output.dense"},
+  struct PerLayer {
+    const char *ours, *theirs;
+    int64_t out, in;  // weight [out, in] (in 0: a LayerNorm, weight [out]); bias [out]
   };
-  for (int64_t i = 0; i < layers; ++i)
-    for (const auto& [ours, theirs] : per_layer)
-      for (const char* p : {".weight", ".bias"})
-        m.emplace_back("layers." + std::to_string(i) + "." + ours + p, kPrefix + std::to_string(i) + "." + theirs + p);
+  const PerLayer per_layer[] = {
+      {"norm1", "attention.LayerNorm", D, 0},          {"attn.q_proj", "attention.self.query", D, D},
+      {"attn.k_proj", "attention.self.key", D, D},     {"attn.v_proj", "attention.self.value", D, D},
+      {"attn.out_proj", "attention.output.dense", D, D}, {"norm2", "LayerNorm", D, 0},
+      {"ff1", "intermediate.dense", F, D},             {"ff2", "output.dense", D, F},
+  };
+  for (int64_t i = 0; i < c.layers; ++i)
+    for (const PerLayer& t : per_layer) {
+      const std::string ours = "layers." + std::to_string(i) + "." + t.ours, theirs = kPrefix + std::to_string(i) + "." + t.theirs;
+      m.push_back({ours + ".weight", theirs + ".weight", t.in ? std::vector<int64_t>{t.out, t.in} : std::vector<int64_t>{t.out}});
+      m.push_back({ours + ".bias", theirs + ".bias", {t.out}});
+    }
   return m;
+}
+
+std::string shape_text(c10::IntArrayRef s) {
+  std::ostringstream o;
+  o << s;
+  return o.str();
 }
 
 // inv_freq of rotary positions over a head of d: 1 / base^(2j / d), j = 0 .. d/2 - 1, as float32 (the way
@@ -88,17 +115,17 @@ EncoderConfig model_from_config(const json& c, const std::string& path) {
       if (required) fail(key, "missing");
       return fallback;
     }
-    if (!c[key].is_number_integer() || c[key].get<int64_t>() < 1) fail(key, "expected a positive integer, got " + c[key].dump());
+    if (!c[key].is_number_integer() || c[key].get<int64_t>() < 1) fail(key, "expected a positive integer, got " + quote(c[key]));
     return c[key].get<int64_t>();
   };
   auto get_string = [&](const char* key, const std::string& fallback) {
     if (!c.contains(key) || c[key].is_null()) return fallback;
-    if (!c[key].is_string()) fail(key, "expected a string, got " + c[key].dump());
+    if (!c[key].is_string()) fail(key, "expected a string, got " + quote(c[key]));
     return c[key].get<std::string>();
   };
   auto get_bool = [&](const char* key, bool fallback) {
     if (!c.contains(key) || c[key].is_null()) return fallback;
-    if (!c[key].is_boolean()) fail(key, "expected true or false, got " + c[key].dump());
+    if (!c[key].is_boolean()) fail(key, "expected true or false, got " + quote(c[key]));
     return c[key].get<bool>();
   };
   if (!c.is_object()) throw Error(path + ": not a JSON object");
@@ -106,7 +133,7 @@ EncoderConfig model_from_config(const json& c, const std::string& path) {
   if (c.contains("architectures") && c["architectures"].is_array()) {
     bool mlm = false;
     for (const auto& a : c["architectures"]) mlm = mlm || (a.is_string() && a.get<std::string>() == "EsmForMaskedLM");
-    if (!mlm) fail("architectures", c["architectures"].dump() + ": import needs EsmForMaskedLM (a model with its LM head)");
+    if (!mlm) fail("architectures", quote(c["architectures"]) + ": import needs EsmForMaskedLM (a model with its LM head)");
   }
   if (get_bool("is_folding_model", false)) fail("is_folding_model", "ESMFold is not supported");
   if (get_bool("is_decoder", false) || get_bool("add_cross_attention", false))
@@ -115,18 +142,22 @@ EncoderConfig model_from_config(const json& c, const std::string& path) {
     fail("vocab_size", std::to_string(c["vocab_size"].get<int64_t>()) + ": only ESM-2's 33-token vocabulary is supported");
   for (auto [key, want] : {std::pair<const char*, int64_t>{"pad_token_id", Alphabet::kPad}, {"mask_token_id", Alphabet::kMask}})
     if (c.contains(key) && !c[key].is_null() && c[key] != want)
-      fail(key, c[key].dump() + ": ESM-2's vocabulary has it at " + std::to_string(want));
+      fail(key, quote(c[key]) + ": ESM-2's vocabulary has it at " + std::to_string(want));
   const std::string positions = get_string("position_embedding_type", "absolute");
   if (positions != "rotary")
     fail("position_embedding_type", "'" + positions + "' is not supported: only rotary positions (ESM-2)");
   if (get_bool("emb_layer_norm_before", false))
     fail("emb_layer_norm_before", "true (ESM-1b's LayerNorm on the embeddings) is not supported");
-  const std::string act = get_string("hidden_act", "gelu");
-  if (act != "gelu") fail("hidden_act", "'" + act + "' is not supported: only gelu (ESM-2's erf form)");
-  if (c.contains("layer_norm_eps")) {
-    if (!c["layer_norm_eps"].is_number() || std::abs(c["layer_norm_eps"].get<double>() - kEsmLayerNormEps) > 1e-12)
-      fail("layer_norm_eps", c["layer_norm_eps"].dump() + ": only 1e-05 (ESM-2's) is supported");
-  }
+  // hidden_act is not read: transformers' ESM applies the erf GELU whatever it says, and so do we.
+  if (!c.contains("layer_norm_eps"))
+    fail("layer_norm_eps", "missing (transformers would take 1e-12); only 1e-05, ESM-2's, is supported");
+  if (!c["layer_norm_eps"].is_number() || std::abs(c["layer_norm_eps"].get<double>() - kEsmLayerNormEps) > 1e-12)
+    fail("layer_norm_eps", quote(c["layer_norm_eps"]) + ": only 1e-05 (ESM-2's) is supported");
+  if (c.contains("rope_theta") && !c["rope_theta"].is_null() &&
+      (!c["rope_theta"].is_number() || c["rope_theta"].get<double>() != kRotaryBase))
+    fail("rope_theta", quote(c["rope_theta"]) + ": only ESM-2's rotary base 10000 is supported");
+  if (!get_bool("tie_word_embeddings", true))
+    fail("tie_word_embeddings", "false: only a decoder tied to the word embeddings (ESM-2's) is supported");
   EncoderConfig m;
   m.kind = AttentionKind::kExact;
   m.positions = PositionKind::kRotary;
@@ -142,7 +173,7 @@ EncoderConfig model_from_config(const json& c, const std::string& path) {
                                     " heads is not an even head size (rotary needs one)");
   if (c.contains("hidden_dropout_prob") && c["hidden_dropout_prob"].is_number()) {
     const double p = c["hidden_dropout_prob"].get<double>();
-    if (p < 0 || p >= 1) fail("hidden_dropout_prob", c["hidden_dropout_prob"].dump() + ": expected [0, 1)");
+    if (p < 0 || p >= 1) fail("hidden_dropout_prob", quote(c["hidden_dropout_prob"]) + ": expected [0, 1)");
     m.dropout = p;
   }
   return m;
@@ -216,11 +247,20 @@ HfEsmFolder read_hf_esm(const std::string& dir) {
     hub.erase(it);
     return t;
   };
-  for (const auto& [ours, theirs] : key_map(out.model.layers)) {
-    at::Tensor t = take(theirs);
-    if (!t.defined()) throw Error(where + "tensor '" + theirs + "' is missing");
-    if (!t.is_floating_point()) throw Error(where + "tensor '" + theirs + "' is not floating point");
-    out.weights[ours] = t.to(at::kFloat);
+  // Each layer has 16 tensors: a config asking for more layers than the files hold is refused before the
+  // map of names is built (a crafted num_hidden_layers must not cost memory or time).
+  if (out.model.layers > static_cast<int64_t>(stored.size()) / kTensorsPerLayer)
+    throw Error(config_path + ": num_hidden_layers " + std::to_string(out.model.layers) + ", but the weights hold " +
+                std::to_string(stored.size()) + " tensors");
+  // Every shape is checked against config.json here, before a model of that config is built.
+  for (const MappedTensor& m : key_map(out.model)) {
+    at::Tensor t = take(m.theirs);
+    if (!t.defined()) throw Error(where + "tensor '" + m.theirs + "' is missing");
+    if (!t.is_floating_point()) throw Error(where + "tensor '" + m.theirs + "' is not floating point");
+    if (t.sizes() != c10::IntArrayRef(m.shape))
+      throw Error(where + "tensor '" + m.theirs + "' has shape " + shape_text(t.sizes()) + " but config.json says " +
+                  shape_text(m.shape));
+    out.weights[m.ours] = t.to(at::kFloat);
   }
   // The tied decoder, when stored, must be the embedding.
   if (at::Tensor dec = take("lm_head.decoder.weight"); dec.defined()) {
@@ -240,7 +280,7 @@ HfEsmFolder read_hf_esm(const std::string& dir) {
     const at::Tensor t = take(name).to(at::kFloat);
     if (t.sizes() != want.sizes() || !at::allclose(t, want, kInvFreqRelTol, 0))
       throw Error(where + "tensor '" + name + "' is not 1 / 10000^(2j / " + std::to_string(d_head) +
-                  "): a rotary base other than ESM-2's is not supported");
+                  ") in float32: a rotary base other than ESM-2's, or one stored in half precision, is not supported");
   }
   if (inv.empty()) out.notes.push_back("no rotary inv_freq stored: computed as 1 / 10000^(2j / d_head)");
   if (!hub.empty()) {
@@ -290,10 +330,10 @@ std::vector<std::pair<std::string, at::Tensor>> hf_tensors(Encoder& model) {
   for (auto& p : model->named_parameters()) ours[p.key()] = p.value();
   for (auto& b : model->named_buffers()) ours[b.key()] = b.value();
   std::vector<std::pair<std::string, at::Tensor>> out;
-  for (const auto& [name, hub] : key_map(c.layers)) {
-    auto it = ours.find(name);
-    if (it == ours.end()) throw Error("the model has no '" + name + "' (not ESM-shaped)");
-    out.emplace_back(hub, it->second.detach().to(at::kCPU, at::kFloat).contiguous());
+  for (const MappedTensor& m : key_map(c)) {
+    auto it = ours.find(m.ours);
+    if (it == ours.end()) throw Error("the model has no '" + m.ours + "' (not ESM-shaped)");
+    out.emplace_back(m.theirs, it->second.detach().to(at::kCPU, at::kFloat).contiguous());
   }
   const at::Tensor inv = rotary_inv_freq(c.d_model / c.heads);
   for (int64_t i = 0; i < c.layers; ++i)

@@ -94,13 +94,18 @@ SafetensorsIndex read_safetensors_index(const std::string& path) {
     const DtypeInfo* d = dtype_by_name(e.dtype);
     if (!d) throw Error(at + ": dtype " + e.dtype + " is not supported (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
     if (!v["shape"].is_array()) throw Error(at + ": shape is not a list");
+    // Bytes = element size x every dimension. A product that overflows stays overflowed (a later 0 must not
+    // reset it): such a shape is refused like any other that does not match its byte range.
     uint64_t bytes = d->bytes;
+    bool overflow = false;
     for (const auto& n : v["shape"]) {
       if (!n.is_number_unsigned()) throw Error(at + ": shape holds something other than a non-negative integer");
       const uint64_t dim = n.get<uint64_t>();
+      if (dim > static_cast<uint64_t>(INT64_MAX)) throw Error(at + ": shape holds a dimension of " + std::to_string(dim));
       e.shape.push_back(static_cast<int64_t>(dim));
-      if (__builtin_mul_overflow(bytes, dim, &bytes)) bytes = UINT64_MAX;  // more than any file: refused below
+      overflow = overflow || __builtin_mul_overflow(bytes, dim, &bytes);
     }
+    if (overflow) throw Error(at + ": its shape holds more bytes than any file (a damaged or crafted header)");
     const auto& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
       throw Error(at + ": data_offsets is not [begin, end]");

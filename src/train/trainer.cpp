@@ -613,6 +613,9 @@ void begin_run(const RunConfig& c, const TrainOptions& opt, RunStart& r) {
   }
   const bool explicit_resume = !opt.overwrite && !opt.resume.empty() && opt.resume != "auto";
   if (explicit_resume && !fs::exists(opt.resume)) throw Error(opt.resume + ": checkpoint to resume from does not exist");
+  if (!opt.init.empty() && explicit_resume)
+    throw Error("--init " + opt.init + " and --resume " + opt.resume + ": give one (--resume continues a run, --init "
+                "starts a new one from a checkpoint's weights; --resume auto with --init does the first when it can)");
   if (!opt.init.empty() && !fs::exists(opt.init)) throw Error(opt.init + ": checkpoint to initialize from does not exist");
   check_run_folder(c, opt, opt.resume.empty() && holds_run(c.output.dir));  // before the corpus is prepared
   r.session = open_session(c, std::move(rt));
