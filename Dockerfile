@@ -27,7 +27,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential cmake ninja-build pkg-config \
         libhdf5-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev nlohmann-json3-dev \
-        libpng-dev zlib1g-dev libopenblas0-openmp libgoogle-perftools-dev \
+        libpng-dev zlib1g-dev libopenblas0-openmp libgoogle-perftools-dev libgloo-dev liblinear-dev \
         python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the sequence reader (data/sequence_reader.h, data/line_reader.h): any bytes, read
+// libFuzzer target for the sequence reader (data/sequence_reader.h, io/line_reader.h): any bytes, read
 // as a file, must give records or a performer::Error, never a crash, a hang, a sanitizer report or another
 // exception. Built and run by scripts/fuzz-reader.sh (clang, -fsanitize=fuzzer,address,undefined).
 //

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Fetch real protein sequence data for performer from Debian packages (no other network access).
 #
-# Usage: scripts/get-data.sh [--uniprot-486k] [--dest DIR]
+# Usage: scripts/get-data.sh [--uniprot-486k] [--structures] [--dest DIR]
 #
 #   (always)        trembl-sample: DB.fasta.gz + QUERY.fasta.gz from the Debian package
 #                   mmseqs2-examples (UniProt/TrEMBL excerpts shipped as MMseqs2 example data),
 #                   plus blosum62.out into DIR/cache/.
 #   --uniprot-486k  uniprot-486k: every sequence of the BLAST database dataset_201401/BPO/goasp
 #                   in the Debian package metastudent-data (225 MB .deb), dumped with blastdbcmd.
+#   --structures    structures/dssp: 50 real protein chains (PDB, gzip) of the PyPI package
+#                   mdanalysistests 2.11.0 (MDAnalysisTests/data/dssp; 1mr1D_failing and wrong_hydrogens
+#                   left out), for performer contacts (data/contacts-fit.txt, data/contacts-eval.txt).
 #   --dest DIR      where to put it all (default: <project root>/data).
 #
 # Idempotent: finished outputs (non-empty) are not rebuilt; downloaded .debs are kept in
@@ -20,12 +23,14 @@ ROOT="$(cd -- "${SCRIPT_DIR}/.." && pwd)"
 
 DEST="${ROOT}/data"
 WANT_486K=0
+WANT_STRUCTURES=0
 
-usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --uniprot-486k) WANT_486K=1; shift ;;
+    --structures) WANT_STRUCTURES=1; shift ;;
     --dest) [[ $# -ge 2 ]] || { echo "get-data.sh: --dest needs a directory" >&2; exit 2; }
             DEST="$2"; shift 2 ;;
     --dest=*) DEST="${1#--dest=}"; shift ;;
@@ -170,6 +175,39 @@ for id in 50 30; do
   log "trembl-sample clusters at ${id}%: $(cut -f1 "${tsv}" | sort -u | wc -l) clusters of $(wc -l < "${tsv}") proteins"
 done
 
+# ---------------------------------------------------------------- structures (optional)
+# Real protein structures for the contact analysis, from the package index (the sdist is ~60 MB; only the
+# dssp/*.pdb.gz files are kept).
+S_DIR="${DEST}/structures/dssp"
+MDAT_VERSION=2.11.0
+if [[ ${WANT_STRUCTURES} -eq 1 ]]; then
+  if [[ -f "${S_DIR}/.complete" ]]; then
+    log "structures: already present"
+  else
+    sdist="$(find "${CACHE}/pypi" -maxdepth 1 -name "mdanalysistests-${MDAT_VERSION}.tar.gz" -size +0 2>/dev/null | head -n 1)"
+    if [[ -z "${sdist}" ]]; then
+      command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
+      log "downloading mdanalysistests==${MDAT_VERSION} (pip download, ~60 MB)"
+      rm -rf "${CACHE}/pypi/.partial"; mkdir -p "${CACHE}/pypi/.partial"
+      python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+        -d "${CACHE}/pypi/.partial" "mdanalysistests==${MDAT_VERSION}" >&2 || die "pip download mdanalysistests failed"
+      sdist="$(find "${CACHE}/pypi/.partial" -maxdepth 1 -name "mdanalysistests-${MDAT_VERSION}.tar.gz" | head -n 1)"
+      [[ -n "${sdist}" ]] || die "pip download produced no mdanalysistests-${MDAT_VERSION}.tar.gz"
+      mv "${sdist}" "${CACHE}/pypi/"; rm -rf "${CACHE}/pypi/.partial"
+      sdist="${CACHE}/pypi/$(basename "${sdist}")"
+    fi
+    work="$(mktemp -d)"
+    tar -xzf "${sdist}" -C "${work}" --wildcards '*/MDAnalysisTests/data/dssp/*.pdb.gz'
+    rm -rf "${S_DIR}"; mkdir -p "${S_DIR}"
+    find "${work}" -path '*/data/dssp/*.pdb.gz' ! -name '*failing*' ! -name '*wrong_hydrogens*' -exec cp {} "${S_DIR}/" \;
+    rm -rf "${work}"
+    n="$(find "${S_DIR}" -name '*.pdb.gz' | wc -l)"
+    [[ "${n}" -ge 40 ]] || die "only ${n} structures found in ${sdist}"
+    touch "${S_DIR}/.complete"
+    log "structures: ${n} chains in ${S_DIR}"
+  fi
+fi
+
 # ---------------------------------------------------------------- uniprot-486k (optional)
 U_DIR="${DEST}/uniprot-486k"
 U_FASTA="${U_DIR}/uniprot-486k.fasta"
@@ -212,4 +250,5 @@ report "${TS_DIR}/DB.fasta.gz" "$(count_fasta "${TS_DIR}/DB.fasta.gz")"
 report "${TS_DIR}/QUERY.fasta.gz" "$(count_fasta "${TS_DIR}/QUERY.fasta.gz")"
 report "${CACHE}/blosum62.out" "-"
 if [[ -s "${U_FASTA}" ]]; then report "${U_FASTA}" "$(count_fasta "${U_FASTA}")"; fi
+if [[ -f "${S_DIR}/.complete" ]]; then report "${S_DIR}" "$(find "${S_DIR}" -name '*.pdb.gz' | wc -l) chains"; fi
 for d in "${DEBS}"/*.deb; do [[ -e "$d" ]] && report "$d" "-"; done

@@ -40,13 +40,15 @@ TORCH_VENV="${TORCH_VENV:-${XDG_CACHE_HOME:-${HOME}/.cache}/performer/torch2}"
 # The interop tests' reference implementation, pinned (installed into TORCH_VENV with TORCH=pip).
 TRANSFORMERS_VERSION="${TRANSFORMERS_VERSION:-5.24.0}"
 SAFETENSORS_VERSION="${SAFETENSORS_VERSION:-0.8.0}"
+# The contact regression's reference (tests/test_contacts.cpp): scikit-learn's LogisticRegression.
+SKLEARN_VERSION="${SKLEARN_VERSION:-1.9.1}"
 TEST_PYTHON=""
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 PACKAGES=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-cpp-dev libspdlog-dev
           libfmt-dev libcli11-dev libgtest-dev libpng-dev zlib1g-dev libopenblas0-openmp
-          libgoogle-perftools-dev nlohmann-json3-dev libgloo-dev)
+          libgoogle-perftools-dev nlohmann-json3-dev libgloo-dev liblinear-dev)
 # Debian's CPU LibTorch, unless the caller brings their own (TORCH_DIR or CMAKE_PREFIX_PATH set);
 # WITH_LIBTORCH_DEV=1/0 forces it on/off.
 if [[ -z "${WITH_LIBTORCH_DEV:-}" ]]; then
@@ -125,6 +127,11 @@ if [[ "${TORCH}" == pip ]]; then
     "${TORCH_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check \
       "transformers==${TRANSFORMERS_VERSION}" "safetensors==${SAFETENSORS_VERSION}" \
       || log "warning: transformers did not install; the interop tests against it will skip"
+  fi
+  if ! "${TORCH_VENV}/bin/python" -c "import sklearn, sys; sys.exit(sklearn.__version__ != '${SKLEARN_VERSION}')" >/dev/null 2>&1; then
+    log "installing scikit-learn==${SKLEARN_VERSION} into ${TORCH_VENV} (the contact regression's reference)"
+    "${TORCH_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check "scikit-learn==${SKLEARN_VERSION}" \
+      || log "warning: scikit-learn did not install; the contact regression test against it will skip"
   fi
   TEST_PYTHON="${TORCH_VENV}/bin/python"
   # The torch package folder is the prefix: its lib/ is searched before the system's, so Debian's

@@ -8,6 +8,10 @@
   hf_reference.py score DIR --fasta F --out REF [--proteins N]
       An exported folder loaded with AutoModelForMaskedLM / AutoTokenizer (offline), and the same outputs.
 
+  hf_reference.py contacts DIR --fasta F --out REF [--proteins N]
+      A folder loaded as in score, with eager attention, and EsmModel.predict_contacts of each of the first
+      N proteins alone (no padding): REF holds contacts_<k> [n, n] (float32).
+
 REF holds input_ids and attention_mask [B, L] (int64, from EsmTokenizer), logits [B, L, 33],
 last_hidden_state [B, L, D] and hidden_<k> [B, L, D] for each entry k of output_hidden_states.
 """
@@ -72,9 +76,20 @@ def outputs(model, tokenizer, seqs, out_path):
     save_file(ref, out_path)
 
 
+def contacts(model, tokenizer, seqs, out_path):
+    model.eval()
+    ref = {}
+    with torch.no_grad():
+        for k, s in enumerate(seqs):
+            batch = tokenizer([s], return_tensors="pt")
+            c = model.esm.predict_contacts(batch["input_ids"], batch["attention_mask"])
+            ref[f"contacts_{k}"] = c[0].float().contiguous()
+    save_file(ref, out_path)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["make", "score"])
+    ap.add_argument("command", choices=["make", "score", "contacts"])
     ap.add_argument("dir")
     ap.add_argument("--fasta", required=True)
     ap.add_argument("--out", required=True)
@@ -95,6 +110,9 @@ def main():
             for name, p in model.named_parameters():
                 if p.dim() == 1:
                     p.add_(0.1 * torch.randn_like(p))
+            # The contact head's default initialization (std 0.02) maps every pair to ~sigmoid(0); weights
+            # of the size a fitted head has make the contact maps of the contacts test vary.
+            model.esm.contact_head.regression.weight.normal_(0.0, 20.0)
         model.save_pretrained(a.dir)
         with tempfile.TemporaryDirectory() as tmp:
             vocab = os.path.join(tmp, "vocab.txt")
@@ -102,6 +120,13 @@ def main():
                 f.write("\n".join(ESM_VOCAB) + "\n")
             tokenizer = EsmTokenizer(vocab)
             outputs(model, tokenizer, seqs, a.out)
+    elif a.command == "contacts":  # a folder from make (no tokenizer files) or from performer export
+        model = AutoModelForMaskedLM.from_pretrained(a.dir, attn_implementation="eager")
+        with tempfile.TemporaryDirectory() as tmp:
+            vocab = os.path.join(tmp, "vocab.txt")
+            with open(vocab, "w") as f:
+                f.write("\n".join(ESM_VOCAB) + "\n")
+            contacts(model, EsmTokenizer(vocab), seqs, a.out)
     else:
         model = AutoModelForMaskedLM.from_pretrained(a.dir)
         tokenizer = AutoTokenizer.from_pretrained(a.dir)

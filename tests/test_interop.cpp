@@ -10,6 +10,7 @@
 #include "data/alphabet.h"
 #include "interop/hf_esm.h"
 #include "interop/safetensors.h"
+#include "io/hdf5.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
@@ -442,4 +443,34 @@ TEST(Train, InitStartsANewRunFromACheckpointsWeightsUnderAnotherAttention) {
   both.init = ckpt;
   both.resume = ckpt;
   EXPECT_THROW(train(esm_run(none.path(), 1), both), Error);
+}
+
+// The contact head of an imported ESM-2 model (`contacts predict --regression checkpoint`) gives the maps
+// of transformers' EsmModel.predict_contacts: the same attention, symmetrization, APC and regression.
+TEST(HfEsm, ImportedContactHeadPredictsTransformersContacts) {
+  NEED_TRANSFORMERS(python);
+  TempDir dir;
+  const std::string hf = dir.file("hf"), ckpt = dir.file("imported.h5"), fasta = dir.file("p.fasta");
+  write_file(fasta, ">a\nMKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEK\n>b\nGSHMSLFDFFKNKGSAA\n"
+                    ">c\nMADEEKLPPGWEKRMSRSSGRVYYFNHITNASQWERPSG\n");
+  ASSERT_EQ(reference(python, "make " + hf + " --fasta " + fasta + " --out " + dir.file("unused.safetensors")).status, 0);
+  const CliRun ref = reference(python, "contacts " + hf + " --fasta " + fasta + " --proteins 3 --out " + dir.file("ref.safetensors"));
+  ASSERT_EQ(ref.status, 0) << ref.out;
+  ASSERT_EQ(run_performer("import --hf " + hf + " --out " + ckpt).status, 0);
+  const CliRun ours = run_performer("contacts predict --checkpoint " + ckpt + " --regression checkpoint --input " + fasta +
+                                    " --out " + dir.file("pred.h5") + " --png 0 --device cpu");
+  ASSERT_EQ(ours.status, 0) << ours.out;
+  const auto r = read_safetensors(dir.file("ref.safetensors"));
+  h5::Handle f = h5::open_file(dir.file("pred.h5"));
+  int k = 0;
+  for (const char* name : {"a", "b", "c"}) {
+    const at::Tensor theirs = r.at("contacts_" + std::to_string(k++));
+    const std::vector<float> m = h5::read_array<float>(f, std::string("proteins/") + name + "/contacts");
+    const at::Tensor mine = torch::tensor(m).view(theirs.sizes());
+    const double diff = (mine - theirs).abs().max().item<double>();
+    std::printf("%s (%lld residues): max |p_ours - p_transformers| = %.2e\n", name,
+                static_cast<long long>(theirs.size(0)), diff);
+    EXPECT_LT(diff, 1e-5) << name;
+    EXPECT_GT(theirs.std().item<double>(), 1e-3) << "the reference maps should not be constant";
+  }
 }

@@ -26,6 +26,7 @@ void add_attention(CLI::App& app, Action& run);
 void add_longseq(CLI::App& app, Action& run);
 void add_export(CLI::App& app, Action& run);
 void add_import(CLI::App& app, Action& run);
+void add_contacts(CLI::App& app, Action& run);
 
 // Threads for LibTorch and OpenMP: --threads N, 0 = all cores.
 void set_threads(int threads);

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   performer::cli::add_eval(app, run);
   performer::cli::add_embed(app, run);
   performer::cli::add_attention(app, run);
+  performer::cli::add_contacts(app, run);
   performer::cli::add_longseq(app, run);
   performer::cli::add_export(app, run);
   performer::cli::add_import(app, run);

@@ -9,7 +9,7 @@
 // sequence (or skipped and counted, by policy), letters outside the alphabet (by policy: error, replace
 // by X and count, or skip the record), control or non-ASCII bytes in sequence data (binary garbage),
 // an unterminated UniProt record, a length that disagrees with the SQ line, a record longer than the
-// reader keeps (ReaderOptions::max_residues), a line longer than the line reader holds (data/line_reader.h).
+// reader keeps (ReaderOptions::max_residues), a line longer than the line reader holds (io/line_reader.h).
 //
 // Alignment gaps ('-' and '.', as in aligned FASTA and a3m) are, by policy, removed (the default: each record
 // becomes its protein's own residues; a3m's lower-case insertions are residues of the protein too),
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "data/line_reader.h"
+#include "io/line_reader.h"
 
 namespace performer {
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "util/device.h"
 #include "util/error.h"
@@ -20,6 +21,19 @@
 #endif
 
 namespace performer {
+
+#if TORCH_VERSION_MAJOR < 2
+namespace {
+// Debian's LibTorch 1.13 takes bf16 matrix products to oneDNN 2.6, whose AMX kernels stopped the quickstart
+// with SIGILL on a Xeon with AMX (an AMX tile instruction, tdpbf16ps, in a worker thread, after ~100 steps,
+// twice; 2026-12-02). oneDNN is capped at AVX512_CORE_BF16 before its first use (it reads this variable
+// then), unless the user chose a cap. The bf16 probe then measures what bf16 is worth without AMX.
+const bool kOnednnCapped = [] {
+  if (std::getenv("ONEDNN_MAX_CPU_ISA") != nullptr || std::getenv("DNNL_MAX_CPU_ISA") != nullptr) return false;
+  return ::setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16", 0) == 0;
+}();
+}  // namespace
+#endif
 
 const std::vector<std::string>& precision_names() {
   static const std::vector<std::string> names{"fp32", "bf16", "auto"};
@@ -151,7 +165,10 @@ PrecisionProbe probe_precision(const c10::Device& device) {
 PrecisionChoice choose_precision(Precision requested, const c10::Device& device) {
   PrecisionChoice c;
   if (requested == Precision::kFp32) return c;
-  const std::string where = device_name(device) + " (LibTorch " TORCH_VERSION ")";
+  std::string where = device_name(device) + " (LibTorch " TORCH_VERSION ")";
+#if TORCH_VERSION_MAJOR < 2
+  if (kOnednnCapped && device.is_cpu()) where += " with oneDNN capped at AVX512_CORE_BF16 (its AMX kernels crash)";
+#endif
   if (!autocast_supported(device.type())) {
     if (requested == Precision::kBf16)
       throw Error("runtime.precision bf16 on " + where + ": bf16 autocast on CUDA needs LibTorch >= 2.4");

@@ -1,0 +1,89 @@
+#include "analysis/contact_regression.h"
+
+#include <linear.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "util/error.h"
+
+namespace performer {
+
+namespace {
+
+void quiet(const char*) {}  // LIBLINEAR prints its iterations to stdout otherwise
+
+}  // namespace
+
+ContactRegression fit_contact_regression(const std::vector<double>& features, const std::vector<uint8_t>& labels,
+                                         int64_t channels, const RegressionSettings& settings) {
+  const auto pairs = static_cast<int64_t>(labels.size());
+  if (channels <= 0 || static_cast<int64_t>(features.size()) != pairs * channels)
+    throw Error("contact regression: " + std::to_string(features.size()) + " feature values for " +
+                std::to_string(pairs) + " pairs of " + std::to_string(channels) + " channels");
+  int64_t positives = 0;
+  for (uint8_t y : labels) positives += y ? 1 : 0;
+  if (positives == 0 || positives == pairs)
+    throw Error("contact regression: the training pairs hold " + std::string(positives ? "only" : "no") +
+                " contacts; fitting needs both contacts and non-contacts (" + std::to_string(pairs) + " pairs)");
+  if (pairs > INT32_MAX / 2) throw Error("contact regression: too many pairs for LIBLINEAR (" + std::to_string(pairs) + ")");
+
+  // LIBLINEAR's sparse rows: C features (1-based indices), the bias feature (value 1), a -1 terminator.
+  const int64_t stride = channels + 2;
+  std::vector<feature_node> nodes(static_cast<size_t>(pairs * stride));
+  std::vector<feature_node*> rows(static_cast<size_t>(pairs));
+  std::vector<double> y(static_cast<size_t>(pairs));
+  for (int64_t p = 0; p < pairs; ++p) {
+    feature_node* row = &nodes[p * stride];
+    for (int64_t c = 0; c < channels; ++c) row[c] = {static_cast<int>(c + 1), features[p * channels + c]};
+    row[channels] = {static_cast<int>(channels + 1), 1.0};
+    row[channels + 1] = {-1, 0.0};
+    rows[p] = row;
+    y[p] = labels[p] ? 1.0 : -1.0;
+  }
+  problem prob{};
+  prob.l = static_cast<int>(pairs);
+  prob.n = static_cast<int>(channels + 1);
+  prob.y = y.data();
+  prob.x = rows.data();
+  prob.bias = 1.0;
+  parameter param{};
+  param.solver_type = L1R_LR;
+  param.eps = settings.tolerance;
+  param.C = settings.c;
+  if (const char* bad = check_parameter(&prob, &param)) throw Error(std::string("contact regression: ") + bad);
+  set_print_string_function(&quiet);
+  std::unique_ptr<model, void (*)(model*)> fitted(::train(&prob, &param), [](model* m) { free_and_destroy_model(&m); });
+  if (!fitted) throw Error("contact regression: LIBLINEAR returned no model");
+  // For two classes LIBLINEAR's w scores the first label it met (label[0]); ours scores contacts (+1).
+  const double sign = fitted->label[0] == 1 ? 1.0 : -1.0;
+  ContactRegression out;
+  out.weight.resize(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) out.weight[c] = sign * fitted->w[c];
+  out.bias = sign * fitted->w[channels] * prob.bias;
+  return out;
+}
+
+at::Tensor predict_contact_map(const at::Tensor& features, const ContactRegression& regression) {
+  TORCH_CHECK(features.dim() == 3, "predict_contact_map: features must be [C, n, n]");
+  if (features.size(0) != static_cast<int64_t>(regression.weight.size()))
+    throw Error("contact regression: it was fitted on " + std::to_string(regression.weight.size()) +
+                " attention channels (layers x heads) but this model has " + std::to_string(features.size(0)));
+  const at::Tensor w = torch::tensor(regression.weight, torch::kDouble).view({-1, 1, 1});
+  return torch::sigmoid((features.to(torch::kDouble) * w).sum(0) + regression.bias).to(torch::kFloat);
+}
+
+std::vector<double> predict_pairs(const std::vector<double>& features, const ContactRegression& regression) {
+  const size_t C = regression.weight.size();
+  std::vector<double> out(features.size() / C);
+  for (size_t p = 0; p < out.size(); ++p) {
+    double z = regression.bias;
+    for (size_t c = 0; c < C; ++c) z += regression.weight[c] * features[p * C + c];
+    out[p] = 1.0 / (1.0 + std::exp(-z));
+  }
+  return out;
+}
+
+}  // namespace performer
