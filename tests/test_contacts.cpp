@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -183,6 +184,27 @@ TEST(Contacts, PlantedContactHeadIsFoundAndPositionalHeadsAreNot) {
     }
   }
   const ContactRegression rp = fit_contact_regression(planted.X, planted.y, 4, {});
+  // C by cross-validation over the three fit proteins: a grid value that predicts the held-out pairs at
+  // least as well as the sparsest setting of the grid.
+  {
+    std::vector<std::vector<double>> X;
+    std::vector<std::vector<uint8_t>> y;
+    for (size_t k = 0; k + 1 < kChains.size(); ++k) {
+      const ContactTruth t = truth_of(kChains[k]);
+      Training one;
+      add_protein(one, t, maps_from(torch::stack({contact_tensor(t), torch::zeros_like(contact_tensor(t))}), 1.0, 40 + k));
+      X.push_back(one.X);
+      y.push_back(one.y);
+    }
+    const CvResult cv = cross_validate_c(X, y, 2, 1e-4);
+    EXPECT_EQ(cv.folds, 3);
+    ASSERT_EQ(cv.grid.size(), kCGrid.size());
+    const auto chosen = std::find(cv.grid.begin(), cv.grid.end(), cv.c) - cv.grid.begin();
+    ASSERT_LT(chosen, static_cast<long>(cv.grid.size()));
+    for (double ll : cv.log_likelihood) EXPECT_LE(ll, cv.log_likelihood[chosen]);
+    EXPECT_GT(cv.log_likelihood[chosen], cv.log_likelihood[0]) << "the planted head should pay for a larger C";
+    EXPECT_THROW(cross_validate_c({X[0]}, {y[0]}, 2, 1e-4), Error);
+  }
   const ContactRegression rq = fit_contact_regression(positional.X, positional.y, 4, {});
   EXPECT_GT(rp.weight[0], 0);
   const ContactTruth test = truth_of(kChains.back());

@@ -3,6 +3,7 @@
 #include <linear.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -83,6 +84,54 @@ std::vector<double> predict_pairs(const std::vector<double>& features, const Con
     for (size_t c = 0; c < C; ++c) z += regression.weight[c] * features[p * C + c];
     out[p] = 1.0 / (1.0 + std::exp(-z));
   }
+  return out;
+}
+
+CvResult cross_validate_c(const std::vector<std::vector<double>>& features, const std::vector<std::vector<uint8_t>>& labels,
+                          int64_t channels, double tolerance) {
+  const auto proteins = static_cast<int64_t>(features.size());
+  if (proteins < 2 || labels.size() != features.size())
+    throw Error("contact regression: choosing C by cross-validation needs two proteins or more (got " +
+                std::to_string(proteins) + "); give --c");
+  CvResult out;
+  out.folds = std::min(kCvFolds, proteins);
+  constexpr double kFloor = 1e-12;  // log(0) guard
+  for (double c : kCGrid) {
+    double sum = 0;
+    int64_t pairs = 0;
+    bool usable = true;
+    for (int64_t f = 0; f < out.folds && usable; ++f) {
+      std::vector<double> X;
+      std::vector<uint8_t> y;
+      for (int64_t k = 0; k < proteins; ++k)
+        if (k % out.folds != f) {
+          X.insert(X.end(), features[k].begin(), features[k].end());
+          y.insert(y.end(), labels[k].begin(), labels[k].end());
+        }
+      const auto positives = std::count(y.begin(), y.end(), uint8_t{1});
+      if (positives == 0 || positives == static_cast<int64_t>(y.size())) {
+        usable = false;  // a fold without both classes: this split cannot score C
+        break;
+      }
+      const ContactRegression r = fit_contact_regression(X, y, channels, {c, tolerance});
+      for (int64_t k = f; k < proteins; k += out.folds) {
+        const std::vector<double> p = predict_pairs(features[k], r);
+        for (size_t i = 0; i < p.size(); ++i)
+          sum += std::log(std::max(labels[k][i] ? p[i] : 1.0 - p[i], kFloor));
+        pairs += static_cast<int64_t>(p.size());
+      }
+    }
+    if (!usable) throw Error("contact regression: a cross-validation fold holds no contacts; give --c");
+    out.grid.push_back(c);
+    out.log_likelihood.push_back(sum / static_cast<double>(std::max<int64_t>(pairs, 1)));
+  }
+  const double best = *std::max_element(out.log_likelihood.begin(), out.log_likelihood.end());
+  constexpr double kWithin = 1e-6;  // relative: equal up to the solver's tolerance
+  for (size_t i = 0; i < out.grid.size(); ++i)
+    if (out.log_likelihood[i] >= best - kWithin * std::abs(best)) {
+      out.c = out.grid[i];
+      break;
+    }
   return out;
 }
 

@@ -1,15 +1,27 @@
-// performer contacts fit     --checkpoint C --structures LIST --out R.h5 [--c 0.15] [--cutoff 8] [--force]
+// performer contacts fit     --checkpoint C --structures LIST --out R.h5 [--c auto|0.15] [--cutoff 8] [--force]
 // performer contacts predict --checkpoint C --regression R.h5|checkpoint --input FASTA... --out P.h5 [--png 3]
 // performer contacts eval    --checkpoint C --regression R.h5|checkpoint --structures LIST [--out DIR] [--png 3]
 // The options and one call each (experiments/contacts_job.h has what is computed and written).
+#include <cmath>
+#include <cstdlib>
 #include <memory>
 
 #include "cli/commands.h"
 #include "experiments/contacts_job.h"
+#include "util/error.h"
 
 namespace performer::cli {
 
 namespace {
+
+// --c: "auto" or a positive number.
+double parse_positive_double(const std::string& text, const std::string& what) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end != text.c_str() + text.size() || !(v > 0) || !std::isfinite(v))
+    throw Error(what + ": expected 'auto' or a positive number, got '" + text + "'");
+  return v;
+}
 
 CLI::App* add_common(CLI::App* cmd, ContactsJob& job) {
   cmd->add_option("--checkpoint", job.checkpoint, "checkpoint (.h5) of the model whose attention is used")->required();
@@ -43,14 +55,21 @@ void add_contacts(CLI::App& app, Action& run) {
   auto* f = add_common(contacts->add_subcommand("fit", "Fit the L1 logistic regression from attention to contacts"), *fit);
   add_structures(f, *fit);
   f->add_option("--out", fit->out, "regression file (.h5) to write")->required();
-  f->add_option("--c", fit->settings.c, "inverse L1 regularization strength (smaller: fewer heads)")
-      ->check(CLI::PositiveNumber)
+  auto c_text = std::make_shared<std::string>("auto");
+  f->add_option("--c", *c_text, "inverse L1 regularization strength (smaller: fewer heads), or 'auto': chosen by "
+                                "cross-validation over the proteins")
       ->capture_default_str();
   f->add_option("--tolerance", fit->settings.tolerance, "the solver's stopping tolerance")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   f->add_flag("--force", fit->force, "replace --out when it exists");
-  f->callback([&run, fit] { run = [fit] { return run_contacts_fit(*fit); }; });
+  f->callback([&run, fit, c_text] {
+    run = [fit, c_text] {
+      fit->c_auto = *c_text == "auto";
+      if (!fit->c_auto) fit->settings.c = parse_positive_double(*c_text, "--c");
+      return run_contacts_fit(*fit);
+    };
+  });
 
   auto predict = std::make_shared<ContactsJob>();
   auto reader = std::make_shared<ReaderFlags>();

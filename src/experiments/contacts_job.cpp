@@ -131,6 +131,7 @@ struct RegressionFile {
 };
 
 void write_regression_file(const ContactsJob& job, const LoadedModel& m, const ContactRegression& r,
+                           const RegressionSettings& settings, const CvResult& cv,
                            const std::vector<StructureProtein>& proteins, int64_t best, double best_precision,
                            int64_t pairs, int64_t contacts) {
   AtomicFile out(job.out);
@@ -143,8 +144,14 @@ void write_regression_file(const ContactsJob& job, const LoadedModel& m, const C
     h5::write_attr(f, "heads", m.config.model.heads);
     h5::write_attr(f, "features", kFeatures);
     h5::write_attr(f, "solver", "LIBLINEAR L1R_LR (L1-regularized logistic regression, intercept penalized)");
-    h5::write_attr(f, "C", job.settings.c);
-    h5::write_attr(f, "tolerance", job.settings.tolerance);
+    h5::write_attr(f, "C", settings.c);
+    h5::write_attr(f, "C_chosen_by", job.c_auto ? "cross-validation over the proteins (mean held-out log-likelihood)" : "--c");
+    if (job.c_auto) {
+      h5::write_attr(f, "cv_grid", cv.grid);
+      h5::write_attr(f, "cv_log_likelihood", cv.log_likelihood);
+      h5::write_attr(f, "cv_folds", cv.folds);
+    }
+    h5::write_attr(f, "tolerance", settings.tolerance);
     h5::write_attr(f, "cutoff_angstrom", job.cutoff);
     h5::write_attr(f, "min_separation", kMinSeparation);
     h5::write_attr(f, "precision", precision_name(m.precision));
@@ -263,14 +270,27 @@ int run_contacts_fit(const ContactsJob& job) {
   const int64_t C = m.channels();
   std::vector<double> X;
   std::vector<uint8_t> y;
-  std::vector<std::vector<double>> per_protein;  // each protein's [pairs, C] features, for the best head
+  std::vector<std::vector<double>> per_protein;  // each protein's [pairs, C] features
+  std::vector<std::vector<uint8_t>> per_labels;
   for (const StructureProtein& p : proteins) {
     per_protein.push_back(pair_features(attention_features(m, p.sequence), p.pairs));
-    X.insert(X.end(), per_protein.back().begin(), per_protein.back().end());
+    per_labels.emplace_back();
     for (size_t k = 0; k < p.pairs.size(); ++k)
-      y.push_back(p.truth.contact[static_cast<size_t>(p.pairs.i[k]) * p.truth.n + p.pairs.j[k]]);
+      per_labels.back().push_back(p.truth.contact[static_cast<size_t>(p.pairs.i[k]) * p.truth.n + p.pairs.j[k]]);
+    X.insert(X.end(), per_protein.back().begin(), per_protein.back().end());
+    y.insert(y.end(), per_labels.back().begin(), per_labels.back().end());
   }
-  const ContactRegression r = fit_contact_regression(X, y, C, job.settings);
+  RegressionSettings settings = job.settings;
+  CvResult cv;
+  if (job.c_auto) {
+    cv = cross_validate_c(per_protein, per_labels, C, settings.tolerance);
+    settings.c = cv.c;
+    std::printf("C by %lld-fold cross-validation over the proteins (mean held-out log-likelihood per pair):",
+                static_cast<long long>(cv.folds));
+    for (size_t i = 0; i < cv.grid.size(); ++i) std::printf(" %g: %.5f", cv.grid[i], cv.log_likelihood[i]);
+    std::printf("\n");
+  }
+  const ContactRegression r = fit_contact_regression(X, y, C, settings);
   // The single head whose features alone rank long-range contacts best on these proteins.
   int64_t best = 0;
   double best_precision = -1;
@@ -283,12 +303,12 @@ int run_contacts_fit(const ContactsJob& job) {
     if (mean > best_precision) best_precision = mean, best = c;
   }
   const auto contacts = std::accumulate(y.begin(), y.end(), int64_t{0});
-  write_regression_file(job, m, r, proteins, best, best_precision, static_cast<int64_t>(y.size()), contacts);
+  write_regression_file(job, m, r, settings, cv, proteins, best, best_precision, static_cast<int64_t>(y.size()), contacts);
   const auto nonzero = std::count_if(r.weight.begin(), r.weight.end(), [](double w) { return w != 0; });
   std::printf("fitted on %zu proteins: %zu pairs (separation >= %lld), %lld contacts (C-beta < %.1f A); "
               "C = %g: %lld of %lld heads with a non-zero weight\n",
               proteins.size(), y.size(), static_cast<long long>(kMinSeparation), static_cast<long long>(contacts),
-              job.cutoff, job.settings.c, static_cast<long long>(nonzero), static_cast<long long>(C));
+              job.cutoff, settings.c, static_cast<long long>(nonzero), static_cast<long long>(C));
   std::printf("best single head on these proteins: layer %lld head %lld, long-range top-L precision %s\n",
               static_cast<long long>(best / m.config.model.heads), static_cast<long long>(best % m.config.model.heads),
               fmt3(best_precision).c_str());

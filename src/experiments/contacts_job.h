@@ -7,7 +7,8 @@
 //            model applies them), the contact features, and its true contacts (C-beta < 8 A, the observed
 //            residues aligned to the sequence). Fits the L1 logistic regression on the pairs at least 6
 //            apart and writes it to --out (HDF5) with the training proteins, the settings and the single
-//            head whose features rank long-range contacts best on those proteins (no fitting).
+//            head whose features rank long-range contacts best on those proteins (no fitting). C, the
+//            inverse L1 strength, is chosen by cross-validation over the proteins unless given (--c).
 //   predict  A contact probability map per protein of --input (FASTA) to --out (HDF5: /proteins/<name>/
 //            contacts [n, n] float32), and PNG heatmaps of the first --png proteins beside it.
 //   eval     Precision at top L, L/2, L/5 per range (short 6-11, medium 12-23, long >= 24) on --structures,
@@ -35,7 +36,8 @@ struct ContactsJob {
   std::string out;
   std::string device = "auto";
   std::string precision = "fp32";  // fp32 | bf16 | auto (util/precision.h)
-  RegressionSettings settings;      // fit
+  RegressionSettings settings;      // fit (settings.c is used when c_auto is false)
+  bool c_auto = true;               // fit: C by cross-validation over the proteins (--c auto)
   double cutoff = 8.0;              // contact: C-beta distance below this, in A
   int64_t png = 3;                  // predict, eval: proteins drawn
   uint64_t seed = 0;                // eval: bootstrap
