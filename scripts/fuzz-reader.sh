@@ -11,7 +11,7 @@ command -v clang++ >/dev/null || { echo "fuzz-reader: clang++ not found (sudo ap
 out=build-fuzz
 mkdir -p "$out/corpus"
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc \
-  fuzz/fuzz_sequence_reader.cpp src/data/sequence_reader.cpp src/data/line_reader.cpp src/data/alphabet.cpp \
+  fuzz/fuzz_sequence_reader.cpp src/data/sequence_reader.cpp src/io/line_reader.cpp src/data/alphabet.cpp \
   src/util/error.cpp -lz -o "$out/fuzz_sequence_reader"
 # Seeds: every small test input, prefixed with the mode byte 0 (plain, map unknown letters to X).
 for f in tests/data/*; do

@@ -133,6 +133,10 @@ TEST(Contacts, TopKPrecisionSharesTiesAndBaselinesAreExact) {
   EXPECT_DOUBLE_EQ(top_k_precision({3, 2, 2, 1}, {1, 0, 1, 0}, 1), 1.0);
   EXPECT_DOUBLE_EQ(top_k_precision({3, 2, 2, 1}, {1, 0, 1, 0}, 10), 0.5);  // k beyond the items: all of them
   EXPECT_TRUE(std::isnan(top_k_precision({}, {}, 3)));
+  // NaN scores rank last as one tied group (a diverged model must not hang or flatter the scores).
+  const double nan = std::nan("");
+  EXPECT_DOUBLE_EQ(top_k_precision({0.5, nan, 0.2, 0.9}, {0, 1, 1, 0}, 3), 1.0 / 3.0);
+  EXPECT_DOUBLE_EQ(top_k_precision({nan, nan}, {1, 0}, 1), 0.5);
   // On a real chain: the random baseline is the density of each range, the separation baseline a ranking.
   const ContactTruth t = truth_of("3a4rA");
   const ScoredPairs pairs = scored_pairs(t);
@@ -410,6 +414,25 @@ TEST(ContactsCli, BadInputsAreOneLineErrorsAndWriteNothing) {
                     " --device cpu");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("fitted on 2 layers x 4 heads"), std::string::npos) << r.out;
+  // Two records whose names give one HDF5 group: refused before any output, no PNG left behind.
+  write_file(dir.file("dup.fasta"), ">p1\nMKTAYIAKQRQISFVKSHFSRQ\n>p2\nMKTAYIAKQRQ\n>p1\nGSHMSLFDF\n");
+  r = run_performer("contacts predict --checkpoint " + ckpt + " --regression " + dir.file("reg.h5") + " --input " +
+                    dir.file("dup.fasta") + " --out " + dir.file("dup.h5") + " --device cpu");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("dup.fasta record 3 (p1)"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(dir.file("dup.h5")));
+  EXPECT_FALSE(fs::exists(dir.file("dup_png")));
+  // A chain listed twice names both lines; evaluating on a fit chain warns that it is not held out.
+  write_file(dir.file("twice.txt"), chain_file("3a4rA") + "\n" + chain_file("2cviA") + "\n" + chain_file("3a4rA") + "\n");
+  r = run_performer("contacts eval --checkpoint " + ckpt + " --regression " + dir.file("reg.h5") + " --structures " +
+                    dir.file("twice.txt") + " --device cpu");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("twice.txt:3:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("listed twice (also line 1)"), std::string::npos) << r.out;
+  r = run_performer("contacts eval --checkpoint " + ckpt + " --regression " + dir.file("reg.h5") + " --structures " + list +
+                    " --device cpu");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("was one of the regression's fit chains"), std::string::npos) << r.out;
   // --out over an input is refused.
   r = run_performer("contacts fit --checkpoint " + ckpt + " --structures " + list + " --out " + ckpt + " --force --device cpu");
   EXPECT_EQ(r.status, 1);

@@ -17,16 +17,19 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 double top_k_precision(const std::vector<double>& scores, const std::vector<uint8_t>& labels, int64_t k) {
   if (scores.size() != labels.size()) throw Error("top_k_precision: scores and labels differ in length");
   if (scores.empty() || k <= 0) return kNaN;
+  // NaN scores rank last, as one tied group (a NaN compares unequal to everything, which would break both
+  // the sort's ordering and the grouping below).
+  const auto key = [&](size_t i) { return std::isnan(scores[i]) ? -std::numeric_limits<double>::infinity() : scores[i]; };
   std::vector<size_t> order(scores.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
   const auto take = std::min<int64_t>(k, static_cast<int64_t>(scores.size()));
   double hits = 0;
   int64_t taken = 0;
   for (size_t g = 0; g < order.size() && taken < take;) {
     size_t end = g;  // the group of scores equal to scores[order[g]]
     int64_t positives = 0;
-    while (end < order.size() && scores[order[end]] == scores[order[g]]) positives += labels[order[end++]];
+    while (end < order.size() && key(order[end]) == key(order[g])) positives += labels[order[end++]];
     const auto size = static_cast<int64_t>(end - g);
     const int64_t used = std::min(size, take - taken);
     hits += static_cast<double>(positives) * static_cast<double>(used) / static_cast<double>(size);

@@ -54,6 +54,9 @@ ContactRegression fit_contact_regression(const std::vector<double>& features, co
   param.solver_type = L1R_LR;
   param.eps = settings.tolerance;
   param.C = settings.c;
+#if LIBLINEAR_VERSION >= 240
+  param.regularize_bias = 1;  // 2.40 made the intercept's penalty optional; ours (and scikit-learn's) has it
+#endif
   if (const char* bad = check_parameter(&prob, &param)) throw Error(std::string("contact regression: ") + bad);
   set_print_string_function(&quiet);
   std::unique_ptr<model, void (*)(model*)> fitted(::train(&prob, &param), [](model* m) { free_and_destroy_model(&m); });

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
@@ -38,8 +39,31 @@ constexpr const char* kFeatures =
     "every layer x head attention map (layer-major), <cls>/<eos> rows and columns dropped, rows not "
     "renormalized, symmetrized (A + A^T), APC-corrected";
 
+// A chain without SEQRES: its observed residues, with one unknown residue 'X' (no coordinates) for each
+// residue number skipped between two observed ones, so that sequence separations count the missing loop.
+// Insertion codes (52, 52A) and numbering that runs backwards add nothing; a jump beyond kMaxFilledGap is
+// taken as renumbering, not as missing residues.
+std::pair<std::string, std::vector<int64_t>> sequence_from_numbering(const StructureChain& chain) {
+  constexpr int64_t kMaxFilledGap = 200;
+  std::string seq;
+  std::vector<int64_t> at;
+  for (size_t r = 0; r < chain.residues.size(); ++r) {
+    if (r > 0) {
+      const int64_t gap = chain.residues[r].number - chain.residues[r - 1].number - 1;
+      if (gap > 0 && gap <= kMaxFilledGap) {
+        seq.append(static_cast<size_t>(gap), 'X');
+        at.insert(at.end(), static_cast<size_t>(gap), -1);
+      }
+    }
+    seq.push_back(chain.residues[r].code);
+    at.push_back(static_cast<int64_t>(r));
+  }
+  return {seq, at};
+}
+
 // A protein with a structure, as fit and eval use it.
 struct StructureProtein {
+  int64_t length = 0;    // the chain's sequence length before the cut to the model's window
   std::string name, file, chain;
   std::string sequence;  // the model's input: SEQRES (else the observed residues), cut to the window
   int64_t observed = 0;  // residues of the sequence with a C-beta/C-alpha point
@@ -69,7 +93,7 @@ LoadedModel load_model(const ContactsJob& job) {
 }
 
 // The contact features of one protein [layers x heads, n, n] (float32, CPU).
-at::Tensor attention_features(LoadedModel& m, const std::string& residues) {
+at::Tensor attention_features(LoadedModel& m, const std::string& name, const std::string& residues) {
   const std::vector<Token> ids = Alphabet::encode(residues);
   const auto n = static_cast<int64_t>(residues.size());
   at::Tensor t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0).to(m.device);
@@ -80,7 +104,10 @@ at::Tensor attention_features(LoadedModel& m, const std::string& residues) {
   std::vector<at::Tensor> maps;
   for (const at::Tensor& a : m.model->attention_maps(t, torch::ones_like(t, torch::kBool), layers))
     maps.push_back(a[0].narrow(1, 1, n).narrow(2, 1, n).to(torch::kFloat).cpu());  // [H, n, n]
-  return contact_features(torch::cat(maps, 0));
+  at::Tensor f = contact_features(torch::cat(maps, 0));
+  if (!torch::isfinite(f).all().item<bool>())
+    throw Error("contacts: " + name + ": the model's attention maps hold NaN or infinite values (a diverged checkpoint?)");
+  return f;
 }
 
 StructureProtein load_structure(const StructureEntry& e, int64_t window, double cutoff) {
@@ -89,12 +116,18 @@ StructureProtein load_structure(const StructureEntry& e, int64_t window, double 
   p.file = e.path;
   p.chain = chain.chain;
   p.name = fs::path(e.path).filename().string();
-  for (const char* ext : {".gz", ".pdb", ".cif", ".ent", ".mmcif"})
+  for (const char* ext : {".gz", ".pdb", ".mmcif", ".cif", ".ent"})
     if (p.name.size() > std::string(ext).size() && p.name.substr(p.name.size() - std::string(ext).size()) == ext)
       p.name.resize(p.name.size() - std::string(ext).size());
   if (!p.chain.empty() && p.chain != " ") p.name += "_" + p.chain;
-  p.sequence = chain.seqres.empty() ? chain.observed() : chain.seqres;
-  std::vector<int64_t> at = align_to_sequence(chain, p.sequence);
+  std::vector<int64_t> at;  // sequence position -> residue index, or -1
+  if (!chain.seqres.empty()) {
+    p.sequence = chain.seqres;
+    at = align_to_sequence(chain, p.sequence);
+  } else {
+    std::tie(p.sequence, at) = sequence_from_numbering(chain);
+  }
+  p.length = static_cast<int64_t>(p.sequence.size());
   if (static_cast<int64_t>(p.sequence.size()) > window) {
     p.sequence.resize(static_cast<size_t>(window));
     at.resize(static_cast<size_t>(window));
@@ -117,7 +150,19 @@ StructureProtein load_structure(const StructureEntry& e, int64_t window, double 
 
 std::vector<StructureProtein> load_structures(const std::string& list, int64_t window, double cutoff) {
   std::vector<StructureProtein> out;
-  for (const StructureEntry& e : read_structure_list(list)) out.push_back(load_structure(e, window, cutoff));
+  int64_t cut = 0;
+  for (const StructureEntry& e : read_structure_list(list)) {
+    try {
+      out.push_back(load_structure(e, window, cutoff));
+    } catch (const Error& error) {  // the structure's own error, prefixed with the list line that named it
+      throw Error(where(list, e.line) + ": " + error.what());
+    }
+    cut += out.back().length > window ? 1 : 0;
+  }
+  if (cut > 0)
+    std::fprintf(stderr, "note: %lld of %zu chains are longer than the model's window of %lld residues; their first %lld "
+                 "residues are used\n", static_cast<long long>(cut), out.size(), static_cast<long long>(window),
+                 static_cast<long long>(window));
   return out;
 }
 
@@ -125,6 +170,8 @@ std::vector<StructureProtein> load_structures(const std::string& list, int64_t w
 
 struct RegressionFile {
   ContactRegression regression;
+  std::vector<std::string> fit_files;  // the chains it was fitted on
+  double cutoff = 0;                   // its contact cutoff (0: not recorded)
   std::string source;                 // the file, or "the checkpoint's contact head"
   int64_t best_channel = -1;          // the single best head on the fit proteins (-1: none recorded)
   double best_fit_precision = std::nan("");
@@ -168,8 +215,8 @@ void write_regression_file(const ContactsJob& job, const LoadedModel& m, const C
     h5::write_array<double>(f, "weight", {static_cast<hsize_t>(r.weight.size())}, r.weight.data());
     h5::write_attr(f, "bias", r.bias);
     h5::write_attr(f, "best_channel", best);
-    h5::write_attr(f, "best_layer", best / m.config.model.heads);
-    h5::write_attr(f, "best_head", best % m.config.model.heads);
+    h5::write_attr(f, "best_layer", best < 0 ? int64_t{-1} : best / m.config.model.heads);
+    h5::write_attr(f, "best_head", best < 0 ? int64_t{-1} : best % m.config.model.heads);
     h5::write_attr(f, "best_head_fit_top_L_long", best_precision);
     h5::flush_file(f);
   }
@@ -203,7 +250,12 @@ RegressionFile read_regression(const std::string& path, const LoadedModel& m, co
   out.best_channel = h5::read_attr_int(f, "best_channel");
   out.best_fit_precision = h5::read_attr_double(f, "best_head_fit_top_L_long");
   if (out.best_channel < -1 || out.best_channel >= C) throw Error(path + ": best_channel out of range");
-  out.source = path;
+  out.source = fs::absolute(path).string();
+  for (double w : out.regression.weight)
+    if (!std::isfinite(w)) throw Error(path + ": the regression's weights hold NaN or infinite values");
+  if (!std::isfinite(out.regression.bias)) throw Error(path + ": the regression's bias is not finite");
+  if (h5::has_attr(f, "files")) out.fit_files = h5::read_attr_strings(f, "files");
+  if (h5::has_attr(f, "cutoff_angstrom")) out.cutoff = h5::read_attr_double(f, "cutoff_angstrom");
   if (h5::has_attr(f, "checkpoint") && !same_file(h5::read_attr_string(f, "checkpoint"), checkpoint))
     std::fprintf(stderr, "note: %s was fitted on %s, not on %s\n", path.c_str(),
                  h5::read_attr_string(f, "checkpoint").c_str(), checkpoint.c_str());
@@ -253,7 +305,13 @@ std::vector<StructureEntry> read_structure_list(const std::string& list) {
     if (words >> extra)
       throw Error(where(list, reader.line_number()) + ": expected 'path [chain]', found a third field '" + extra + "'");
     if (fs::path(e.path).is_relative()) e.path = (base / e.path).string();
-    if (!fs::exists(e.path)) throw Error(where(list, reader.line_number()) + ": " + e.path + ": no such file");
+    const std::string here = where(list, reader.line_number());
+    if (!fs::exists(e.path)) throw Error(here + ": " + e.path + ": no such file");
+    if (fs::is_directory(e.path)) throw Error(here + ": " + e.path + ": is a folder, expected a PDB or mmCIF file");
+    for (const StructureEntry& seen : out)
+      if (seen.chain == e.chain && same_file(seen.path, e.path))
+        throw Error(here + ": " + e.path + (e.chain.empty() ? "" : " chain " + e.chain) + " is listed twice (also line " +
+                    std::to_string(seen.line) + ")");
     e.line = reader.line_number();
     out.push_back(e);
   }
@@ -273,7 +331,7 @@ int run_contacts_fit(const ContactsJob& job) {
   std::vector<std::vector<double>> per_protein;  // each protein's [pairs, C] features
   std::vector<std::vector<uint8_t>> per_labels;
   for (const StructureProtein& p : proteins) {
-    per_protein.push_back(pair_features(attention_features(m, p.sequence), p.pairs));
+    per_protein.push_back(pair_features(attention_features(m, p.name, p.sequence), p.pairs));
     per_labels.emplace_back();
     for (size_t k = 0; k < p.pairs.size(); ++k)
       per_labels.back().push_back(p.truth.contact[static_cast<size_t>(p.pairs.i[k]) * p.truth.n + p.pairs.j[k]]);
@@ -292,15 +350,15 @@ int run_contacts_fit(const ContactsJob& job) {
   }
   const ContactRegression r = fit_contact_regression(X, y, C, settings);
   // The single head whose features alone rank long-range contacts best on these proteins.
-  int64_t best = 0;
-  double best_precision = -1;
+  int64_t best = -1;  // none when no fit protein has a long-range pair
+  double best_precision = std::nan("");
   for (int64_t c = 0; c < C; ++c) {
     std::vector<double> top_l;
     for (size_t i = 0; i < proteins.size(); ++i)
       top_l.push_back(score_ranking(proteins[i].truth, proteins[i].pairs, channel_scores(per_protein[i], C, c))
                           [static_cast<int>(ContactRange::kLong)].top[0]);
     const double mean = bootstrap_interval(top_l, 0, 1).mean;
-    if (mean > best_precision) best_precision = mean, best = c;
+    if (!std::isnan(mean) && (best < 0 || mean > best_precision)) best_precision = mean, best = c;
   }
   const auto contacts = std::accumulate(y.begin(), y.end(), int64_t{0});
   write_regression_file(job, m, r, settings, cv, proteins, best, best_precision, static_cast<int64_t>(y.size()), contacts);
@@ -309,9 +367,12 @@ int run_contacts_fit(const ContactsJob& job) {
               "C = %g: %lld of %lld heads with a non-zero weight\n",
               proteins.size(), y.size(), static_cast<long long>(kMinSeparation), static_cast<long long>(contacts),
               job.cutoff, settings.c, static_cast<long long>(nonzero), static_cast<long long>(C));
-  std::printf("best single head on these proteins: layer %lld head %lld, long-range top-L precision %s\n",
-              static_cast<long long>(best / m.config.model.heads), static_cast<long long>(best % m.config.model.heads),
-              fmt3(best_precision).c_str());
+  if (best >= 0)
+    std::printf("best single head on these proteins: layer %lld head %lld, long-range top-L precision %s\n",
+                static_cast<long long>(best / m.config.model.heads), static_cast<long long>(best % m.config.model.heads),
+                fmt3(best_precision).c_str());
+  else
+    std::printf("no best single head: no fit protein has a long-range pair\n");
   std::printf("wrote %s (%.1f s)\n", job.out.c_str(), seconds_since(t0));
   return 0;
 }
@@ -325,17 +386,30 @@ int run_contacts_predict(const ContactsJob& job) {
   refuse_overwriting_inputs("--out", {job.out, png_dir.string()}, inputs);
   LoadedModel m = load_model(job);
   const RegressionFile r = read_regression(job.regression, m, job.checkpoint);
-  struct Named { std::string name, residues; };
+  struct Named { std::string name, residues, where; };
   std::vector<Named> proteins;
+  std::map<std::string, std::string> keys;  // HDF5 group name -> the record that took it
+  int64_t cut = 0;
   for (const auto& path : job.inputs) {
     SequenceReader reader(path, job.reader);
     SequenceRecord rec;
-    while (reader.next(rec)) proteins.push_back({rec.accession, rec.residues.substr(0, static_cast<size_t>(m.window))});
+    while (reader.next(rec)) {
+      const std::string here = path + " record " + std::to_string(reader.counts().records) + " (" + rec.accession + ")";
+      const auto [it, fresh] = keys.emplace(safe_name(rec.accession), here);
+      if (!fresh)
+        throw Error(here + ": its name gives the HDF5 group '" + it->first + "' that " + it->second +
+                    " already has; names must be unique");
+      cut += static_cast<int64_t>(rec.residues.size()) > m.window ? 1 : 0;
+      proteins.push_back({rec.accession, rec.residues.substr(0, static_cast<size_t>(m.window)), here});
+    }
     warn_about(path, reader.counts(), job.reader.gaps);
   }
   if (proteins.empty()) throw Error("contacts predict: no proteins in the input");
+  if (cut > 0)
+    std::fprintf(stderr, "note: %lld proteins are longer than the model's window of %lld residues; their first %lld are "
+                 "used\n", static_cast<long long>(cut), static_cast<long long>(m.window), static_cast<long long>(m.window));
   AtomicFile out(job.out);
-  int64_t drawn = 0;
+  std::vector<std::pair<std::string, at::Tensor>> pictures;  // drawn once the maps are committed
   {
     h5::Handle f = h5::create_file(out.temporary());
     h5::write_attr(f, "checkpoint", fs::absolute(job.checkpoint).string());
@@ -344,25 +418,25 @@ int run_contacts_predict(const ContactsJob& job) {
     h5::write_attr(f, "features", kFeatures);
     h5::Handle group = h5::create_group(f, "proteins");
     for (const Named& p : proteins) {
-      const at::Tensor probs = predict_contact_map(attention_features(m, p.residues), r.regression).contiguous();
+      const at::Tensor probs = predict_contact_map(attention_features(m, p.name, p.residues), r.regression).contiguous();
       const auto n = static_cast<hsize_t>(p.residues.size());
       const std::string key = safe_name(p.name);
-      if (h5::exists(group, key)) throw Error("contacts predict: two proteins named " + p.name + " in the input");
       h5::Handle pg = h5::create_group(group, key);
       h5::write_attr(pg, "accession", p.name);
       h5::write_attr(pg, "sequence", p.residues);
       h5::write_array<float>(pg, "contacts", {n, n}, probs.data_ptr<float>());
-      if (drawn < job.png) {
-        fs::create_directories(png_dir);
-        std::vector<float> v(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
-        write_png((png_dir / (key + ".png")).string(),
-                  heatmap(v, static_cast<int>(n), static_cast<int>(n), p.name + ": contact probability"));
-        ++drawn;
-      }
+      if (static_cast<int64_t>(pictures.size()) < job.png) pictures.emplace_back(p.name, probs);
     }
     h5::flush_file(f);
   }
   out.commit();
+  const auto drawn = static_cast<int64_t>(pictures.size());
+  for (const auto& [name, probs] : pictures) {
+    fs::create_directories(png_dir);
+    const auto n = static_cast<int>(probs.size(0));
+    std::vector<float> v(probs.data_ptr<float>(), probs.data_ptr<float>() + probs.numel());
+    write_png((png_dir / (safe_name(name) + ".png")).string(), heatmap(v, n, n, name + ": contact probability"));
+  }
   std::printf("wrote %s: contact maps of %zu proteins (regression: %s)%s (%.1f s)\n", job.out.c_str(), proteins.size(),
               r.source.c_str(), drawn ? (", " + std::to_string(drawn) + " PNGs in " + png_dir.string()).c_str() : "",
               seconds_since(t0));
@@ -438,22 +512,32 @@ int run_contacts_eval(const ContactsJob& job) {
     refuse_overwriting_inputs("--out", {job.out, (out_dir / "summary.json").string(), (out_dir / "per_protein.csv").string(),
                                         (out_dir / "png").string()},
                               inputs);
+    if (fs::exists(out_dir) && !fs::is_directory(out_dir))
+      throw Error("--out " + job.out + ": exists and is not a folder (eval writes summary.json, per_protein.csv and png/ there)");
   }
   LoadedModel m = load_model(job);
   const RegressionFile r = read_regression(job.regression, m, job.checkpoint);
   const std::vector<StructureProtein> proteins = load_structures(job.structures, m.window, job.cutoff);
+  for (const StructureProtein& p : proteins)
+    for (const std::string& fitted : r.fit_files)
+      if (same_file(p.file, fitted))
+        std::fprintf(stderr, "warning: %s was one of the regression's fit chains: its scores are not held out\n",
+                     p.file.c_str());
+  if (r.cutoff > 0 && r.cutoff != job.cutoff)
+    std::fprintf(stderr, "note: the regression was fitted with contacts below %.2f A, this evaluation counts below %.2f A\n",
+                 r.cutoff, job.cutoff);
   const int64_t C = m.channels();
   const bool has_best = r.best_channel >= 0;
   Scored s;
   std::vector<at::Tensor> drawn;  // predicted maps of the first --png proteins
   for (const StructureProtein& p : proteins) {
-    const std::vector<double> X = pair_features(attention_features(m, p.sequence), p.pairs);
+    const std::vector<double> X = pair_features(attention_features(m, p.name, p.sequence), p.pairs);
     s.fitted.push_back(score_ranking(p.truth, p.pairs, predict_pairs(X, r.regression)));
     s.random.push_back(score_random(p.truth, p.pairs));
     s.separation.push_back(score_separation(p.truth, p.pairs));
     if (has_best) s.best_head.push_back(score_ranking(p.truth, p.pairs, channel_scores(X, C, r.best_channel)));
     if (!job.out.empty() && static_cast<int64_t>(drawn.size()) < job.png)
-      drawn.push_back(predict_contact_map(attention_features(m, p.sequence), r.regression));
+      drawn.push_back(predict_contact_map(attention_features(m, p.name, p.sequence), r.regression));
   }
   nlohmann::json summary;
   summary["proteins"] = proteins.size();

@@ -167,7 +167,8 @@ PrecisionChoice choose_precision(Precision requested, const c10::Device& device)
   if (requested == Precision::kFp32) return c;
   std::string where = device_name(device) + " (LibTorch " TORCH_VERSION ")";
 #if TORCH_VERSION_MAJOR < 2
-  if (kOnednnCapped && device.is_cpu()) where += " with oneDNN capped at AVX512_CORE_BF16 (its AMX kernels crash)";
+  if (kOnednnCapped && device.is_cpu())
+    where += " with oneDNN capped at AVX512_CORE_BF16 (oneDNN 2.6's AMX kernels crash)";
 #endif
   if (!autocast_supported(device.type())) {
     if (requested == Precision::kBf16)
