@@ -378,6 +378,29 @@ TEST(ContactsCli, FitPredictEvalOnRealStructures) {
   }
   EXPECT_TRUE(fs::exists(dir.file("eval/per_protein.csv")));
   EXPECT_TRUE(fs::exists(dir.file("eval/png/1lpbA_A.png")));
+
+  // A chain without SEQRES: residues 1-8, a break (C-alphas 11.4 A apart) where numbers 9-10 are missing,
+  // 11-18, then a jump to 300 without a break (renumbering): 2 X positions are added, none for the jump.
+  std::string pdb;
+  const auto atom = [&](int serial, int number, double x) {
+    char line[96];
+    std::snprintf(line, sizeof line, "ATOM  %5d  CA  GLY A%4d    %8.3f%8.3f%8.3f  1.00  0.00           C\n", serial,
+                  number, x, 0.0, 0.0);
+    pdb += line;
+  };
+  double x = 0;
+  int serial = 1;
+  for (int n = 1; n <= 8; ++n, x += 3.8) atom(serial++, n, x);
+  x += 7.6;
+  for (int n = 11; n <= 18; ++n, x += 3.8) atom(serial++, n, x);
+  for (int n = 300; n <= 307; ++n, x += 3.8) atom(serial++, n, x);
+  write_file(dir.file("gap.pdb"), pdb + "END\n");
+  write_file(dir.file("gap.txt"), dir.file("gap.pdb") + "\n");
+  r = run_performer("contacts eval --checkpoint " + ckpt + " --regression " + reg + " --structures " + dir.file("gap.txt") +
+                    " --out " + dir.file("gap") + " --device cpu");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string csv = read_text(dir.file("gap/per_protein.csv"));
+  EXPECT_NE(csv.find(",26,24,short,"), std::string::npos) << csv;  // length 26 = 24 observed + 2 missing
 }
 
 TEST(ContactsCli, BadInputsAreOneLineErrorsAndWriteNothing) {

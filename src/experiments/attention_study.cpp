@@ -14,6 +14,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/report.h"
 #include "util/names.h"
 #include "util/text.h"
 
@@ -33,19 +34,6 @@ void check_outputs(const AttentionStudy& a) {
                            "target_similarity.csv", "blosum_vs_attention.png"})
     outputs.push_back((fs::path(a.out) / name).string());
   refuse_overwriting_inputs("--out", outputs, inputs);
-}
-
-std::string safe_name(const std::string& s) {
-  std::string out;
-  for (char c : s) out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ? c : '_');
-  return out;
-}
-
-std::string fmt(double x) {
-  if (std::isnan(x)) return "n/a";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.3f", x);
-  return b;
 }
 
 // A matrix for a heatmap (NaN drawn as 0).
@@ -107,8 +95,9 @@ void report_similarity_table(const SimilarityStudy& study, const std::vector<Var
     for (double x : r.value) row << x;
     csv.write(row << verdict(r));
     const std::string name = std::string(r.measure) + " (" + r.statistic + ")";
-    std::printf("  %-34s %8s %8s %11s %9s  %s\n", name.c_str(), fmt(r.value[0]).c_str(), fmt(r.value[1]).c_str(),
-                fmt(r.value[2]).c_str(), fmt(r.value[3]).c_str(), verdict(r).c_str());
+    std::printf("  %-34s %8s %8s %11s %9s  %s\n", name.c_str(), figure3(r.value[0]).c_str(),
+                figure3(r.value[1]).c_str(), figure3(r.value[2]).c_str(), figure3(r.value[3]).c_str(),
+                verdict(r).c_str());
   }
   std::printf("  (target shares: %lld of %lld trained heads have attention above %.2g; %lld of 190 pairs defined, "
               "a figure needs %lld)\n",
@@ -184,11 +173,11 @@ void write_similarity_pictures(const SimilarityStudy& study, const std::vector<V
   for (char ch : Alphabet::kResidues.substr(0, 20)) labels.emplace_back(1, ch);
   std::vector<float> bf;
   for (double v : study.blosum()) bf.push_back(static_cast<float>(v));
-  const std::string t1 = "target shares, trained r=" + fmt(tr.targets.pearson) + " (pos " + fmt(sum[2].targets.pearson) +
-                         ", shuf " + fmt(sum[3].targets.pearson) + ")";
+  const std::string t1 = "target shares, trained r=" + figure3(tr.targets.pearson) + " (pos " +
+                         figure3(sum[2].targets.pearson) + ", shuf " + figure3(sum[3].targets.pearson) + ")";
   const std::string t2 = "pairwise ratio, layer " + std::to_string(layers[static_cast<size_t>(tr.best_slot)]) + " head " +
-                         std::to_string(tr.best_head) + " r=" + fmt(tr.pairwise_best) + " (pos best " +
-                         fmt(sum[2].pairwise_best) + ")";
+                         std::to_string(tr.best_head) + " r=" + figure3(tr.pairwise_best) + " (pos best " +
+                         figure3(sum[2].pairwise_best) + ")";
   write_png((fs::path(out_dir) / "blosum_vs_attention.png").string(),
             side_by_side({heatmap(for_picture(similarity), 20, 20, t1, labels, labels),
                           heatmap(for_picture(best), 20, 20, t2, labels, labels),

@@ -24,6 +24,7 @@
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
+#include "util/report.h"
 #include "util/precision.h"
 #include "util/text.h"
 
@@ -40,17 +41,23 @@ constexpr const char* kFeatures =
     "renormalized, symmetrized (A + A^T), APC-corrected";
 
 // A chain without SEQRES: its observed residues, with one unknown residue 'X' (no coordinates) for each
-// residue number skipped between two observed ones, so that sequence separations count the missing loop.
-// Insertion codes (52, 52A) and numbering that runs backwards add nothing; a jump beyond kMaxFilledGap is
-// taken as renumbering, not as missing residues.
+// residue number skipped where the chain is broken (consecutive C-alphas more than kBreak apart), so that
+// sequence separations count a missing loop. A jump in numbering without a break is renumbering (tags
+// numbered apart, a skipped 0, numbering by domain: 5 of the 50 mdanalysistests chains) and adds nothing;
+// so does a jump beyond kMaxFilledGap.
 std::pair<std::string, std::vector<int64_t>> sequence_from_numbering(const StructureChain& chain) {
   constexpr int64_t kMaxFilledGap = 200;
+  constexpr double kBreak = 4.2;  // Angstrom; a peptide bond keeps C-alphas 3.8 A apart
   std::string seq;
   std::vector<int64_t> at;
   for (size_t r = 0; r < chain.residues.size(); ++r) {
     if (r > 0) {
-      const int64_t gap = chain.residues[r].number - chain.residues[r - 1].number - 1;
-      if (gap > 0 && gap <= kMaxFilledGap) {
+      const StructureResidue &a = chain.residues[r - 1], &b = chain.residues[r];
+      const int64_t gap = b.number - a.number - 1;
+      double d2 = 0;
+      for (int k = 0; k < 3; ++k) d2 += (a.ca[k] - b.ca[k]) * (a.ca[k] - b.ca[k]);
+      const bool broken = a.has_ca && b.has_ca && std::sqrt(d2) > kBreak;
+      if (broken && gap > 0 && gap <= kMaxFilledGap) {
         seq.append(static_cast<size_t>(gap), 'X');
         at.insert(at.end(), static_cast<size_t>(gap), -1);
       }
@@ -264,19 +271,6 @@ RegressionFile read_regression(const std::string& path, const LoadedModel& m, co
 
 // ------------------------------------------------------------------------------------------- output helpers
 
-std::string fmt3(double x) {
-  if (std::isnan(x)) return "n/a";
-  char b[32];
-  std::snprintf(b, sizeof b, "%.3f", x);
-  return b;
-}
-
-std::string safe_name(const std::string& s) {
-  std::string out;
-  for (char c : s) out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ? c : '_');
-  return out;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -370,7 +364,7 @@ int run_contacts_fit(const ContactsJob& job) {
   if (best >= 0)
     std::printf("best single head on these proteins: layer %lld head %lld, long-range top-L precision %s\n",
                 static_cast<long long>(best / m.config.model.heads), static_cast<long long>(best % m.config.model.heads),
-                fmt3(best_precision).c_str());
+                figure3(best_precision).c_str());
   else
     std::printf("no best single head: no fit protein has a long-range pair\n");
   std::printf("wrote %s (%.1f s)\n", job.out.c_str(), seconds_since(t0));
@@ -481,16 +475,16 @@ nlohmann::json range_summary(const Scored& s, ContactRange r, uint64_t seed, boo
     const Interval iv = column(s.fitted, t);
     j[keys[t]] = iv.mean;
     j[std::string(keys[t]) + "_interval"] = {iv.low, iv.high};
-    o << "  " << shown[t] << " " << fmt3(iv.mean) << " [" << fmt3(iv.low) << ", " << fmt3(iv.high) << "]";
+    o << "  " << shown[t] << " " << figure3(iv.mean) << " [" << figure3(iv.low) << ", " << figure3(iv.high) << "]";
   }
   j["random"] = column(s.random, 0).mean;
   j["separation"] = column(s.separation, 0).mean;
   j["separation_top_L5"] = column(s.separation, 2).mean;
-  o << "  | random " << fmt3(j["random"].get<double>()) << "  separation " << fmt3(j["separation"].get<double>());
+  o << "  | random " << figure3(j["random"].get<double>()) << "  separation " << figure3(j["separation"].get<double>());
   if (has_best) {
     j["best_head"] = column(s.best_head, 0).mean;
     j["best_head_top_L5"] = column(s.best_head, 2).mean;
-    o << "  best head " << fmt3(j["best_head"].get<double>());
+    o << "  best head " << figure3(j["best_head"].get<double>());
   }
   int64_t contacts = 0, pairs = 0;
   for (const auto& p : s.fitted) contacts += p[ri].contacts, pairs += p[ri].pairs;
@@ -569,9 +563,9 @@ int run_contacts_eval(const ContactsJob& job) {
         const int ri = static_cast<int>(range);
         const RangeScore& f = s.fitted[i][ri];
         csv += csv_line({proteins[i].name, proteins[i].file, proteins[i].chain, std::to_string(proteins[i].sequence.size()),
-                         std::to_string(proteins[i].observed), contact_range_name(range), fmt3(f.top[0]), fmt3(f.top[1]),
-                         fmt3(f.top[2]), fmt3(s.random[i][ri].top[0]), fmt3(s.separation[i][ri].top[0]),
-                         has_best ? fmt3(s.best_head[i][ri].top[0]) : "n/a", std::to_string(f.contacts),
+                         std::to_string(proteins[i].observed), contact_range_name(range), figure3(f.top[0]), figure3(f.top[1]),
+                         figure3(f.top[2]), figure3(s.random[i][ri].top[0]), figure3(s.separation[i][ri].top[0]),
+                         has_best ? figure3(s.best_head[i][ri].top[0]) : "n/a", std::to_string(f.contacts),
                          std::to_string(f.pairs)}) + "\n";
       }
     write_text_file((out_dir / "per_protein.csv").string(), csv);

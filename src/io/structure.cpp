@@ -245,6 +245,8 @@ struct ChainBuild {
 // Sets the residue's point: C-alpha for glycine; C-beta, else the virtual C-beta, for the others.
 void place_point(ResidueBuild& r) {
   StructureResidue& res = r.residue;
+  res.has_ca = r.have[kCA];
+  res.ca = r.atoms[kCA];
   if (res.code == 'G') {
     res.has_point = r.have[kCA];
     res.point = r.atoms[kCA];

@@ -23,6 +23,8 @@ struct StructureResidue {
   // C-beta; C-alpha for glycine; for a non-glycine residue without CB: the virtual C-beta from N, CA, C;
   // has_point false when neither is possible.
   std::array<double, 3> point{};
+  bool has_ca = false;          // `ca` holds the C-alpha (for chain breaks: consecutive C-alphas are 3.8 A apart)
+  std::array<double, 3> ca{};
 };
 
 struct StructureChain {
