@@ -11,6 +11,7 @@
 #include "train/checkpoint.h"
 #include "io/hdf5.h"
 #include "io/png.h"
+#include "test_checkpoint.h"
 #include "test_util.h"
 #include "train/config.h"
 
@@ -57,14 +58,7 @@ TEST(AttentionCli, ExportsMapsAndBlosumComparison) {
   TempDir dir;
   const std::string root = fs::path(PERFORMER_TEST_DATA).parent_path().parent_path().string();
   RunConfig c = load_config(root + "/configs/tiny.yaml", {"output.dir=" + dir.path()});
-  Encoder model(c.model);
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-  AdamW opt(params, AdamWOptions{});
-  TrainState st;
-  st.config_yaml = config_to_yaml(c);
-  const std::string ckpt = dir.file("ckpt.h5");
-  save_checkpoint(ckpt, model, &opt, st);
+  const std::string ckpt = save_untrained_checkpoint(c, dir.file("ckpt.h5"));
   const std::string out = dir.file("att");
   const std::string cmd = std::string(PERFORMER_BINARY) + " attention --checkpoint " + ckpt + " --input " +
                           data_path("real_excerpt.fasta") + " --out " + out + " --max-sequences 12 --export 1 --blosum " +

@@ -18,6 +18,7 @@
 #include "io/hdf5.h"
 #include "io/structure.h"
 #include "model/encoder.h"
+#include "test_checkpoint.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
@@ -294,16 +295,7 @@ TEST(Contacts, RegressionMatchesScikitLearn) {
 namespace {
 
 std::string tiny_checkpoint(const TempDir& dir, const std::vector<std::string>& sets = {}) {
-  RunConfig c = load_config(project_root() + "/configs/tiny.yaml", sets);
-  Encoder model(c.model);
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-  AdamW opt(params, AdamWOptions{});
-  TrainState st;
-  st.config_yaml = config_to_yaml(c);
-  const std::string ckpt = dir.file("ckpt.h5");
-  save_checkpoint(ckpt, model, &opt, st);
-  return ckpt;
+  return save_untrained_checkpoint(load_config(project_root() + "/configs/tiny.yaml", sets), dir.file("ckpt.h5"));
 }
 
 std::string write_list(const TempDir& dir, const std::string& name, const std::vector<std::string>& chains) {

@@ -17,38 +17,21 @@
 #include <vector>
 
 #include "io/structure.h"
+#include "test_util.h"
 #include "util/error.h"
 
 using namespace performer;
+using namespace performer::testing;
 
 namespace {
 
-std::string structure_data(const std::string& name) {
-  return std::string(PERFORMER_TEST_DATA) + "/structures/" + name;
+std::string structure_data(const std::string& name) { return data_path("structures/" + name); }
+
+// Writes `text` to the file `name` in `dir`; its path.
+std::string put(const TempDir& dir, const std::string& name, const std::string& text) {
+  write_file(dir.file(name), text);
+  return dir.file(name);
 }
-
-// A fresh temporary folder, removed with the object (test_util.h has one too, but pulls in LibTorch headers).
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "performer-structure-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  // Writes `text` to a file `name` in the folder; its path.
-  std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(file(name), std::ios::binary) << text;
-    return file(name);
-  }
-
- private:
-  std::string path_;
-};
 
 // One ATOM/HETATM line in the PDB format's fixed columns (atom names of one-letter elements start in column 14).
 std::string atom_line(const char* record, const char* atom, char alt, const char* residue, char chain, int number,
@@ -173,8 +156,8 @@ TEST(Structure, VirtualCbetaNearTheRealOne) {
   std::string text, line;
   while (std::getline(in, line))
     if (line.compare(12, 4, " CB ") != 0) text += line + "\n";
-  ScratchDir dir;
-  const StructureChain real = read_structure(path), virtual_only = read_structure(dir.write("no_cb.pdb", text));
+  TempDir dir;
+  const StructureChain real = read_structure(path), virtual_only = read_structure(put(dir, "no_cb.pdb", text));
   ASSERT_EQ(real.observed(), virtual_only.observed());
   int compared = 0;
   for (size_t i = 0; i < real.residues.size(); ++i) {
@@ -268,11 +251,11 @@ TEST(Structure, AlignmentPrefersOneGap) {
   // stretch (after S, K or the second S, the sequence does not say which), which scores the same as splitting
   // the gap around chance matches (R D S K - S - - K S V ...); among equal scores the alignment opening one gap
   // wins.
-  ScratchDir dir;
+  TempDir dir;
   std::string text;
   const char* names[] = {"ARG", "ASP", "SER", "LYS", "SER", "VAL", "LEU", "MET", "ASN", "PRO", "GLN"};
   for (int i = 0; i < 11; ++i) text += atom("CB", names[i], 'A', i + 1, i, 0, 0);
-  const StructureChain c = read_structure(dir.write("gap.pdb", text));
+  const StructureChain c = read_structure(put(dir, "gap.pdb", text));
   const std::string sequence = "RDSKSSDKSVLMNPQ";
   const std::vector<int64_t> at = align_to_sequence(c, sequence);
   int gaps = 0, paired = 0;
@@ -293,8 +276,8 @@ TEST(Structure, AlignmentRejectsAnUnrelatedSequence) {
 }
 
 TEST(Structure, OnlyTheFirstModel) {
-  ScratchDir dir;
-  const std::string path = dir.write("models.pdb", "MODEL        1\n" + atom("CA", "ALA", 'A', 1, 0, 0, 0) +
+  TempDir dir;
+  const std::string path = put(dir, "models.pdb", "MODEL        1\n" + atom("CA", "ALA", 'A', 1, 0, 0, 0) +
                                                        atom("CB", "ALA", 'A', 1, 1, 2, 3) +
                                                        atom("CA", "GLY", 'A', 2, 4, 5, 6) + "ENDMDL\n" +
                                                        "MODEL        2\n" + atom("CA", "ALA", 'A', 1, 0, 0, 0) +
@@ -308,9 +291,9 @@ TEST(Structure, OnlyTheFirstModel) {
 }
 
 TEST(Structure, TwoChains) {
-  ScratchDir dir;
+  TempDir dir;
   const std::string path =
-      dir.write("chains.pdb", atom("CB", "ALA", 'A', 1, 1, 1, 1) + atom("CA", "GLY", 'A', 2, 2, 2, 2) + "TER\n" +
+      put(dir, "chains.pdb", atom("CB", "ALA", 'A', 1, 1, 1, 1) + atom("CA", "GLY", 'A', 2, 2, 2, 2) + "TER\n" +
                                   atom("CB", "SER", 'B', 1, 3, 3, 3) + atom("CB", "VAL", 'B', 2, 4, 4, 4) +
                                   atom("CB", "LYS", 'B', 3, 5, 5, 5) + "TER\n" + hetatm("O", "HOH", 'C', 1, 0, 0, 0));
   EXPECT_EQ(structure_chains(path), (std::vector<std::string>{"A", "B"})) << "chain C holds only water";
@@ -324,11 +307,11 @@ TEST(Structure, TwoChains) {
 }
 
 TEST(Structure, AlternateNamesAndLocationsKeepTheFirstSeen) {
-  ScratchDir dir;
+  TempDir dir;
   // Residue 10: SER (altloc A) and THR (altloc B) at the same number. Residue 12: the first altloc seen is B
   // (on CA), so CB of A, listed before CB of B, is ignored. Residue 13: a hydrogen of altloc B comes first,
   // but hydrogens are ignored, so the first altloc is A. Residue 14: a second name without altlocs.
-  const std::string path = dir.write(
+  const std::string path = put(dir, 
       "alt.pdb", atom("CA", "SER", 'A', 10, 0, 0, 0, 'A') + atom("CB", "SER", 'A', 10, 1, 1, 1, 'A') +
                      atom("CA", "THR", 'A', 10, 0, 0, 0, 'B') + atom("CB", "THR", 'A', 10, 2, 2, 2, 'B') +
                      atom("CA", "GLY", 'A', 11, 5, 5, 5) + atom("CA", "ALA", 'A', 12, 6, 6, 6, 'B') +
@@ -346,8 +329,8 @@ TEST(Structure, AlternateNamesAndLocationsKeepTheFirstSeen) {
 }
 
 TEST(Structure, UnknownResiduesLigandsAndNucleotides) {
-  ScratchDir dir;
-  const std::string path = dir.write(
+  TempDir dir;
+  const std::string path = put(dir, 
       "mixed.pdb",
       atom("N", "ALA", 'A', 1, 0, 0, 0) + atom("CA", "ALA", 'A', 1, 1, 0, 0) + atom("CB", "ALA", 'A', 1, 1, 1, 0) +
           atom("CA", "UNK", 'A', 2, 4, 0, 0) +                                          // CA only: no point
@@ -369,8 +352,8 @@ TEST(Structure, UnknownResiduesLigandsAndNucleotides) {
 }
 
 TEST(Structure, MmcifSyntax) {
-  ScratchDir dir;
-  const std::string path = dir.write("syntax.cif", R"(# a hand-written mmCIF file
+  TempDir dir;
+  const std::string path = put(dir, "syntax.cif", R"(# a hand-written mmCIF file
 data_test
 _struct.title
 ;A title in a text field,
@@ -429,8 +412,8 @@ ATOM CB . VAL A B 4 ? 9.5 9.5 9.5 2
 TEST(Structure, MmcifSequenceThroughStructAsymOrScheme) {
   // No label_entity_id in _atom_site: the chain's label_asym_id finds its entity in _struct_asym; the
   // second monomer listed for position 2 (microheterogeneity) is not part of the sequence.
-  ScratchDir dir;
-  const std::string path = dir.write("asym.cif", R"(data_asym
+  TempDir dir;
+  const std::string path = put(dir, "asym.cif", R"(data_asym
 loop_
 _entity_poly_seq.entity_id
 _entity_poly_seq.num
@@ -465,7 +448,7 @@ ATOM CB SER B 2 1 0 0
   EXPECT_EQ(c.residues[1].number, 2) << "label_seq_id when there is no auth_seq_id";
 
   // Nor _struct_asym: _pdbx_poly_seq_scheme names the entity of author chain Z.
-  const std::string scheme = dir.write("scheme.cif", R"(data_scheme
+  const std::string scheme = put(dir, "scheme.cif", R"(data_scheme
 loop_
 _entity_poly_seq.entity_id
 _entity_poly_seq.num
@@ -496,70 +479,70 @@ ATOM CB TYR Z 2 0 0 0
 }
 
 TEST(Structure, MalformedPdbNamesTheLine) {
-  ScratchDir dir;
+  TempDir dir;
   const std::string good = atom("CA", "ALA", 'A', 1, 1, 2, 3);
   const std::string header = "HEADER    TEST\n";
 
-  const std::string short_line = dir.write("short.pdb", header + good + good.substr(0, 40) + "\n");
+  const std::string short_line = put(dir, "short.pdb", header + good + good.substr(0, 40) + "\n");
   expect_error_at(error_of([&] { read_structure(short_line); }), short_line + ":3",
                   "ATOM record has 40 columns, expected at least 54");
 
   std::string bad_x = good;
   bad_x.replace(30, 8, "     abc");
-  const std::string coordinate = dir.write("coordinate.pdb", header + bad_x);
+  const std::string coordinate = put(dir, "coordinate.pdb", header + bad_x);
   expect_error_at(error_of([&] { read_structure(coordinate); }), coordinate + ":2",
                   "ATOM record: x coordinate 'abc' (columns 31-38) is not a number");
 
   std::string bad_z = hetatm("O", "HOH", 'A', 5, 1, 2, 3);  // checked in water too: a malformed file is one
   bad_z.replace(46, 8, "1.2.3   ");
-  const std::string z = dir.write("z.pdb", header + good + good + bad_z);
+  const std::string z = put(dir, "z.pdb", header + good + good + bad_z);
   expect_error_at(error_of([&] { read_structure(z); }), z + ":4",
                   "HETATM record: z coordinate '1.2.3' (columns 47-54) is not a number");
 
   std::string bad_number = good;
   bad_number.replace(22, 4, "  1x");
-  const std::string number = dir.write("number.pdb", header + good + bad_number);
+  const std::string number = put(dir, "number.pdb", header + good + bad_number);
   expect_error_at(error_of([&] { read_structure(number); }), number + ":3",
                   "ATOM record: residue number '1x' (columns 23-26) is not an integer");
 }
 
 TEST(Structure, MalformedMmcifNamesTheLine) {
-  ScratchDir dir;
+  TempDir dir;
   const std::string loop = "data_x\nloop_\n_atom_site.group_PDB\n_atom_site.label_atom_id\n_atom_site.label_comp_id\n"
                            "_atom_site.auth_asym_id\n_atom_site.auth_seq_id\n_atom_site.Cartn_x\n_atom_site.Cartn_y\n"
                            "_atom_site.Cartn_z\n";  // loop_ on line 2, values from line 11
   const std::string row = "ATOM CA ALA A 1 1.0 2.0 3.0\n";
 
-  const std::string count = dir.write("count.cif", loop + row + row + "ATOM CA ALA A 2 1.0 2.0\n");
+  const std::string count = put(dir, "count.cif", loop + row + row + "ATOM CA ALA A 2 1.0 2.0\n");
   expect_error_at(error_of([&] { read_structure(count); }), count + ":13",
                   "loop of _atom_site (8 columns, loop_ at line 2) has 23 values, not a multiple of 8");
 
-  const std::string quote = dir.write("quote.cif", loop + row + "ATOM 'CA ALA A 2 1.0 2.0 3.0\n");
+  const std::string quote = put(dir, "quote.cif", loop + row + "ATOM 'CA ALA A 2 1.0 2.0 3.0\n");
   expect_error_at(error_of([&] { read_structure(quote); }), quote + ":12",
                   "is not closed: expected a closing ' followed by a space or the end of the line");
 
-  const std::string text = dir.write("text.cif", "data_x\n_struct.title\n;never closed\nmore text\n");
+  const std::string text = put(dir, "text.cif", "data_x\n_struct.title\n;never closed\nmore text\n");
   expect_error_at(error_of([&] { read_structure(text); }), text + ":3",
                   "text field (opened by ';' at the start of this line) is not closed");
 
   std::string no_x = loop;
   no_x.replace(no_x.find("_atom_site.Cartn_x\n"), 19, "");
-  const std::string missing = dir.write("missing.cif", no_x + "ATOM CA ALA A 1 2.0 3.0\n");
+  const std::string missing = put(dir, "missing.cif", no_x + "ATOM CA ALA A 1 2.0 3.0\n");
   expect_error_at(error_of([&] { read_structure(missing); }), missing + ":2",
                   "_atom_site has no Cartn_x column: expected _atom_site.Cartn_x (coordinates)");
 
-  const std::string abc = dir.write("abc.cif", loop + row + "ATOM CA ALA A 2 1.0\n abc 3.0\n");
+  const std::string abc = put(dir, "abc.cif", loop + row + "ATOM CA ALA A 2 1.0\n abc 3.0\n");
   expect_error_at(error_of([&] { read_structure(abc); }), abc + ":13",
                   "_atom_site: y coordinate 'abc' (_atom_site.Cartn_y) is not a number");
 }
 
 TEST(Structure, MissingEmptyAndProteinFreeFiles) {
-  ScratchDir dir;
+  TempDir dir;
   const std::string missing = dir.file("absent.pdb");
   expect_error_at(error_of([&] { read_structure(missing); }), missing, "cannot open");
-  const std::string empty = dir.write("empty.pdb", "");
+  const std::string empty = put(dir, "empty.pdb", "");
   expect_error_at(error_of([&] { read_structure(empty); }), empty, "file is empty");
-  const std::string water = dir.write("water.pdb", hetatm("O", "HOH", 'A', 1, 0, 0, 0) + "END\n");
+  const std::string water = put(dir, "water.pdb", hetatm("O", "HOH", 'A', 1, 0, 0, 0) + "END\n");
   expect_error_at(error_of([&] { read_structure(water); }), water, "no amino-acid residues");
   EXPECT_TRUE(structure_chains(water).empty());
 }

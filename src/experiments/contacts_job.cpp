@@ -525,13 +525,14 @@ int run_contacts_eval(const ContactsJob& job) {
   Scored s;
   std::vector<at::Tensor> drawn;  // predicted maps of the first --png proteins
   for (const StructureProtein& p : proteins) {
-    const std::vector<double> X = pair_features(attention_features(m, p.name, p.sequence), p.pairs);
+    const at::Tensor features = attention_features(m, p.name, p.sequence);
+    const std::vector<double> X = pair_features(features, p.pairs);
     s.fitted.push_back(score_ranking(p.truth, p.pairs, predict_pairs(X, r.regression)));
     s.random.push_back(score_random(p.truth, p.pairs));
     s.separation.push_back(score_separation(p.truth, p.pairs));
     if (has_best) s.best_head.push_back(score_ranking(p.truth, p.pairs, channel_scores(X, C, r.best_channel)));
     if (!job.out.empty() && static_cast<int64_t>(drawn.size()) < job.png)
-      drawn.push_back(predict_contact_map(attention_features(m, p.name, p.sequence), r.regression));
+      drawn.push_back(predict_contact_map(features, r.regression));
   }
   nlohmann::json summary;
   summary["proteins"] = proteins.size();
