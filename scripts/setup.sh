@@ -48,7 +48,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 PACKAGES=(build-essential cmake ninja-build pkg-config libhdf5-dev libyaml-cpp-dev libspdlog-dev
           libfmt-dev libcli11-dev libgtest-dev libpng-dev zlib1g-dev libopenblas0-openmp
-          libgoogle-perftools-dev nlohmann-json3-dev libgloo-dev liblinear-dev)
+          libgoogle-perftools-dev nlohmann-json3-dev libgloo-dev liblinear-dev iproute2)
 # Debian's CPU LibTorch, unless the caller brings their own (TORCH_DIR or CMAKE_PREFIX_PATH set);
 # WITH_LIBTORCH_DEV=1/0 forces it on/off.
 if [[ -z "${WITH_LIBTORCH_DEV:-}" ]]; then

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,10 +18,13 @@
 #include "data/batches.h"
 #include "data/loader.h"
 #include "model/encoder.h"
+#include "test_runs.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/communicator.h"
 #include "train/gradient_sync.h"
+#include "train/optimizer.h"
+#include "train/replicas.h"
 #include "train/world.h"
 #include "util/error.h"
 #include "util/process.h"
@@ -248,62 +252,18 @@ TEST(DataParallel, BucketedGradientSumsStartDuringBackwardAndEqualTheSum) {
 
 namespace {
 
-// The tiny config (dropout 0.1, feature redraws every 5 steps), one thread per process, gradient
-// accumulation over several batches so both ranks have work every step.
-std::string tiny_args(const std::string& dir, const std::string& extra = "") {
-  return "train -c " + project_root() + "/configs/tiny.yaml --set output.dir=" + dir + " --set data.train=" +
-         data_path("real_excerpt.fasta") +
-         " --set train.tokens_per_step=4096 --set runtime.threads=1 --set runtime.timeout_s=60 "
-         "--set eval.every=0 --set output.checkpoint_every=0 " + extra;
-}
-
-std::map<std::string, at::Tensor> parameters(const std::string& checkpoint) {
-  RunConfig c = parse_config(checkpoint_config(checkpoint), checkpoint);
-  Encoder m(c.model);
-  load_checkpoint(checkpoint, m, nullptr, false);
-  std::map<std::string, at::Tensor> out;
-  for (auto& p : m->named_parameters()) out[p.key()] = p.value().detach().clone();
-  return out;
-}
-
-// The relative difference ||a - b|| / ||a|| of all the parameters of two checkpoints.
-double parameter_difference(const std::string& a, const std::string& b) {
-  auto pa = parameters(a), pb = parameters(b);
-  double diff = 0, norm = 0;
-  for (auto& [name, t] : pa) {
-    const double d = (t - pb.at(name)).norm().item<double>(), n = t.norm().item<double>();
-    diff += d * d;
-    norm += n * n;
-  }
-  const double rel = std::sqrt(diff / norm);
-  std::printf("relative parameter difference %s vs %s: %.3g\n", a.c_str(), b.c_str(), rel);
-  return rel;
-}
-
-std::set<std::string> files_in(const std::string& dir) {
-  std::set<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.insert(e.path().filename().string());
-  return out;
-}
-
-int rows(const std::string& csv) {
-  std::ifstream in(csv);
-  std::string line;
-  int n = -1;
-  while (std::getline(in, line)) ++n;
-  return n;
-}
-
 // Two ranks started by hand, as torchrun would, each with its output in <dir>.rank<r>.txt.
 struct Job {
   std::vector<int> pids;
   std::string out_prefix;
 };
-Job start_ranks(const std::string& args, const std::string& out_prefix) {
+// `args1`, when given, is rank 1's command line (rank 0 runs `args`).
+Job start_ranks(const std::string& args, const std::string& out_prefix, const std::string& args1 = "") {
   Job j{{}, out_prefix};
   const std::string port = std::to_string(free_local_port());
   for (int r = 0; r < 2; ++r)
-    j.pids.push_back(spawn_process({"/bin/bash", "-c", "exec " + std::string(PERFORMER_BINARY) + " " + args + " > " +
+    j.pids.push_back(spawn_process({"/bin/bash", "-c", "exec " + std::string(PERFORMER_BINARY) + " " +
+                                                           (r == 1 && !args1.empty() ? args1 : args) + " > " +
                                                            out_prefix + std::to_string(r) + ".txt 2>&1"},
                                    {"RANK=" + std::to_string(r), "LOCAL_RANK=" + std::to_string(r), "WORLD_SIZE=2",
                                     "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}));
@@ -311,18 +271,6 @@ Job start_ranks(const std::string& args, const std::string& out_prefix) {
 }
 }  // namespace
 
-namespace {
-
-// The largest relative difference of the per-step losses of two runs.
-double loss_difference(const std::string& a, const std::string& b) {
-  const auto la = csv_column(a, 2), lb = csv_column(b, 2);
-  if (la.size() != lb.size()) return 1.0;
-  double worst = 0;
-  for (size_t i = 0; i < la.size(); ++i) worst = std::max(worst, std::abs(la[i] - lb[i]) / std::abs(la[i]));
-  return worst;
-}
-
-}  // namespace
 
 TEST(DataParallel, TwoRanksTrainAsOneProcessAndResumeAcrossWorldSizes) {
   TempDir d;
@@ -341,12 +289,8 @@ TEST(DataParallel, TwoRanksTrainAsOneProcessAndResumeAcrossWorldSizes) {
   // a learning rate 1% off moves the parameters by 5.2e-4, a mask rate of 0.151 for 0.15 by 8.8e-3.
   CliRun t = run_performer(tiny_args(threads, steps + " --set runtime.threads=2"));
   ASSERT_EQ(t.status, 0) << t.out;
-  const double floor = 20 * 1.19e-7;
-  const double param_noise = std::max(parameter_difference(checkpoint_path(one, 20), checkpoint_path(threads, 20)), floor);
-  const double loss_noise = std::max(loss_difference(one + "/metrics.csv", threads + "/metrics.csv"), floor);
-  const double param_bound = 20 * param_noise, loss_bound = 20 * loss_noise;
-  std::printf("float noise (1 vs 2 threads): parameters %.3g, losses %.3g; bounds %.3g and %.3g\n", param_noise, loss_noise,
-              param_bound, loss_bound);
+  const Bounds bounds = noise_bounds(one, threads, 20);
+  const double param_bound = bounds.parameters, loss_bound = bounds.losses;
   ASSERT_LT(param_bound, 1e-2) << "the two one-process runs themselves diverge";
   CliRun b = run_performer(tiny_args(two, steps) + " --nproc 2");
   ASSERT_EQ(b.status, 0) << b.out;
@@ -420,4 +364,193 @@ TEST(DataParallel, NprocInsideALaunchedRankIsRefused) {
                          " --nproc 2 2>&1");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("already is a rank"), std::string::npos) << r.out;
+}
+
+// ------------------------------------------------------------------------- replicas (train/replicas.h)
+
+namespace {
+// Two Gloo ranks as two threads of this process, each running `body(comm, rank)`; their errors.
+std::vector<std::string> two_thread_ranks(const std::function<void(Communicator&, int)>& body) {
+  const int port = free_local_port();
+  std::vector<std::string> errors(2);
+  auto rank = [&](int r) {
+    try {
+      World w;
+      w.rank = w.local_rank = r;
+      w.size = w.local_size = 2;
+      w.master_addr = "127.0.0.1";
+      w.master_port = port;
+      w.launcher = "test";
+      Communicator comm(w, Backend::kGloo, c10::Device(c10::kCPU), 60);
+      body(comm, r);
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(r)] = e.what();
+    }
+  };
+  std::thread t1(rank, 1);
+  rank(0);
+  t1.join();
+  return errors;
+}
+
+// A tiny model and its optimizer, with moments filled in (as after some steps).
+struct Replica {
+  Encoder model{nullptr};
+  AdamW optimizer{{}, {}};
+  Replica() {
+    torch::manual_seed(11);
+    model = Encoder(tiny_run_config("/tmp/unused").model);
+    std::vector<std::pair<std::string, at::Tensor>> named;
+    for (auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value());
+    optimizer = AdamW(named, AdamWOptions{});
+    for (auto& [name, t] : optimizer.exp_avg()) t.normal_();
+    for (auto& [name, t] : optimizer.exp_avg_sq()) t.uniform_();
+  }
+};
+
+// The float32 next to x (one unit in the last place up).
+void one_bit_up(at::Tensor t) {
+  torch::NoGradGuard g;
+  float* p = t.data_ptr<float>();
+  p[0] = std::nextafter(p[0], INFINITY);
+}
+}  // namespace
+
+TEST(DataParallel, EveryRankTakesRank0sStateAndFingerprintsSeeOneBit) {
+  // Rank 1's state differs from rank 0's by one bit in a parameter and one in a moment: the fingerprints
+  // see it; taking rank 0's state names what differed, and leaves both equal bit for bit.
+  std::vector<Replica> replicas(2);
+  NamedTensors s0 = replicated_state(replicas[0].model, replicas[0].optimizer);
+  NamedTensors s1 = replicated_state(replicas[1].model, replicas[1].optimizer);
+  ASSERT_EQ(s0.size(), s1.size());
+  ASSERT_EQ(state_fingerprint(s0), state_fingerprint(s1)) << "same seed, same state";
+  bool has_buffer = false, has_moment = false;
+  for (const auto& [name, t] : s0) {
+    has_buffer = has_buffer || name.rfind("buffer:", 0) == 0;
+    has_moment = has_moment || name.rfind("exp_avg_sq:", 0) == 0;
+  }
+  EXPECT_TRUE(has_buffer && has_moment) << "buffers (FAVOR's projections) and moments are replicated";
+  size_t weight = 0;
+  while (s1[weight].first != "layers.0.ff1.weight") ++weight;
+  const std::string param = s1[weight].first;
+  one_bit_up(s1[weight].second);
+  size_t moment = 0;
+  while (s1[moment].first.rfind("exp_avg:", 0) != 0) ++moment;
+  one_bit_up(s1[moment].second);
+  EXPECT_NE(state_fingerprint(s0), state_fingerprint(s1));
+  std::vector<bool> agreed_before(2), agreed_after(2);
+  std::vector<Divergence> seen(2);
+  const auto errors = two_thread_ranks([&](Communicator& comm, int r) {
+    const NamedTensors& mine = r == 0 ? s0 : s1;
+    agreed_before[static_cast<size_t>(r)] = same_on_every_rank(comm, state_fingerprint(mine));
+    seen[static_cast<size_t>(r)] = take_rank0_state(comm, mine);
+    agreed_after[static_cast<size_t>(r)] = same_on_every_rank(comm, state_fingerprint(mine));
+  });
+  ASSERT_EQ(errors[0], "");
+  ASSERT_EQ(errors[1], "");
+  EXPECT_FALSE(agreed_before[0] || agreed_before[1]);
+  EXPECT_TRUE(agreed_after[0] && agreed_after[1]);
+  EXPECT_EQ(seen[0].differing, 0);
+  EXPECT_EQ(seen[1].differing, 2);
+  EXPECT_EQ(seen[1].tensors, static_cast<int64_t>(s1.size()));
+  EXPECT_GT(seen[1].max_relative, 0);
+  EXPECT_LT(seen[1].max_relative, 1e-6) << "one bit of float32";
+  EXPECT_TRUE(seen[1].worst == param || seen[1].worst == s1[moment].first) << seen[1].worst;
+  for (size_t i = 0; i < s0.size(); ++i) EXPECT_TRUE(torch::equal(s0[i].second, s1[i].second)) << s0[i].first;
+}
+
+namespace {
+// `from` with layers.0.ff1.weight scaled by `factor`, or its first element one bit up (factor 0):
+// a valid checkpoint (its RNG state is the original's).
+void perturbed_checkpoint(const std::string& from, const std::string& to, double factor) {
+  RunConfig c = parse_config(checkpoint_config(from), from);
+  Encoder m(c.model);
+  std::vector<std::pair<std::string, at::Tensor>> named;
+  for (auto& p : m->named_parameters()) named.emplace_back(p.key(), p.value());
+  AdamW opt(named, AdamWOptions{});
+  const TrainState st = load_checkpoint(from, m, &opt, /*restore_rng=*/true);
+  at::Tensor p;
+  for (auto& [name, t] : named)
+    if (name == "layers.0.ff1.weight") p = t;
+  if (factor == 0) {
+    one_bit_up(p);
+  } else {
+    torch::NoGradGuard g;
+    p.mul_(factor);
+  }
+  save_checkpoint(to, m, &opt, st);
+}
+}  // namespace
+
+TEST(DataParallel, ARankResumingFromACheckpointOneBitOffTrainsOnRank0sState) {
+  // Rank 1 resumes from a copy of the checkpoint one bit off (another node's copy, another CPU's load):
+  // it takes rank 0's state, the log says so, and the run ends bit for bit where the run from two equal
+  // copies ends. A copy that differs beyond rounding is refused by both ranks.
+  TempDir d;
+  const std::string first = d.file("first"), same = d.file("same"), off = d.file("off"), far = d.file("far");
+  CliRun a = run_performer(tiny_args(first, "--set train.steps=6"));
+  ASSERT_EQ(a.status, 0) << a.out;
+  const std::string ckpt = checkpoint_path(first, 6), bit = d.file("bit.h5"), scaled = d.file("scaled.h5");
+  perturbed_checkpoint(ckpt, bit, 0);
+  perturbed_checkpoint(ckpt, scaled, 1.01);
+  auto run = [&](const std::string& dir, const std::string& rank1_checkpoint) {
+    const std::string args = tiny_args(dir, "--set train.steps=10") + " --resume ";
+    Job j = start_ranks(args + ckpt, dir + ".rank", args + rank1_checkpoint);
+    const int s0 = wait_for(j.pids[0], 120), s1 = wait_for(j.pids[1], 120);
+    return std::make_pair(s0 * 1000 + s1, read_text(dir + ".rank0.txt") + read_text(dir + ".rank1.txt"));
+  };
+  const auto [same_status, same_out] = run(same, ckpt);
+  ASSERT_EQ(same_status, 0) << same_out;
+  EXPECT_NE(same_out.find("replicas: every rank holds rank 0's state bit for bit"), std::string::npos) << same_out;
+  const auto [off_status, off_out] = run(off, bit);
+  ASSERT_EQ(off_status, 0) << off_out;
+  EXPECT_NE(off_out.find("replicas: up to 1 of"), std::string::npos) << off_out;
+  EXPECT_NE(off_out.find("every rank now holds rank 0's"), std::string::npos) << off_out;
+  EXPECT_EQ(parameter_difference(checkpoint_path(same, 10), checkpoint_path(off, 10)), 0.0);
+  const auto [far_status, far_out] = run(far, scaled);
+  EXPECT_EQ(far_status, 1001) << far_out;
+  EXPECT_NE(far_out.find("error: rank 0: the ranks do not start from the same state"), std::string::npos) << far_out;
+  EXPECT_NE(far_out.find("error: rank 1: the ranks do not start from the same state (after loading the checkpoint: " +
+                         std::string("layers.0.ff1.weight differs")), std::string::npos) << far_out;
+}
+
+TEST(DataParallel, ALocalLaunchListensOnLoopbackOnly) {
+  // `train --nproc 2`: the rendezvous store and Gloo listen on 127.0.0.1 only (ss -ltnp, the ranks'
+  // sockets). LibTorch 1.13's store cannot be bound to one address: there the launch says so.
+  if (run_command("ss -V >/dev/null 2>&1").status != 0) GTEST_SKIP() << "ss (iproute2) is not installed";
+  TempDir d;
+  const std::string run = d.file("run"), out = d.file("out.txt");
+  const int launcher = spawn_process({"/bin/bash", "-c", "exec " + std::string(PERFORMER_BINARY) + " " +
+                                                             tiny_args(run, "--set train.steps=100000") + " --nproc 2 > " +
+                                                             out + " 2>&1"}, {});
+  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 2; }, 120)) << read_text(out);
+  const std::vector<int> ranks = children_of(launcher);
+  ASSERT_EQ(ranks.size(), 2u);
+  const std::string sockets = run_command("ss -ltnpH 2>&1").out;
+  std::vector<std::string> listening;
+  std::istringstream lines(sockets);
+  for (std::string line; std::getline(lines, line);)
+    for (int pid : ranks)
+      if (line.find("pid=" + std::to_string(pid) + ",") != std::string::npos) {
+        std::istringstream fields(line);
+        std::string state, recv_q, send_q, local;
+        fields >> state >> recv_q >> send_q >> local;
+        listening.push_back(local);
+      }
+  ::kill(launcher, SIGTERM);
+  EXPECT_EQ(wait_for(launcher, 60), 130) << read_text(out);
+  ASSERT_FALSE(listening.empty()) << sockets;
+  const bool store_bound = TORCH_VERSION_MAJOR >= 2;
+  int store = 0;
+  for (const std::string& local : listening) {
+    const bool loopback = local.rfind("127.0.0.1:", 0) == 0 || local.rfind("[::ffff:127.0.0.1]:", 0) == 0;
+    if (!loopback) ++store;
+    if (store_bound) {
+      EXPECT_TRUE(loopback) << local << " in\n" << sockets;
+    }
+  }
+  if (!store_bound) {
+    EXPECT_LE(store, 1) << "only the store (rank 0) listens beyond loopback:\n" << sockets;
+    EXPECT_NE(read_text(out).find("rendezvous store listens on every interface"), std::string::npos) << read_text(out);
+  }
 }

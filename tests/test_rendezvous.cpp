@@ -148,20 +148,6 @@ TEST(Rendezvous, ARankNeverJoinsAnotherJobsStore) {
   EXPECT_EQ(wait_for(a1, 60), 130) << read_text(d.file("a1.txt"));
 }
 
-namespace {
-// The pids of the children of `parent` (from /proc/<parent>/task/*/children).
-std::vector<int> children_of(int parent) {
-  std::vector<int> out;
-  std::error_code ec;
-  for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(parent) + "/task", ec)) {
-    std::istringstream in(read_text((t.path() / "children").string()));
-    int pid = 0;
-    while (in >> pid) out.push_back(pid);
-  }
-  return out;
-}
-}  // namespace
-
 TEST(Rendezvous, TheLauncherStopsTheJobWhenARankIsKilledOrInterruptedAtStart) {
   TempDir d;
   // A rank killed by a signal (here SIGKILL, as the OOM killer would) is a failure: the launcher stops the

@@ -118,6 +118,18 @@ inline std::string read_text(const std::string& path) {
   return s.str();
 }
 
+// The pids of the children of `parent` (from /proc/<parent>/task/*/children).
+inline std::vector<int> children_of(int parent) {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(parent) + "/task", ec)) {
+    std::istringstream in(read_text((t.path() / "children").string()));
+    int pid = 0;
+    while (in >> pid) out.push_back(pid);
+  }
+  return out;
+}
+
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   f << text;

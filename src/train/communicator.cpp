@@ -11,12 +11,15 @@
 
 #include <fmt/format.h>
 
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include "train/rendezvous.h"
 #include "util/error.h"
 #include "util/names.h"
+#include "util/process.h"
 #include "util/text.h"
 
 namespace performer {
@@ -32,6 +35,7 @@ using Group = c10d::ProcessGroup;
 #endif
 
 constexpr double kReportSeconds = 5;  // how long a failing rank waits for the others to name themselves
+constexpr double kStoreGrace = 2;     // beyond it, for the store's replies
 
 bool is_loopback(const std::string& addr) {
   return addr == "localhost" || addr == "::1" || addr.rfind("127.", 0) == 0;
@@ -41,6 +45,11 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const World& w) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"))
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
   if (is_loopback(w.master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  // This host's address on the route to MASTER_ADDR (on rank 0, MASTER_ADDR itself): Gloo listens there
+  // only, and the ranks reach each other the way they reach the store. Gloo's own default, the address of
+  // the host name, is 127.0.1.1 under a Debian-style /etc/hosts, which no other host can reach.
+  const std::string local = local_address_towards(w.master_addr);
+  if (!local.empty()) return c10d::ProcessGroupGloo::createDeviceForHostname(local);
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
@@ -53,11 +62,37 @@ struct Communicator::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Group> group;
 
-  // Names the ranks that did not report within kReportSeconds, after this one reported itself.
+  // Names the ranks that did not report within kReportSeconds, after this one reported itself. The store's
+  // replies may never come when the network to its host is down (a store call then waits in recv for
+  // good, measured with a veth link cut: tests/test_launchers.cpp), so the exchange runs on a thread of its
+  // own, given kReportSeconds + kStoreGrace; past that the store's host is named.
   std::string who_is_gone() {
+    struct Answer {
+      std::mutex m;
+      std::condition_variable cv;
+      bool done = false;
+      std::string text;
+    };
+    auto answer = std::make_shared<Answer>();
+    std::thread([answer, store = store, w = world] {
+      std::string text = ranks_not_reporting(*store, w);
+      std::lock_guard<std::mutex> lock(answer->m);
+      answer->text = std::move(text);
+      answer->done = true;
+      answer->cv.notify_all();
+    }).detach();  // left behind when the store never answers: the process is ending with this error
+    std::unique_lock<std::mutex> lock(answer->m);
+    if (answer->cv.wait_for(lock, std::chrono::duration<double>(kReportSeconds + kStoreGrace), [&] { return answer->done; }))
+      return answer->text;
+    return (world.agent_store ? std::string("torchrun's agent, which hosts the rendezvous store, ")
+                              : std::string("rank 0, which hosts the rendezvous store, ")) +
+           fmt::format("did not answer within {:g} s (its host or the network to it is down)", kReportSeconds + kStoreGrace);
+  }
+
+  static std::string ranks_not_reporting(c10d::Store& store, const World& world) {
     const std::string prefix = "performer/failed/";
     try {
-      store->set(prefix + std::to_string(world.rank), std::vector<uint8_t>{1});
+      store.set(prefix + std::to_string(world.rank), std::vector<uint8_t>{1});
       std::vector<bool> seen(static_cast<size_t>(world.size), false);
       seen[static_cast<size_t>(world.rank)] = true;
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(kReportSeconds);
@@ -65,7 +100,7 @@ struct Communicator::Impl {
       for (;;) {
         gone.clear();
         for (int r = 0; r < world.size; ++r) {
-          if (!seen[static_cast<size_t>(r)] && store->check({prefix + std::to_string(r)})) seen[static_cast<size_t>(r)] = true;
+          if (!seen[static_cast<size_t>(r)] && store.check({prefix + std::to_string(r)})) seen[static_cast<size_t>(r)] = true;
           if (!seen[static_cast<size_t>(r)]) gone.push_back(std::to_string(r));
         }
         if (gone.empty() || std::chrono::steady_clock::now() > deadline) break;
@@ -196,6 +231,21 @@ std::unique_ptr<Communicator::Pending> Communicator::sum_async(const at::Tensor&
   } catch (const std::exception& e) {
     m.fail("gradient all-reduce", e);
   }
+}
+
+void Communicator::broadcast(at::Tensor& tensor) {
+  Impl& m = *impl_;
+  if (m.group == nullptr) return;
+  at::Tensor buffer = tensor.to(m.device).contiguous();  // `tensor` itself when it already is both
+  std::vector<at::Tensor> ts{buffer};
+  c10d::BroadcastOptions o;
+  o.rootRank = 0;
+  try {
+    m.group->broadcast(ts, o)->wait();
+  } catch (const std::exception& e) {
+    m.fail("a broadcast from rank 0", e);
+  }
+  if (!buffer.is_same(tensor)) tensor.copy_(buffer);
 }
 
 void Communicator::publish(const std::string& key, const std::string& value) {

@@ -52,6 +52,10 @@ class Communicator {
   };
   std::unique_ptr<Pending> sum_async(const at::Tensor& tensor);
 
+  // Rank 0's `tensor` copied into every rank's, in place (same shape and dtype on every rank; any device:
+  // the group's own is used on the way). One process: nothing.
+  void broadcast(at::Tensor& tensor);
+
   // Rank 0 publishes a value under `key`; the others wait up to `timeout` for it (used to let rank 0
   // prepare the corpus while the others wait, however long that takes). A waiting rank whose `stop` flag
   // is set throws Interrupted.

@@ -7,6 +7,7 @@
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
 
 #include <fmt/format.h>
 
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "util/error.h"
+#include "util/log.h"
 #include "util/names.h"
 #include "util/signals.h"
 #include "util/text.h"
@@ -74,6 +76,35 @@ bool accepts_connections(const std::string& host, int port, int timeout_ms) {
   }
   ::freeaddrinfo(found);
   return ok;
+}
+
+// The store's listening socket, bound to MASTER_ADDR's own address (127.0.0.1 for a one-machine job)
+// rather than to every interface: c10d's store has no authentication, so whoever reaches its port could
+// read and write the job's keys. Returns the listening descriptor, or -1 where MASTER_ADDR is not an
+// address of this host (a name that resolves elsewhere, behind NAT): the caller then lets the store bind
+// every interface, and says so. Throws Error when the port is in use.
+int listen_on_master_addr(const World& w) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(w.master_addr.c_str(), std::to_string(w.master_port).c_str(), &hints, &found) != 0) return -1;
+  int fd = -1, in_use = 0;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as c10d does: a port in TIME_WAIT is free
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+      if (errno == EADDRINUSE) in_use = 1;
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  ::freeaddrinfo(found);
+  if (fd < 0 && in_use != 0)
+    throw Error("address already in use");
+  return fd;
 }
 
 std::string host_and_pid() {
@@ -221,6 +252,21 @@ Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::at
   so.timeout = timeout;
   c10::intrusive_ptr<c10d::TCPStore> tcp;
   try {
+    if (so.isServer) {
+#if TORCH_VERSION_MAJOR >= 2  // TCPStoreOptions::masterListenFd: LibTorch 1.13's store cannot be bound to one address
+      const int fd = listen_on_master_addr(world);
+      if (fd >= 0)
+        so.masterListenFd = fd;  // the store takes the socket over
+      else
+        warn(me + ": MASTER_ADDR " + world.master_addr + " is not an address of this host, so the rendezvous store "
+             "listens on every interface (port " + std::to_string(world.master_port) + "; it has no authentication: "
+             "keep the job on a private network)");
+#else
+      warn(me + ": LibTorch " TORCH_VERSION "'s rendezvous store listens on every interface (port " +
+           std::to_string(world.master_port) + "; it has no authentication: keep the job on a private network, or "
+           "use the LibTorch 2.x build, whose store listens on MASTER_ADDR only)");
+#endif
+    }
     tcp = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
   } catch (const std::exception& e) {
     if (Clock::now() >= deadline) std::this_thread::sleep_for(std::chrono::seconds(5));  // the watch says why and ends

@@ -27,6 +27,7 @@
 #include "train/flops.h"
 #include "train/memory.h"
 #include "train/optimizer.h"
+#include "train/replicas.h"
 #include "train/run_folder.h"
 #include "train/run_log.h"
 #include "util/error.h"
@@ -505,26 +506,39 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
 // checkpoint) and the same parameters (a checksum: their sum and sum of squares).
 void check_same_start(Session& s, const TrainState& state) {
   if (!s.comm->distributed()) return;
-  double sum = 0, squares = 0;
-  {
-    torch::NoGradGuard g;
-    for (const auto& p : s.model->parameters()) {
-      const at::Tensor d = p.detach().to(torch::kDouble);
-      sum += d.sum().item<double>();
-      squares += d.square().sum().item<double>();
-    }
-  }
-  const std::vector<std::string> what{"step", "tokens seen", "data epoch", "data batch", "parameter sum",
-                                      "parameter sum of squares"};
+  const std::vector<std::string> what{"step", "tokens seen", "data epoch", "data batch"};
   std::vector<double> lo{static_cast<double>(state.step), static_cast<double>(state.tokens_seen),
-                         static_cast<double>(state.data.epoch), static_cast<double>(state.data.index), sum, squares};
+                         static_cast<double>(state.data.epoch), static_cast<double>(state.data.index)};
   std::vector<double> hi = lo;
   s.comm->min(lo);
   s.comm->max(hi);
   for (size_t i = 0; i < lo.size(); ++i)
-    if (std::abs(hi[i] - lo[i]) > 1e-9 * std::max(1.0, std::abs(hi[i])))
+    if (hi[i] != lo[i])
       throw Error(fmt::format("rank {}: the ranks do not start from the same state ({} from {} to {}); every rank "
                               "must see the same run folder and checkpoint", s.comm->rank(), what[i], lo[i], hi[i]));
+}
+
+// Ranks whose states differ by more than this (relative, in some tensor) started from different
+// checkpoints or run folders, which is refused; below it they differ in rounding only (another CPU's
+// initialization or load), and rank 0's state is taken. One bit of a float32 is 6e-8 relative.
+constexpr double kReplicaTolerance = 1e-5;
+
+// Rank 0's model and optimizer state on every rank, bit for bit (train/replicas.h). Returns the log line.
+// At the start (`starting`) a difference beyond rounding is refused.
+std::string replicate_rank0(Session& s, const char* when, bool starting) {
+  if (!s.comm->distributed()) return "";
+  const NamedTensors state = replicated_state(s.model, s.optimizer);
+  const Divergence d = take_rank0_state(*s.comm, state);
+  std::vector<double> worst{static_cast<double>(d.differing), d.max_relative};
+  s.comm->max(worst);
+  if (starting && worst[1] > kReplicaTolerance)
+    throw Error(fmt::format("rank {}: the ranks do not start from the same state ({}: {} differs from rank 0's by "
+                            "{:.3g} relative); every rank must see the same run folder and checkpoint", s.comm->rank(),
+                            when, d.differing > 0 ? d.worst : std::string("another rank's state"), worst[1]));
+  if (worst[0] == 0)
+    return fmt::format("replicas: every rank holds rank 0's state bit for bit ({} tensors, {})", d.tensors, when);
+  return fmt::format("replicas: up to {:.0f} of {} tensors of another rank differed from rank 0's ({}; largest "
+                     "relative difference {:.2g}); every rank now holds rank 0's", worst[0], d.tensors, when, worst[1]);
 }
 
 // The stop decision of every rank, agreed: a signal or the time limit seen by one rank stops them all at
@@ -593,6 +607,7 @@ struct RunStart {
   std::unique_ptr<Session> session;
   StartPoint start;
   std::string moved;                  // where --overwrite moved the previous run's files
+  std::string replicas;               // data-parallel runs: how the ranks came to hold rank 0's state
   bool primary = true;
 };
 
@@ -631,6 +646,7 @@ void begin_run(const RunConfig& c, const TrainOptions& opt, RunStart& r) {
   check_run_folder(c, opt, start_over, r.start.skipped);
   // Past this collective rank 0 writes: every rank has read the folder and its checkpoint by then.
   check_same_start(s, state);
+  r.replicas = replicate_rank0(s, r.start.resumed_from.empty() ? "at start" : "after loading the checkpoint", true);
   r.moved = start_over && r.primary ? move_run_aside(c.output.dir) : "";
   if (r.primary) write_text_file(run_config_path(c.output.dir), state.config_yaml);
 }
@@ -660,6 +676,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   RunLog log(c.output.dir, run.start.resumed_from.empty() ? -1 : state.step, c.train.steps, c.output.log_every,
              opt.progress_bar, s.comm->rank());
   log_start(log, c, opt, s, run.start, run.moved);
+  if (!run.replicas.empty()) log.log().info("{}", run.replicas);
   s.model->update_features(state.step);
   const auto source = training_batches(s.corpus, c.data, c.runtime.seed);
   LoaderOptions lo = loader_options(c.data, c.model.causal, c.runtime.seed);
@@ -680,6 +697,10 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
     }
   };
   auto checkpoint = [&] {
+    // The ranks' states may drift apart in their last bits (CPUs or GPUs that round differently): checked
+    // by fingerprint before each checkpoint, and rank 0's taken where they differ.
+    if (s.comm->distributed() && !same_on_every_rank(*s.comm, state_fingerprint(replicated_state(s.model, s.optimizer))))
+      log.log().warn("step {}: {}", state.step, replicate_rank0(s, "drifted apart in training", false));
     result.checkpoint = checkpoints.save(s, state, loader, /*best=*/false);
     log.log().info("checkpoint {}", result.checkpoint);
   };

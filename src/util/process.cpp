@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -136,6 +138,32 @@ int free_local_port() {
   }
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+std::string local_address_towards(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), "9", &hints, &found) != 0) return "";
+  std::string out;
+  for (addrinfo* a = found; a != nullptr && out.empty(); a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    sockaddr_storage mine{};
+    socklen_t len = sizeof mine;
+    char text[INET6_ADDRSTRLEN] = {0};
+    // A UDP connect only picks the route and the source address.
+    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0 &&
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&mine), &len) == 0) {
+      const void* addr = mine.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&mine)->sin6_addr)
+                                                    : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&mine)->sin_addr);
+      if (::inet_ntop(mine.ss_family, addr, text, sizeof text) != nullptr) out = text;
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return out;
 }
 
 uint64_t anonymous_rss_bytes(int pid) {

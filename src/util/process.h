@@ -35,6 +35,11 @@ int spawn_process(const std::vector<std::string>& argv, const std::vector<std::s
 // A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0).
 int free_local_port();
 
+// This host's address on the route to `host` (an address or a name): the source address the kernel
+// would give a packet sent there ("10.0.0.2"); `host` itself when it is one of this host's addresses.
+// "" where `host` does not resolve or no route leads there. Sends nothing.
+std::string local_address_towards(const std::string& host);
+
 // Path of the running executable (/proc/self/exe).
 std::string self_executable();
 // Current resident and virtual size of this process in bytes (/proc/self/statm).

@@ -1,0 +1,211 @@
+// Data-parallel jobs on the real engines users run them with: torchrun's elastic agent (a rank killed
+// mid-run, the group restarted, the run resumed from its checkpoint) and two hosts over a network (two
+// network namespaces joined by a veth pair, one rank in each; then the link cut mid-run). The performer
+// binary as users run it; every wait bounded. Skipped, with one line, where torchrun (the 2.x toolchain's
+// Python) or network namespaces (root, iproute2) are missing.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "test_runs.h"
+#include "test_util.h"
+#include "util/process.h"
+
+using namespace performer;
+using namespace performer::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// torchrun beside the 2.x toolchain's Python (PERFORMER_TEST_PYTHON), or "".
+std::string torchrun() {
+  const char* py = std::getenv("PERFORMER_TEST_PYTHON");
+  if (py == nullptr || *py == '\0') return "";
+  const fs::path t = fs::path(py).parent_path() / "torchrun";
+  return fs::exists(t) ? t.string() : "";
+}
+
+// Every process below `pid` whose command is the performer binary.
+std::vector<int> performer_processes_below(int pid) {
+  std::vector<int> out, todo{pid};
+  while (!todo.empty()) {
+    const int p = todo.back();
+    todo.pop_back();
+    for (int c : children_of(p)) {
+      todo.push_back(c);
+      if (read_text("/proc/" + std::to_string(c) + "/comm").rfind("performer", 0) == 0) out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// A shell command line in the background, its output in `out`.
+int start(const std::string& command, const std::string& out) {
+  return spawn_process({"/bin/bash", "-c", "exec " + command + " > " + out + " 2>&1"}, {});
+}
+
+const std::string kBinary = PERFORMER_BINARY;
+
+}  // namespace
+
+TEST(Torchrun, ARankKilledMidRunIsRestartedByTheAgentAndTheRunEndsAsAnUninterruptedOne) {
+  const std::string tr = torchrun();
+  if (tr.empty()) GTEST_SKIP() << "no torchrun (PERFORMER_TEST_PYTHON: scripts/setup.sh sets it for TORCH=pip)";
+  TempDir d;
+  const std::string ref = d.file("ref"), run = d.file("run"), out = d.file("torchrun.txt");
+  const std::string steps = "--set train.steps=30 --set output.checkpoint_every=5 --set output.keep_last=10";
+  CliRun r = run_performer(tiny_args(ref, steps) + " --nproc 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  // The same job under torchrun's agent, which may restart the group once.
+  const auto t0 = Clock::now();
+  const int agent = start(tr + " --standalone --nproc-per-node 2 --max-restarts 1 --monitor-interval 0.2 --no-python " +
+                              kBinary + " " + tiny_args(run, steps) + " --resume auto", out);
+  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 12; }, 180)) << read_text(out);
+  const std::vector<int> ranks = performer_processes_below(agent);
+  ASSERT_EQ(ranks.size(), 2u) << read_text(out);
+  ::kill(ranks[1], SIGKILL);
+  const int status = wait_for(agent, 300);
+  const std::string said = read_text(out);
+  std::printf("torchrun with one restart: %.1f s\n", seconds_since(t0));
+  ASSERT_EQ(status, 0) << said;
+  EXPECT_NE(said.find("resumed from " + checkpoint_path(run, 10)), std::string::npos) << said;
+  // Exact resume: the run ends bit for bit where the uninterrupted one ends, with the same log of losses.
+  EXPECT_EQ(parameter_difference(checkpoint_path(ref, 30), checkpoint_path(run, 30)), 0.0);
+  EXPECT_EQ(loss_difference(ref + "/metrics.csv", run + "/metrics.csv"), 0.0);
+}
+
+namespace {
+
+// Two hosts: network namespaces pf<a|b><tag>, joined by a veth pair with addresses 10.213.<k>.1 and .2
+// (their own, made here and removed after).
+class TwoHosts {
+ public:
+  TwoHosts() {
+    const std::string tag = std::to_string(::getpid() % 100000);
+    const std::string k = std::to_string(::getpid() % 250);
+    for (int h = 0; h < 2; ++h) {
+      ns_[h] = std::string(h == 0 ? "pfa" : "pfb") + tag;
+      dev_[h] = std::string(h == 0 ? "pfva" : "pfvb") + tag;
+      addr_[h] = "10.213." + k + "." + std::to_string(h + 1);
+    }
+    std::string script = "set -e; ip netns add " + ns_[0] + "; ip netns add " + ns_[1] + "; ip link add " + dev_[0] +
+                         " type veth peer name " + dev_[1] + ";";
+    for (int h = 0; h < 2; ++h)
+      script += " ip link set " + dev_[h] + " netns " + ns_[h] + "; ip -n " + ns_[h] + " addr add " + addr_[h] +
+                "/24 dev " + dev_[h] + "; ip -n " + ns_[h] + " link set " + dev_[h] + " up; ip -n " + ns_[h] +
+                " link set lo up;";
+    const CliRun r = run_command("(" + script + ") 2>&1");
+    ok_ = r.status == 0;
+    why_ = r.out;
+  }
+  ~TwoHosts() { run_command("ip netns del " + ns_[0] + " 2>/dev/null; ip netns del " + ns_[1] + " 2>/dev/null"); }
+  bool ok() const { return ok_; }
+  const std::string& why() const { return why_; }
+  const std::string& address(int h) const { return addr_[h]; }
+  const std::string& device(int h) const { return dev_[h]; }
+  // `command` on host h.
+  std::string on(int h, const std::string& command) const { return "ip netns exec " + ns_[h] + " " + command; }
+  void cut() const { run_command("ip -n " + ns_[0] + " link set " + dev_[0] + " down"); }
+
+ private:
+  std::string ns_[2], dev_[2], addr_[2], why_;
+  bool ok_ = false;
+};
+
+// Skips the test where network namespaces cannot be made (not root, no iproute2, no kernel support).
+#define REQUIRE_TWO_HOSTS(hosts)                                                                                \
+  if (::geteuid() != 0) GTEST_SKIP() << "network namespaces need root";                                         \
+  if (!(hosts).ok()) GTEST_SKIP() << "cannot make two network namespaces joined by a veth pair: " << (hosts).why()
+
+// Rank r of 2 by hand on host r, as a multi-node launcher would start it.
+std::string rank_on_host(const TwoHosts& hosts, int r, const std::string& args) {
+  return hosts.on(r, "env RANK=" + std::to_string(r) + " WORLD_SIZE=2 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=" +
+                         hosts.address(0) + " MASTER_PORT=29500 GLOO_SOCKET_IFNAME=" + hosts.device(r) + " " + kBinary +
+                         " " + args);
+}
+
+}  // namespace
+
+TEST(TwoHosts, OneRankOnEachHostTrainsAsOneProcessByHandAndUnderTorchrunsC10dRendezvous) {
+  TwoHosts hosts;
+  REQUIRE_TWO_HOSTS(hosts);
+  TempDir d;
+  const std::string one = d.file("one"), threads = d.file("threads"), manual = d.file("manual"), elastic = d.file("elastic");
+  const std::string steps = "--set train.steps=20 --set train.lr=5e-4";
+  CliRun a = run_performer(tiny_args(one, steps));
+  ASSERT_EQ(a.status, 0) << a.out;
+  CliRun t = run_performer(tiny_args(threads, steps + " --set runtime.threads=2"));
+  ASSERT_EQ(t.status, 0) << t.out;
+  const Bounds bound = noise_bounds(one, threads, 20);
+  // By hand: MASTER_ADDR is host 0's veth address; each rank's Gloo on its own host's interface.
+  auto t0 = Clock::now();
+  const int r0 = start(rank_on_host(hosts, 0, tiny_args(manual, steps)), d.file("m0.txt"));
+  const int r1 = start(rank_on_host(hosts, 1, tiny_args(manual, steps)), d.file("m1.txt"));
+  ASSERT_EQ(wait_for(r0, 180), 0) << read_text(d.file("m0.txt"));
+  ASSERT_EQ(wait_for(r1, 60), 0) << read_text(d.file("m1.txt"));
+  std::printf("two hosts by hand, 20 steps: %.1f s\n", seconds_since(t0));
+  EXPECT_LE(loss_difference(one + "/metrics.csv", manual + "/metrics.csv"), bound.losses);
+  EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(manual, 20)), bound.parameters);
+  // torchrun on each host, meeting through the c10d rendezvous at host 0. The two namespaces share one
+  // host name, so torchrun is told what it would otherwise find from it on a real cluster: which agent
+  // hosts the rendezvous store (is_host) and each host's address (--local-addr, which becomes the
+  // workers' MASTER_ADDR).
+  const std::string tr = torchrun();
+  if (tr.empty()) GTEST_SKIP() << "no torchrun (PERFORMER_TEST_PYTHON: scripts/setup.sh sets it for TORCH=pip)";
+  t0 = Clock::now();
+  std::vector<int> agents;
+  for (int h = 0; h < 2; ++h)
+    agents.push_back(start(hosts.on(h, "env GLOO_SOCKET_IFNAME=" + hosts.device(h) + " " + tr +
+                                           " --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint " +
+                                           hosts.address(0) + ":29400 --rdzv-conf is_host=" + (h == 0 ? "1" : "0") + " --local-addr " + hosts.address(h) +
+                                           " --rdzv-id two-hosts --max-restarts 0 --no-python " +
+                                           kBinary + " " + tiny_args(elastic, steps)),
+                           d.file("e" + std::to_string(h) + ".txt")));
+  EXPECT_EQ(wait_for(agents[0], 240), 0) << read_text(d.file("e0.txt"));
+  EXPECT_EQ(wait_for(agents[1], 60), 0) << read_text(d.file("e1.txt"));
+  std::printf("two hosts under torchrun (c10d rendezvous), 20 steps: %.1f s\n", seconds_since(t0));
+  EXPECT_LE(loss_difference(one + "/metrics.csv", elastic + "/metrics.csv"), bound.losses);
+  EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(elastic, 20)), bound.parameters);
+}
+
+TEST(TwoHosts, ACutLinkEndsBothRanksWithinTheTimeoutNamingThePeerAndTheRunResumes) {
+  TwoHosts hosts;
+  REQUIRE_TWO_HOSTS(hosts);
+  TempDir d;
+  const std::string run = d.file("run");
+  const double timeout_s = 10;
+  const std::string args = tiny_args(run, "--set train.steps=100000 --set output.checkpoint_every=3 --set runtime.timeout_s=" +
+                                              std::to_string(static_cast<int>(timeout_s)));
+  const int r0 = start(rank_on_host(hosts, 0, args), d.file("r0.txt"));
+  const int r1 = start(rank_on_host(hosts, 1, args), d.file("r1.txt"));
+  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 5; }, 180)) << read_text(d.file("r0.txt"));
+  hosts.cut();
+  const auto t0 = Clock::now();
+  const int s0 = wait_for(r0, 3 * timeout_s + 30), s1 = wait_for(r1, 3 * timeout_s + 30);
+  const double took = seconds_since(t0);
+  const std::string o0 = read_text(d.file("r0.txt")), o1 = read_text(d.file("r1.txt"));
+  std::printf("link cut: both ranks ended after %.1f s (runtime.timeout_s %g)\n", took, timeout_s);
+  EXPECT_EQ(s0, 1) << o0;
+  EXPECT_EQ(s1, 1) << o1;
+  EXPECT_LT(took, timeout_s + 15) << "runtime.timeout_s, then a few seconds for the ranks to name each other";
+  EXPECT_NE(o0.find("error: rank 0 of 2:"), std::string::npos) << o0;
+  EXPECT_NE(o0.find("rank 1 did not answer"), std::string::npos) << o0;
+  EXPECT_NE(o1.find("error: rank 1 of 2:"), std::string::npos) << o1;
+  EXPECT_NE(o1.find("rank 0"), std::string::npos) << o1;
+  // Nothing was lost: --resume auto continues from the last checkpoint (here on one host, 2 ranks).
+  const int done = rows(run + "/metrics.csv");
+  CliRun r = run_performer(tiny_args(run, "--set output.checkpoint_every=3 --set train.steps=" + std::to_string(done + 3)) +
+                           " --nproc 2 --resume auto");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
+  EXPECT_EQ(rows(run + "/metrics.csv"), done + 3);
+}
