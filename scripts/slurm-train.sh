@@ -9,6 +9,11 @@
 # With --signal=TERM@120 (below) SLURM sends every task SIGTERM two minutes before the time limit: all
 # ranks stop at the same step and rank 0 writes one checkpoint; resubmit with --resume auto to continue,
 # on the same or a different number of GPUs (checkpoints do not depend on the number of ranks).
+# Preemption and `scontrol requeue` end the tasks the same way (SIGTERM, then SIGKILL after the cluster's
+# KillWait); the requeued job runs this script again and resumes from the last checkpoint by itself
+# (--resume auto is added when SLURM_RESTART_COUNT says the job was requeued). `scancel` stops it with a
+# checkpoint too: `performer train --config RUN/config.yaml --resume auto`, or a new sbatch with
+# --resume auto, continues it.
 #SBATCH --job-name=performer
 #SBATCH --ntasks-per-node=1
 #SBATCH --signal=TERM@120
@@ -22,5 +27,10 @@ BIN="${PERFORMER_BIN:-${ROOT}/build-torch2/performer}"
 MASTER_ADDR="$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | head -n 1)"
 MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"
 export MASTER_ADDR MASTER_PORT
+args=("$@")
+if (( ${SLURM_RESTART_COUNT:-0} > 0 )) && [[ " $* " != *" --resume"* && " $* " != *" --overwrite "* ]]; then
+  args+=(--resume auto)
+  echo "performer: requeued (restart ${SLURM_RESTART_COUNT}): resuming from the last checkpoint"
+fi
 echo "performer: ${SLURM_NTASKS} ranks on ${SLURM_JOB_NUM_NODES} node(s), store ${MASTER_ADDR}:${MASTER_PORT}"
-exec srun --kill-on-bad-exit=0 "${BIN}" train --config "${config}" "$@"
+exec srun --kill-on-bad-exit=0 "${BIN}" train --config "${config}" "${args[@]}"

@@ -125,6 +125,7 @@ TEST(DataParallel, WorldComesFromTorchrunOrSlurmEnvironment) {
   const std::vector<std::string> vars{"RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                                       "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE",
                                       "SLURM_TASKS_PER_NODE", "SLURM_STEP_ID", "SLURM_STEPID", "SLURM_STEP_NUM_TASKS",
+                                      "SLURM_STEP_TASKS_PER_NODE", "SLURM_NODEID",
                                       "TORCHELASTIC_USE_AGENT_STORE", "PERFORMER_LAUNCHER"};
   auto clear = [&] {
     for (const auto& v : vars) ::unsetenv(v.c_str());
@@ -176,6 +177,19 @@ TEST(DataParallel, WorldComesFromTorchrunOrSlurmEnvironment) {
   EXPECT_EQ(w.size, 8);
   EXPECT_EQ(w.local_rank, 1);
   EXPECT_EQ(w.local_size, 2);
+  // The step's layout wins over the job's: 3 tasks of this step on node 2 (nodes 0-1 run 2, node 2 runs 3).
+  ::setenv("SLURM_STEP_TASKS_PER_NODE", "2(x2),3", 1);
+  ::setenv("SLURM_NODEID", "2", 1);
+  ::setenv("SLURM_NTASKS_PER_NODE", "4", 1);
+  EXPECT_EQ(world_from_environment().local_size, 3);
+  ::setenv("SLURM_NODEID", "1", 1);
+  EXPECT_EQ(world_from_environment().local_size, 2);
+  ::setenv("SLURM_STEP_TASKS_PER_NODE", "2(x", 1);  // malformed: the job's figure
+  EXPECT_EQ(world_from_environment().local_size, 4);
+  ::unsetenv("SLURM_STEP_TASKS_PER_NODE");
+  ::unsetenv("SLURM_NTASKS_PER_NODE");
+  ::setenv("SLURM_TASKS_PER_NODE", "1,2", 1);  // the job's list, at this node's place
+  EXPECT_EQ(world_from_environment().local_size, 2);
   clear();
 }
 

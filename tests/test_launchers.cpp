@@ -1,10 +1,13 @@
-// Data-parallel jobs on the real engines users run them with: torchrun's elastic agent (a rank killed
-// mid-run, the group restarted, the run resumed from its checkpoint) and two hosts over a network (two
-// network namespaces joined by a veth pair, one rank in each; then the link cut mid-run). The performer
-// binary as users run it; every wait bounded. Skipped, with one line, where torchrun (the 2.x toolchain's
-// Python) or network namespaces (root, iproute2) are missing.
+// Data-parallel jobs on the real engines users run them with: a real SLURM cluster of one node
+// (scripts/slurm-cluster.sh: sbatch, requeue, scancel, a step laid out unlike its job), torchrun's elastic
+// agent (a rank killed mid-run, the group restarted, the run resumed from its checkpoint) and two hosts
+// over a network (two network namespaces joined by a veth pair, one rank in each; then the link cut
+// mid-run). The performer binary as users run it; every wait bounded. Skipped, with one line, where SLURM
+// cannot be started (not root), torchrun (the 2.x toolchain's Python) or network namespaces are missing.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -208,4 +211,153 @@ TEST(TwoHosts, ACutLinkEndsBothRanksWithinTheTimeoutNamingThePeerAndTheRunResume
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("resumed from"), std::string::npos) << r.out;
   EXPECT_EQ(rows(run + "/metrics.csv"), done + 3);
+}
+
+// ------------------------------------------------------------------------------ a real SLURM cluster
+
+namespace {
+
+// The one-node cluster of scripts/slurm-cluster.sh, started for one test and stopped after it. The tests
+// that use it take turns (a lock file): ctest runs tests side by side, and they share the daemons' ports.
+class SlurmCluster {
+ public:
+  SlurmCluster() {
+    lock_ = ::open("/var/tmp/performer-slurm.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_ >= 0) ::flock(lock_, LOCK_EX);
+    const CliRun r = run_command("bash " + project_root() + "/scripts/slurm-cluster.sh start 2>&1");
+    ok_ = r.status == 0;
+    why_ = r.out;
+  }
+  ~SlurmCluster() {
+    run_command("bash " + project_root() + "/scripts/slurm-cluster.sh stop >/dev/null 2>&1");
+    if (lock_ >= 0) ::close(lock_);
+  }
+  bool ok() const { return ok_; }
+  const std::string& why() const { return why_; }
+  // A SLURM command line against this cluster.
+  static std::string command(const std::string& line) {
+    return "SLURM_CONF=/var/tmp/performer-slurm/slurm.conf " + line;
+  }
+  // sbatch of scripts/slurm-train.sh (the tiny config) with `options`; the job id.
+  static std::string submit(const std::string& options, const std::string& output, const std::string& sets) {
+    const CliRun r = run_command(command("sbatch --parsable " + options + " --output " + output +
+                                         " --open-mode append --export ALL,PERFORMER_BIN=" + kBinary + " " +
+                                         project_root() + "/scripts/slurm-train.sh " + tiny_config() + " " + sets + " 2>&1"));
+    std::string id = r.out.substr(0, r.out.find_first_of(";\n"));
+    return r.status == 0 ? id : "";
+  }
+  static std::string state(const std::string& job) {
+    std::string s = run_command(command("squeue -h -t all -j " + job + " -o %T 2>/dev/null")).out;
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+  }
+  // Waits for the job to reach one of `states` ("COMPLETED CANCELLED ..."); whether it did.
+  static bool wait_state(const std::string& job, const std::string& states, double seconds) {
+    return wait_until([&] {
+      const std::string s = state(job);
+      return !s.empty() && (" " + states + " ").find(" " + s + " ") != std::string::npos;
+    }, seconds);
+  }
+
+ private:
+  int lock_ = -1;
+  bool ok_ = false;
+  std::string why_;
+};
+
+#define REQUIRE_SLURM(cluster)                                                      \
+  if (::geteuid() != 0) GTEST_SKIP() << "the SLURM daemons need root";              \
+  if (!(cluster).ok()) GTEST_SKIP() << "cannot start SLURM (scripts/slurm-cluster.sh start): " << (cluster).why()
+
+const std::string kEnded = "COMPLETED CANCELLED FAILED TIMEOUT NODE_FAIL OUT_OF_MEMORY BOOT_FAIL DEADLINE PREEMPTED";
+
+}  // namespace
+
+TEST(SlurmCluster, SbatchOfTwoTasksTrainsAsOneProcess) {
+  SlurmCluster cluster;
+  REQUIRE_SLURM(cluster);
+  TempDir d;
+  const std::string one = d.file("one"), threads = d.file("threads"), two = d.file("two"), out = d.file("slurm.txt");
+  const std::string steps = "--set train.steps=20 --set train.lr=5e-4";
+  CliRun a = run_performer(tiny_args(one, steps));
+  ASSERT_EQ(a.status, 0) << a.out;
+  CliRun t = run_performer(tiny_args(threads, steps + " --set runtime.threads=2"));
+  ASSERT_EQ(t.status, 0) << t.out;
+  const Bounds bound = noise_bounds(one, threads, 20);
+  const auto t0 = Clock::now();
+  const std::string job = SlurmCluster::submit("--ntasks 2 --ntasks-per-node 2", out, tiny_sets(two, steps));
+  ASSERT_FALSE(job.empty());
+  ASSERT_TRUE(SlurmCluster::wait_state(job, kEnded, 180)) << read_text(out);
+  std::printf("sbatch, 2 tasks, 20 steps: %.1f s from submission to the end\n", seconds_since(t0));
+  EXPECT_EQ(SlurmCluster::state(job), "COMPLETED") << read_text(out);
+  EXPECT_NE(read_text(out).find("data-parallel: 2 ranks (slurm)"), std::string::npos) << read_text(out);
+  EXPECT_LE(loss_difference(one + "/metrics.csv", two + "/metrics.csv"), bound.losses);
+  EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(two, 20)), bound.parameters);
+}
+
+TEST(SlurmCluster, ARequeuedJobResumesByItselfToTheUninterruptedResultAndScancelLeavesAResumableRun) {
+  SlurmCluster cluster;
+  REQUIRE_SLURM(cluster);
+  TempDir d;
+  const std::string ref = d.file("ref"), run = d.file("run"), out = d.file("slurm.txt");
+  const std::string steps = "--set train.steps=60 --set output.checkpoint_every=5 --set output.keep_last=20";
+  CliRun r = run_performer(tiny_args(ref, steps) + " --nproc 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  // Requeued mid-run: the tasks get SIGTERM, agree on a step and checkpoint; the job runs again and
+  // resumes from that checkpoint by itself.
+  auto t0 = Clock::now();
+  const std::string job = SlurmCluster::submit("--requeue --ntasks 2 --ntasks-per-node 2", out, tiny_sets(run, steps));
+  ASSERT_FALSE(job.empty());
+  ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 12; }, 180)) << read_text(out);
+  ASSERT_EQ(run_command(SlurmCluster::command("scontrol requeue " + job + " 2>&1")).status, 0);
+  ASSERT_TRUE(SlurmCluster::wait_state(job, "PENDING", 90)) << read_text(out);
+  // SLURM holds a requeued job back for a while (its begin time); the test lets it start at once.
+  run_command(SlurmCluster::command("scontrol update jobid=" + job + " StartTime=now 2>&1"));
+  ASSERT_TRUE(SlurmCluster::wait_state(job, kEnded, 240)) << read_text(out);
+  std::printf("sbatch requeued once, 60 steps: %.1f s from submission to the end\n", seconds_since(t0));
+  const std::string said = read_text(out);
+  EXPECT_EQ(SlurmCluster::state(job), "COMPLETED") << said;
+  EXPECT_NE(said.find("interrupted at step"), std::string::npos) << said;
+  EXPECT_NE(said.find("requeued (restart 1): resuming from the last checkpoint"), std::string::npos) << said;
+  EXPECT_NE(said.find("resumed from"), std::string::npos) << said;
+  EXPECT_EQ(parameter_difference(checkpoint_path(ref, 60), checkpoint_path(run, 60)), 0.0);
+  EXPECT_EQ(loss_difference(ref + "/metrics.csv", run + "/metrics.csv"), 0.0);
+  // scancel: the tasks checkpoint as they stop; the run continues with --resume auto.
+  const std::string cancelled = d.file("cancelled"), out2 = d.file("slurm2.txt");
+  t0 = Clock::now();
+  const std::string job2 = SlurmCluster::submit("--ntasks 2 --ntasks-per-node 2", out2,
+                                                tiny_sets(cancelled, "--set train.steps=100000"));
+  ASSERT_FALSE(job2.empty());
+  ASSERT_TRUE(wait_until([&] { return rows(cancelled + "/metrics.csv") >= 5; }, 180)) << read_text(out2);
+  ASSERT_EQ(run_command(SlurmCluster::command("scancel " + job2 + " 2>&1")).status, 0);
+  ASSERT_TRUE(SlurmCluster::wait_state(job2, kEnded, 90)) << read_text(out2);
+  std::printf("scancel: the job ended %.1f s after submission\n", seconds_since(t0));
+  EXPECT_NE(read_text(out2).find("interrupted at step"), std::string::npos) << read_text(out2);
+  const int done = rows(cancelled + "/metrics.csv");
+  CliRun c = run_performer("train --config " + cancelled + "/config.yaml --resume auto --set train.steps=" +
+                           std::to_string(done + 3) + " --nproc 2");
+  ASSERT_EQ(c.status, 0) << c.out;
+  EXPECT_NE(c.out.find("resumed from " + checkpoint_path(cancelled, done)), std::string::npos) << c.out;
+  EXPECT_EQ(rows(cancelled + "/metrics.csv"), done + 3);
+}
+
+TEST(SlurmCluster, AStepLaidOutUnlikeItsJobTakesItsOwnLayout) {
+  // The job holds 1 task (with 2 CPUs); its step runs 2 tasks on the node (--overcommit). The ranks'
+  // layout is the step's: 2 tasks here, local ranks 0 and 1 (the job's "1 task per node" would refuse
+  // local rank 1).
+  SlurmCluster cluster;
+  REQUIRE_SLURM(cluster);
+  TempDir d;
+  const std::string run = d.file("run"), out = d.file("slurm.txt");
+  const std::string line = "export MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_local_port()) +
+                           "; exec srun --ntasks 2 --overcommit " + kBinary + " " +
+                           tiny_args(run, "--set train.steps=6");
+  const CliRun r = run_command(SlurmCluster::command("sbatch --parsable --ntasks 1 --cpus-per-task 2 --output " + out +
+                                                     " --wrap '" + line + "' 2>&1"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string job = r.out.substr(0, r.out.find_first_of(";\n"));
+  ASSERT_TRUE(SlurmCluster::wait_state(job, kEnded, 180)) << read_text(out);
+  EXPECT_EQ(SlurmCluster::state(job), "COMPLETED") << read_text(out);
+  EXPECT_NE(read_text(out).find("data-parallel: 2 ranks (slurm)"), std::string::npos) << read_text(out);
+  EXPECT_EQ(rows(run + "/metrics.csv"), 6);
 }

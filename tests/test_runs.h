@@ -21,11 +21,14 @@ namespace performer::testing {
 
 // The tiny config (dropout 0.1, feature redraws every 5 steps), one thread per process, gradient
 // accumulation over several batches so both ranks have work every step.
-inline std::string tiny_args(const std::string& dir, const std::string& extra = "") {
-  return "train -c " + project_root() + "/configs/tiny.yaml --set output.dir=" + dir + " --set data.train=" +
-         data_path("real_excerpt.fasta") +
+inline std::string tiny_config() { return project_root() + "/configs/tiny.yaml"; }
+inline std::string tiny_sets(const std::string& dir, const std::string& extra = "") {
+  return "--set output.dir=" + dir + " --set data.train=" + data_path("real_excerpt.fasta") +
          " --set train.tokens_per_step=4096 --set runtime.threads=1 --set runtime.timeout_s=60 "
          "--set eval.every=0 --set output.checkpoint_every=0 " + extra;
+}
+inline std::string tiny_args(const std::string& dir, const std::string& extra = "") {
+  return "train -c " + tiny_config() + " " + tiny_sets(dir, extra);
 }
 
 inline std::map<std::string, at::Tensor> parameters(const std::string& checkpoint) {

@@ -78,6 +78,7 @@ bool accepts_connections(const std::string& host, int port, int timeout_ms) {
   return ok;
 }
 
+#if TORCH_VERSION_MAJOR >= 2  // TCPStoreOptions::masterListenFd (LibTorch 1.13 has no such option)
 // The store's listening socket, bound to MASTER_ADDR's own address (127.0.0.1 for a one-machine job)
 // rather than to every interface: c10d's store has no authentication, so whoever reaches its port could
 // read and write the job's keys. Returns the listening descriptor, or -1 where MASTER_ADDR is not an
@@ -106,6 +107,7 @@ int listen_on_master_addr(const World& w) {
     throw Error("address already in use");
   return fd;
 }
+#endif
 
 std::string host_and_pid() {
   char host[256] = {0};

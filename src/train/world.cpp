@@ -24,13 +24,43 @@ int env_int(const char* name, int min, int fallback) {
   return static_cast<int>(x);
 }
 
-// SLURM_TASKS_PER_NODE is "2(x3),1": the first node's count is what a homogeneous job has on every node.
+// The number of tasks on node `node` in SLURM's compressed per-node list "2(x3),1" (nodes 0-2 run 2,
+// node 3 runs 1); 0 when the list is malformed or shorter.
+int tasks_on_node(const std::string& list, int node) {
+  int index = 0;
+  size_t at = 0;
+  while (at < list.size()) {
+    char* end = nullptr;
+    const long count = std::strtol(list.c_str() + at, &end, 10);
+    if (end == list.c_str() + at || count < 1) return 0;
+    at = static_cast<size_t>(end - list.c_str());
+    long repeat = 1;
+    if (list.compare(at, 2, "(x") == 0) {
+      repeat = std::strtol(list.c_str() + at + 2, &end, 10);
+      if (repeat < 1 || *end != ')') return 0;
+      at = static_cast<size_t>(end - list.c_str()) + 1;
+    }
+    if (node < index + repeat) return static_cast<int>(count);
+    index += static_cast<int>(repeat);
+    if (at < list.size() && list[at] != ',') return 0;
+    ++at;
+  }
+  return 0;
+}
+
+// The tasks of this step on this node: SLURM_STEP_TASKS_PER_NODE (the step's layout, which may differ from
+// the job's: `srun -n 1` inside an allocation of 4 tasks per node) at this node's place (SLURM_NODEID),
+// else the job's SLURM_NTASKS_PER_NODE or SLURM_TASKS_PER_NODE.
 int slurm_tasks_per_node() {
+  const int node = env("SLURM_NODEID") ? env_int("SLURM_NODEID", 0, 0) : 0;
+  if (const char* step = env("SLURM_STEP_TASKS_PER_NODE")) {
+    if (const int n = tasks_on_node(step, node); n > 0) return n;
+  }
   if (env("SLURM_NTASKS_PER_NODE")) return env_int("SLURM_NTASKS_PER_NODE", 1, 1);
-  const char* v = env("SLURM_TASKS_PER_NODE");
-  if (v == nullptr) return 1;
-  const int n = std::atoi(v);
-  return n > 0 ? n : 1;
+  if (const char* job = env("SLURM_TASKS_PER_NODE")) {
+    if (const int n = tasks_on_node(job, node); n > 0) return n;
+  }
+  return 1;
 }
 
 // A task of an srun step (numeric step id). The batch script of `sbatch --ntasks N` also has SLURM_PROCID
