@@ -138,46 +138,70 @@ std::string rank_on_host(const TwoHosts& hosts, int r, const std::string& args) 
 
 }  // namespace
 
-TEST(TwoHosts, OneRankOnEachHostTrainsAsOneProcessByHandAndUnderTorchrunsC10dRendezvous) {
+namespace {
+// The one-process run of the tiny config for 20 steps, and how far a run may differ from it (the float
+// noise of this machine, measured: test_runs.h).
+struct Reference {
+  std::string one;
+  Bounds bound;
+};
+Reference one_process_reference(const TempDir& d, const std::string& steps) {
+  const std::string one = d.file("one"), threads = d.file("threads");
+  CliRun a = run_performer(tiny_args(one, steps));
+  EXPECT_EQ(a.status, 0) << a.out;
+  CliRun t = run_performer(tiny_args(threads, steps + " --set runtime.threads=2"));
+  EXPECT_EQ(t.status, 0) << t.out;
+  return {one, noise_bounds(one, threads, 20)};
+}
+const std::string kSteps = "--set train.steps=20 --set train.lr=5e-4";
+}  // namespace
+
+TEST(TwoHosts, OneRankOnEachHostStartedByHandTrainsAsOneProcess) {
   TwoHosts hosts;
   REQUIRE_TWO_HOSTS(hosts);
   TempDir d;
-  const std::string one = d.file("one"), threads = d.file("threads"), manual = d.file("manual"), elastic = d.file("elastic");
-  const std::string steps = "--set train.steps=20 --set train.lr=5e-4";
-  CliRun a = run_performer(tiny_args(one, steps));
-  ASSERT_EQ(a.status, 0) << a.out;
-  CliRun t = run_performer(tiny_args(threads, steps + " --set runtime.threads=2"));
-  ASSERT_EQ(t.status, 0) << t.out;
-  const Bounds bound = noise_bounds(one, threads, 20);
-  // By hand: MASTER_ADDR is host 0's veth address; each rank's Gloo on its own host's interface.
-  auto t0 = Clock::now();
-  const int r0 = start(rank_on_host(hosts, 0, tiny_args(manual, steps)), d.file("m0.txt"));
-  const int r1 = start(rank_on_host(hosts, 1, tiny_args(manual, steps)), d.file("m1.txt"));
+  const Reference ref = one_process_reference(d, kSteps);
+  ASSERT_FALSE(HasFailure());
+  // MASTER_ADDR is host 0's veth address; each rank's Gloo on its own host's interface.
+  const std::string run = d.file("manual");
+  const auto t0 = Clock::now();
+  const int r0 = start(rank_on_host(hosts, 0, tiny_args(run, kSteps)), d.file("m0.txt"));
+  const int r1 = start(rank_on_host(hosts, 1, tiny_args(run, kSteps)), d.file("m1.txt"));
   ASSERT_EQ(wait_for(r0, 180), 0) << read_text(d.file("m0.txt"));
   ASSERT_EQ(wait_for(r1, 60), 0) << read_text(d.file("m1.txt"));
   std::printf("two hosts by hand, 20 steps: %.1f s\n", seconds_since(t0));
-  EXPECT_LE(loss_difference(one + "/metrics.csv", manual + "/metrics.csv"), bound.losses);
-  EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(manual, 20)), bound.parameters);
-  // torchrun on each host, meeting through the c10d rendezvous at host 0. The two namespaces share one
-  // host name, so torchrun is told what it would otherwise find from it on a real cluster: which agent
-  // hosts the rendezvous store (is_host) and each host's address (--local-addr, which becomes the
-  // workers' MASTER_ADDR).
+  EXPECT_LE(loss_difference(ref.one + "/metrics.csv", run + "/metrics.csv"), ref.bound.losses);
+  EXPECT_LE(parameter_difference(checkpoint_path(ref.one, 20), checkpoint_path(run, 20)), ref.bound.parameters);
+}
+
+TEST(TwoHosts, TorchrunOnEachHostMeetsThroughTheC10dRendezvousAndTrainsAsOneProcess) {
   const std::string tr = torchrun();
   if (tr.empty()) GTEST_SKIP() << "no torchrun (PERFORMER_TEST_PYTHON: scripts/setup.sh sets it for TORCH=pip)";
-  t0 = Clock::now();
+  TwoHosts hosts;
+  REQUIRE_TWO_HOSTS(hosts);
+  TempDir d;
+  const Reference ref = one_process_reference(d, kSteps);
+  ASSERT_FALSE(HasFailure());
+  // The two namespaces share one host name, so torchrun is told what it would otherwise find from it on
+  // a real cluster: which agent hosts the rendezvous store (is_host) and each host's address
+  // (--local-addr, which becomes the workers' MASTER_ADDR).
+  const std::string run = d.file("elastic");
+  const auto t0 = Clock::now();
   std::vector<int> agents;
   for (int h = 0; h < 2; ++h)
     agents.push_back(start(hosts.on(h, "env GLOO_SOCKET_IFNAME=" + hosts.device(h) + " " + tr +
                                            " --nnodes 2 --nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint " +
-                                           hosts.address(0) + ":29400 --rdzv-conf is_host=" + (h == 0 ? "1" : "0") + " --local-addr " + hosts.address(h) +
-                                           " --rdzv-id two-hosts --max-restarts 0 --no-python " +
-                                           kBinary + " " + tiny_args(elastic, steps)),
+                                           hosts.address(0) + ":29400 --rdzv-conf is_host=" + (h == 0 ? "1" : "0") +
+                                           " --local-addr " + hosts.address(h) +
+                                           " --rdzv-id two-hosts --max-restarts 0 --no-python " + kBinary + " " +
+                                           tiny_args(run, kSteps)),
                            d.file("e" + std::to_string(h) + ".txt")));
   EXPECT_EQ(wait_for(agents[0], 240), 0) << read_text(d.file("e0.txt"));
   EXPECT_EQ(wait_for(agents[1], 60), 0) << read_text(d.file("e1.txt"));
   std::printf("two hosts under torchrun (c10d rendezvous), 20 steps: %.1f s\n", seconds_since(t0));
-  EXPECT_LE(loss_difference(one + "/metrics.csv", elastic + "/metrics.csv"), bound.losses);
-  EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(elastic, 20)), bound.parameters);
+  EXPECT_NE(read_text(d.file("e0.txt")).find("data-parallel: 2 ranks (torchrun)"), std::string::npos) << read_text(d.file("e0.txt"));
+  EXPECT_LE(loss_difference(ref.one + "/metrics.csv", run + "/metrics.csv"), ref.bound.losses);
+  EXPECT_LE(parameter_difference(checkpoint_path(ref.one, 20), checkpoint_path(run, 20)), ref.bound.parameters);
 }
 
 TEST(TwoHosts, ACutLinkEndsBothRanksWithinTheTimeoutNamingThePeerAndTheRunResumes) {
