@@ -19,8 +19,8 @@ export SLURM_CONF="${CONF}"
 log() { printf '[slurm-cluster] %s\n' "$*" >&2; }
 die() { printf 'slurm-cluster: %s\n' "$*" >&2; exit 1; }
 
-# The pid in a pid file, if that process is running.
-running() { [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Whether the pid in pid file $1 is running and is program $2 (a stale file's pid may have been reused).
+running() { [[ -s "$1" ]] && [[ "$(cat "/proc/$(cat "$1")/comm" 2>/dev/null)" == "$2" ]]; }
 
 install_missing() {
   local missing=()
@@ -90,8 +90,8 @@ start() {
   write_config
   start_munge
   munge -n | unmunge >/dev/null || die "munge does not work (see /var/log/munge/munged.log)"
-  running "${DIR}/slurmctld.pid" || slurmctld -f "${CONF}" || die "slurmctld did not start (see ${DIR}/slurmctld.log)"
-  running "${DIR}/slurmd.pid" || slurmd -f "${CONF}" || die "slurmd did not start (see ${DIR}/slurmd.log)"
+  running "${DIR}/slurmctld.pid" slurmctld || slurmctld -f "${CONF}" || die "slurmctld did not start (see ${DIR}/slurmctld.log)"
+  running "${DIR}/slurmd.pid" slurmd || slurmd -f "${CONF}" || die "slurmd did not start (see ${DIR}/slurmd.log)"
   local state=""
   for _ in $(seq 1 120); do
     state="$(sinfo -h -N -o '%t' 2>/dev/null | head -n 1 || true)"
@@ -107,7 +107,7 @@ start() {
 }
 
 stop() {
-  if [[ -f "${CONF}" ]] && running "${DIR}/slurmctld.pid"; then
+  if [[ -f "${CONF}" ]] && running "${DIR}/slurmctld.pid" slurmctld; then
     scancel --quiet --user "$(id -un)" 2>/dev/null || true
     for _ in $(seq 1 90); do  # the jobs' tasks get SIGTERM, then SIGKILL after KillWait (30 s)
       [[ -z "$(squeue -h -o %i 2>/dev/null)" ]] && break
@@ -116,15 +116,16 @@ stop() {
   fi
   local f pid
   for f in slurmd slurmctld; do
-    if running "${DIR}/${f}.pid"; then
+    if running "${DIR}/${f}.pid" "${f}"; then
       pid="$(cat "${DIR}/${f}.pid")"
       kill -TERM "${pid}"
-      for _ in $(seq 1 100); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "${pid}" 2>/dev/null || true
+      for _ in $(seq 1 100); do running "${DIR}/${f}.pid" "${f}" || break; sleep 0.1; done
+      running "${DIR}/${f}.pid" "${f}" && kill -KILL "${pid}"
     fi
+    rm -f "${DIR}/${f}.pid"
   done
-  if [[ -f "${DIR}/munged.ours" ]]; then
-    pkill -x munged 2>/dev/null || true
+  if [[ -f "${DIR}/munged.ours" ]]; then  # the munged that `start` started (its own pid file)
+    if running /run/munge/munged.pid munged; then kill -TERM "$(cat /run/munge/munged.pid)"; fi
     for _ in $(seq 1 50); do munge -n >/dev/null 2>&1 || break; sleep 0.1; done
     rm -f "${DIR}/munged.ours"
   fi

@@ -28,7 +28,18 @@ MASTER_ADDR="$(scontrol show hostnames "${SLURM_JOB_NODELIST}" | head -n 1)"
 MASTER_PORT="${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}"
 export MASTER_ADDR MASTER_PORT
 args=("$@")
-if (( ${SLURM_RESTART_COUNT:-0} > 0 )) && [[ " $* " != *" --resume"* && " $* " != *" --overwrite "* ]]; then
+if (( ${SLURM_RESTART_COUNT:-0} > 0 )); then
+  # A requeued job continues its own run: --overwrite or --resume PATH of the first submission would
+  # start it over or go back to that checkpoint, so they give way to --resume auto.
+  args=()
+  for ((i = 1; i <= $#; ++i)); do
+    a="${!i}"
+    case "${a}" in
+      --overwrite | --resume=*) ;;
+      --resume) i=$((i + 1)) ;;
+      *) args+=("${a}") ;;
+    esac
+  done
   args+=(--resume auto)
   echo "performer: requeued (restart ${SLURM_RESTART_COUNT}): resuming from the last checkpoint"
 fi

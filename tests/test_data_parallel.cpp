@@ -184,8 +184,10 @@ TEST(DataParallel, WorldComesFromTorchrunOrSlurmEnvironment) {
   EXPECT_EQ(world_from_environment().local_size, 3);
   ::setenv("SLURM_NODEID", "1", 1);
   EXPECT_EQ(world_from_environment().local_size, 2);
-  ::setenv("SLURM_STEP_TASKS_PER_NODE", "2(x", 1);  // malformed: the job's figure
-  EXPECT_EQ(world_from_environment().local_size, 4);
+  for (const char* malformed : {"2(x", "2(x3)1", "+2", " 2", "2,,1", "99999999999", "0", "2(x0)"}) {
+    ::setenv("SLURM_STEP_TASKS_PER_NODE", malformed, 1);  // the job's figure instead
+    EXPECT_EQ(world_from_environment().local_size, 4) << malformed;
+  }
   ::unsetenv("SLURM_STEP_TASKS_PER_NODE");
   ::unsetenv("SLURM_NTASKS_PER_NODE");
   ::setenv("SLURM_TASKS_PER_NODE", "1,2", 1);  // the job's list, at this node's place
@@ -534,9 +536,10 @@ TEST(DataParallel, ALocalLaunchListensOnLoopbackOnly) {
   if (run_command("ss -V >/dev/null 2>&1").status != 0) GTEST_SKIP() << "ss (iproute2) is not installed";
   TempDir d;
   const std::string run = d.file("run"), out = d.file("out.txt");
-  const int launcher = spawn_process({"/bin/bash", "-c", "exec " + std::string(PERFORMER_BINARY) + " " +
-                                                             tiny_args(run, "--set train.steps=100000") + " --nproc 2 > " +
-                                                             out + " 2>&1"}, {});
+  ChildGuard guard;
+  const int launcher = guard.hold(spawn_process({"/bin/bash", "-c", "exec " + std::string(PERFORMER_BINARY) + " " +
+                                                                        tiny_args(run, "--set train.steps=100000") +
+                                                                        " --nproc 2 > " + out + " 2>&1"}, {}));
   ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 2; }, 120)) << read_text(out);
   const std::vector<int> ranks = children_of(launcher);
   ASSERT_EQ(ranks.size(), 2u);

@@ -23,9 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
 std::string train_args(const std::string& dir, double timeout_s, const std::string& extra = "") {
   return "train -c " + project_root() + "/configs/tiny.yaml --set output.dir=" + dir + " --set data.train=" +
          data_path("real_excerpt.fasta") + " --set train.tokens_per_step=4096 --set runtime.threads=1" +

@@ -78,6 +78,37 @@ inline int rows(const std::string& csv) {
   return n;
 }
 
+// Kills, when it goes out of scope, the processes it holds and every process below them: a test that
+// fails half-way leaves no training job (or torchrun agent's workers) running.
+class ChildGuard {
+ public:
+  ChildGuard() = default;
+  ChildGuard(const ChildGuard&) = delete;
+  ChildGuard& operator=(const ChildGuard&) = delete;
+  int hold(int pid) {
+    pids_.push_back(pid);
+    return pid;
+  }
+  ~ChildGuard() {
+    for (int pid : pids_) {
+      std::vector<int> all{pid}, todo{pid};
+      while (!todo.empty()) {
+        const int p = todo.back();
+        todo.pop_back();
+        for (int c : children_of(p)) {
+          all.push_back(c);
+          todo.push_back(c);
+        }
+      }
+      for (int p : all) ::kill(p, SIGKILL);
+      ::waitpid(pid, nullptr, WNOHANG);
+    }
+  }
+
+ private:
+  std::vector<int> pids_;
+};
+
 // How far two runs may differ and still be the same run: 20 times the float noise of this machine,
 // measured by the caller (the same one-process run with 2 threads instead of 1 adds its sums in another
 // order, as data-parallel ranks do), with a floor of `steps` steps' worth of float32 epsilon for a

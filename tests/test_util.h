@@ -100,6 +100,9 @@ inline int wait_for(int pid, double seconds) {
   return -1;
 }
 
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
 // Whether `ready` became true within `seconds` (polled every 20 ms).
 inline bool wait_until(const std::function<bool()>& ready, double seconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);

@@ -56,11 +56,12 @@ at::Tensor SelfAttentionImpl::draw_matrix(int64_t draw) const {
                              : gaussian_projection(options_.features, d_head_, seed);
 }
 
-void SelfAttentionImpl::redraw(int64_t draw) {
-  if (feature_draw_.item<int64_t>() == draw) return;
+bool SelfAttentionImpl::redraw(int64_t draw) {
+  if (feature_draw_.item<int64_t>() == draw) return false;
   torch::NoGradGuard no_grad;
   if (projection_.numel() > 0) projection_.copy_(draw_matrix(draw));  // in place: same storage, any device
   feature_draw_.fill_(draw);
+  return true;
 }
 
 void SelfAttentionImpl::project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v) {

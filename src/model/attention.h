@@ -65,7 +65,7 @@ class SelfAttentionImpl : public torch::nn::Module {
                    at::Tensor* weights = nullptr) const;
 
   // Replaces W by draw number `draw` (no-op if it is already current).
-  void redraw(int64_t draw);
+  bool redraw(int64_t draw);  // whether it drew (false: draw `draw` is already in place)
   int64_t current_draw() const { return feature_draw_.item<int64_t>(); }
   const at::Tensor& projection() const { return projection_; }
   const AttentionOptions& options() const { return options_; }

@@ -181,9 +181,11 @@ at::Tensor EncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& key_
   return logits(hidden(tokens, key_mask));
 }
 
-void EncoderImpl::update_features(int64_t step) {
+bool EncoderImpl::update_features(int64_t step) {
   const int64_t draw = config_.redraw_interval > 0 ? step / config_.redraw_interval : 0;
-  for (const auto& layer : *layers) layer->as<EncoderLayer>()->attn->redraw(draw);
+  bool drew = false;
+  for (const auto& layer : *layers) drew = layer->as<EncoderLayer>()->attn->redraw(draw) || drew;
+  return drew;
 }
 
 int64_t EncoderImpl::num_parameters() const {

@@ -113,7 +113,8 @@ class EncoderImpl : public torch::nn::Module {
   std::vector<at::Tensor> attention_maps(const at::Tensor& tokens, const at::Tensor& key_mask,
                                          const std::vector<int64_t>& layers);
   // Redraws random features for training step `step` (draw = step / redraw_interval). Call in training only.
-  void update_features(int64_t step);
+  // Returns whether a layer drew new features.
+  bool update_features(int64_t step);
   const EncoderConfig& config() const { return config_; }
   int64_t num_parameters() const;
 

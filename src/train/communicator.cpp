@@ -48,8 +48,11 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const World& w) {
   // This host's address on the route to MASTER_ADDR (on rank 0, MASTER_ADDR itself): Gloo listens there
   // only, and the ranks reach each other the way they reach the store. Gloo's own default, the address of
   // the host name, is 127.0.1.1 under a Debian-style /etc/hosts, which no other host can reach.
+  // A loopback answer (MASTER_ADDR is this host's name, mapped to 127.0.1.1 in /etc/hosts) serves a job
+  // on this host only; the other hosts could not reach it.
   const std::string local = local_address_towards(w.master_addr);
-  if (!local.empty()) return c10d::ProcessGroupGloo::createDeviceForHostname(local);
+  if (!local.empty() && (w.local_size == w.size || !is_loopback(local)))
+    return c10d::ProcessGroupGloo::createDeviceForHostname(local);
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
@@ -61,12 +64,18 @@ struct Communicator::Impl {
   std::string backend = "none";
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Group> group;
+  bool store_unreachable = false;  // a store call never returned (who_is_gone)
 
   // Names the ranks that did not report within kReportSeconds, after this one reported itself. The store's
   // replies may never come when the network to its host is down (a store call then waits in recv for
   // good, measured with a veth link cut: tests/test_launchers.cpp), so the exchange runs on a thread of its
   // own, given kReportSeconds + kStoreGrace; past that the store's host is named.
   std::string who_is_gone() {
+    const std::string unreachable =
+        (world.agent_store ? std::string("torchrun's agent, which hosts the rendezvous store, ")
+                           : std::string("rank 0, which hosts the rendezvous store, ")) +
+        fmt::format("did not answer within {:g} s (its host or the network to it is down)", kReportSeconds + kStoreGrace);
+    if (store_unreachable) return unreachable;  // a store call of an earlier failure may still be waiting
     struct Answer {
       std::mutex m;
       std::condition_variable cv;
@@ -74,19 +83,22 @@ struct Communicator::Impl {
       std::string text;
     };
     auto answer = std::make_shared<Answer>();
-    std::thread([answer, store = store, w = world] {
-      std::string text = ranks_not_reporting(*store, w);
-      std::lock_guard<std::mutex> lock(answer->m);
-      answer->text = std::move(text);
-      answer->done = true;
-      answer->cv.notify_all();
-    }).detach();  // left behind when the store never answers: the process is ending with this error
+    try {
+      std::thread([answer, store = store, w = world] {
+        std::string text = ranks_not_reporting(*store, w);
+        std::lock_guard<std::mutex> lock(answer->m);
+        answer->text = std::move(text);
+        answer->done = true;
+        answer->cv.notify_all();
+      }).detach();  // left behind when the store never answers: the process is ending with this error
+    } catch (const std::exception& e) {
+      return std::string("the other ranks could not be asked (") + first_line(e.what()) + ")";
+    }
     std::unique_lock<std::mutex> lock(answer->m);
     if (answer->cv.wait_for(lock, std::chrono::duration<double>(kReportSeconds + kStoreGrace), [&] { return answer->done; }))
       return answer->text;
-    return (world.agent_store ? std::string("torchrun's agent, which hosts the rendezvous store, ")
-                              : std::string("rank 0, which hosts the rendezvous store, ")) +
-           fmt::format("did not answer within {:g} s (its host or the network to it is down)", kReportSeconds + kStoreGrace);
+    store_unreachable = true;
+    return unreachable;
   }
 
   static std::string ranks_not_reporting(c10d::Store& store, const World& world) {

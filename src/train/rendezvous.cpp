@@ -1,6 +1,8 @@
 #include "train/rendezvous.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,6 +10,8 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
+// TCPStoreOptions::masterListenFd: in LibTorch 2.3 and later (checked in 2.11's headers; 1.13 lacks it).
+#define PERFORMER_STORE_LISTEN_FD (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3))
 
 #include <fmt/format.h>
 
@@ -78,12 +82,21 @@ bool accepts_connections(const std::string& host, int port, int timeout_ms) {
   return ok;
 }
 
-#if TORCH_VERSION_MAJOR >= 2  // TCPStoreOptions::masterListenFd (LibTorch 1.13 has no such option)
+#if PERFORMER_STORE_LISTEN_FD
+bool is_loopback_address(const sockaddr* a) {
+  if (a->sa_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(a)->sin_addr.s_addr) >> 24) == 127;
+  if (a->sa_family == AF_INET6) return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr);
+  return false;
+}
+
 // The store's listening socket, bound to MASTER_ADDR's own address (127.0.0.1 for a one-machine job)
 // rather than to every interface: c10d's store has no authentication, so whoever reaches its port could
 // read and write the job's keys. Returns the listening descriptor, or -1 where MASTER_ADDR is not an
-// address of this host (a name that resolves elsewhere, behind NAT): the caller then lets the store bind
-// every interface, and says so. Throws Error when the port is in use.
+// address of this host (a name that resolves elsewhere, behind NAT), or is a host name that resolves to
+// a loopback address here (Debian's /etc/hosts maps the host name to 127.0.1.1) while the job spans other
+// hosts, which reach it through DNS: the caller then lets the store bind every interface, and says so.
+// Throws Error when the port is in use.
 int listen_on_master_addr(const World& w) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -91,7 +104,9 @@ int listen_on_master_addr(const World& w) {
   addrinfo* found = nullptr;
   if (::getaddrinfo(w.master_addr.c_str(), std::to_string(w.master_port).c_str(), &hints, &found) != 0) return -1;
   int fd = -1, in_use = 0;
+  const bool other_hosts = w.local_size < w.size;
   for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    if (other_hosts && is_loopback_address(a->ai_addr)) continue;
     fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
     const int one = 1;
@@ -255,16 +270,16 @@ Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::at
   c10::intrusive_ptr<c10d::TCPStore> tcp;
   try {
     if (so.isServer) {
-#if TORCH_VERSION_MAJOR >= 2  // TCPStoreOptions::masterListenFd: LibTorch 1.13's store cannot be bound to one address
+#if PERFORMER_STORE_LISTEN_FD  // LibTorch 1.13's store cannot be bound to one address
       const int fd = listen_on_master_addr(world);
       if (fd >= 0)
         so.masterListenFd = fd;  // the store takes the socket over
       else
-        warn(me + ": MASTER_ADDR " + world.master_addr + " is not an address of this host, so the rendezvous store "
-             "listens on every interface (port " + std::to_string(world.master_port) + "; it has no authentication: "
+        warn(me + ": MASTER_ADDR " + world.master_addr + " is not a network address of this host, so the rendezvous "
+             "store listens on every interface (port " + std::to_string(world.master_port) + "; it has no authentication: "
              "keep the job on a private network)");
 #else
-      warn(me + ": LibTorch " TORCH_VERSION "'s rendezvous store listens on every interface (port " +
+      warn(me + ": this LibTorch's (" TORCH_VERSION ") rendezvous store listens on every interface (port " +
            std::to_string(world.master_port) + "; it has no authentication: keep the job on a private network, or "
            "use the LibTorch 2.x build, whose store listens on MASTER_ADDR only)");
 #endif

@@ -19,6 +19,20 @@ NamedTensors replicated_state(Encoder& model, AdamW& optimizer) {
   return out;
 }
 
+namespace {
+// The bits of a tensor as integers of its element size: equal exactly when the bytes are (-0.0 is not 0.0,
+// and a NaN equals the same NaN), as the fingerprint sees them.
+at::Tensor bits(const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  switch (c.element_size()) {
+    case 8: return c.view(torch::kLong);
+    case 4: return c.view(torch::kInt);
+    case 2: return c.view(torch::kShort);
+    default: return c.view(torch::kByte);
+  }
+}
+}  // namespace
+
 Divergence take_rank0_state(Communicator& comm, const NamedTensors& state) {
   Divergence d;
   if (!comm.distributed()) return d;
@@ -28,11 +42,12 @@ Divergence take_rank0_state(Communicator& comm, const NamedTensors& state) {
     at::Tensor theirs = t.detach().clone();
     comm.broadcast(theirs);
     at::Tensor mine = t.detach();
-    if (torch::equal(mine, theirs)) continue;
+    if (torch::equal(bits(mine), bits(theirs))) continue;
     ++d.differing;
     const at::Tensor a = mine.to(torch::kDouble), b = theirs.to(torch::kDouble);
     const double norm = b.norm().item<double>(), diff = (a - b).norm().item<double>();
-    const double rel = norm > 0 ? diff / norm : (diff > 0 ? INFINITY : 0);
+    double rel = norm > 0 ? diff / norm : (diff > 0 ? INFINITY : 0);
+    if (std::isnan(rel)) rel = INFINITY;  // a NaN on one side: as far apart as can be
     if (rel >= d.max_relative || d.worst.empty()) {
       d.max_relative = rel;
       d.worst = name;
@@ -50,6 +65,18 @@ uint64_t state_fingerprint(const NamedTensors& state) {
     h = hash64(bytes, h ^ hash64(name));
   }
   return h;
+}
+
+void take_rank0_features(Communicator& comm, Encoder& model) {
+  if (!comm.distributed()) return;
+  torch::NoGradGuard no_grad;
+  for (auto& b : model->named_buffers()) {
+    const std::string& name = b.key();
+    static const std::string kSuffix = "projection";
+    if (name.size() < kSuffix.size() || name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) != 0) continue;
+    at::Tensor t = b.value();
+    if (t.numel() > 0) comm.broadcast(t);
+  }
 }
 
 bool same_on_every_rank(Communicator& comm, uint64_t fingerprint) {

@@ -46,4 +46,9 @@ uint64_t state_fingerprint(const NamedTensors& state);
 // Whether every rank's fingerprint equals rank 0's (a collective).
 bool same_on_every_rank(Communicator& comm, uint64_t fingerprint);
 
+// Rank 0's random-feature projections copied into every rank's (a collective), after a redraw: each rank
+// draws them itself, and an orthogonal draw goes through a QR decomposition whose rounding depends on the
+// CPU and BLAS.
+void take_rank0_features(Communicator& comm, Encoder& model);
+
 }  // namespace performer

@@ -263,7 +263,7 @@ StepRecord train_step(Session& s, DataLoader& loader, const BatchSource& source,
   state.bad_steps += r.finite ? 0 : 1;
   ++state.step;
   state.tokens_seen += so.real_tokens;
-  s.model->update_features(state.step);
+  if (s.model->update_features(state.step) && s.comm->distributed()) take_rank0_features(*s.comm, s.model);
   synchronize(s.device);
   r.step = state.step;
   r.tokens_seen = state.tokens_seen;
@@ -502,8 +502,8 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
            c.data.tokens_per_batch, comm.size() * c.data.tokens_per_batch);
 }
 
-// Data-parallel ranks must start from the same state: the same step and data position (the same
-// checkpoint) and the same parameters (a checksum: their sum and sum of squares).
+// Data-parallel ranks must start from the same step and data position (the same checkpoint); their
+// parameters are then made equal by replicate_rank0().
 void check_same_start(Session& s, const TrainState& state) {
   if (!s.comm->distributed()) return;
   const std::vector<std::string> what{"step", "tokens seen", "data epoch", "data batch"};
@@ -677,7 +677,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
              opt.progress_bar, s.comm->rank());
   log_start(log, c, opt, s, run.start, run.moved);
   if (!run.replicas.empty()) log.log().info("{}", run.replicas);
-  s.model->update_features(state.step);
+  if (s.model->update_features(state.step) && s.comm->distributed()) take_rank0_features(*s.comm, s.model);
   const auto source = training_batches(s.corpus, c.data, c.runtime.seed);
   LoaderOptions lo = loader_options(c.data, c.model.causal, c.runtime.seed);
   lo.shard_rank = s.comm->rank();

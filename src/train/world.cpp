@@ -25,27 +25,32 @@ int env_int(const char* name, int min, int fallback) {
 }
 
 // The number of tasks on node `node` in SLURM's compressed per-node list "2(x3),1" (nodes 0-2 run 2,
-// node 3 runs 1); 0 when the list is malformed or shorter.
+// node 3 runs 1); 0 when the list is malformed (checked whole) or shorter.
 int tasks_on_node(const std::string& list, int node) {
-  int index = 0;
+  auto number = [&](size_t& at, long& out) {  // digits only, at most 1,048,576
+    const size_t from = at;
+    out = 0;
+    while (at < list.size() && list[at] >= '0' && list[at] <= '9' && at - from < 8) out = out * 10 + (list[at++] - '0');
+    return at > from && out >= 1 && out <= (1 << 20) && (at >= list.size() || list[at] < '0' || list[at] > '9');
+  };
+  int found = 0;
+  long index = 0;
   size_t at = 0;
-  while (at < list.size()) {
-    char* end = nullptr;
-    const long count = std::strtol(list.c_str() + at, &end, 10);
-    if (end == list.c_str() + at || count < 1) return 0;
-    at = static_cast<size_t>(end - list.c_str());
-    long repeat = 1;
+  while (true) {
+    long count = 0, repeat = 1;
+    if (!number(at, count)) return 0;
     if (list.compare(at, 2, "(x") == 0) {
-      repeat = std::strtol(list.c_str() + at + 2, &end, 10);
-      if (repeat < 1 || *end != ')') return 0;
-      at = static_cast<size_t>(end - list.c_str()) + 1;
+      at += 2;
+      if (!number(at, repeat) || at >= list.size() || list[at] != ')') return 0;
+      ++at;
     }
-    if (node < index + repeat) return static_cast<int>(count);
-    index += static_cast<int>(repeat);
-    if (at < list.size() && list[at] != ',') return 0;
+    if (found == 0 && node >= index && node < index + repeat) found = static_cast<int>(count);
+    index += repeat;
+    if (at == list.size()) break;
+    if (list[at] != ',') return 0;
     ++at;
   }
-  return 0;
+  return found;
 }
 
 // The tasks of this step on this node: SLURM_STEP_TASKS_PER_NODE (the step's layout, which may differ from
