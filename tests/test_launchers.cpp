@@ -337,7 +337,8 @@ TEST(SlurmCluster, ARequeuedJobResumesByItselfToTheUninterruptedResultAndScancel
   REQUIRE_SLURM(cluster);
   TempDir d;
   const std::string ref = d.file("ref"), run = d.file("run"), out = d.file("slurm.txt");
-  const std::string steps = "--set train.steps=60 --set output.checkpoint_every=5 --set output.keep_last=20";
+  // Long enough (about 6 s on 2 cores) that the requeue lands mid-run even on a loaded machine.
+  const std::string steps = "--set train.steps=200 --set output.checkpoint_every=5 --set output.keep_last=4";
   CliRun r = run_performer(tiny_args(ref, steps) + " --nproc 2");
   ASSERT_EQ(r.status, 0) << r.out;
   // Requeued mid-run: the tasks get SIGTERM, agree on a step and checkpoint; the job runs again and
@@ -351,13 +352,13 @@ TEST(SlurmCluster, ARequeuedJobResumesByItselfToTheUninterruptedResultAndScancel
   // SLURM holds a requeued job back for a while (its begin time); the test lets it start at once.
   run_command(SlurmCluster::command("scontrol update jobid=" + job + " StartTime=now 2>&1"));
   ASSERT_TRUE(SlurmCluster::wait_state(job, kEnded, 240)) << read_text(out);
-  std::printf("sbatch requeued once, 60 steps: %.1f s from submission to the end\n", seconds_since(t0));
+  std::printf("sbatch requeued once, 200 steps: %.1f s from submission to the end\n", seconds_since(t0));
   const std::string said = read_text(out);
   EXPECT_EQ(SlurmCluster::state(job), "COMPLETED") << said;
   EXPECT_NE(said.find("interrupted at step"), std::string::npos) << said;
   EXPECT_NE(said.find("requeued (restart 1): resuming from the last checkpoint"), std::string::npos) << said;
   EXPECT_NE(said.find("resumed from"), std::string::npos) << said;
-  EXPECT_EQ(parameter_difference(checkpoint_path(ref, 60), checkpoint_path(run, 60)), 0.0);
+  EXPECT_EQ(parameter_difference(checkpoint_path(ref, 200), checkpoint_path(run, 200)), 0.0);
   EXPECT_EQ(loss_difference(ref + "/metrics.csv", run + "/metrics.csv"), 0.0);
   // scancel: the tasks checkpoint as they stop; the run continues with --resume auto.
   const std::string cancelled = d.file("cancelled"), out2 = d.file("slurm2.txt");

@@ -9,10 +9,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "train/rendezvous.h"
 #include "util/error.h"
 #include "util/process.h"
 #include "util/signals.h"
@@ -102,6 +105,21 @@ int run_local_ranks(int nproc, double timeout_s) {
     throw Error("--nproc: this process already is a rank (RANK/WORLD_SIZE are set, by torchrun?); leave --nproc out");
   const std::vector<std::string> argv = rank_command_line();
   const std::string port = std::to_string(free_local_port()), job = job_id();
+  // Where the store cannot be bound to loopback (train/rendezvous.h), the ranks meet through a file store
+  // in a folder only this user can open, removed when the ranks have ended.
+  std::string store_dir;
+  if (!store_binds_one_address()) {
+    char pattern[] = "/tmp/performer-store-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw Error(std::string("--nproc: cannot make a folder in /tmp: ") + std::strerror(errno));
+    store_dir = pattern;
+  }
+  struct RemoveFolder {
+    const std::string& dir;
+    ~RemoveFolder() {
+      std::error_code ec;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+    }
+  } remove_store_dir{store_dir};
   const ForwardStopSignals forwarding;
   std::vector<int> pids;
   try {
@@ -109,11 +127,11 @@ int run_local_ranks(int nproc, double timeout_s) {
       const std::string n = std::to_string(nproc), rank = std::to_string(r);
       // Started with the stop signals blocked: one that comes before the rank's handlers are in place
       // waits for them (a clean stop) instead of killing the rank half-started.
-      pids.push_back(spawn_process(argv,
-                                   {"RANK=" + rank, "WORLD_SIZE=" + n, "LOCAL_RANK=" + rank, "LOCAL_WORLD_SIZE=" + n,
-                                    "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
-                                    "PERFORMER_LAUNCHER=performer --nproc", "PERFORMER_JOB_ID=" + job},
-                                   /*block_stop_signals=*/true));
+      std::vector<std::string> env{"RANK=" + rank, "WORLD_SIZE=" + n, "LOCAL_RANK=" + rank, "LOCAL_WORLD_SIZE=" + n,
+                                   "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port,
+                                   "PERFORMER_LAUNCHER=performer --nproc", "PERFORMER_JOB_ID=" + job};
+      if (!store_dir.empty()) env.push_back(std::string(kStoreFileVariable) + "=" + store_dir + "/store");
+      pids.push_back(spawn_process(argv, env, /*block_stop_signals=*/true));
       g_ranks[r] = pids.back();
       g_rank_count = r + 1;
       if (g_forwarded != 0) ::kill(pids.back(), g_forwarded);  // a stop asked while the ranks were starting

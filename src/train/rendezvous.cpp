@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
@@ -254,6 +255,8 @@ class Rendezvous::Watch {
   std::thread thread_;  // last: started once the rest is set
 };
 
+bool store_binds_one_address() { return PERFORMER_STORE_LISTEN_FD; }
+
 Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::atomic<bool>* stop, const std::string& job)
     : watch_(std::make_unique<Watch>(world, timeout_seconds, stop)) {
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_seconds));
@@ -267,9 +270,15 @@ Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::at
   so.isServer = world.rank == 0 && !world.agent_store;
   so.waitWorkers = false;
   so.timeout = timeout;
-  c10::intrusive_ptr<c10d::TCPStore> tcp;
+  c10::intrusive_ptr<c10d::Store> base;
+  const char* file = std::getenv(kStoreFileVariable);
   try {
-    if (so.isServer) {
+    if (file != nullptr && *file != '\0' && !store_binds_one_address()) {
+      // `train --nproc` on a LibTorch whose store cannot be bound to loopback: a file store in the
+      // launcher's private folder (mode 0700), no socket at all.
+      base = c10::make_intrusive<c10d::FileStore>(file, world.size);
+      base->setTimeout(timeout);
+    } else if (so.isServer) {
 #if PERFORMER_STORE_LISTEN_FD  // LibTorch 1.13's store cannot be bound to one address
       const int fd = listen_on_master_addr(world);
       if (fd >= 0)
@@ -284,7 +293,7 @@ Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::at
            "use the LibTorch 2.x build, whose store listens on MASTER_ADDR only)");
 #endif
     }
-    tcp = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
+    if (base == nullptr) base = c10::make_intrusive<c10d::TCPStore>(world.master_addr, so);
   } catch (const std::exception& e) {
     if (Clock::now() >= deadline) std::this_thread::sleep_for(std::chrono::seconds(5));  // the watch says why and ends
     if (so.isServer)
@@ -293,7 +302,7 @@ Rendezvous::Rendezvous(const World& world, double timeout_seconds, const std::at
     throw Error(me + ": cannot reach the rendezvous store at " + address(world) + ": " + first_line(e.what()));
   }
   // One namespace per job attempt: torchrun's agent store outlives a restart of the workers.
-  store_ = c10::make_intrusive<c10d::PrefixStore>("performer/" + std::to_string(world.restart), tcp);
+  store_ = c10::make_intrusive<c10d::PrefixStore>("performer/" + std::to_string(world.restart), base);
   try {
     // 2. The job: rank 0 records it; the others check they reached the same one.
     watch_->phase(Phase::kJob);

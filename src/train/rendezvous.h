@@ -25,6 +25,12 @@
 
 namespace performer {
 
+// Whether this LibTorch's TCPStore can be bound to one address (TCPStoreOptions::masterListenFd, LibTorch
+// 2.3 and later). Where it cannot (1.13), a one-machine launch (`train --nproc`) meets through a file store
+// in a private folder instead (kStoreFileVariable names its path), so nothing listens beyond loopback.
+bool store_binds_one_address();
+inline constexpr const char* kStoreFileVariable = "PERFORMER_STORE_FILE";
+
 class Rendezvous {
  public:
   // Steps 1-3: returns once every rank has joined (or ends the process, as above). `stop`, when given, is
