@@ -196,9 +196,35 @@ TEST(DataParallel, WorldComesFromTorchrunOrSlurmEnvironment) {
   clear();
 }
 
+namespace {
+// Two Gloo ranks as two threads of this process, each running `body(comm, rank)`; their errors.
+std::vector<std::string> two_thread_ranks(const std::function<void(Communicator&, int)>& body) {
+  const int port = free_local_port();
+  std::vector<std::string> errors(2);
+  auto rank = [&](int r) {
+    try {
+      World w;
+      w.rank = w.local_rank = r;
+      w.size = w.local_size = 2;
+      w.master_addr = "127.0.0.1";
+      w.master_port = port;
+      w.launcher = "test";
+      Communicator comm(w, Backend::kGloo, c10::Device(c10::kCPU), 60);
+      body(comm, r);
+    } catch (const std::exception& e) {
+      errors[static_cast<size_t>(r)] = e.what();
+    }
+  };
+  std::thread t1(rank, 1);
+  rank(0);
+  t1.join();
+  return errors;
+}
+
+}  // namespace
+
 TEST(DataParallel, BucketedGradientSumsStartDuringBackwardAndEqualTheSum) {
   // Two Gloo ranks as two threads of this process; small buckets so the model has several.
-  const int port = free_local_port();
   std::vector<torch::nn::Sequential> models;
   for (int r = 0; r < 2; ++r) {
     torch::manual_seed(7);  // the same weights on both ranks
@@ -220,40 +246,25 @@ TEST(DataParallel, BucketedGradientSumsStartDuringBackwardAndEqualTheSum) {
   const auto g0 = grads_of(x0), g1 = grads_of(x1);
   std::vector<std::vector<at::Tensor>> both(2), only0(2);
   std::vector<int64_t> early(2), buckets(2);
-  std::vector<std::string> errors(2);
-  auto rank = [&](int r) {
-    try {
-      World w;
-      w.rank = w.local_rank = r;
-      w.size = w.local_size = 2;
-      w.master_addr = "127.0.0.1";
-      w.master_port = port;
-      w.launcher = "test";
-      Communicator comm(w, Backend::kGloo, c10::Device(c10::kCPU), 60);
-      torch::nn::Sequential& m = models[static_cast<size_t>(r)];
-      GradientSync sync(m->parameters(), comm, /*bucket_bytes=*/256);
-      buckets[static_cast<size_t>(r)] = sync.buckets();
-      // Step 1: both ranks backpropagate their own batch.
+  const auto errors = two_thread_ranks([&](Communicator& comm, int r) {
+    torch::nn::Sequential& m = models[static_cast<size_t>(r)];
+    GradientSync sync(m->parameters(), comm, /*bucket_bytes=*/256);
+    buckets[static_cast<size_t>(r)] = sync.buckets();
+    // Step 1: both ranks backpropagate their own batch.
+    sync.arm();
+    loss(m, r == 0 ? x0 : x1).backward();
+    sync.finish();
+    early[static_cast<size_t>(r)] = sync.launched_during_backward();
+    for (auto& p : m->parameters()) both[static_cast<size_t>(r)].push_back(p.grad().clone());
+    // Step 2: rank 1 has no batch this step (its gradients are undefined): the sums are rank 0's.
+    for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
+    if (r == 0) {
       sync.arm();
-      loss(m, r == 0 ? x0 : x1).backward();
-      sync.finish();
-      early[static_cast<size_t>(r)] = sync.launched_during_backward();
-      for (auto& p : m->parameters()) both[static_cast<size_t>(r)].push_back(p.grad().clone());
-      // Step 2: rank 1 has no batch this step (its gradients are undefined): the sums are rank 0's.
-      for (auto& p : m->parameters()) p.mutable_grad() = at::Tensor();
-      if (r == 0) {
-        sync.arm();
-        loss(m, x0).backward();
-      }
-      sync.finish();
-      for (auto& p : m->parameters()) only0[static_cast<size_t>(r)].push_back(p.grad().clone());
-    } catch (const std::exception& e) {
-      errors[static_cast<size_t>(r)] = e.what();
+      loss(m, x0).backward();
     }
-  };
-  std::thread t0(rank, 0), t1(rank, 1);
-  t0.join();
-  t1.join();
+    sync.finish();
+    for (auto& p : m->parameters()) only0[static_cast<size_t>(r)].push_back(p.grad().clone());
+  });
   ASSERT_EQ(errors[0], "");
   ASSERT_EQ(errors[1], "");
   EXPECT_GE(buckets[0], 3);
@@ -386,30 +397,6 @@ TEST(DataParallel, NprocInsideALaunchedRankIsRefused) {
 // ------------------------------------------------------------------------- replicas (train/replicas.h)
 
 namespace {
-// Two Gloo ranks as two threads of this process, each running `body(comm, rank)`; their errors.
-std::vector<std::string> two_thread_ranks(const std::function<void(Communicator&, int)>& body) {
-  const int port = free_local_port();
-  std::vector<std::string> errors(2);
-  auto rank = [&](int r) {
-    try {
-      World w;
-      w.rank = w.local_rank = r;
-      w.size = w.local_size = 2;
-      w.master_addr = "127.0.0.1";
-      w.master_port = port;
-      w.launcher = "test";
-      Communicator comm(w, Backend::kGloo, c10::Device(c10::kCPU), 60);
-      body(comm, r);
-    } catch (const std::exception& e) {
-      errors[static_cast<size_t>(r)] = e.what();
-    }
-  };
-  std::thread t1(rank, 1);
-  rank(0);
-  t1.join();
-  return errors;
-}
-
 // A tiny model and its optimizer, with moments filled in (as after some steps).
 struct Replica {
   Encoder model{nullptr};
