@@ -93,7 +93,8 @@ at::Tensor padding_mask(int64_t L) {
 
 TEST(LeanFavor, EqualsStoredFeaturesAndNaiveFormulaInDouble) {
   // Both kernels (and ReLU without projection), with and without padding, odd L, chunks 1, 5, L and > L:
-  // forward and the three gradients within 1e-10 of the stored-feature path and of the naive formula.
+  // forward and the three gradients within 1e-10 of the naive formula, and of the stored-feature path as
+  // far as that path agrees with the naive formula.
   const int64_t B = 2, H = 3, L = 37, d = 8, m = 12;
   at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 3);
   at::Tensor q = randn({B, H, L, d}, 1) * 0.7, k = randn({B, H, L, d}, 2) * 0.7, v = randn({B, H, L, d}, 3);
@@ -103,11 +104,17 @@ TEST(LeanFavor, EqualsStoredFeaturesAndNaiveFormulaInDouble) {
       const at::Tensor mask = padded ? padding_mask(L) : at::Tensor();
       auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, W, mask); }, q, k, v, G);
       auto nai = value_and_grads([&](auto& a, auto& b, auto& e) { return naive(c, a, b, e, W, mask); }, q, k, v, G);
+      // The stored-feature path itself differs from the naive formula by up to 6e-10 in some runs of the
+      // same binary (softmax, seen on an AMX Xeon with LibTorch 2.11: 2 runs in 15, the same figures each
+      // time): the bound against it is that measured disagreement, and 1e-10 at least.
+      double stored_noise = 0;
+      for (size_t i = 0; i < 4; ++i) stored_noise = std::max(stored_noise, max_rel(ref[i], nai[i]));
+      const double stored_bound = std::max(1e-10, 2 * stored_noise);
       for (int64_t chunk : {int64_t{1}, int64_t{5}, L, int64_t{100}}) {
         auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W, mask, chunk); }, q, k,
                                    v, G);
         for (size_t i = 0; i < 4; ++i) {
-          EXPECT_LT(max_rel(got[i], ref[i]), 1e-10) << c.name << " padded " << padded << " chunk " << chunk << " tensor " << i;
+          EXPECT_LT(max_rel(got[i], ref[i]), stored_bound) << c.name << " padded " << padded << " chunk " << chunk << " tensor " << i;
           EXPECT_LT(max_rel(got[i], nai[i]), 1e-10) << c.name << " padded " << padded << " chunk " << chunk << " tensor " << i;
         }
         if (padded) {  // padding keys and values get no gradient
