@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_runs.h"
@@ -349,7 +350,14 @@ TEST(SlurmCluster, ARequeuedJobResumesByItselfToTheUninterruptedResultAndScancel
   ASSERT_TRUE(wait_until([&] { return rows(run + "/metrics.csv") >= 12; }, 180)) << read_text(out);
   ASSERT_EQ(run_command(SlurmCluster::command("scontrol requeue " + job + " 2>&1")).status, 0);
   ASSERT_TRUE(SlurmCluster::wait_state(job, "PENDING", 90)) << read_text(out);
-  // SLURM holds a requeued job back for a while (its begin time); the test lets it start at once.
+  // SLURM holds a requeued job back for a while (its begin time); the test lets it start sooner, once
+  // the first run's steps have ended and a few seconds more: a relaunch while slurmd still holds the
+  // first run's revoked credential is refused ("Job credential revoked": the job FAILED, seen once in CI).
+  ASSERT_TRUE(wait_until([&] {
+    return run_command(SlurmCluster::command("squeue -h -s -j " + job + " 2>/dev/null")).out.empty() &&
+           read_text(out).find("Exited with exit code") != std::string::npos;
+  }, 90)) << read_text(out);
+  std::this_thread::sleep_for(std::chrono::seconds(5));
   run_command(SlurmCluster::command("scontrol update jobid=" + job + " StartTime=now 2>&1"));
   ASSERT_TRUE(SlurmCluster::wait_state(job, kEnded, 240)) << read_text(out);
   std::printf("sbatch requeued once, 200 steps: %.1f s from submission to the end\n", seconds_since(t0));
