@@ -162,6 +162,12 @@ Reference one_process_reference(const TempDir& d, const std::string& steps) {
   return {one, noise_bounds(one, threads, 20)};
 }
 const std::string kSteps = "--set train.steps=20 --set train.lr=5e-4";
+
+// The run in `run` is the reference's: every logged loss and the parameters after 20 steps, within its bound.
+void expect_as_one_process(const Reference& ref, const std::string& run) {
+  EXPECT_LE(loss_difference(ref.one + "/metrics.csv", run + "/metrics.csv"), ref.bound.losses);
+  EXPECT_LE(parameter_difference(checkpoint_path(ref.one, 20), checkpoint_path(run, 20)), ref.bound.parameters);
+}
 }  // namespace
 
 TEST(TwoHosts, OneRankOnEachHostStartedByHandTrainsAsOneProcess) {
@@ -179,8 +185,7 @@ TEST(TwoHosts, OneRankOnEachHostStartedByHandTrainsAsOneProcess) {
   ASSERT_EQ(wait_for(r0, 180), 0) << read_text(d.file("m0.txt"));
   ASSERT_EQ(wait_for(r1, 60), 0) << read_text(d.file("m1.txt"));
   std::printf("two hosts by hand, 20 steps: %.1f s\n", seconds_since(t0));
-  EXPECT_LE(loss_difference(ref.one + "/metrics.csv", run + "/metrics.csv"), ref.bound.losses);
-  EXPECT_LE(parameter_difference(checkpoint_path(ref.one, 20), checkpoint_path(run, 20)), ref.bound.parameters);
+  expect_as_one_process(ref, run);
 }
 
 TEST(TwoHosts, TorchrunOnEachHostMeetsThroughTheC10dRendezvousAndTrainsAsOneProcess) {
@@ -210,8 +215,7 @@ TEST(TwoHosts, TorchrunOnEachHostMeetsThroughTheC10dRendezvousAndTrainsAsOneProc
   EXPECT_EQ(wait_for(agents[1], 60), 0) << read_text(d.file("e1.txt"));
   std::printf("two hosts under torchrun (c10d rendezvous), 20 steps: %.1f s\n", seconds_since(t0));
   EXPECT_NE(read_text(d.file("e0.txt")).find("data-parallel: 2 ranks (torchrun)"), std::string::npos) << read_text(d.file("e0.txt"));
-  EXPECT_LE(loss_difference(ref.one + "/metrics.csv", run + "/metrics.csv"), ref.bound.losses);
-  EXPECT_LE(parameter_difference(checkpoint_path(ref.one, 20), checkpoint_path(run, 20)), ref.bound.parameters);
+  expect_as_one_process(ref, run);
 }
 
 TEST(TwoHosts, ACutLinkEndsBothRanksWithinTheTimeoutNamingThePeerAndTheRunResumes) {
@@ -329,8 +333,7 @@ TEST(SlurmCluster, SbatchOfTwoTasksTrainsAsOneProcess) {
   std::printf("sbatch, 2 tasks, 20 steps: %.1f s from submission to the end\n", seconds_since(t0));
   EXPECT_EQ(SlurmCluster::state(job), "COMPLETED") << read_text(out);
   EXPECT_NE(read_text(out).find("data-parallel: 2 ranks (slurm)"), std::string::npos) << read_text(out);
-  EXPECT_LE(loss_difference(ref.one + "/metrics.csv", two + "/metrics.csv"), ref.bound.losses);
-  EXPECT_LE(parameter_difference(checkpoint_path(ref.one, 20), checkpoint_path(two, 20)), ref.bound.parameters);
+  expect_as_one_process(ref, two);
 }
 
 TEST(SlurmCluster, ARequeuedJobResumesByItselfToTheUninterruptedResultAndScancelLeavesAResumableRun) {
