@@ -273,6 +273,9 @@ TEST(Plot, LinePlotDrawsSeriesAndWritesPng) {
   EXPECT_EQ(png_size(dir.file("p.png")), std::make_pair(640, 420));
   EXPECT_EQ(tick_label(1024), "1024");
   EXPECT_EQ(tick_label(2.5e9), "2.5G");
+  EXPECT_EQ(tick_label(3e13), "30T");
+  EXPECT_EQ(tick_label(1e15), "1e15");
+  EXPECT_EQ(tick_label(2.5e16), "2.5e16");
   EXPECT_EQ(tick_label(3e6), "3M");
   EXPECT_EQ(tick_label(150000), "150K");
   EXPECT_EQ(tick_label(0.5), "0.5");

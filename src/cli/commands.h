@@ -24,6 +24,7 @@ void add_eval(CLI::App& app, Action& run);
 void add_embed(CLI::App& app, Action& run);
 void add_attention(CLI::App& app, Action& run);
 void add_longseq(CLI::App& app, Action& run);
+void add_scaling(CLI::App& app, Action& run);
 void add_export(CLI::App& app, Action& run);
 void add_import(CLI::App& app, Action& run);
 void add_contacts(CLI::App& app, Action& run);

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   performer::cli::add_attention(app, run);
   performer::cli::add_contacts(app, run);
   performer::cli::add_longseq(app, run);
+  performer::cli::add_scaling(app, run);
   performer::cli::add_export(app, run);
   performer::cli::add_import(app, run);
   performer::cli::add_bench(app, run);

@@ -207,7 +207,15 @@ std::string tick_label(double v) {
       std::snprintf(buf, sizeof buf, "%.3g%s", x, suffix);
     return std::string(buf);
   };
-  if (a >= 1e9 && a < 1e15) return fmt(v / 1e9, "G");
+  if (a >= 1e15) {  // 1e15, 2.5e16 (FLOPs axes)
+    std::snprintf(buf, sizeof buf, "%.3g", v);
+    std::string t(buf);
+    const size_t e = t.find("e+");
+    if (e != std::string::npos) t.erase(e + 1, t.find_first_not_of("+0", e + 1) - (e + 1));
+    return t;
+  }
+  if (a >= 1e12) return fmt(v / 1e12, "T");
+  if (a >= 1e9) return fmt(v / 1e9, "G");
   if (a >= 1e6) return fmt(v / 1e6, "M");
   if (a >= 1e5) return fmt(v / 1e3, "K");
   return fmt(v, "");

@@ -31,7 +31,7 @@ struct PlotOptions {
 
 Image line_plot(const std::vector<PlotSeries>& series, const PlotOptions& options);
 
-// Compact tick label: 1024, 2.5, 0.01, 1.5K, 3M, 2G (used by line_plot; exposed for tests).
+// Compact tick label: 1024, 2.5, 0.01, 1.5K, 3M, 2G, 30T, 1e15 (used by line_plot; exposed for tests).
 std::string tick_label(double v);
 
 }  // namespace performer
