@@ -184,7 +184,8 @@ if [[ ${WANT_STRUCTURES} -eq 1 ]]; then
   if [[ -f "${S_DIR}/.complete" ]]; then
     log "structures: already present"
   else
-    sdist="$(find "${CACHE}/pypi" -maxdepth 1 -name "mdanalysistests-${MDAT_VERSION}.tar.gz" -size +0 2>/dev/null | head -n 1)"
+    mkdir -p "${CACHE}/pypi"  # find on a missing folder fails, and set -e -o pipefail ended the script there
+    sdist="$(find "${CACHE}/pypi" -maxdepth 1 -name "mdanalysistests-${MDAT_VERSION}.tar.gz" -size +0 | head -n 1)"
     if [[ -z "${sdist}" ]]; then
       command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
       log "downloading mdanalysistests==${MDAT_VERSION} (pip download, ~60 MB)"

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "analysis/perplexity.h"
 #include "data/alphabet.h"
 #include "test_util.h"
+#include "util/error.h"
 
 using namespace performer;
 using namespace performer::testing;
@@ -94,4 +97,51 @@ TEST(Perplexity, PseudoEqualsNaiveOneByOneLoop) {
   }
   ASSERT_EQ(scores[0].scored, static_cast<int64_t>(seq.size()));
   EXPECT_NEAR(scores[0].nll, naive, 1e-4);
+}
+
+// Paired difference: pooled perplexities equal the naive sums; one model better by 0.01 nats on every residue
+// of proteins whose losses spread widely is resolved (its interval excludes 0 and is far narrower than either
+// model's own interval); identical scores differ by exactly 0; a pair scored differently is refused by name.
+TEST(Perplexity, PairedDifferenceResolvesWhatTheSeparateIntervalsCannot) {
+  std::vector<SequenceScore> a, b;
+  for (int i = 0; i < 200; ++i) {
+    SequenceScore s;
+    s.accession = "P" + std::to_string(i);
+    s.scored = 20 + (i * 37) % 90;
+    const double per_residue = 2.2 + 0.8 * std::sin(0.7 * i);  // proteins from easy to hard
+    s.nll = per_residue * static_cast<double>(s.scored);
+    b.push_back(s);
+    s.nll -= 0.01 * static_cast<double>(s.scored);
+    a.push_back(s);
+  }
+  double na = 0, nb = 0, n = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    na += a[i].nll;
+    nb += b[i].nll;
+    n += static_cast<double>(a[i].scored);
+  }
+  const PairedDifference d = paired_difference(a, b);
+  EXPECT_EQ(d.sequences, 200);
+  EXPECT_NEAR(d.a, std::exp(na / n), 1e-12 * d.a);
+  EXPECT_NEAR(d.b, std::exp(nb / n), 1e-12 * d.b);
+  EXPECT_NEAR(d.difference, d.a - d.b, 1e-12);
+  EXPECT_LT(d.ci_high, 0.0);
+  EXPECT_LE(d.ci_low, d.difference);
+  EXPECT_GE(d.ci_high, d.difference);
+  const PerplexitySummary sa = summarize(a), sb = summarize(b);
+  EXPECT_GT(sa.ci_high, sb.ci_low) << "the separate intervals overlap: they cannot tell the two apart";
+  EXPECT_LT(d.ci_high - d.ci_low, 0.1 * (sa.ci_high - sa.ci_low));
+
+  const PairedDifference same = paired_difference(b, b);
+  EXPECT_EQ(same.difference, 0.0);
+  EXPECT_EQ(same.ci_low, 0.0);
+  EXPECT_EQ(same.ci_high, 0.0);
+  b[3].scored += 1;
+  try {
+    paired_difference(a, b);
+    FAIL() << "a pair with different scored residues was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("P3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(paired_difference(a, {}), Error);
 }

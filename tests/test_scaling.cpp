@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "analysis/scaling_fit.h"
@@ -14,6 +15,7 @@
 #include "test_util.h"
 #include "train/flops.h"
 #include "util/error.h"
+#include "util/files.h"
 
 using namespace performer;
 using namespace performer::testing;
@@ -181,4 +183,33 @@ TEST(ScalingCli, BadOptionsFailWithOneLine) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.out.find("head width 16"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(dir.file("results.csv")));
+}
+
+// eval --paired-with: the same checkpoint against its own earlier scores differs by 0 on every protein; a file
+// that is not a per_sequence.tsv is refused with one line naming it.
+TEST(EvalCli, PairedWithItsOwnScoresDiffersByZero) {
+  TempDir dir;
+  const std::string run = dir.file("run");
+  CliRun t = run_performer("train --config " + tiny_path() + " --set output.dir=" + run + " --set data.train=" +
+                           data_path("real_excerpt.fasta") + " --set train.steps=2 --set eval.every=0");
+  ASSERT_EQ(t.status, 0) << t.out;
+  const std::string eval = "eval --checkpoint " + run + "/best.h5 --input " + data_path("real_excerpt.fasta") +
+                           " --keep-train-overlap ";
+  CliRun first = run_performer(eval + "--out " + dir.file("first"));
+  ASSERT_EQ(first.status, 0) << first.out;
+  CliRun second = run_performer(eval + "--paired-with " + dir.file("first") + " --out " + dir.file("second"));
+  ASSERT_EQ(second.status, 0) << second.out;
+  const std::string summary = read_text(dir.file("second/summary.json"));
+  const auto j = nlohmann::json::parse(summary);
+  ASSERT_TRUE(j.contains("paired")) << summary;
+  EXPECT_GT(j["paired"]["proteins"].get<int64_t>(), 20);
+  EXPECT_NEAR(j["paired"]["difference"].get<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(j["paired"]["ci95"][0].get<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(j["paired"]["ci95"][1].get<double>(), 0.0, 1e-9);
+  EXPECT_NE(second.out.find("paired with"), std::string::npos) << second.out;
+
+  write_text_file(dir.file("bad.tsv"), "name\tvalue\n");
+  CliRun bad = run_performer(eval + "--paired-with " + dir.file("bad.tsv"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find(dir.file("bad.tsv") + ": line 1"), std::string::npos) << bad.out;
 }

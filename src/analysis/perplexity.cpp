@@ -187,4 +187,45 @@ PerplexitySummary summarize(const std::vector<SequenceScore>& scores, uint64_t s
   return s;
 }
 
+PairedDifference paired_difference(const std::vector<SequenceScore>& a, const std::vector<SequenceScore>& b,
+                                   uint64_t seed) {
+  if (a.size() != b.size()) throw Error("paired perplexity: the two lists of proteins differ in length");
+  std::vector<size_t> used;
+  double na = 0, nb = 0;
+  int64_t scored = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].scored != b[i].scored)
+      throw Error("paired perplexity: protein " + a[i].accession + " has " + std::to_string(a[i].scored) + " and " +
+                  std::to_string(b[i].scored) + " scored residues (different masks or windows)");
+    if (a[i].scored == 0) continue;
+    used.push_back(i);
+    na += a[i].nll;
+    nb += b[i].nll;
+    scored += a[i].scored;
+  }
+  if (scored == 0) throw Error("paired perplexity: no residue was scored");
+  PairedDifference d;
+  d.sequences = static_cast<int64_t>(used.size());
+  d.a = std::exp(na / static_cast<double>(scored));
+  d.b = std::exp(nb / static_cast<double>(scored));
+  d.difference = d.a - d.b;
+  Rng rng(seed);
+  std::vector<double> diffs;
+  for (int r = 0; r < 1000; ++r) {
+    double ba = 0, bb = 0;
+    int64_t bc = 0;
+    for (size_t k = 0; k < used.size(); ++k) {
+      const size_t i = used[rng.below(used.size())];
+      ba += a[i].nll;
+      bb += b[i].nll;
+      bc += a[i].scored;
+    }
+    diffs.push_back(std::exp(ba / static_cast<double>(bc)) - std::exp(bb / static_cast<double>(bc)));
+  }
+  std::sort(diffs.begin(), diffs.end());
+  d.ci_low = diffs[25];
+  d.ci_high = diffs[974];
+  return d;
+}
+
 }  // namespace performer

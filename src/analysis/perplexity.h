@@ -64,4 +64,17 @@ struct PerplexitySummary {
 };
 PerplexitySummary summarize(const std::vector<SequenceScore>& scores, uint64_t seed = 7);
 
+// Two models scored on the same proteins with the same masks (a[i] and b[i] the same protein, the same
+// scored residues): perplexity a - perplexity b with a 95% paired bootstrap interval (proteins resampled
+// together, 1000 resamples). Pairing removes the spread between proteins, which dominates each model's own
+// interval, so a difference far smaller than either interval can still be resolved.
+struct PairedDifference {
+  int64_t sequences = 0;
+  double a = 0, b = 0;             // pooled perplexities on the paired proteins
+  double difference = 0, ci_low = 0, ci_high = 0;
+};
+// An Error when the lists differ in length, a pair differs in scored residues, or nothing was scored.
+PairedDifference paired_difference(const std::vector<SequenceScore>& a, const std::vector<SequenceScore>& b,
+                                   uint64_t seed = 7);
+
 }  // namespace performer

@@ -26,6 +26,9 @@ void add_eval(CLI::App& app, Action& run) {
   cmd->add_option("--tokens-per-batch", a->perplexity.tokens_per_batch, "token budget per forward pass")->capture_default_str();
   cmd->add_option("--train-corpus", a->train_corpus, "training corpus: unigram baseline and overlap removal "
                                                       "(default: the run's corpus.h5)");
+  cmd->add_option("--paired-with", a->paired_with,
+                  "another model's per_sequence.tsv (or its --out folder) from eval with the same options: prints "
+                  "the perplexity difference on the shared proteins with a paired 95% interval");
   cmd->add_flag("--keep-train-overlap", a->keep_overlap, "do not leave out proteins identical to training proteins");
   add_device_option(cmd, a->device);
   add_precision_option(cmd, a->precision);

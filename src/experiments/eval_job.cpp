@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <map>
 #include <sstream>
 #include <unordered_set>
 
@@ -46,6 +48,10 @@ void check_outputs(const EvalJob& a) {
   if (a.out.empty()) return;
   std::vector<InputFile> inputs{{"--checkpoint", a.checkpoint}, {"--corpus", a.corpus}, {"--train-corpus", a.train_corpus}};
   for (const std::string& in : a.inputs) inputs.push_back({"--input", in});
+  if (!a.paired_with.empty())
+    inputs.push_back({"--paired-with", std::filesystem::is_directory(a.paired_with)
+                                           ? (std::filesystem::path(a.paired_with) / "per_sequence.tsv").string()
+                                           : a.paired_with});
   const std::filesystem::path out(a.out);
   refuse_overwriting_inputs("--out", {a.out, (out / "per_sequence.tsv").string(), (out / "summary.json").string()}, inputs);
 }
@@ -123,10 +129,11 @@ int64_t use_training_corpus(const std::string& train_path, bool keep_overlap, Pr
 void write_outputs(const std::string& out, const EvalJob& a, const PerplexityOptions& po, Precision precision,
                    int64_t overlap,
                    const std::vector<SequenceScore>& primary,
-                   const std::vector<Result>& results) {
+                   const std::vector<Result>& results, const nlohmann::json& paired) {
   std::filesystem::create_directories(out);
   std::ostringstream tsv;
   tsv << "accession\tlength\tscored\tloss\tperplexity\taccuracy\n";
+  tsv << std::setprecision(17);  // the loss exactly: --paired-with reads it back
   for (auto& s : primary) {
     if (s.scored == 0) continue;
     const double loss = s.nll / static_cast<double>(s.scored);
@@ -140,9 +147,50 @@ void write_outputs(const std::string& out, const EvalJob& a, const PerplexityOpt
                       {"left_out_training_overlap", overlap},
                       {"uniform_perplexity", CorpusStats::kUniformPerplexity}};
   for (const Result& r : results) j[r.key] = json_summary(r.summary);
+  if (!paired.is_null()) j["paired"] = paired;
   write_text_file((std::filesystem::path(out) / "per_sequence.tsv").string(), tsv.str());
   write_text_file((std::filesystem::path(out) / "summary.json").string(), j.dump(2) + "\n");
   std::printf("wrote %s/per_sequence.tsv and %s/summary.json\n", out.c_str(), out.c_str());
+}
+
+// --paired-with: the other model's scores of the same proteins (by accession, from its per_sequence.tsv), the
+// difference (this - other) with its paired interval, printed; returned for summary.json.
+nlohmann::json paired_with(const std::string& given, const std::vector<SequenceScore>& mine) {
+  const std::string path = std::filesystem::is_directory(given) ? (std::filesystem::path(given) / "per_sequence.tsv").string() : given;
+  std::ifstream in(path);
+  if (!in) throw Error("--paired-with " + path + ": cannot be read");
+  std::string line;
+  std::getline(in, line);
+  if (line.rfind("accession\tlength\tscored\tloss", 0) != 0)
+    throw Error("--paired-with " + path + ": line 1: not a per_sequence.tsv of performer eval");
+  std::map<std::string, SequenceScore> other;
+  for (int64_t n = 2; std::getline(in, line); ++n) {
+    std::istringstream row(line);
+    SequenceScore s;
+    double loss = 0;
+    if (!(row >> s.accession >> s.length >> s.scored >> loss))
+      throw Error("--paired-with " + path + ": line " + std::to_string(n) + ": expected accession, length, scored, loss");
+    s.nll = loss * static_cast<double>(s.scored);
+    other[s.accession] = s;
+  }
+  std::vector<SequenceScore> a, b;
+  for (const SequenceScore& s : mine) {
+    auto it = other.find(s.accession);
+    if (s.scored == 0 || it == other.end()) continue;
+    a.push_back(s);
+    b.push_back(it->second);
+  }
+  if (a.empty()) throw Error("--paired-with " + path + ": no protein in common with this evaluation");
+  PairedDifference d;
+  try {
+    d = paired_difference(a, b);
+  } catch (const Error& e) {
+    throw Error("--paired-with " + path + ": " + e.what());
+  }
+  std::printf("paired with %s: %lld shared proteins, perplexity %.3f vs %.3f, difference %+.3f (95%% paired CI %+.3f to %+.3f)\n",
+              path.c_str(), static_cast<long long>(d.sequences), d.a, d.b, d.difference, d.ci_low, d.ci_high);
+  return {{"with", path},           {"proteins", d.sequences},        {"perplexity", d.a},
+          {"other_perplexity", d.b}, {"difference", d.difference}, {"ci95", {d.ci_low, d.ci_high}}};
 }
 
 }  // namespace
@@ -186,7 +234,8 @@ int run_eval_job(const EvalJob& a) {
   std::printf("%-28s perplexity %.3f\n", "baseline: uniform over 20 aa", CorpusStats::kUniformPerplexity);
   if (!std::isnan(head.unigram_perplexity))
     std::printf("%-28s perplexity %.3f (same residues, training frequencies)\n", "baseline: unigram", head.unigram_perplexity);
-  if (!a.out.empty()) write_outputs(a.out, a, po, precision, overlap, primary, results);
+  const nlohmann::json paired = a.paired_with.empty() ? nlohmann::json() : paired_with(a.paired_with, primary);
+  if (!a.out.empty()) write_outputs(a.out, a, po, precision, overlap, primary, results, paired);
   return 0;
 }
 

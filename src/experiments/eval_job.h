@@ -24,6 +24,8 @@ struct EvalJob {
   std::string mode = kAutoEvalMode;  // kAutoEvalMode or a name of eval_mode_names()
   PerplexityOptions perplexity;
   bool keep_overlap = false;        // keep proteins identical to training proteins
+  std::string paired_with;          // another model's per_sequence.tsv (or its folder), scored with the same
+                                    // options: the perplexity difference on the shared proteins, paired
   ReaderOptions reader;
 };
 
