@@ -3,7 +3,7 @@
 # QUERY proteins), then `performer scaling` from configs/quickstart.yaml on its 50%-identity cluster split:
 # budgets 1e13, 3e13 and 1e14 model FLOPs, shapes 2x96, 4x128, 4x192 and 6x256 (layers x d_model, head
 # width 32), learning rates 1.5e-3, 3e-3 and 6e-3 tried at 1e13 and each shape's best (on valid) kept.
-# About 75 minutes on 2 CPU cores with bf16 units. Extra arguments go to `performer scaling` (e.g.
+# About 65-75 minutes on 2 CPU cores with bf16 units (65 measured). Extra arguments go to `performer scaling` (e.g.
 # --budgets 1e13,1e14 --shapes 4x128,4x192, or --resume to continue an interrupted study).
 # Toolchain and precision as scripts/quickstart.sh chooses them (scripts/toolchain.sh; runtime.precision auto).
 # Outputs: runs/scaling/ (results.csv, fit.txt, scaling.png, one folder per run with its config, train.log,

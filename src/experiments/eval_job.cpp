@@ -153,9 +153,13 @@ void write_outputs(const std::string& out, const EvalJob& a, const PerplexityOpt
   std::printf("wrote %s/per_sequence.tsv and %s/summary.json\n", out.c_str(), out.c_str());
 }
 
-// --paired-with: the other model's scores of the same proteins (by accession, from its per_sequence.tsv), the
-// difference (this - other) with its paired interval, printed; returned for summary.json.
-nlohmann::json paired_with(const std::string& given, const std::vector<SequenceScore>& mine) {
+// --paired-with: the other model's scores (by accession) from its per_sequence.tsv, read before any scoring so
+// that a bad file fails at once.
+struct OtherScores {
+  std::string path;
+  std::map<std::string, SequenceScore> scores;
+};
+OtherScores read_other_scores(const std::string& given) {
   const std::string path = std::filesystem::is_directory(given) ? (std::filesystem::path(given) / "per_sequence.tsv").string() : given;
   std::ifstream in(path);
   if (!in) throw Error("--paired-with " + path + ": cannot be read");
@@ -171,8 +175,18 @@ nlohmann::json paired_with(const std::string& given, const std::vector<SequenceS
     if (!(row >> s.accession >> s.length >> s.scored >> loss))
       throw Error("--paired-with " + path + ": line " + std::to_string(n) + ": expected accession, length, scored, loss");
     s.nll = loss * static_cast<double>(s.scored);
-    other[s.accession] = s;
+    if (!other.emplace(s.accession, s).second)
+      throw Error("--paired-with " + path + ": line " + std::to_string(n) + ": accession " + s.accession +
+                  " appears twice (proteins are paired by accession)");
   }
+  return {path, std::move(other)};
+}
+
+// The difference (this - other) on the shared proteins with its paired interval, printed; returned for
+// summary.json.
+nlohmann::json paired_with(const OtherScores& o, const std::vector<SequenceScore>& mine) {
+  const std::string& path = o.path;
+  const auto& other = o.scores;
   std::vector<SequenceScore> a, b;
   for (const SequenceScore& s : mine) {
     auto it = other.find(s.accession);
@@ -198,6 +212,7 @@ nlohmann::json paired_with(const std::string& given, const std::vector<SequenceS
 int run_eval_job(const EvalJob& a) {
   if (a.inputs.empty() == a.corpus.empty()) throw Error("eval: give either --input FILE... or --corpus corpus.h5");
   check_outputs(a);
+  const OtherScores other = a.paired_with.empty() ? OtherScores{} : read_other_scores(a.paired_with);
   const torch::Device device = resolve_device(a.device, "--device");
   RunConfig c;
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
@@ -234,7 +249,7 @@ int run_eval_job(const EvalJob& a) {
   std::printf("%-28s perplexity %.3f\n", "baseline: uniform over 20 aa", CorpusStats::kUniformPerplexity);
   if (!std::isnan(head.unigram_perplexity))
     std::printf("%-28s perplexity %.3f (same residues, training frequencies)\n", "baseline: unigram", head.unigram_perplexity);
-  const nlohmann::json paired = a.paired_with.empty() ? nlohmann::json() : paired_with(a.paired_with, primary);
+  const nlohmann::json paired = a.paired_with.empty() ? nlohmann::json() : paired_with(other, primary);
   if (!a.out.empty()) write_outputs(a.out, a, po, precision, overlap, primary, results, paired);
   return 0;
 }

@@ -100,7 +100,9 @@ RunConfig scaling_run_config(const RunConfig& base, double budget, const Scaling
   c.model.heads = shape.d_model / d_head;
   c.model.d_ff = shape.d_model * base.model.d_ff / base.model.d_model;
   c.model.validate();
-  const double per_step = training_flops_per_token(c.model, c.data.max_len) * static_cast<double>(c.data.tokens_per_batch);
+  // Tokens per optimizer step: train.tokens_per_step with gradient accumulation, else one batch.
+  const int64_t tokens = c.train.tokens_per_step > 0 ? c.train.tokens_per_step : c.data.tokens_per_batch;
+  const double per_step = training_flops_per_token(c.model, c.data.max_len) * static_cast<double>(tokens);
   c.train.steps = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(budget / per_step)));
   c.train.warmup_steps = std::min(base.train.warmup_steps, c.train.steps / 10);
   c.train.lr = lr;
@@ -315,9 +317,11 @@ ScalingRun do_run(Study& s, double budget, const ScalingShape& shape, double lr)
     r.note = command.report_path + ": " + e.what();
   }
   if (!outcome.reported) r.note += ", see " + r.dir + "/cell.log";
+  char query[48] = "";
+  if (!s.options.query.empty()) std::snprintf(query, sizeof query, ", QUERY %.3f", r.query_perplexity);
   if (r.status == CellStatus::kOk)
-    std::printf("%.2e FLOPs, %s, valid perplexity %.3f (%.3f-%.3f), QUERY %.3f\n", r.flops,
-                human_duration(r.seconds).c_str(), r.valid_perplexity, r.valid_low, r.valid_high, r.query_perplexity);
+    std::printf("%.2e FLOPs, %s, valid perplexity %.3f (%.3f-%.3f)%s\n", r.flops, human_duration(r.seconds).c_str(),
+                r.valid_perplexity, r.valid_low, r.valid_high, query);
   else
     std::printf("%s: %s\n", cell_status_name(r.status).c_str(), r.note.c_str());
   std::fflush(stdout);

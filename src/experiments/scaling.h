@@ -5,7 +5,8 @@
 //   model.layers, model.d_model        the shape
 //   model.heads                        d_model / the base's d_head (the head width stays)
 //   model.d_ff                         d_model x the base's d_ff / d_model (the ratio stays)
-//   train.steps                        ceil(C / (FLOPs per token at data.max_len x data.tokens_per_batch))
+//   train.steps                        ceil(C / (FLOPs per token at data.max_len x tokens per step)), tokens
+//                                      per step = train.tokens_per_step (accumulation) or data.tokens_per_batch
 //   train.warmup_steps                 min(the base's, steps / 10); the base's schedule decays to steps
 //   train.lr                           see below
 //   train.max_minutes = 0, one evaluation and one checkpoint at the end
