@@ -100,6 +100,8 @@ void append_bench_row(const std::string& path, const std::string& config, const 
 
 }  // namespace
 
+constexpr size_t kTopOps = 25;  // operators listed by `bench train --profile`
+
 void add_bench_train(CLI::App& bench, Action& run) {
   auto* cmd = bench.add_subcommand("train", "Tokens/s, model FLOP/s and peak memory of training steps for a config");
   auto config = std::make_shared<std::string>();
@@ -108,6 +110,7 @@ void add_bench_train(CLI::App& bench, Action& run) {
   auto warmup = std::make_shared<int64_t>(2);
   auto peak_tflops = std::make_shared<double>(0.0);
   auto csv = std::make_shared<std::string>();
+  auto profile = std::make_shared<std::string>();
   cmd->add_option("-c,--config", *config, "YAML run configuration")->required();
   cmd->add_option("--set", *sets, "override a key (repeatable)");
   cmd->add_option("--steps", *steps, "timed steps")->capture_default_str();
@@ -117,17 +120,22 @@ void add_bench_train(CLI::App& bench, Action& run) {
                   "H100/H200 in bf16, dense); default: the matrix-product peak measured in the same run")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--csv", *csv, "append the figures as one row to this CSV file");
+  cmd->add_option("--profile", *profile,
+                  "after the timed steps, run as many again under LibTorch's profiler: print the operators taking "
+                  "the most time and write the trace (Chrome JSON, for chrome://tracing or Perfetto) to this file");
   auto nproc = std::make_shared<int>(0);
   cmd->add_option("--nproc", *nproc, "measure N local data-parallel processes together (see train --nproc)")
       ->check(CLI::Range(1, 1024));
-  cmd->callback([&bench, &run, config, sets, steps, warmup, peak_tflops, csv, nproc] {
-    run = [&bench, config, sets, steps, warmup, peak_tflops, csv, nproc] {
+  cmd->callback([&bench, &run, config, sets, steps, warmup, peak_tflops, csv, profile, nproc] {
+    run = [&bench, config, sets, steps, warmup, peak_tflops, csv, profile, nproc] {
       unblock_stop_signals();  // blocked by `--nproc`'s launcher; a benchmark just ends on a signal
       RunConfig c = load_config(*config, *sets);
       if (*nproc > 1) return run_local_ranks(*nproc, c.runtime.timeout_s);
       apply_thread_flag(*bench.get_parent(), c);
       if (!csv->empty()) refuse_overwriting_inputs("--csv", {*csv}, {{"--config", *config}, {"data.train", c.data.train}});
-      TrainBenchResult r = bench_train(c, *steps, *warmup);
+      if (!profile->empty())
+        refuse_overwriting_inputs("--profile", {*profile}, {{"--config", *config}, {"data.train", c.data.train}, {"--csv", *csv}});
+      TrainBenchResult r = bench_train(c, *steps, *warmup, *profile);
       if (r.rank != 0) return 0;  // rank 0 reports for the job
       std::printf("%s: %s, %.2f M parameters, device %s, %s, %d threads\n", config->c_str(), c.model.describe().c_str(),
                   static_cast<double>(r.parameters) / 1e6, c.runtime.device.c_str(),
@@ -149,6 +157,11 @@ void add_bench_train(CLI::App& bench, Action& run) {
       if (*peak_tflops > 0) std::printf(", %.1f%% of the given %g TFLOP/s", 100.0 * r.flops_per_second() / 1e12 / *peak_tflops, *peak_tflops);
       std::printf("\n");
       if (!csv->empty()) append_bench_row(*csv, *config, c, r, *peak_tflops);
+      if (!profile->empty())
+        std::printf("profiled %lld more steps (%.3f s, the profiler's cost included); operators by self time, share of "
+                    "that time (trace: %s):\n%s",
+                    static_cast<long long>(*steps), r.profiled_s, profile->c_str(),
+                    describe_top_ops(r.ops, r.profiled_s, kTopOps).c_str());
       return 0;
     };
   });

@@ -21,6 +21,7 @@
 #include "io/png.h"
 #include "io/structure.h"
 #include "train/trainer.h"
+#include "util/clock.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -270,10 +271,6 @@ RegressionFile read_regression(const std::string& path, const LoadedModel& m, co
 }
 
 // ------------------------------------------------------------------------------------------- output helpers
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Scores of one channel of the features at the scored pairs.
 std::vector<double> channel_scores(const std::vector<double>& X, int64_t channels, int64_t c) {

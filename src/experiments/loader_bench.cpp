@@ -10,6 +10,7 @@
 #include "data/batches.h"
 #include "data/corpus.h"
 #include "data/loader.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/process.h"
 #include "util/text.h"
@@ -53,7 +54,7 @@ int run_loader_bench(const LoaderBench& a) {
     source = c;
   }
   const int64_t epoch_batches = source->num_batches(0);  // builds the epoch's window table (and starts epoch 1's)
-  const double open_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();
+  const double open_seconds = seconds_since(t_open);
   LoaderOptions lo;
   lo.prefetch = 0;  // on this thread: the time is the assembly's alone
   lo.mask_seed = a.seed;
@@ -62,14 +63,14 @@ int run_loader_bench(const LoaderBench& a) {
   int64_t residues = 0, n = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (; n < a.batches && loader.next(b); ++n) residues += b.real_tokens;
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
   // Crossing into the next epoch: its table was built in the background since this epoch's was used
   // (split_order.h).
   const int64_t next_epoch = b.epoch + 1;
   const bool ready_in_time = order->ready(next_epoch);
   const auto t_cross = std::chrono::steady_clock::now();
   source->num_batches(next_epoch);
-  const double cross_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_cross).count();
+  const double cross_seconds = seconds_since(t_cross);
   const double anon_after = static_cast<double>(anonymous_rss_bytes());
   std::printf("%s: %zu sequences (%lld in train), %s; %s batches, L %lld, %lld tokens per batch, shuffle block %lld, "
               "page cache %s\n",

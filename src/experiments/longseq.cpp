@@ -24,6 +24,7 @@
 #include "io/plot.h"
 #include "train/memory.h"
 #include "train/trainer.h"
+#include "util/clock.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -369,10 +370,6 @@ struct Sweep {
   std::string csv;           // out/results.csv
   std::chrono::steady_clock::time_point start;
 };
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The option checks that need nothing but the options.
 void check_options(const LongseqOptions& o) {

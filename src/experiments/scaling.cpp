@@ -21,6 +21,7 @@
 #include "model/encoder.h"
 #include "train/flops.h"
 #include "train/trainer.h"
+#include "util/clock.h"
 #include "util/device.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -257,10 +258,6 @@ bool same_run(const ScalingRun& a, const ScalingRun& b) {
   auto close = [](double x, double y) { return std::abs(x - y) <= 1e-9 * std::max(std::abs(x), std::abs(y)); };
   return close(a.budget, b.budget) && a.shape.layers == b.shape.layers && a.shape.d_model == b.shape.d_model &&
          close(a.lr, b.lr);
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 struct Study {

@@ -1,5 +1,6 @@
 #include "model/attention.h"
 
+#include <ATen/record_function.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/torch.h>
 
@@ -7,6 +8,7 @@
 
 #include "model/exact_attention.h"
 #include "model/lean_favor.h"
+#include "model/linear.h"
 #include "model/linear_attention.h"
 #include "model/rotary.h"
 #include "util/error.h"
@@ -67,9 +69,13 @@ bool SelfAttentionImpl::redraw(int64_t draw) {
 void SelfAttentionImpl::project(const at::Tensor& x, at::Tensor& q, at::Tensor& k, at::Tensor& v) {
   const int64_t B = x.size(0), L = x.size(1);
   auto heads = [&](const at::Tensor& t) { return t.view({B, L, options_.heads, d_head_}).transpose(1, 2); };
-  q = heads(q_proj(x));  // [B,H,L,d]
-  k = heads(k_proj(x));
-  v = heads(v_proj(x));
+  // Under autocast x is cast once here, not by each of the three products (autocast casts every
+  // non-parameter input per call).
+  const std::optional<at::ScalarType> mixed = active_autocast_dtype(x.device().type());
+  const at::Tensor xin = mixed && x.is_floating_point() && x.scalar_type() == at::kFloat ? x.to(*mixed) : x;
+  q = heads(linear(q_proj, xin));  // [B,H,L,d]
+  k = heads(linear(k_proj, xin));
+  v = heads(linear(v_proj, xin));
   if (options_.rotary) {
     q = apply_rotary(q);
     k = apply_rotary(k);
@@ -83,6 +89,7 @@ at::Tensor favor_core(const AttentionOptions& o, const at::Tensor& W, const at::
   // off, in float32 at least. Under bf16 autocast the lean core's large products (phi(K)^T V, phi(Q) KV and
   // their gradients) take bf16 operands on purpose, with float32 accumulation (model/lean_favor.h), for
   // heads of at least kFavorBf16ProductsMinDim.
+  RECORD_USER_SCOPE("performer::favor_core");
   const std::optional<at::ScalarType> mixed = active_autocast_dtype(q.device().type());
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const auto compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
@@ -120,7 +127,7 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key
     out = favor(q, k, v, key_mask, weights);
   }
   const int64_t B = x.size(0), L = x.size(1);
-  return out_proj(out.transpose(1, 2).reshape({B, L, options_.d_model}).to(x.scalar_type()));
+  return linear(out_proj, out.transpose(1, 2).reshape({B, L, options_.d_model}).to(x.scalar_type()));
 }
 
 at::Tensor SelfAttentionImpl::attention_matrix(const at::Tensor& x, const at::Tensor& key_mask) {

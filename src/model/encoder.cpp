@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "data/alphabet.h"
+#include "model/linear.h"
 #include "util/error.h"
 #include "util/names.h"
 
@@ -77,7 +78,7 @@ EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
 
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& key_mask, at::Tensor* weights) {
   at::Tensor x = h + dropout(attn->forward(norm1(h), key_mask, weights));
-  return x + dropout(ff2(dropout(torch::gelu(ff1(norm2(x))))));
+  return x + dropout(linear(ff2, dropout(torch::gelu(linear(ff1, norm2(x))))));
 }
 
 EncoderImpl::EncoderImpl(const EncoderConfig& c) : config_(c) {
@@ -173,8 +174,8 @@ std::vector<at::Tensor> EncoderImpl::attention_maps(const at::Tensor& tokens, co
 
 at::Tensor EncoderImpl::logits(const at::Tensor& hidden_states) {
   at::Tensor h = hidden_states;
-  if (lm_dense) h = lm_norm(torch::gelu(lm_dense(h)));  // ESM-2's head; gelu is the exact erf form
-  return at::matmul(h, embed->weight.t().to(h.scalar_type())) + lm_bias.to(h.scalar_type());
+  if (lm_dense) h = lm_norm(torch::gelu(linear(lm_dense, h)));  // ESM-2's head; gelu is the exact erf form
+  return at::linear(h, embed->weight.to(h.scalar_type()), lm_bias.to(h.scalar_type()));
 }
 
 at::Tensor EncoderImpl::forward(const at::Tensor& tokens, const at::Tensor& key_mask) {

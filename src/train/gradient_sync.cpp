@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "util/clock.h"
 #include "util/error.h"
 
 namespace performer {
@@ -106,7 +107,7 @@ void GradientSync::finish() {
     b.ready = 0;
   }
   next_launch_ = 0;  // the next step starts over, armed or not
-  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  wait_seconds_ += seconds_since(t0);
 }
 
 }  // namespace performer

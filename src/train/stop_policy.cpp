@@ -1,5 +1,6 @@
 #include "train/stop_policy.h"
 
+#include "util/clock.h"
 #include "util/names.h"
 
 namespace performer {
@@ -24,7 +25,7 @@ std::optional<StopReason> StopPolicy::before_step(int64_t step) const {
   if (step >= limits_.steps) return StopReason::kCompleted;
   if (g_stop_training.load()) return StopReason::kInterrupted;
   if (limits_.stop_after > 0 && step - first_step_ >= limits_.stop_after) return StopReason::kStopAfter;
-  const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count() / 60.0;
+  const double minutes = seconds_since(start_) / 60.0;
   if (limits_.max_minutes > 0 && minutes > limits_.max_minutes) return StopReason::kTimeLimit;
   return std::nullopt;
 }

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <ATen/record_function.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -30,6 +31,7 @@
 #include "train/replicas.h"
 #include "train/run_folder.h"
 #include "train/run_log.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/files.h"
 #include "util/hash.h"
@@ -45,8 +47,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Seeds of the independent random streams, all derived from runtime.seed.
 uint64_t data_seed(uint64_t seed) { return derive_seed(seed, 0xda7a); }
@@ -218,11 +218,19 @@ StepOutcome forward_backward(Session& s, DataLoader& loader, const BatchSource& 
     seed_dropout(seed, b);
     at::Tensor logits;
     {
+      RECORD_USER_SCOPE("performer::forward");  // named regions for `bench train --profile`
       const AutocastScope autocast(s.device, s.precision.precision);  // the forward pass; backward follows its dtypes
       logits = s.model(b.inputs.to(s.device), b.padding_mask.to(s.device));
     }
-    LossSums ls = cross_entropy_sums(logits, b.labels.to(s.device));
-    ls.loss_sum.backward();
+    LossSums ls;
+    {
+      RECORD_USER_SCOPE("performer::loss");
+      ls = cross_entropy_sums(logits, b.labels.to(s.device));
+    }
+    {
+      RECORD_USER_SCOPE("performer::backward");
+      ls.loss_sum.backward();
+    }
     total += ls.loss_sum.item<double>();
     o.predicted += ls.count;
   }
@@ -256,8 +264,10 @@ StepRecord train_step(Session& s, DataLoader& loader, const BatchSource& source,
   r.grad_norm = clip_grad_norm(s.optimizer.params(), t.grad_clip);
   r.lr = learning_rate(state.step, t.lr, t.warmup_steps, t.steps, t.schedule);
   r.finite = std::isfinite(so.loss) && std::isfinite(r.grad_norm);
-  if (r.finite)
+  if (r.finite) {
+    RECORD_USER_SCOPE("performer::optimizer");
     s.optimizer.step(r.lr);
+  }
   else
     s.optimizer.zero_grad();
   state.bad_steps += r.finite ? 0 : 1;
@@ -750,8 +760,9 @@ Encoder model_from_checkpoint(const std::string& path, RunConfig& config, const 
   return model;
 }
 
-TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) {
+TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup, const std::string& profile) {
   if (steps < 1) throw Error("bench train: --steps must be at least 1");
+  if (!profile.empty()) OpProfile::require_traces();
   Runtime rt = start_runtime(c, /*check_memory=*/true, "bench train");
   if (rt.comm->primary()) fs::create_directories(c.output.dir);
   const std::unique_ptr<Session> session = open_session(c, std::move(rt));
@@ -780,6 +791,15 @@ TrainBenchResult bench_train(const RunConfig& c, int64_t steps, int64_t warmup) 
   r.comm_share = (s.comm_seconds - comm_at_warmup) / speed.steady_seconds;
   r.precision = s.precision.precision;
   r.precision_note = s.precision.note;
+  if (!profile.empty()) {
+    OpProfile p;
+    p.start();
+    for (int64_t i = 0; i < steps; ++i) train_step(s, loader, *source, c, state);
+    p.stop();
+    if (s.comm->primary()) p.save(profile);
+    r.ops = p.ops();
+    r.profiled_s = p.region_seconds();
+  }
   // The peak the steps are measured against, in the same process with the same threads (each rank
   // measures its own; they share the machine as the steps did).
   r.gemm_n = s.device.is_cuda() ? 4096 : kBenchGemmN;

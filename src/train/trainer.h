@@ -20,6 +20,7 @@
 #include "model/encoder.h"
 #include "train/config.h"
 #include "train/stop_policy.h"
+#include "util/op_profile.h"
 
 namespace performer {
 
@@ -80,8 +81,13 @@ struct TrainBenchResult {
   double gemm_peak_tflops = 0;
   int64_t gemm_n = 0;
   double flops_per_second() const { return tokens_per_second * flops_per_token; }
+  // With a profile path: the timed steps' operators by self time (util/op_profile.h), over `profiled_s`.
+  std::vector<OpTime> ops;
+  double profiled_s = 0;
 };
 constexpr int64_t kBenchGemmN = 2048;
-TrainBenchResult bench_train(const RunConfig& config, int64_t steps, int64_t warmup);
+// `profile`: when not empty, `steps` more steps after the timed ones run under LibTorch's profiler, and its
+// trace is written there (the timed figures are not slowed by the profiler).
+TrainBenchResult bench_train(const RunConfig& config, int64_t steps, int64_t warmup, const std::string& profile = "");
 
 }  // namespace performer

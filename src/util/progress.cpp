@@ -1,3 +1,4 @@
+#include "util/clock.h"
 #include "util/progress.h"
 
 #include <unistd.h>
@@ -18,7 +19,7 @@ Progress::Progress(std::string label, uint64_t total_bytes, bool enabled, int64_
 }
 
 double Progress::elapsed() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  return seconds_since(start_);
 }
 
 void Progress::update(uint64_t bytes_done, int64_t items) {
