@@ -79,6 +79,9 @@ echo -e "embedder\tresidues_per_s\tpeak_rss_mb" > "${OUT}/results.tsv"
 } | tee -a "${OUT}/results.tsv"
 
 echo "== cosine to transformers' float32 embeddings (min over proteins)"
+if ! "${TORCH_VENV}/bin/python" -c 'import h5py' >/dev/null 2>&1; then
+  "${TORCH_VENV}/bin/python" -m pip install --quiet --disable-pip-version-check h5py==3.12.1
+fi
 "${TORCH_VENV}/bin/python" - "${OUT}" <<'EOF'
 import sys, h5py, numpy as np
 out = sys.argv[1]
