@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "model/attention.h"
+#include "model/feature_rows.h"
 #include "model/kernels.h"
 #include "model/lean_favor.h"
 #include "model/linear_attention.h"
@@ -334,4 +335,77 @@ TEST(LeanFavor, AutomaticChunkHoldsAFixedNumberOfFeatureValues) {
   EXPECT_EQ(auto_favor_chunk(64, 16, 4096, 1024), 16);  // at least 16 positions
   EXPECT_EQ(auto_favor_chunk(64, 16, 5, 1024), 5);
   EXPECT_EQ(auto_favor_chunk(4, 8, 8192, 256, /*cuda=*/true), 2048);  // 2^24 on GPUs
+}
+
+TEST(LeanFavor, GroupedPathEqualsTheChunkedPathAndTheDoubleReference) {
+  // The grouped path (float32 softmax, automatic chunk: fused feature rows, model/feature_rows.h) in every
+  // instruction-set build this CPU runs, against the stored path in float64. L 1000 and m 64 make groups of
+  // 8 (sequence, head) pairs, so the 15 pairs take two groups. Batch row 0 has a hole and right padding, row
+  // 1 none, row 2 only padding (compared with the reference on rows 0 and 1: the stored path has no defined
+  // gradient for a row without keys). Bound: 10x the float32 chunked path's own distance from float64 (its
+  // float noise, measured here), and 1e-6 at least.
+  const int64_t B = 3, H = 5, L = 1000, d = 16, m = 64;
+  at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 11);
+  at::Tensor q = randn({B, H, L, d}, 41) * 0.6, k = randn({B, H, L, d}, 42) * 0.6, v = randn({B, H, L, d}, 43);
+  at::Tensor G = randn({B, H, L, d}, 44);
+  at::Tensor mask = torch::ones({B, L}, torch::kBool);
+  mask[0][5] = false;
+  mask[0].narrow(0, L - 100, 100).fill_(false);
+  mask[2].fill_(false);
+  const Case& c = kCases[0];
+  auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, W, mask); }, q, k, v, G);
+  const at::Tensor Wf = W.to(at::kFloat);
+  auto f32 = [](const at::Tensor& x) { return x.to(at::kFloat); };
+  auto chunked = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, Wf, mask, 128); }, f32(q),
+                                 f32(k), f32(v), f32(G));
+  double noise = 0;
+  auto rows01 = [](const at::Tensor& x) { return x.narrow(0, 0, 2).to(at::kDouble); };
+  for (size_t i = 0; i < 4; ++i) noise = std::max(noise, max_rel(rows01(chunked[i]), rows01(ref[i])));
+  const double bound = std::max(1e-6, 10 * noise);
+  const std::string best = feature_rows_isa();
+  int builds = 0;
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    if (!use_feature_rows_isa(isa)) continue;
+    ++builds;
+    auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, Wf, mask, 0); }, f32(q),
+                               f32(k), f32(v), f32(G));
+    for (size_t i = 0; i < 4; ++i) {
+      ASSERT_TRUE(torch::isfinite(got[i]).all().item<bool>()) << isa << " tensor " << i;
+      EXPECT_LT(max_rel(rows01(got[i]), rows01(ref[i])), bound) << isa << " tensor " << i << " (noise " << noise << ")";
+      EXPECT_LT(max_rel(got[i][2], chunked[i][2]), bound) << isa << " tensor " << i << " of the row without keys";
+    }
+    EXPECT_EQ(got[0][2].abs().max().item<double>(), 0.0) << isa;  // the row without real keys
+    EXPECT_EQ(got[2][0].narrow(1, L - 100, 100).abs().max().item<double>(), 0.0) << isa;  // no dk at padding
+    EXPECT_EQ(got[3][0].narrow(1, L - 100, 100).abs().max().item<double>(), 0.0) << isa;  // no dv at padding
+  }
+  ASSERT_TRUE(use_feature_rows_isa(best.c_str()));
+  EXPECT_GE(builds, 1);
+}
+
+TEST(LeanFavor, FeatureRowsExpMatchesStdExp) {
+  // The rows' own exp against std::exp in double: within 2 float32 ulps relative over [-87, 0] and up to 88
+  // (the features' arguments are <= 0); 0 below -87.33 and at -inf; NaN stays NaN.
+  std::vector<float> x;
+  for (int i = 0; i <= 200000; ++i) x.push_back(-87.0f + 175.0f * static_cast<float>(i) / 200000.0f);
+  for (float special : {-87.5f, -100.0f, -1e30f, -INFINITY, 0.0f, -0.0f, 1e-30f, -1e-30f}) x.push_back(special);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  x.push_back(nan);
+  for (const char* isa : {"baseline", "avx2", "avx512"}) {
+    const std::string best = feature_rows_isa();
+    if (!use_feature_rows_isa(isa)) continue;
+    std::vector<float> y(x.size());
+    feature_rows_exp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    use_feature_rows_isa(best.c_str());
+    double worst = 0;
+    for (size_t i = 0; i + 1 < x.size(); ++i) {
+      if (x[i] < -87.33f) {
+        EXPECT_EQ(y[i], 0.0f) << isa << " x " << x[i];
+        continue;
+      }
+      const double want = std::exp(static_cast<double>(x[i]));
+      worst = std::max(worst, std::abs(y[i] - want) / want);
+    }
+    EXPECT_LT(worst, 2 * 1.19e-7) << isa;
+    EXPECT_TRUE(std::isnan(y.back())) << isa;
+  }
 }

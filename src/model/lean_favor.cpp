@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "model/feature_rows.h"
 #include "model/kernels.h"
 #include "model/linear_attention.h"
 #include "util/error.h"
@@ -82,6 +83,12 @@ struct Products {
     at::Tensor r = at::bmm(operand(a).flatten(0, 1), operand(b).flatten(0, 1));
     return r.view({a.size(0), a.size(1), r.size(1), r.size(2)}).to(a.scalar_type());
   }
+  // a b: [G, n, k] x [G, k, p] -> [G, n, p], in a's dtype; into `out` (contiguous, a's dtype) when given.
+  at::Tensor bmm(const at::Tensor& a, const at::Tensor& b, at::Tensor out = {}) const {
+    if (low == at::ScalarType::Undefined) return out.defined() ? at::bmm_out(out, a, b) : at::bmm(a, b);
+    at::Tensor r = at::bmm(operand(a), operand(b)).to(a.scalar_type());
+    return out.defined() ? out.copy_(r) : r;
+  }
   // acc += a b in place, acc [B, H, n, p] contiguous (the sum stays in acc's dtype).
   void add_mm(at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) const {
     if (low == at::ScalarType::Undefined) {
@@ -91,6 +98,110 @@ struct Products {
     acc.view({-1, acc.size(2), acc.size(3)}).add_(at::bmm(operand(a).flatten(0, 1), operand(b).flatten(0, 1)));
   }
 };
+
+// The grouped path (model/lean_favor.h): softmax features by the fused rows of model/feature_rows.h, for
+// groups of (sequence, head) pairs that each hold all L positions, so that every product runs over whole
+// sequences (phi(K)^T [V, 1] with L terms) and no key shift is rescaled. Same formulas, same saved tensors.
+struct Grouped {
+  int64_t B, H, L, d, m, N, group;
+  at::Tensor qn, kn, v1;  // [N, L, d], [N, L, d], [N, L, d+1], contiguous
+  at::Tensor mask;        // [B, L] bool, contiguous, or undefined
+  at::Tensor Wt, Waug;    // Wt [d, m] = (W d^-1/4)^T; Waug [m, d+1] = [W d^-1/4, 1]
+  FeatureRowsArgs keys, queries;
+
+  Grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
+          const FeatureMap& f)
+      : B(q.size(0)), H(q.size(1)), L(q.size(2)), d(q.size(3)), m(f.W.size(0)), N(B * H) {
+    group = std::max<int64_t>(1, kAutoChunkValues / (L * m));
+    qn = q.reshape({N, L, d}).contiguous();
+    kn = k.reshape({N, L, d}).contiguous();
+    v1 = with_ones(v).reshape({N, L, d + 1});
+    if (key_mask.numel() > 0) mask = key_mask.contiguous();
+    Wt = f.Wt;
+    Waug = at::cat({f.W, at::ones({m, 1}, f.W.options())}, 1);
+    keys = FeatureRowsArgs{kn.data_ptr<float>(), Wt.data_ptr<float>(), mask.defined() ? mask.data_ptr<bool>() : nullptr,
+                           H, L, d, m, static_cast<float>(f.half_sq)};
+    queries = keys;
+    queries.x = qn.data_ptr<float>();
+    queries.real = nullptr;
+  }
+
+  // Features of rows [g0, g0 + kf.size(0)) into kf / qf [G, L, m], the rows split among threads.
+  void key_rows(int64_t g0, bool find_shift, const at::Tensor& s, const at::Tensor& kf) const {
+    parallel_softmax_key_rows(keys, g0, g0 + kf.size(0), find_shift, s.data_ptr<float>(), kf.data_ptr<float>());
+  }
+  void query_rows(int64_t g0, const at::Tensor& s, const at::Tensor& t, const at::Tensor& qf) const {
+    parallel_softmax_query_rows(queries, g0, g0 + qf.size(0), s.data_ptr<float>(), t.data_ptr<float>(),
+                                qf.data_ptr<float>());
+  }
+};
+
+// Whether the grouped path runs: softmax features in float32 on the CPU, the automatic chunk, m a multiple of
+// the rows' vector width, and one pair's [L, m] features within the automatic chunk's budget.
+bool grouped_path(const at::Tensor& q, const at::Tensor& projection, bool softmax, int64_t chunk_option) {
+  if (!softmax || chunk_option != 0 || !q.device().is_cpu() || q.scalar_type() != at::kFloat) return false;
+  const int64_t m = projection.size(0);
+  return m % 16 == 0 && q.size(2) * m <= kAutoChunkValues;
+}
+
+void grouped_forward(const Grouped& g, const Products& P, double floor, at::Tensor& KV, at::Tensor& s, at::Tensor& t,
+                     at::Tensor& den, at::Tensor& out) {
+  const int64_t N = g.N, L = g.L, d = g.d, m = g.m;
+  const auto opts = g.qn.options();
+  at::Tensor kf = at::empty({std::min(g.group, N), L, m}, opts), qf = at::empty_like(kf);
+  at::Tensor KVn = KV.view({N, m, d + 1}), sn = s.view({N, m}), tn = t.view({N, L}), outn = out.view({N, L, d});
+  at::Tensor denn = den.view({N, L, 1});
+  for (int64_t g0 = 0; g0 < N; g0 += g.group) {
+    const int64_t G = std::min(g.group, N - g0);
+    at::Tensor kfg = kf.narrow(0, 0, G), qfg = qf.narrow(0, 0, G), KVg = KVn.narrow(0, g0, G);
+    g.key_rows(g0, /*find_shift=*/true, sn, kfg);
+    P.bmm(kfg.transpose(1, 2), g.v1.narrow(0, g0, G), KVg);  // KV = phi(K)^T [V, 1]   [G, m, d+1]
+    g.query_rows(g0, sn, tn, qfg);
+    at::Tensor nd = P.bmm(qfg, KVg);                          // [num, D] = phi(Q) KV  [G, L, d+1]
+    at::Tensor dc = nd.narrow(-1, d, 1);
+    denn.narrow(0, g0, G).copy_(dc);
+    at::Tensor out_g = outn.narrow(0, g0, G);
+    at::div_out(out_g, nd.narrow(-1, 0, d), dc.clamp_min(floor));
+  }
+}
+
+// dq, dk, dv [B, H, L, d] contiguous, from G = dLoss/dout.
+void grouped_backward(const Grouped& g, const Products& P, double floor, const at::Tensor& G_out, const at::Tensor& KV,
+                      const at::Tensor& s, const at::Tensor& den, const at::Tensor& out, at::Tensor& dq, at::Tensor& dk,
+                      at::Tensor& dv) {
+  const int64_t N = g.N, L = g.L, d = g.d, m = g.m;
+  const auto opts = g.qn.options();
+  const int64_t rows = std::min(g.group, N);
+  at::Tensor kf = at::empty({rows, L, m}, opts), qf = at::empty_like(kf), t = at::empty({N, L}, opts);
+  const at::Tensor sn = s.view({N, m}), KVn = KV.view({N, m, d + 1}), denn = den.view({N, L, 1});
+  const at::Tensor outn = out.view({N, L, d}), Gn = G_out.reshape({N, L, d});
+  at::Tensor dqn = dq.view({N, L, d}), dkn = dk.view({N, L, d}), dvn = dv.view({N, L, d});
+  at::Tensor dKV = at::empty({rows, m, d + 1}, opts);
+  for (int64_t g0 = 0; g0 < N; g0 += g.group) {
+    const int64_t G = std::min(g.group, N - g0);
+    at::Tensor kfg = kf.narrow(0, 0, G), qfg = qf.narrow(0, 0, G), dKVg = dKV.narrow(0, 0, G);
+    const at::Tensor KVg = KVn.narrow(0, g0, G);
+    // Queries: g_i = [G_i, -G_i . out_i] / D_i;  dphi(q_i) = KV g_i;  dKV = sum_i phi(q_i) g_i^T.
+    g.query_rows(g0, sn, t, qfg);
+    const at::Tensor Gc = Gn.narrow(0, g0, G), Dc = denn.narrow(0, g0, G);
+    at::Tensor dD = (Gc * outn.narrow(0, g0, G)).sum(-1, /*keepdim=*/true).neg_();
+    at::Tensor gr = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor)).masked_fill_(Dc < floor, 0.0);  // [G,L,d+1]
+    at::Tensor dz = P.bmm(gr, KVg.transpose(1, 2)).mul_(qfg);  // dphi * phi   [G,L,m]
+    P.bmm(qfg.transpose(1, 2), gr, dKVg);
+    at::Tensor dq_g = dqn.narrow(0, g0, G).view({G * L, d});
+    at::mm_out(dq_g, dz.view({G * L, m}), g.Waug.narrow(1, 0, d));
+    // Keys: dphi(k_j) = dKV [v_j, 1];  dv_j = dKV[:, :d]^T phi(k_j);  dk_j = W'^T dl - 2 half_sq k_j sum_r dl_r.
+    g.key_rows(g0, /*find_shift=*/false, sn, kfg);
+    const at::Tensor v1g = g.v1.narrow(0, g0, G);
+    at::Tensor dl = P.bmm(v1g, dKVg.transpose(1, 2)).mul_(kfg);  // [G,L,m]; 0 at padding (kf is)
+    at::Tensor dv_g = dvn.narrow(0, g0, G);
+    P.bmm(kfg, dKVg.narrow(-1, 0, d), dv_g);
+    at::Tensor r = at::mm(dl.view({G * L, m}), g.Waug).view({G, L, d + 1});  // [W'^T dl, sum_r dl_r]
+    const at::Tensor x = g.kn.narrow(0, g0, G);
+    at::Tensor dk_g = dkn.narrow(0, g0, G);
+    at::sub_out(dk_g, r.narrow(-1, 0, d), x * r.narrow(-1, d, 1) * (2.0 * g.keys.half_sq));
+  }
+}
 
 struct LeanFavor : public torch::autograd::Function<LeanFavor> {
   // q, k, v [B,H,L,d]; projection [m,d] or empty; key_mask [B,L] or empty.
@@ -104,6 +215,19 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     const int64_t m = f.W.defined() ? f.W.size(0) : d;
     const double floor = denominator_floor(dtype);
     const auto opts = q.options();
+
+    if (chunk == 0) {  // the grouped path
+      const Grouped g(q, k, v, key_mask, f);
+      at::Tensor KV = at::empty({B, H, m, d + 1}, opts), s = at::empty({B, H, 1, m}, opts);
+      at::Tensor t = at::empty({B, H, L, 1}, opts), den = at::empty({B, H, L, 1}, opts), out = at::empty({B, H, L, d}, opts);
+      grouped_forward(g, P, floor, KV, s, t, den, out);
+      ctx->save_for_backward({q, k, v, projection, key_mask, KV, s, t, den, out});
+      ctx->saved_data["softmax"] = softmax;
+      ctx->saved_data["eps"] = eps;
+      ctx->saved_data["chunk"] = chunk;
+      ctx->saved_data["products"] = products;
+      return out;
+    }
 
     // Key pass: KV = sum_j phi(k_j) [v_j, 1]^T, with the softmax key shift s found on the way.
     at::Tensor KV = at::zeros({B, H, m, d + 1}, opts);
@@ -176,6 +300,10 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     const at::Tensor G = grads[0].to(dtype);
     const auto opts = q.options();
     at::Tensor dq = at::empty(q.sizes(), opts), dk = at::empty(k.sizes(), opts), dv = at::empty(v.sizes(), opts);
+    if (chunk == 0) {  // the grouped path
+      grouped_backward(Grouped(q, k, v, key_mask, f), P, floor, G, KV, s, den, out, dq, dk, dv);
+      return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
 
     // Query pass: g_i = [G_i, -G_i . out_i] / D_i;  dphi(q_i) = KV g_i;  dKV = sum_i phi(q_i) g_i^T.
     at::Tensor dKV = at::zeros_like(KV);
@@ -254,7 +382,10 @@ at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const 
   // Autograd inputs must be defined: "none" travels as an empty tensor. W and the mask take no gradient.
   const at::Tensor none = at::empty({0}, q.options());
   const int64_t m = W.defined() ? W.size(0) : q.size(3);
-  const int64_t chunk = o.chunk > 0 ? o.chunk : auto_favor_chunk(q.size(0), q.size(1), q.size(2), m, q.is_cuda());
+  // chunk 0 tells the autograd function to take the grouped path.
+  const int64_t chunk = grouped_path(q, W, softmax, o.chunk) ? 0
+                        : o.chunk > 0                        ? o.chunk
+                                                             : auto_favor_chunk(q.size(0), q.size(1), q.size(2), m, q.is_cuda());
   return LeanFavor::apply(q, k, v, W.defined() ? W.detach() : none,
                           key_mask.defined() ? key_mask.to(at::kBool) : none.to(at::kBool), softmax, o.relu_eps,
                           chunk, static_cast<int64_t>(low_products ? o.products : at::ScalarType::Undefined));
