@@ -204,6 +204,16 @@ void grouped_backward(const Grouped& g, const Products& P, double floor, const a
 }
 
 struct LeanFavor : public torch::autograd::Function<LeanFavor> {
+  // What backward reads: q, k, v, projection, key_mask, KV, s, t, den, out, and the options.
+  static void save(AutogradContext* ctx, const variable_list& tensors, bool softmax, double eps, int64_t chunk,
+                   int64_t products) {
+    ctx->save_for_backward(tensors);
+    ctx->saved_data["softmax"] = softmax;
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["products"] = products;
+  }
+
   // q, k, v [B,H,L,d]; projection [m,d] or empty; key_mask [B,L] or empty.
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const at::Tensor& projection, const at::Tensor& key_mask, bool softmax, double eps,
@@ -221,11 +231,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       at::Tensor KV = at::empty({B, H, m, d + 1}, opts), s = at::empty({B, H, 1, m}, opts);
       at::Tensor t = at::empty({B, H, L, 1}, opts), den = at::empty({B, H, L, 1}, opts), out = at::empty({B, H, L, d}, opts);
       grouped_forward(g, P, floor, KV, s, t, den, out);
-      ctx->save_for_backward({q, k, v, projection, key_mask, KV, s, t, den, out});
-      ctx->saved_data["softmax"] = softmax;
-      ctx->saved_data["eps"] = eps;
-      ctx->saved_data["chunk"] = chunk;
-      ctx->saved_data["products"] = products;
+      save(ctx, {q, k, v, projection, key_mask, KV, s, t, den, out}, softmax, eps, chunk, products);
       return out;
     }
 
@@ -274,11 +280,7 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       at::Tensor out_c = out.narrow(2, a, c);
       at::div_out(out_c, nd.narrow(-1, 0, d), dc.clamp_min(floor));
     }
-    ctx->save_for_backward({q, k, v, projection, key_mask, KV, s, t, den, out});
-    ctx->saved_data["softmax"] = softmax;
-    ctx->saved_data["eps"] = eps;
-    ctx->saved_data["chunk"] = chunk;
-    ctx->saved_data["products"] = products;
+    save(ctx, {q, k, v, projection, key_mask, KV, s, t, den, out}, softmax, eps, chunk, products);
     return out;
   }
 
