@@ -338,12 +338,12 @@ TEST(LeanFavor, AutomaticChunkHoldsAFixedNumberOfFeatureValues) {
 }
 
 TEST(LeanFavor, GroupedPathEqualsTheChunkedPathAndTheDoubleReference) {
-  // The grouped path (float32 softmax, automatic chunk: fused feature rows, model/feature_rows.h) in every
-  // instruction-set build this CPU runs, against the stored path in float64. L 1000 and m 64 make groups of
-  // 8 (sequence, head) pairs, so the 15 pairs take two groups. Batch row 0 has a hole and right padding, row
-  // 1 none, row 2 only padding (compared with the reference on rows 0 and 1: the stored path has no defined
-  // gradient for a row without keys). Bound: 10x the float32 chunked path's own distance from float64 (its
-  // float noise, measured here), and 1e-6 at least.
+  // The grouped path (float32, automatic chunk: fused feature rows, model/feature_rows.h), softmax and
+  // projected ReLU, in every instruction-set build this CPU runs, against the stored path in float64. L 1000
+  // and m 64 make groups of 8 (sequence, head) pairs, so the 15 pairs take two groups. Batch row 0 has a hole
+  // and right padding, row 1 none, row 2 only padding (compared with the reference on rows 0 and 1: the
+  // stored path has no defined gradient for a row without keys; with the chunked loop on row 2). Bound: 10x
+  // the float32 chunked loop's own distance from float64 (its float noise, measured here), 1e-6 at least.
   const int64_t B = 3, H = 5, L = 1000, d = 16, m = 64;
   at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 11);
   at::Tensor q = randn({B, H, L, d}, 41) * 0.6, k = randn({B, H, L, d}, 42) * 0.6, v = randn({B, H, L, d}, 43);
@@ -352,34 +352,36 @@ TEST(LeanFavor, GroupedPathEqualsTheChunkedPathAndTheDoubleReference) {
   mask[0][5] = false;
   mask[0].narrow(0, L - 100, 100).fill_(false);
   mask[2].fill_(false);
-  const Case& c = kCases[0];
-  auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, W, mask); }, q, k, v, G);
   const at::Tensor Wf = W.to(at::kFloat);
   auto f32 = [](const at::Tensor& x) { return x.to(at::kFloat); };
-  auto chunked = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, Wf, mask, 128); }, f32(q),
-                                 f32(k), f32(v), f32(G));
-  double noise = 0;
   auto rows01 = [](const at::Tensor& x) { return x.narrow(0, 0, 2).to(at::kDouble); };
-  for (size_t i = 0; i < 4; ++i) noise = std::max(noise, max_rel(rows01(chunked[i]), rows01(ref[i])));
-  const double bound = std::max(1e-6, 10 * noise);
   const std::string best = feature_rows_isa();
-  int builds = 0;
-  for (const char* isa : {"baseline", "avx2", "avx512"}) {
-    if (!use_feature_rows_isa(isa)) continue;
-    ++builds;
-    auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, Wf, mask, 0); }, f32(q),
-                               f32(k), f32(v), f32(G));
-    for (size_t i = 0; i < 4; ++i) {
-      ASSERT_TRUE(torch::isfinite(got[i]).all().item<bool>()) << isa << " tensor " << i;
-      EXPECT_LT(max_rel(rows01(got[i]), rows01(ref[i])), bound) << isa << " tensor " << i << " (noise " << noise << ")";
-      EXPECT_LT(max_rel(got[i][2], chunked[i][2]), bound) << isa << " tensor " << i << " of the row without keys";
+  for (const Case& c : {kCases[0], kCases[1]}) {
+    auto ref = value_and_grads([&](auto& a, auto& b, auto& e) { return stored(c, a, b, e, W, mask); }, q, k, v, G);
+    auto chunked = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, Wf, mask, 128); }, f32(q),
+                                   f32(k), f32(v), f32(G));
+    double noise = 0;
+    for (size_t i = 0; i < 4; ++i) noise = std::max(noise, max_rel(rows01(chunked[i]), rows01(ref[i])));
+    const double bound = std::max(1e-6, 10 * noise);
+    int builds = 0;
+    for (const char* isa : {"baseline", "avx2", "avx512"}) {
+      if (!use_feature_rows_isa(isa)) continue;
+      ++builds;
+      auto got = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, Wf, mask, 0); }, f32(q),
+                                 f32(k), f32(v), f32(G));
+      const std::string where = std::string(c.name) + " " + isa;
+      for (size_t i = 0; i < 4; ++i) {
+        ASSERT_TRUE(torch::isfinite(got[i]).all().item<bool>()) << where << " tensor " << i;
+        EXPECT_LT(max_rel(rows01(got[i]), rows01(ref[i])), bound) << where << " tensor " << i << " (noise " << noise << ")";
+        EXPECT_LT(max_rel(got[i][2], chunked[i][2]), bound) << where << " tensor " << i << " of the row without keys";
+      }
+      EXPECT_EQ(got[0][2].abs().max().item<double>(), 0.0) << where;  // the row without real keys
+      EXPECT_EQ(got[2][0].narrow(1, L - 100, 100).abs().max().item<double>(), 0.0) << where;  // no dk at padding
+      EXPECT_EQ(got[3][0].narrow(1, L - 100, 100).abs().max().item<double>(), 0.0) << where;  // no dv at padding
     }
-    EXPECT_EQ(got[0][2].abs().max().item<double>(), 0.0) << isa;  // the row without real keys
-    EXPECT_EQ(got[2][0].narrow(1, L - 100, 100).abs().max().item<double>(), 0.0) << isa;  // no dk at padding
-    EXPECT_EQ(got[3][0].narrow(1, L - 100, 100).abs().max().item<double>(), 0.0) << isa;  // no dv at padding
+    ASSERT_TRUE(use_feature_rows_isa(best.c_str()));
+    EXPECT_GE(builds, 1);
   }
-  ASSERT_TRUE(use_feature_rows_isa(best.c_str()));
-  EXPECT_GE(builds, 1);
 }
 
 TEST(LeanFavor, FeatureRowsExpMatchesStdExp) {

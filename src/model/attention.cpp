@@ -127,7 +127,11 @@ at::Tensor SelfAttentionImpl::forward(const at::Tensor& x, const at::Tensor& key
     out = favor(q, k, v, key_mask, weights);
   }
   const int64_t B = x.size(0), L = x.size(1);
-  return linear(out_proj, out.transpose(1, 2).reshape({B, L, options_.d_model}).to(x.scalar_type()));
+  out = out.transpose(1, 2).reshape({B, L, options_.d_model});
+  // Under autocast the product casts its input to the autocast dtype: a bf16 output of exact attention goes
+  // in as it is (casting it to x's float32 first, for autocast to cast back, was 2 passes of an `embed`).
+  if (!active_autocast_dtype(x.device().type())) out = out.to(x.scalar_type());
+  return linear(out_proj, out);
 }
 
 at::Tensor SelfAttentionImpl::attention_matrix(const at::Tensor& x, const at::Tensor& key_mask) {

@@ -10,6 +10,7 @@ namespace performer {
   namespace ns {                                                                                              \
   void softmax_key_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, bool find_shift, float* s, float* kf); \
   void softmax_query_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, const float* s, float* t, float* qf); \
+  void relu_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, float eps, float* phi, float* z_out);     \
   void feature_rows_exp(const float* x, float* y, int64_t n);                                               \
   }
 FEATURE_ROWS_DECLARE(isa_base)
@@ -57,6 +58,10 @@ void softmax_key_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, bool fin
 
 void softmax_query_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, const float* s, float* t, float* qf) {
   FEATURE_ROWS_CALL(softmax_query_rows, a, n0, n1, s, t, qf)
+}
+
+void relu_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, float eps, float* phi, float* z_out) {
+  FEATURE_ROWS_CALL(relu_rows, a, n0, n1, eps, phi, z_out)
 }
 
 void feature_rows_exp(const float* x, float* y, int64_t n) { FEATURE_ROWS_CALL(feature_rows_exp, x, y, n) }

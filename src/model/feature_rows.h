@@ -1,5 +1,6 @@
-// FAVOR+ softmax feature rows made in one pass per row (model/kernels.h has the formulas): the logits
-// W x' - |x'|^2/2, their shifts and exp, fused, for the lean core's grouped path (model/lean_favor.cpp).
+// FAVOR feature rows made in one pass per row (model/kernels.h has the formulas), for the lean core's grouped
+// path (model/lean_favor.cpp): softmax (the logits W x' - |x'|^2/2, their shifts and exp, fused) and ReLU
+// (W x / sqrt(m), ReLU, + eps).
 // Plain float32 loops on raw pointers, no LibTorch: the same source is compiled for AVX-512, AVX2 and the
 // baseline instruction set (feature_rows_*.cpp) and the best one the CPU has runs (checked once).
 //
@@ -31,9 +32,15 @@ void softmax_key_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, bool fin
 // model/lean_favor.h), t[n, i] = max_r z_ir, qf[n - n0, i] = exp(z_i - t_i) [L, m].
 void softmax_query_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, const float* s, float* t, float* qf);
 
+// ReLU features of rows [n0, n1) (the generalized kernel, model/kernels.h), Wt = (W / sqrt(m))^T: the
+// pre-activation z = x Wt and phi[n - n0] = ReLU(z) + eps [L, m]; rows at padding (a.real, keys only) get
+// phi = 0 and z = 0. z is written only where z_out is not null (backward needs its sign).
+void relu_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, float eps, float* phi, float* z_out);
+
 // The same over rows [n0, n1) split among LibTorch's intra-op threads (model/feature_rows_parallel.cpp).
 void parallel_softmax_key_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, bool find_shift, float* s, float* kf);
 void parallel_softmax_query_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, const float* s, float* t, float* qf);
+void parallel_relu_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, float eps, float* phi, float* z_out);
 
 // exp of n values (the kernels' own approximation), for its test against std::exp.
 void feature_rows_exp(const float* x, float* y, int64_t n);

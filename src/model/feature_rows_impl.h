@@ -148,6 +148,29 @@ void softmax_query_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, const 
   }
 }
 
+void relu_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, float eps, float* phi, float* z_out) {
+  const int64_t L = a.L, d = a.d, m = a.m, V = m / kLanes;
+  std::vector<vf> acc(static_cast<size_t>(V)), zero(static_cast<size_t>(V), splat(0.0f));
+  for (int64_t n = n0; n < n1; ++n) {
+    const float* x = a.x + n * L * d;
+    const bool* real = a.real ? a.real + (n / a.heads) * L : nullptr;
+    float* out = phi + (n - n0) * L * m;
+    float* zo = z_out ? z_out + (n - n0) * L * m : nullptr;
+    for (int64_t j = 0; j < L; ++j) {
+      if (real && !real[j]) {
+        std::memset(out + j * m, 0, static_cast<size_t>(m) * sizeof(float));
+        if (zo) std::memset(zo + j * m, 0, static_cast<size_t>(m) * sizeof(float));
+        continue;
+      }
+      project_row(x + j * d, a.Wt, d, m, zero.data(), acc.data());
+      for (int64_t v = 0; v < V; ++v) {
+        if (zo) store(zo + j * m + v * kLanes, acc[v]);
+        store(out + j * m + v * kLanes, select(acc[v] > 0.0f, acc[v], splat(0.0f)) + eps);
+      }
+    }
+  }
+}
+
 void feature_rows_exp(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) store(y + i, vexp(load(x + i)));

@@ -20,4 +20,10 @@ void parallel_softmax_query_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n
   });
 }
 
+void parallel_relu_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, float eps, float* phi, float* z_out) {
+  at::parallel_for(n0, n1, 1, [&](int64_t b, int64_t e) {
+    relu_rows(a, b, e, eps, phi + (b - n0) * a.L * a.m, z_out ? z_out + (b - n0) * a.L * a.m : nullptr);
+  });
+}
+
 }  // namespace performer

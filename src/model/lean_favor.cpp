@@ -99,19 +99,22 @@ struct Products {
   }
 };
 
-// The grouped path (model/lean_favor.h): softmax features by the fused rows of model/feature_rows.h, for
-// groups of (sequence, head) pairs that each hold all L positions, so that every product runs over whole
-// sequences (phi(K)^T [V, 1] with L terms) and no key shift is rescaled. Same formulas, same saved tensors.
+// The grouped path (model/lean_favor.h): features by the fused rows of model/feature_rows.h, for groups of
+// (sequence, head) pairs that each hold all L positions, so that every product runs over whole sequences
+// (phi(K)^T [V, 1] with L terms) and no key shift is rescaled. Same formulas, same saved tensors.
 struct Grouped {
+  bool softmax;
+  float eps;
   int64_t B, H, L, d, m, N, group;
   at::Tensor qn, kn, v1;  // [N, L, d], [N, L, d], [N, L, d+1], contiguous
   at::Tensor mask;        // [B, L] bool, contiguous, or undefined
-  at::Tensor Wt, Waug;    // Wt [d, m] = (W d^-1/4)^T; Waug [m, d+1] = [W d^-1/4, 1]
+  at::Tensor Wt, Waug;    // Wt [d, m] = W'^T; Waug [m, d+1] = [W', 1]  (W' = W d^-1/4, or W / sqrt(m) for ReLU)
   FeatureRowsArgs keys, queries;
 
   Grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
           const FeatureMap& f)
-      : B(q.size(0)), H(q.size(1)), L(q.size(2)), d(q.size(3)), m(f.W.size(0)), N(B * H) {
+      : softmax(f.softmax), eps(static_cast<float>(f.eps)), B(q.size(0)), H(q.size(1)), L(q.size(2)), d(q.size(3)),
+        m(f.W.size(0)), N(B * H) {
     group = std::max<int64_t>(1, kAutoChunkValues / (L * m));
     qn = q.reshape({N, L, d}).contiguous();
     kn = k.reshape({N, L, d}).contiguous();
@@ -126,20 +129,33 @@ struct Grouped {
     queries.real = nullptr;
   }
 
-  // Features of rows [g0, g0 + kf.size(0)) into kf / qf [G, L, m], the rows split among threads.
-  void key_rows(int64_t g0, bool find_shift, const at::Tensor& s, const at::Tensor& kf) const {
-    parallel_softmax_key_rows(keys, g0, g0 + kf.size(0), find_shift, s.data_ptr<float>(), kf.data_ptr<float>());
+  // Features of rows [g0, g0 + phi.size(0)) into phi [G, L, m], the rows split among threads. Softmax: s [N, m]
+  // is found (find_shift) or read, t [N, L] written for queries. ReLU: z, when defined, gets the pre-activations.
+  void key_rows(int64_t g0, bool find_shift, const at::Tensor& s, const at::Tensor& phi, const at::Tensor& z = {}) const {
+    if (softmax)
+      parallel_softmax_key_rows(keys, g0, g0 + phi.size(0), find_shift, s.data_ptr<float>(), phi.data_ptr<float>());
+    else
+      parallel_relu_rows(keys, g0, g0 + phi.size(0), eps, phi.data_ptr<float>(), z.defined() ? z.data_ptr<float>() : nullptr);
   }
-  void query_rows(int64_t g0, const at::Tensor& s, const at::Tensor& t, const at::Tensor& qf) const {
-    parallel_softmax_query_rows(queries, g0, g0 + qf.size(0), s.data_ptr<float>(), t.data_ptr<float>(),
-                                qf.data_ptr<float>());
+  void query_rows(int64_t g0, const at::Tensor& s, const at::Tensor& t, const at::Tensor& phi, const at::Tensor& z = {}) const {
+    if (softmax)
+      parallel_softmax_query_rows(queries, g0, g0 + phi.size(0), s.data_ptr<float>(), t.data_ptr<float>(),
+                                  phi.data_ptr<float>());
+    else
+      parallel_relu_rows(queries, g0, g0 + phi.size(0), eps, phi.data_ptr<float>(), z.defined() ? z.data_ptr<float>() : nullptr);
+  }
+  // dLoss/d(pre-activation) from dLoss/dphi (in place): softmax dphi * phi, ReLU dphi where z > 0.
+  at::Tensor pre_activation_grad(at::Tensor& dphi, const at::Tensor& phi, const at::Tensor& z) const {
+    return softmax ? dphi.mul_(phi) : at::threshold_backward(dphi, z, 0.0);
   }
 };
 
-// Whether the grouped path runs: softmax features in float32 on the CPU, the automatic chunk, m a multiple of
-// the rows' vector width, and one pair's [L, m] features within the automatic chunk's budget.
-bool grouped_path(const at::Tensor& q, const at::Tensor& projection, bool softmax, int64_t chunk_option) {
-  if (!softmax || chunk_option != 0 || !q.device().is_cpu() || q.scalar_type() != at::kFloat) return false;
+// Whether the grouped path runs: float32 on the CPU, the automatic chunk, a projection W (softmax, or ReLU
+// with one) whose m is a multiple of the rows' vector width, and one pair's [L, m] features within the
+// automatic chunk's budget.
+bool grouped_path(const at::Tensor& q, const at::Tensor& projection, int64_t chunk_option) {
+  if (chunk_option != 0 || !q.device().is_cpu() || q.scalar_type() != at::kFloat) return false;
+  if (!projection.defined() || projection.numel() == 0) return false;
   const int64_t m = projection.size(0);
   return m % 16 == 0 && q.size(2) * m <= kAutoChunkValues;
 }
@@ -149,8 +165,8 @@ void grouped_forward(const Grouped& g, const Products& P, double floor, at::Tens
   const int64_t N = g.N, L = g.L, d = g.d, m = g.m;
   const auto opts = g.qn.options();
   at::Tensor kf = at::empty({std::min(g.group, N), L, m}, opts), qf = at::empty_like(kf);
-  at::Tensor KVn = KV.view({N, m, d + 1}), sn = s.view({N, m}), tn = t.view({N, L}), outn = out.view({N, L, d});
-  at::Tensor denn = den.view({N, L, 1});
+  at::Tensor KVn = KV.view({N, m, d + 1}), sn = s.view({N, m}), outn = out.view({N, L, d});
+  at::Tensor tn = g.softmax ? t.view({N, L}) : t, denn = den.view({N, L, 1});
   for (int64_t g0 = 0; g0 < N; g0 += g.group) {
     const int64_t G = std::min(g.group, N - g0);
     at::Tensor kfg = kf.narrow(0, 0, G), qfg = qf.narrow(0, 0, G), KVg = KVn.narrow(0, g0, G);
@@ -172,7 +188,8 @@ void grouped_backward(const Grouped& g, const Products& P, double floor, const a
   const int64_t N = g.N, L = g.L, d = g.d, m = g.m;
   const auto opts = g.qn.options();
   const int64_t rows = std::min(g.group, N);
-  at::Tensor kf = at::empty({rows, L, m}, opts), qf = at::empty_like(kf), t = at::empty({N, L}, opts);
+  at::Tensor kf = at::empty({rows, L, m}, opts), qf = at::empty_like(kf);
+  at::Tensor t = g.softmax ? at::empty({N, L}, opts) : at::Tensor(), z = g.softmax ? at::Tensor() : at::empty_like(kf);
   const at::Tensor sn = s.view({N, m}), KVn = KV.view({N, m, d + 1}), denn = den.view({N, L, 1});
   const at::Tensor outn = out.view({N, L, d}), Gn = G_out.reshape({N, L, d});
   at::Tensor dqn = dq.view({N, L, d}), dkn = dk.view({N, L, d}), dvn = dv.view({N, L, d});
@@ -180,26 +197,33 @@ void grouped_backward(const Grouped& g, const Products& P, double floor, const a
   for (int64_t g0 = 0; g0 < N; g0 += g.group) {
     const int64_t G = std::min(g.group, N - g0);
     at::Tensor kfg = kf.narrow(0, 0, G), qfg = qf.narrow(0, 0, G), dKVg = dKV.narrow(0, 0, G);
-    const at::Tensor KVg = KVn.narrow(0, g0, G);
+    const at::Tensor zg = z.defined() ? z.narrow(0, 0, G) : z, KVg = KVn.narrow(0, g0, G);
     // Queries: g_i = [G_i, -G_i . out_i] / D_i;  dphi(q_i) = KV g_i;  dKV = sum_i phi(q_i) g_i^T.
-    g.query_rows(g0, sn, t, qfg);
+    g.query_rows(g0, sn, t, qfg, zg);
     const at::Tensor Gc = Gn.narrow(0, g0, G), Dc = denn.narrow(0, g0, G);
     at::Tensor dD = (Gc * outn.narrow(0, g0, G)).sum(-1, /*keepdim=*/true).neg_();
     at::Tensor gr = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor)).masked_fill_(Dc < floor, 0.0);  // [G,L,d+1]
-    at::Tensor dz = P.bmm(gr, KVg.transpose(1, 2)).mul_(qfg);  // dphi * phi   [G,L,m]
+    at::Tensor dphi = P.bmm(gr, KVg.transpose(1, 2));  // [G,L,m]
+    at::Tensor dz = g.pre_activation_grad(dphi, qfg, zg);
     P.bmm(qfg.transpose(1, 2), gr, dKVg);
     at::Tensor dq_g = dqn.narrow(0, g0, G).view({G * L, d});
     at::mm_out(dq_g, dz.view({G * L, m}), g.Waug.narrow(1, 0, d));
-    // Keys: dphi(k_j) = dKV [v_j, 1];  dv_j = dKV[:, :d]^T phi(k_j);  dk_j = W'^T dl - 2 half_sq k_j sum_r dl_r.
-    g.key_rows(g0, /*find_shift=*/false, sn, kfg);
+    // Keys: dphi(k_j) = dKV [v_j, 1];  dv_j = dKV[:, :d]^T phi(k_j);  dk_j = W'^T dz_j, and for softmax
+    // - 2 half_sq k_j sum_r dz_jr (the logits' -|x'|^2/2).
+    g.key_rows(g0, /*find_shift=*/false, sn, kfg, zg);
     const at::Tensor v1g = g.v1.narrow(0, g0, G);
-    at::Tensor dl = P.bmm(v1g, dKVg.transpose(1, 2)).mul_(kfg);  // [G,L,m]; 0 at padding (kf is)
+    at::Tensor dkf = P.bmm(v1g, dKVg.transpose(1, 2));  // [G,L,m]
+    at::Tensor dl = g.pre_activation_grad(dkf, kfg, zg);  // 0 at padding: softmax kf is 0 there, ReLU's z
     at::Tensor dv_g = dvn.narrow(0, g0, G);
     P.bmm(kfg, dKVg.narrow(-1, 0, d), dv_g);
-    at::Tensor r = at::mm(dl.view({G * L, m}), g.Waug).view({G, L, d + 1});  // [W'^T dl, sum_r dl_r]
-    const at::Tensor x = g.kn.narrow(0, g0, G);
     at::Tensor dk_g = dkn.narrow(0, g0, G);
-    at::sub_out(dk_g, r.narrow(-1, 0, d), x * r.narrow(-1, d, 1) * (2.0 * g.keys.half_sq));
+    if (g.softmax) {
+      at::Tensor r = at::mm(dl.view({G * L, m}), g.Waug).view({G, L, d + 1});  // [W'^T dl, sum_r dl_r]
+      at::sub_out(dk_g, r.narrow(-1, 0, d), g.kn.narrow(0, g0, G) * r.narrow(-1, d, 1) * (2.0 * g.keys.half_sq));
+    } else {
+      at::Tensor dk_flat = dk_g.view({G * L, d});
+      at::mm_out(dk_flat, dl.view({G * L, m}), g.Waug.narrow(1, 0, d));
+    }
   }
 }
 
@@ -228,8 +252,10 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
 
     if (chunk == 0) {  // the grouped path
       const Grouped g(q, k, v, key_mask, f);
-      at::Tensor KV = at::empty({B, H, m, d + 1}, opts), s = at::empty({B, H, 1, m}, opts);
-      at::Tensor t = at::empty({B, H, L, 1}, opts), den = at::empty({B, H, L, 1}, opts), out = at::empty({B, H, L, d}, opts);
+      at::Tensor KV = at::empty({B, H, m, d + 1}, opts);
+      at::Tensor s = softmax ? at::empty({B, H, 1, m}, opts) : at::zeros({B, H, 1, m}, opts);  // ReLU: no shift
+      at::Tensor t = softmax ? at::empty({B, H, L, 1}, opts) : at::empty({0}, opts);
+      at::Tensor den = at::empty({B, H, L, 1}, opts), out = at::empty({B, H, L, d}, opts);
       grouped_forward(g, P, floor, KV, s, t, den, out);
       save(ctx, {q, k, v, projection, key_mask, KV, s, t, den, out}, softmax, eps, chunk, products);
       return out;
@@ -385,7 +411,7 @@ at::Tensor lean_favor_attention(const at::Tensor& q, const at::Tensor& k, const 
   const at::Tensor none = at::empty({0}, q.options());
   const int64_t m = W.defined() ? W.size(0) : q.size(3);
   // chunk 0 tells the autograd function to take the grouped path.
-  const int64_t chunk = grouped_path(q, W, softmax, o.chunk) ? 0
+  const int64_t chunk = grouped_path(q, W, o.chunk) ? 0
                         : o.chunk > 0                        ? o.chunk
                                                              : auto_favor_chunk(q.size(0), q.size(1), q.size(2), m, q.is_cuda());
   return LeanFavor::apply(q, k, v, W.defined() ? W.detach() : none,

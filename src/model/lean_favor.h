@@ -29,16 +29,17 @@
 // 512 / 1024 positions took 446 / 441 / 465 / 503 ms (auto: 256); d 16, m 64, L 65536 (the longseq model),
 // 256 / 1024 / 4096 took 418 / 389 / 458 ms (auto: 1024).
 //
-// The grouped path. Softmax features in float32 on the CPU with the automatic chunk, m a multiple of 16 and
-// one (sequence, head) pair's L m feature values within kAutoChunkValues (L <= 8192 at m 64) run another
-// loop: the B H pairs go in groups of kAutoChunkValues / (L m), each holding all L positions, so every
-// product spans whole sequences (phi(K)^T [V, 1] sums L terms in one GEMM instead of a chunk's 16-64) and
-// the key shift s is known before any exp (no rescaling of KV). The features themselves are made by fused
-// loops (model/feature_rows.h: logits, shifts and exp in one pass over each row, instead of six LibTorch
-// passes). Same formulas, same saved tensors. Measured on the ESM-2 8M shape (d 16, m 64, L <= 512; 2-core
-// AMX Xeon, LibTorch 2.11, `bench train`): the core took 0.69 s of a bf16 step instead of 1.02 s; steps
-// 8% faster in float32 and 15% in bf16. An explicit chunk (model.favor_chunk), float64, CUDA, the ReLU
-// kernel and longer sequences take the chunked loop below.
+// The grouped path. Float32 on the CPU with the automatic chunk, a projection W (softmax features, or ReLU
+// features with one) whose m is a multiple of 16, and one (sequence, head) pair's L m feature values within
+// kAutoChunkValues (L <= 8192 at m 64) run another loop: the B H pairs go in groups of kAutoChunkValues /
+// (L m), each holding all L positions, so every product spans whole sequences (phi(K)^T [V, 1] sums L terms
+// in one GEMM instead of a chunk's 16-64) and the softmax key shift s is known before any exp (no rescaling
+// of KV). The features themselves are made by fused loops (model/feature_rows.h: logits, shifts and exp, or
+// ReLU and eps, in one pass over each row, instead of up to six LibTorch passes). Same formulas, same saved
+// tensors. Measured on a 2-core AMX Xeon with LibTorch 2.11 (`bench train`, docs/benchmarks.md): the ESM-2
+// 8M shape (softmax, d 16, m 64) trains 10% faster in float32 and 16% in bf16, its core taking 0.69 s of a
+// bf16 step instead of 1.02 s; the quickstart (ReLU, d 32, m 64) 1-4% and 3-5%. An explicit chunk
+// (model.favor_chunk), float64, CUDA, ReLU without projection and longer sequences take the chunked loop.
 //
 // Softmax stabilizers as in kernels.h: the key shift s_r = max over real keys of a(k_j)_r, found as the
 // key pass goes (KV is rescaled by exp(s_old - s_new) <= 1 when the maximum grows, as a streaming
