@@ -385,10 +385,11 @@ TEST(LeanFavor, GroupedPathEqualsTheChunkedPathAndTheDoubleReference) {
 }
 
 TEST(LeanFavor, FeatureRowsExpMatchesStdExp) {
-  // The rows' own exp against std::exp in double: within 2 float32 ulps relative over [-87, 0] and up to 88
-  // (the features' arguments are <= 0); 0 below -87.33 and at -inf; NaN stays NaN.
+  // The rows' own exp against std::exp in double: within 2 float32 ulps relative over [-87.33, 88] (the
+  // features' arguments are <= 0), [-88, -87] densely; 0 below -87.33 and at -inf; NaN stays NaN.
   std::vector<float> x;
   for (int i = 0; i <= 200000; ++i) x.push_back(-87.0f + 175.0f * static_cast<float>(i) / 200000.0f);
+  for (int i = 0; i <= 10000; ++i) x.push_back(-88.0f + static_cast<float>(i) / 10000.0f);  // the lower edge
   for (float special : {-87.5f, -100.0f, -1e30f, -INFINITY, 0.0f, -0.0f, 1e-30f, -1e-30f}) x.push_back(special);
   const float nan = std::numeric_limits<float>::quiet_NaN();
   x.push_back(nan);
