@@ -28,10 +28,22 @@ inline vf select(vi mask, vf a, vf b) {
   return __builtin_bit_cast(vf, (mask & __builtin_bit_cast(vi, a)) | (~mask & __builtin_bit_cast(vi, b)));
 }
 inline vf vmax(vf a, vf b) { return select(a > b, a, b); }
+// The largest lane, by halving (a dependency chain of log2(lanes) steps instead of lanes).
 inline float hmax(vf a) {
-  float r = a[0];
-  for (int i = 1; i < kLanes; ++i) r = std::max(r, a[i]);
-  return r;
+  float r[kLanes];
+  std::memcpy(r, &a, sizeof a);
+  for (int64_t half = kLanes / 2; half >= 1; half /= 2)
+    for (int64_t i = 0; i < half; ++i) r[i] = std::max(r[i], r[i + half]);
+  return r[0];
+}
+// |x|^2 of a row with four partial sums (one chain of d dependent adds was a quarter of a key row's time).
+inline float squared_norm(const float* x, int64_t d) {
+  float part[4] = {0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 4 <= d; k += 4)
+    for (int i = 0; i < 4; ++i) part[i] += x[k + i] * x[k + i];
+  for (; k < d; ++k) part[0] += x[k] * x[k];
+  return (part[0] + part[1]) + (part[2] + part[3]);
 }
 
 // exp(x) = 2^n exp(r), n = round(x log2 e), r = x - n ln 2 (in two parts, exact first), exp(r) by the
@@ -58,12 +70,30 @@ inline vf vexp(vf x) {
   return select(nan, x, out);
 }
 
-// acc[v] = init[v] + sum_k x[k] Wt[k, v*kLanes ..]: the m logits of one row (before the |x|^2 term). One
-// register accumulates each vector over k (the vectors are independent chains the CPU overlaps); a loop
-// over k outside kept the accumulators in memory (1.3x the time of the key rows, AVX-512).
+// acc[v] = init[v] + sum_k x[k] Wt[k, v*kLanes ..]: the m logits of one row (before the |x|^2 term). Four
+// vectors at a time, each in its own register, so four independent chains of d multiply-adds run
+// together. Measured on the key rows of the ESM-2 8M shape (d 16, m 64), one thread: one vector's chain at
+// a time took 1.07x as long with AVX-512, 1.28x with AVX2 and 1.46x on the baseline build.
 inline void project_row(const float* x, const float* Wt, int64_t d, int64_t m, const vf* init, vf* acc) {
   const int64_t V = m / kLanes;
-  for (int64_t v = 0; v < V; ++v) {
+  int64_t v = 0;
+  for (; v + 4 <= V; v += 4) {
+    vf s0 = init[v], s1 = init[v + 1], s2 = init[v + 2], s3 = init[v + 3];
+    const float* w = Wt + v * kLanes;
+    for (int64_t k = 0; k < d; ++k) {
+      const float xk = x[k];
+      const float* wk = w + k * m;
+      s0 += xk * load(wk);
+      s1 += xk * load(wk + kLanes);
+      s2 += xk * load(wk + 2 * kLanes);
+      s3 += xk * load(wk + 3 * kLanes);
+    }
+    acc[v] = s0;
+    acc[v + 1] = s1;
+    acc[v + 2] = s2;
+    acc[v + 3] = s3;
+  }
+  for (; v < V; ++v) {
     vf sum = init[v];
     const float* w = Wt + v * kLanes;
     for (int64_t k = 0; k < d; ++k) sum += x[k] * load(w + k * m);
@@ -90,8 +120,7 @@ void softmax_key_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, bool fin
       for (int64_t j = 0; j < L; ++j) {
         if (real && !real[j]) continue;
         const float* xj = x + j * d;
-        float sq = 0;
-        for (int64_t k = 0; k < d; ++k) sq += xj[k] * xj[k];
+        const float sq = squared_norm(xj, d);
         for (int64_t v = 0; v < V; ++v) acc[v] = splat(-a.half_sq * sq);
         project_row(xj, a.Wt, d, m, acc.data(), acc.data());
         for (int64_t v = 0; v < V; ++v) {
@@ -120,8 +149,7 @@ void softmax_key_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, bool fin
           continue;
         }
         const float* xj = x + j * d;
-        float sq = 0;
-        for (int64_t k = 0; k < d; ++k) sq += xj[k] * xj[k];
+        const float sq = squared_norm(xj, d);
         for (int64_t v = 0; v < V; ++v) acc[v] = splat(-a.half_sq * sq) - shift[v];
         project_row(xj, a.Wt, d, m, acc.data(), acc.data());
         for (int64_t v = 0; v < V; ++v) store(row + v * kLanes, vexp(acc[v]));
