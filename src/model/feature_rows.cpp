@@ -32,18 +32,17 @@ Isa detect() {
   return Isa::kBase;
 }
 
+// The build in use: the best one, unless a test chose another (use_feature_rows_isa).
 Isa& chosen() {
   static Isa found = detect();
   return found;
 }
 
-Isa isa() { return chosen(); }
-
 }  // namespace
 
 #if defined(PERFORMER_FEATURE_ROWS_X86)
 #define FEATURE_ROWS_CALL(fn, ...)                                    \
-  switch (isa()) {                                                    \
+  switch (chosen()) {                                                    \
     case Isa::kAvx512: return isa_avx512::fn(__VA_ARGS__);            \
     case Isa::kAvx2: return isa_avx2::fn(__VA_ARGS__);                \
     default: return isa_base::fn(__VA_ARGS__);                        \
@@ -67,7 +66,7 @@ void relu_rows(const FeatureRowsArgs& a, int64_t n0, int64_t n1, float eps, floa
 void feature_rows_exp(const float* x, float* y, int64_t n) { FEATURE_ROWS_CALL(feature_rows_exp, x, y, n) }
 
 const char* feature_rows_isa() {
-  switch (isa()) {
+  switch (chosen()) {
     case Isa::kAvx512: return "avx512";
     case Isa::kAvx2: return "avx2";
     default: return "baseline";

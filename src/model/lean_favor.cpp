@@ -99,6 +99,14 @@ struct Products {
   }
 };
 
+// g = [G, -G . out] / D per query, [.., d+1], from G = dLoss/dout, out and D of the same queries. A floored
+// normalizer means a query without any real key (or with all features 0): its output is 0 whatever q, k, v
+// are, so it passes no gradient (G / floor would overflow, and inf x 0 be NaN).
+at::Tensor normalized_output_grad(const at::Tensor& G, const at::Tensor& out, const at::Tensor& D, double floor) {
+  at::Tensor dD = (G * out).sum(-1, /*keepdim=*/true).neg_();
+  return at::cat({G, dD}, -1).div_(D.clamp_min(floor)).masked_fill_(D < floor, 0.0);
+}
+
 // The grouped path (model/lean_favor.h): features by the fused rows of model/feature_rows.h, for groups of
 // (sequence, head) pairs that each hold all L positions, so that every product runs over whole sequences
 // (phi(K)^T [V, 1] with L terms) and no key shift is rescaled. Same formulas, same saved tensors.
@@ -108,7 +116,7 @@ struct Grouped {
   int64_t B, H, L, d, m, N, group;
   at::Tensor qn, kn, v1;  // [N, L, d], [N, L, d], [N, L, d+1], contiguous
   at::Tensor mask;        // [B, L] bool, contiguous, or undefined
-  at::Tensor Wt, Waug;    // Wt [d, m] = W'^T; Waug [m, d+1] = [W', 1]  (W' = W d^-1/4, or W / sqrt(m) for ReLU)
+  at::Tensor W, Wt, Waug;  // W' [m, d] (W d^-1/4, or W / sqrt(m) for ReLU), W'^T [d, m], [W', 1] [m, d+1]
   FeatureRowsArgs keys, queries;
 
   Grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
@@ -120,8 +128,9 @@ struct Grouped {
     kn = k.reshape({N, L, d}).contiguous();
     v1 = with_ones(v).reshape({N, L, d + 1});
     if (key_mask.numel() > 0) mask = key_mask.contiguous();
+    W = f.W;
     Wt = f.Wt;
-    Waug = at::cat({f.W, at::ones({m, 1}, f.W.options())}, 1);
+    Waug = at::cat({W, at::ones({m, 1}, W.options())}, 1);
     keys = FeatureRowsArgs{kn.data_ptr<float>(), Wt.data_ptr<float>(), mask.defined() ? mask.data_ptr<bool>() : nullptr,
                            H, L, d, m, static_cast<float>(f.half_sq)};
     queries = keys;
@@ -200,14 +209,13 @@ void grouped_backward(const Grouped& g, const Products& P, double floor, const a
     const at::Tensor zg = z.defined() ? z.narrow(0, 0, G) : z, KVg = KVn.narrow(0, g0, G);
     // Queries: g_i = [G_i, -G_i . out_i] / D_i;  dphi(q_i) = KV g_i;  dKV = sum_i phi(q_i) g_i^T.
     g.query_rows(g0, sn, t, qfg, zg);
-    const at::Tensor Gc = Gn.narrow(0, g0, G), Dc = denn.narrow(0, g0, G);
-    at::Tensor dD = (Gc * outn.narrow(0, g0, G)).sum(-1, /*keepdim=*/true).neg_();
-    at::Tensor gr = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor)).masked_fill_(Dc < floor, 0.0);  // [G,L,d+1]
+    const at::Tensor gr = normalized_output_grad(Gn.narrow(0, g0, G), outn.narrow(0, g0, G), denn.narrow(0, g0, G),
+                                                 floor);  // [G,L,d+1]
     at::Tensor dphi = P.bmm(gr, KVg.transpose(1, 2));  // [G,L,m]
     at::Tensor dz = g.pre_activation_grad(dphi, qfg, zg);
     P.bmm(qfg.transpose(1, 2), gr, dKVg);
     at::Tensor dq_g = dqn.narrow(0, g0, G).view({G * L, d});
-    at::mm_out(dq_g, dz.view({G * L, m}), g.Waug.narrow(1, 0, d));
+    at::mm_out(dq_g, dz.view({G * L, m}), g.W);
     // Keys: dphi(k_j) = dKV [v_j, 1];  dv_j = dKV[:, :d]^T phi(k_j);  dk_j = W'^T dz_j, and for softmax
     // - 2 half_sq k_j sum_r dz_jr (the logits' -|x'|^2/2).
     g.key_rows(g0, /*find_shift=*/false, sn, kfg, zg);
@@ -222,7 +230,7 @@ void grouped_backward(const Grouped& g, const Products& P, double floor, const a
       at::sub_out(dk_g, r.narrow(-1, 0, d), g.kn.narrow(0, g0, G) * r.narrow(-1, d, 1) * (2.0 * g.keys.half_sq));
     } else {
       at::Tensor dk_flat = dk_g.view({G * L, d});
-      at::mm_out(dk_flat, dl.view({G * L, m}), g.Waug.narrow(1, 0, d));
+      at::mm_out(dk_flat, dl.view({G * L, m}), g.W);
     }
   }
 }
@@ -340,11 +348,8 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       const int64_t c = std::min(chunk, L - a);
       at::Tensor z = f.project(dense_chunk(q, a, c));
       const at::Tensor qf = softmax ? z.add_(s).sub_(t.narrow(2, a, c)).exp_() : f.relu(z);
-      const at::Tensor Gc = G.narrow(2, a, c), Dc = den.narrow(2, a, c);
-      at::Tensor dD = (Gc * out.narrow(2, a, c)).sum(-1, /*keepdim=*/true).neg_();
-      // A floored normalizer means a query without any real key (or with all features 0): its output is 0
-      // whatever q, k, v are, so it passes no gradient (G / floor would overflow, and inf x 0 be NaN).
-      at::Tensor g = at::cat({Gc, dD}, -1).div_(Dc.clamp_min(floor)).masked_fill_(Dc < floor, 0.0);  // [B,H,c,d+1]
+      const at::Tensor g =
+          normalized_output_grad(G.narrow(2, a, c), out.narrow(2, a, c), den.narrow(2, a, c), floor);  // [B,H,c,d+1]
       at::Tensor dqf = P.mm(g, KVt);                                    // [B,H,c,m]
       P.add_mm(dKV, qf.transpose(-1, -2), g);
       at::Tensor dz = softmax ? dqf.mul_(qf) : f.relu_grad(dqf, z);
