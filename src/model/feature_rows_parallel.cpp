@@ -1,7 +1,7 @@
 // model/feature_rows.h's loops over (sequence, head) pairs, split among LibTorch's intra-op threads. This file
-// alone is compiled with -fopenmp (CMakeLists.txt): at::parallel_for is a header template whose OpenMP
-// region is compiled into its caller, and without -fopenmp it runs serially. The OpenMP runtime is the one
-// LibTorch loads (libgomp.so.1), so its thread count (--threads) applies here too.
+// is compiled with -fopenmp, as is model/rotary_rows.cpp (CMakeLists.txt): at::parallel_for is a header
+// template whose OpenMP region is compiled into its caller, and without -fopenmp it runs serially. The OpenMP
+// runtime is the one LibTorch loads (libgomp.so.1), so its thread count (--threads) applies here too.
 #include <ATen/Parallel.h>
 
 #include "model/feature_rows.h"
