@@ -108,9 +108,28 @@ TEST(Rotary, TablesMadeUnderInferenceModeServeALaterBackward) {
   }
   const at::Tensor x = strided_heads(1, 2, 77, 10, torch::kFloat, 2).detach().requires_grad_(true);
   ASSERT_NO_THROW(apply_rotary(x).sum().backward());
-  EXPECT_TRUE(x.grad().defined());
+  // The gradient of the sum (an expanded, zero-stride gradient) against the double formula's.
+  const at::Tensor xd = x.detach().to(torch::kDouble).requires_grad_(true);
+  reference(xd).sum().backward();
+  const at::Tensor xt = x.detach().requires_grad_(true);
+  tensor_formula(xt).sum().backward();
+  EXPECT_LE(max_error(x.grad(), xd.grad()), 2 * max_error(xt.grad(), xd.grad()) + 1e-12);
   // A shorter L reuses the first rows: the same values as a fresh computation of the formula.
   const at::Tensor short_x = strided_heads(1, 2, 30, 10, torch::kFloat, 3);
   EXPECT_LE(max_error(apply_rotary(short_x), reference(short_x)),
             2 * max_error(tensor_formula(short_x), reference(short_x)) + 1e-12);
+}
+
+TEST(Rotary, DoubleBackwardDifferentiatesTheGradient) {
+  // gx = R^T g is linear in g, so with create_graph the gradient of sum(gx * w) with respect to g is R w:
+  // the rotation of w, checked against the double formula. Empty batches pass through.
+  const at::Tensor x = strided_heads(2, 3, 50, 8, torch::kFloat, 11).detach().requires_grad_(true);
+  const at::Tensor g = strided_heads(2, 3, 50, 8, torch::kFloat, 12).detach().requires_grad_(true);
+  const at::Tensor w = strided_heads(2, 3, 50, 8, torch::kFloat, 13);
+  const at::Tensor gx = torch::autograd::grad({apply_rotary(x)}, {x}, {g}, true, true)[0];
+  ASSERT_TRUE(gx.requires_grad());
+  (gx * w).sum().backward();
+  EXPECT_LE(max_error(g.grad(), reference(w)), 2 * max_error(tensor_formula(w), reference(w)) + 1e-12);
+  const at::Tensor empty = torch::zeros({0, 3, 50, 8});
+  EXPECT_EQ(apply_rotary(empty).sizes(), empty.sizes());
 }

@@ -20,9 +20,10 @@ namespace {
 // about half of the tensor formula's time (ESM-2 8M shape, bf16, 2 cores).
 std::pair<at::Tensor, at::Tensor> rotary_tables(int64_t L, int64_t d, const at::Device& device) {
   static std::mutex mutex;
-  static std::map<std::tuple<int64_t, int, int>, std::pair<at::Tensor, at::Tensor>> tables;
+  // Never freed: CUDA tables must not be released by static destruction after the CUDA runtime has gone.
+  static auto* tables = new std::map<std::tuple<int64_t, int, int>, std::pair<at::Tensor, at::Tensor>>();
   std::lock_guard<std::mutex> lock(mutex);
-  auto& t = tables[{d, static_cast<int>(device.type()), device.index()}];
+  auto& t = (*tables)[{d, static_cast<int>(device.type()), device.index()}];
   if (!t.first.defined() || t.first.size(0) < L) {
     // Plain tensors whatever the caller's mode: made under inference mode they could not be saved for a
     // later backward; autocast off, the angles stay float32.
@@ -57,17 +58,20 @@ at::Tensor rotate_rows(const at::Tensor& x, const at::Tensor& cos, const at::Ten
   return out;
 }
 
-// The rotation as one autograd node: its gradient is the rotation by -angle (a rotation's transpose).
+// The rotation by sign * angle as one autograd node. Its gradient is the rotation by -sign * angle (a
+// rotation's transpose), itself through this node, so a double backward (create_graph) differentiates it too.
 struct Rotary : public torch::autograd::Function<Rotary> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos,
-                            const at::Tensor& sin) {
+                            const at::Tensor& sin, double sign) {
     ctx->save_for_backward({cos, sin});
-    return rotate_rows(x, cos, sin, 1.0f);
+    ctx->saved_data["sign"] = sign;
+    return rotate_rows(x, cos, sin, static_cast<float>(sign));
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
     const auto saved = ctx->get_saved_variables();
-    return {rotate_rows(grad[0], saved[0], saved[1], -1.0f), at::Tensor(), at::Tensor()};
+    const double sign = ctx->saved_data["sign"].toDouble();
+    return {Rotary::apply(grad[0], saved[0], saved[1], -sign), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -78,7 +82,7 @@ at::Tensor apply_rotary(const at::Tensor& x) {
   if (d % 2 != 0) throw Error("rotary positions need an even head dimension, got " + std::to_string(d));
   auto [cos, sin] = rotary_tables(L, d, x.device());
   if (x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16))
-    return Rotary::apply(x, cos, sin);
+    return Rotary::apply(x, cos, sin, 1.0);
   // Other devices and types: the tensor formula, tables cast to x's type.
   cos = cos.to(x.scalar_type());
   sin = sin.to(x.scalar_type());
