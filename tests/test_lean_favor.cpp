@@ -412,3 +412,33 @@ TEST(LeanFavor, FeatureRowsExpMatchesStdExp) {
     EXPECT_TRUE(std::isnan(y.back())) << isa;
   }
 }
+
+TEST(LeanFavor, GroupedPathGivesStridedInputsTheResultsOfContiguousOnes) {
+  // The projections hand the core strided views ([B, L, H, d] transposed to [B, H, L, d]). The grouped path
+  // makes them contiguous once, keeps those copies (and [V, 1]) for the backward in place of the inputs, and
+  // the backward reads them without copying again. Same arithmetic as contiguous inputs: equal bit for bit,
+  // values and all three gradients, and a second backward pass over the same graph is refused as usual
+  // (the saved tensors are freed), not answered from stale copies.
+  const int64_t B = 2, H = 3, L = 40, d = 16, m = 32;
+  const at::Tensor W = orthogonal_gaussian_projection(m, d, RowNorms::kChi, 5).to(at::kFloat);
+  const at::Tensor mask = padding_mask(L);
+  const at::Tensor G = randn({B, H, L, d}, 54, at::kFloat);
+  for (const Case& c : {kCases[0], kCases[1]}) {
+    auto contiguous = value_and_grads([&](auto& a, auto& b, auto& e) { return lean(c, a, b, e, W, mask, 0); },
+                                      randn({B, H, L, d}, 51, at::kFloat), randn({B, H, L, d}, 52, at::kFloat),
+                                      randn({B, H, L, d}, 53, at::kFloat), G);
+    // The same values behind transposed views.
+    auto view_of = [&](int64_t seed) {
+      return randn({B, H, L, d}, seed, at::kFloat).transpose(1, 2).contiguous().requires_grad_();  // [B, L, H, d]
+    };
+    at::Tensor qb = view_of(51), kb = view_of(52), vb = view_of(53);
+    at::Tensor q = qb.transpose(1, 2), k = kb.transpose(1, 2), v = vb.transpose(1, 2);
+    ASSERT_FALSE(q.is_contiguous());
+    at::Tensor out = lean(c, q, k, v, W, mask, 0);
+    at::Tensor loss = (out * G).sum();
+    auto g = torch::autograd::grad({loss}, {qb, kb, vb}, {}, /*retain_graph=*/false);
+    EXPECT_TRUE(at::equal(out.detach(), contiguous[0])) << c.name;
+    for (int i = 0; i < 3; ++i) EXPECT_TRUE(at::equal(g[i].transpose(1, 2), contiguous[i + 1])) << c.name << " gradient " << i;
+    EXPECT_ANY_THROW(torch::autograd::grad({loss}, {qb})) << c.name;
+  }
+}

@@ -102,7 +102,12 @@ at::Tensor favor_core(const AttentionOptions& o, const at::Tensor& W, const at::
     lean.chunk = o.favor_chunk;
     if (mixed == at::kBFloat16 && compute == at::kFloat && q.size(3) >= kFavorBf16ProductsMinDim)
       lean.products = at::kBFloat16;
-    return lean_favor_attention(q.to(compute), k.to(compute), v.to(compute), projection, key_mask, lean);
+    // A conversion (bf16 projections under autocast) writes q, k, v contiguous: it copies anyway, and the
+    // lean core's rows read contiguous [B*H, L, d], so they are not copied a second time.
+    const auto dense = [&](const at::Tensor& x) {
+      return x.scalar_type() == compute ? x : x.to(x.options().dtype(compute), false, false, at::MemoryFormat::Contiguous);
+    };
+    return lean_favor_attention(dense(q), dense(k), dense(v), projection, key_mask, lean);
   }
   const at::Tensor qc = q.to(compute), kc = k.to(compute);
   FeatureMaps f = softmax ? softmax_features(qc, kc, projection, key_mask, o.causal, o.causal_chunk)

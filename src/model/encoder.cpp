@@ -45,7 +45,10 @@ std::string EncoderConfig::describe() const {
   std::ostringstream o;
   o << attention_kind_name(kind) << (causal ? " causal" : "") << ", " << layers << " layers, " << heads << " heads, d "
     << d_model << ", d_ff " << d_ff;
-  if (kind != AttentionKind::kExact) o << ", m " << features << ", redraw every " << redraw_interval;
+  if (kind == AttentionKind::kFavorRelu && !relu_projection)
+    o << ", ReLU features of the heads themselves (m = d_head " << d_model / heads << ", no random projection)";
+  else if (kind != AttentionKind::kExact)
+    o << ", m " << features << ", redraw " << (redraw_interval > 0 ? "every " + std::to_string(redraw_interval) : "never");
   o << ", max_len " << max_len << ", " << position_kind_name(positions) << " positions";
   if (lm_head == LmHead::kEsm) o << ", ESM-2 LM head";
   if (token_dropout) o << ", token dropout";

@@ -119,14 +119,15 @@ struct Grouped {
   at::Tensor W, Wt, Waug;  // W' [m, d] (W d^-1/4, or W / sqrt(m) for ReLU), W'^T [d, m], [W', 1] [m, d+1]
   FeatureRowsArgs keys, queries;
 
+  // v1_given: [V, 1] as an earlier Grouped of the same call made it (the backward reuses the forward's).
   Grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
-          const FeatureMap& f)
+          const FeatureMap& f, const at::Tensor& v1_given = {})
       : softmax(f.softmax), eps(static_cast<float>(f.eps)), B(q.size(0)), H(q.size(1)), L(q.size(2)), d(q.size(3)),
         m(f.W.size(0)), N(B * H) {
     group = std::max<int64_t>(1, kAutoChunkValues / (L * m));
-    qn = q.reshape({N, L, d}).contiguous();
+    qn = q.reshape({N, L, d}).contiguous();  // no copy where q is contiguous already (favor_core, the backward)
     kn = k.reshape({N, L, d}).contiguous();
-    v1 = with_ones(v).reshape({N, L, d + 1});
+    v1 = v1_given.defined() ? v1_given.view({N, L, d + 1}) : with_ones(v).reshape({N, L, d + 1});
     if (key_mask.numel() > 0) mask = key_mask.contiguous();
     W = f.W;
     Wt = f.Wt;
@@ -265,7 +266,10 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
       at::Tensor t = softmax ? at::empty({B, H, L, 1}, opts) : at::empty({0}, opts);
       at::Tensor den = at::empty({B, H, L, 1}, opts), out = at::empty({B, H, L, d}, opts);
       grouped_forward(g, P, floor, KV, s, t, den, out);
-      save(ctx, {q, k, v, projection, key_mask, KV, s, t, den, out}, softmax, eps, chunk, products);
+      // The contiguous q, k and [V, 1] the rows read are saved in place of the inputs (the same sizes, up to
+      // v's column of ones), so the backward does not copy them again.
+      save(ctx, {g.qn.view(q.sizes()), g.kn.view(k.sizes()), g.v1, projection, key_mask, KV, s, t, den, out}, softmax,
+           eps, chunk, products);
       return out;
     }
 
@@ -335,9 +339,9 @@ struct LeanFavor : public torch::autograd::Function<LeanFavor> {
     const double floor = denominator_floor(dtype);
     const at::Tensor G = grads[0].to(dtype);
     const auto opts = q.options();
-    at::Tensor dq = at::empty(q.sizes(), opts), dk = at::empty(k.sizes(), opts), dv = at::empty(v.sizes(), opts);
-    if (chunk == 0) {  // the grouped path
-      grouped_backward(Grouped(q, k, v, key_mask, f), P, floor, G, KV, s, den, out, dq, dk, dv);
+    at::Tensor dq = at::empty(q.sizes(), opts), dk = at::empty(k.sizes(), opts), dv = at::empty(q.sizes(), opts);
+    if (chunk == 0) {  // the grouped path: saved[2] is [V, 1] [B*H, L, d+1]
+      grouped_backward(Grouped(q, k, at::Tensor(), key_mask, f, v), P, floor, G, KV, s, den, out, dq, dk, dv);
       return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
     }
 
