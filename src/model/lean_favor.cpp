@@ -237,7 +237,8 @@ void grouped_backward(const Grouped& g, const Products& P, double floor, const a
 }
 
 struct LeanFavor : public torch::autograd::Function<LeanFavor> {
-  // What backward reads: q, k, v, projection, key_mask, KV, s, t, den, out, and the options.
+  // What backward reads: q, k, v (the grouped path: its contiguous q, k and [V, 1]), projection, key_mask,
+  // KV, s, t, den, out, and the options.
   static void save(AutogradContext* ctx, const variable_list& tensors, bool softmax, double eps, int64_t chunk,
                    int64_t products) {
     ctx->save_for_backward(tensors);

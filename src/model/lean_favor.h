@@ -36,7 +36,8 @@
 // in one GEMM instead of a chunk's 16-64) and the softmax key shift s is known before any exp (no rescaling
 // of KV). The features themselves are made by fused loops (model/feature_rows.h: logits, shifts and exp, or
 // ReLU and eps, in one pass over each row, instead of up to six LibTorch passes). Same formulas, same saved
-// tensors. Measured on a 2-core AMX Xeon with LibTorch 2.11 (`bench train`, docs/benchmarks.md): the ESM-2
+// tensors, except that the grouped path saves its contiguous copies of q and k and [V, 1] [B H, L, d+1] in
+// place of the inputs, so the backward does not copy them again. Measured on a 2-core AMX Xeon with LibTorch 2.11 (`bench train`, docs/benchmarks.md): the ESM-2
 // 8M shape (softmax, d 16, m 64) trains 10-13% faster in float32 and 16-17% in bf16, its core taking 0.69 s of a
 // bf16 step instead of 1.02 s; the quickstart (ReLU, d 32, m 64) 1-4% and 3-5%. An explicit chunk
 // (model.favor_chunk), float64, CUDA, ReLU without projection and longer sequences take the chunked loop.
