@@ -3,7 +3,7 @@
 # with FAVOR attention, without training, then after a short fine-tuning.
 #
 #   1. train an ESM-shaped model (ESM-2's LM head, token dropout, rotary) with exact attention on
-#      trembl-sample for the quickstart budget (configs/quickstart.yaml's data, optimizer and steps);
+#      trembl-sample for 1,400 steps (configs/quickstart.yaml's data and optimizer, its former budget);
 #   2. export it (HuggingFace folder) and import it back with each attention: exact, FAVOR-softmax at
 #      m = 64, 128, 256, 512, FAVOR-ReLU, the random features of each drawn with DRAWS seeds (the estimate
 #      of a model never trained with FAVOR varies much from draw to draw); evaluate each on the 500 QUERY
@@ -12,7 +12,7 @@
 #      evaluate again: how much of the gap to exact attention closes.
 #
 # Usage: scripts/esm-backcompat.sh      (about 20 minutes on 2 cores; OUT=runs/backcompat)
-# Extra settings: STEPS (exact training, default the quickstart's 1400), DRAWS ("0 1 2"), FT_STEPS
+# Extra settings: STEPS (exact training, default 1400, the quickstart's former budget), DRAWS ("0 1 2"), FT_STEPS
 # ("100 400"), FT_FEATURES (256), FT_LR (1e-3).
 # Output: OUT/results.tsv (attention, features, fine-tuning steps, QUERY perplexity, gap to exact, share of
 # the gap closed) and one folder per model with its eval summary.json.
@@ -38,7 +38,8 @@ mkdir -p "${OUT}"
 
 echo "== 1. exact attention, ${STEPS} steps (configs/quickstart.yaml's budget)"
 "${PERFORMER}" train --config configs/quickstart.yaml "${ESM[@]}" --set model.kind=exact \
-  --set train.steps="${STEPS}" --set train.max_minutes=0 --set output.dir="${OUT}/exact" --resume auto
+  --set train.steps="${STEPS}" --set train.max_minutes=0 --set eval.every=200 --set output.checkpoint_every=200 \
+  --set output.dir="${OUT}/exact" --resume auto
 CORPUS="${OUT}/exact/corpus.h5"
 
 echo "== 2. the same weights under each attention, no training"
