@@ -103,3 +103,54 @@ TEST(EvalCli, SummaryJsonParsesWithQuotesAndBackslashesAndNullForNaN) {
   EXPECT_TRUE(s["masked"]["perplexity"].is_number());
   EXPECT_TRUE(s["masked_all"]["ci95"].is_array());
 }
+
+namespace {
+
+// The number before "masked positions of" in the trainer's last valid-split evaluation line.
+int64_t valid_masked_positions(const std::string& out) {
+  const std::string tail = " masked positions of";
+  const size_t end = out.rfind(tail);
+  if (end == std::string::npos) return -1;
+  const size_t begin = out.rfind(' ', end - 1) + 1;
+  return std::stoll(out.substr(begin, end - begin));
+}
+
+}  // namespace
+
+TEST(EvalCli, EvaluationMaskRateIsSetApartFromTheTrainingRate) {
+  // Trained with 30% of the tokens masked, evaluated at eval.mask_rate 15%: the valid split is scored on the
+  // positions a run trained at 15% is scored on, and so is `performer eval`, whose --mask-rate overrides it.
+  TempDir dir;
+  const std::string excerpt = data_path("real_excerpt.fasta");
+  auto train = [&](const std::string& run, const std::string& sets) {
+    CliRun t = run_performer("train --config " + root() + "/configs/tiny.yaml --set output.dir=" + run +
+                             " --set data.train=" + excerpt + " --set train.steps=2 --set eval.every=0" +
+                             " --set runtime.threads=1 " + sets);
+    EXPECT_EQ(t.status, 0) << t.out;
+    return valid_masked_positions(t.out);
+  };
+  const std::string at30 = dir.file("at30"), at15 = dir.file("at15");
+  const int64_t valid30 = train(at30, "--set data.mask_rate=0.3 --set eval.mask_rate=0.15");
+  const int64_t valid15 = train(at15, "--set data.mask_rate=0.15");
+  ASSERT_GT(valid15, 0);
+  EXPECT_EQ(valid30, valid15) << "the same evaluation positions whatever the training rate";
+
+  auto residues = [&](const std::string& run, const std::string& options) -> int64_t {
+    const std::string out = dir.file("eval-" + fs::path(run).filename().string() + std::to_string(options.size()));
+    CliRun e = run_performer("eval --checkpoint " + run + "/best.h5 --input " + excerpt + " --out " + out + " " + options);
+    EXPECT_EQ(e.status, 0) << e.out;
+    if (e.status != 0) return -1;
+    return read_json(out + "/summary.json")["masked"]["residues"].get<int64_t>();
+  };
+  const int64_t eval30 = residues(at30, ""), eval15 = residues(at15, "");
+  EXPECT_EQ(eval30, eval15) << "performer eval takes the run's eval.mask_rate";
+  const int64_t doubled = residues(at30, "--mask-rate 0.3");
+  std::printf("  residues scored at 15%%: %lld; at --mask-rate 0.3: %lld\n", static_cast<long long>(eval15),
+              static_cast<long long>(doubled));
+  EXPECT_GT(doubled, 1.7 * eval15);
+  EXPECT_LT(doubled, 2.3 * eval15);
+  // A run without eval.mask_rate evaluates at its training rate, as before the key existed.
+  const std::string plain30 = dir.file("plain30");
+  EXPECT_GT(train(plain30, "--set data.mask_rate=0.3"), 1.7 * valid15);
+  EXPECT_EQ(residues(plain30, ""), doubled);
+}

@@ -149,6 +149,7 @@ TEST(Config, OutOfRange) {
   EXPECT_ERROR(parse_error("model:\n  layers: 0\n"), "model.layers = 0 is out of range [1, inf)");
   EXPECT_ERROR(parse_error("output:\n  keep_last: -1\n"), "output.keep_last = -1 is out of range [1, inf)");
   EXPECT_ERROR(parse_error("data:\n  mask_rate: 1\n"), "data.mask_rate = 1 is out of range (0, 1)");
+  EXPECT_ERROR(parse_error("eval:\n  mask_rate: -0.1\n"), "eval.mask_rate = -0.1 is out of range [0, 1)");
   EXPECT_ERROR(parse_error("runtime:\n  seed: -1\n"), "runtime.seed = -1 is out of range [0, 2^64)");
   EXPECT_ERROR(parse_error("train:\n  steps: 99999999999999999999999\n"), "train.steps = 99999999999999999999999 is out of range");
   EXPECT_EQ(parse_config("runtime:\n  seed: 18446744073709551615\n", "x").runtime.seed, 18446744073709551615ull);
@@ -240,7 +241,7 @@ TEST(Config, DefaultsTextMentionsEveryKey) {
     EXPECT_NE(text.find(key + " "), std::string::npos) << key;
     ++keys;
   }
-  EXPECT_EQ(keys, 60);
+  EXPECT_EQ(keys, 61);
   EXPECT_NE(text.find("exact | favor-softmax | favor-relu"), std::string::npos);
   EXPECT_NE(text.find("[0, 1)"), std::string::npos);
   EXPECT_EQ(text.find("model.seed"), std::string::npos);

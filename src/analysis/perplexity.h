@@ -41,8 +41,8 @@ struct PerplexityOptions {
   bool strict = false;          // masked mode: all selected residues -> <mask>
   int64_t repeats = 1;
   uint64_t seed = 1234;
-  double mask_rate = 0.15;    // the run's data.mask_rate, mask_frac and random_frac (`performer eval` sets them
-  double mask_frac = 0.8;     // from the checkpoint's config)
+  double mask_rate = 0.15;    // the run's eval.mask_rate (by default its data.mask_rate), data.mask_frac and
+  double mask_frac = 0.8;     // data.random_frac (`performer eval` sets them from the checkpoint's config)
   double random_frac = 0.1;
   int64_t tokens_per_batch = 16384;
   std::vector<double> train_frequencies;  // 33 entries, for the unigram baseline; may be empty

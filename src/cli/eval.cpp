@@ -23,6 +23,10 @@ void add_eval(CLI::App& app, Action& run) {
       ->capture_default_str();
   cmd->add_option("--repeats", a->perplexity.repeats, "masked mode: masks averaged (seeds seed..seed+K-1)")->capture_default_str();
   cmd->add_option("--seed", a->perplexity.seed, "masking seed")->capture_default_str();
+  cmd->add_option("--mask-rate", a->mask_rate, "masked mode: share of residues masked (0 = the run's eval.mask_rate, "
+                                               "which defaults to its data.mask_rate)")
+      ->check(CLI::Range(0.0, 0.999))
+      ->capture_default_str();
   cmd->add_option("--tokens-per-batch", a->perplexity.tokens_per_batch, "token budget per forward pass")->capture_default_str();
   cmd->add_option("--train-corpus", a->train_corpus, "training corpus: unigram baseline and overlap removal "
                                                       "(default: the run's corpus.h5)");

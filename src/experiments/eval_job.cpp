@@ -218,7 +218,7 @@ int run_eval_job(const EvalJob& a) {
   Encoder model = model_from_checkpoint(a.checkpoint, c, device);
   const Precision precision = resolve_precision(parse_precision(a.precision, "--precision"), device);
   PerplexityOptions po = a.perplexity;
-  po.mask_rate = c.data.mask_rate;  // the run's masking
+  po.mask_rate = a.mask_rate > 0 ? a.mask_rate : eval_mask_rate(c);  // the run's evaluation masking by default
   po.mask_frac = c.data.mask_frac;
   po.random_frac = c.data.random_frac;
   po.mode = a.mode == kAutoEvalMode ? (c.model.causal ? EvalMode::kCausal : EvalMode::kMasked) : parse_eval_mode(a.mode);

@@ -22,7 +22,8 @@ struct EvalJob {
   std::string device = "auto";
   std::string precision = "fp32";  // fp32 | bf16 | auto (util/precision.h)
   std::string mode = kAutoEvalMode;  // kAutoEvalMode or a name of eval_mode_names()
-  PerplexityOptions perplexity;
+  PerplexityOptions perplexity;     // its mask_rate, mask_frac and random_frac are the run's
+  double mask_rate = 0;             // masked mode: share of residues masked; 0 = the run's (eval.mask_rate)
   bool keep_overlap = false;        // keep proteins identical to training proteins
   std::string paired_with;          // another model's per_sequence.tsv (or its folder), scored with the same
                                     // options: the perplexity difference on the shared proteins, paired

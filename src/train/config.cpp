@@ -261,6 +261,9 @@ void eval_output_runtime_keys(std::vector<Key>& k) {
   k.push_back(int_key("eval.max_sequences", &R::eval, &E::max_sequences, 1, kNoMax,
                       "validation sequences (or chunks) evaluated"));
   k.push_back(uint_key("eval.seed", &R::eval, &E::seed, "masking seed of the evaluation sample"));
+  k.push_back(float_key("eval.mask_rate", &R::eval, &E::mask_rate, "[0, 1)",
+                        "share of tokens masked in evaluations; 0 = data.mask_rate. Set 0.15 to train at "
+                        "another data.mask_rate and report the standard masked perplexity"));
   // output
   k.push_back(string_key("output.dir", &R::output, &O::dir, "run folder: checkpoints, logs, the resolved config"));
   k.push_back(int_key("output.checkpoint_every", &R::output, &O::checkpoint_every, 0, kNoMax,
@@ -772,6 +775,10 @@ void cross_check(const RunConfig& config, const std::string& origin, SetAt& set_
 }
 
 }  // namespace
+
+double eval_mask_rate(const RunConfig& config) {
+  return config.eval.mask_rate > 0 ? config.eval.mask_rate : config.data.mask_rate;
+}
 
 RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
                        const std::vector<std::string>& overrides) {

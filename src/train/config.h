@@ -55,6 +55,9 @@ struct EvalConfig {
   int64_t every = 500;            // steps between evaluations; 0 = only at the end
   int64_t max_sequences = 2000;   // valid sequences (or chunks) evaluated
   uint64_t seed = 1234;           // masking seed of the evaluation sample
+  double mask_rate = 0;           // share of tokens masked in evaluations; 0 = data.mask_rate (the training
+                                  // rate). Set it (0.15) to train at another rate and still report the
+                                  // standard masked perplexity.
 };
 
 struct OutputConfig {
@@ -84,6 +87,9 @@ struct RunConfig {
   OutputConfig output;
   RuntimeConfig runtime;
 };
+
+// The masking rate of a run's evaluations (the valid split during training and `performer eval`).
+double eval_mask_rate(const RunConfig& config);
 
 // Loads a YAML file (and applies "section.key=value" overrides). Errors name the file, the key and the line.
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});

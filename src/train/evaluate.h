@@ -3,7 +3,8 @@
 // both use model/loss.h.)
 // Causal models (Objective::kNextToken): next-token perplexity of the residues, each predicted from the
 // tokens before it (no corruption; data/masking.h). Bidirectional models: masked LM with a fixed, seeded
-// mask of data.mask_rate of the tokens, so every evaluation of every checkpoint sees the same positions.
+// mask of eval.mask_rate (by default data.mask_rate) of the tokens, so every evaluation of every checkpoint
+// sees the same positions.
 // Perplexity = exp(mean cross-entropy over the masked positions), over the full 33-token softmax.
 // Two corruptions of the selected positions are used (EvalSettings::masking):
 //   standard  80% <mask>, 10% random amino acid, 10% unchanged: the training corruption, and what

@@ -293,9 +293,9 @@ class Evaluation {
     standard_.max_sequences = c.eval.max_sequences;
     standard_.seed = c.eval.seed;
     standard_.objective = objective_for(c.model.causal);
-    standard_.masking = MaskingOptions{c.data.mask_rate, c.data.mask_frac, c.data.random_frac};
+    standard_.masking = MaskingOptions{eval_mask_rate(c), c.data.mask_frac, c.data.random_frac};
     strict_ = standard_;
-    strict_.masking = strict_masking(c.data.mask_rate);
+    strict_.masking = strict_masking(eval_mask_rate(c));
     batches_ = evaluation_batches(corpus, Split::kValid, standard_);  // the same batches for both corruptions
   }
 
