@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "train/checkpoint.h"
 #include "model/encoder.h"
 #include "train/config.h"
+#include "train/evaluate.h"
 #include "train/flops.h"
 #include "train/optimizer.h"
 #include "train/trainer.h"
@@ -191,6 +193,41 @@ TEST(Train, TinyRunLossDecreases) {
   EXPECT_TRUE(std::isfinite(r.valid_perplexity));
   // The saved config reproduces the run's config.
   EXPECT_EQ(config_to_yaml(load_config(dir.file("config.yaml"))), config_to_yaml(c));
+}
+
+TEST(Evaluate, ScoresTheFirstProteinsOfTheSplitInCorpusOrder) {
+  // A valid split larger than max_sequences: the evaluation scores its first max_sequences proteins in
+  // corpus order, whatever their lengths, not the shortest ones of a longer stretch.
+  std::vector<std::string> seqs;
+  for (const auto& r : read_all(data_path("real_excerpt.fasta"))) seqs.push_back(r.residues);
+  const Corpus corpus = Corpus::from_sequences(seqs, std::vector<Split>(seqs.size(), Split::kValid));
+  EvalSettings st;
+  st.max_len = 256;
+  st.tokens_per_batch = 2048;
+  st.max_sequences = static_cast<int64_t>(seqs.size()) / 3;
+  const std::vector<size_t> all = corpus.indices(Split::kValid);
+  const std::set<size_t> first(all.begin(), all.begin() + st.max_sequences);
+  // The shortest proteins of the split are not all among the first ones, so the test can tell them apart.
+  std::vector<size_t> by_length = all;
+  std::stable_sort(by_length.begin(), by_length.end(), [&](size_t a, size_t b) { return corpus.length(a) < corpus.length(b); });
+  ASSERT_NE(std::set<size_t>(by_length.begin(), by_length.begin() + st.max_sequences), first);
+
+  auto batches = evaluation_batches(corpus, Split::kValid, st);
+  std::set<size_t> scored;
+  for (int64_t i = 0, rows = 0; i < batches->num_batches(0) && rows < st.max_sequences; ++i) {
+    const Batch b = batches->batch(0, i);
+    rows += b.tokens.size(0);
+    for (int64_t id : b.sequence_ids) scored.insert(static_cast<size_t>(id));
+  }
+  EXPECT_EQ(scored, first);
+  EncoderConfig mc;
+  mc.layers = 1;
+  mc.d_model = 32;
+  mc.heads = 2;
+  mc.d_ff = 64;
+  mc.max_len = 256;
+  Encoder model(mc);
+  EXPECT_EQ(evaluate(model, corpus, Split::kValid, st, torch::kCPU).sequences, st.max_sequences);
 }
 
 TEST(Train, Bf16OnCpuTrainsLikeFloat32AndResumesExactly) {
