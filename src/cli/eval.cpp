@@ -1,5 +1,5 @@
 // performer eval --checkpoint CKPT (--input FASTA... | --corpus corpus.h5 --split test)
-//                [--mode auto|masked|pseudo|causal] [--repeats K] [--train-corpus corpus.h5] [--out DIR]
+//                [--mode auto|masked|pseudo|causal] [--repeats K] [--mask-rate R] [--train-corpus corpus.h5] [--out DIR]
 // The options and one call (experiments/eval_job.h has what is scored and written).
 #include <memory>
 
