@@ -2,6 +2,7 @@
 // `performer eval --mode causal`, refused by the masked modes; and eval's summary.json written as JSON.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -135,22 +136,30 @@ TEST(EvalCli, EvaluationMaskRateIsSetApartFromTheTrainingRate) {
   ASSERT_GT(valid15, 0);
   EXPECT_EQ(valid30, valid15) << "the same evaluation positions whatever the training rate";
 
-  auto residues = [&](const std::string& run, const std::string& options) -> int64_t {
+  // Residues scored by `performer eval`, which records the rate it masked at in summary.json.
+  auto residues = [&](const std::string& run, const std::string& options, double rate) -> int64_t {
     const std::string out = dir.file("eval-" + fs::path(run).filename().string() + std::to_string(options.size()));
     CliRun e = run_performer("eval --checkpoint " + run + "/best.h5 --input " + excerpt + " --out " + out + " " + options);
     EXPECT_EQ(e.status, 0) << e.out;
     if (e.status != 0) return -1;
-    return read_json(out + "/summary.json")["masked"]["residues"].get<int64_t>();
+    const nlohmann::json summary = read_json(out + "/summary.json");
+    EXPECT_EQ(summary["mask_rate"].get<double>(), rate);
+    return summary["masked"]["residues"].get<int64_t>();
   };
-  const int64_t eval30 = residues(at30, ""), eval15 = residues(at15, "");
+  const int64_t eval30 = residues(at30, "", 0.15), eval15 = residues(at15, "", 0.15);
   EXPECT_EQ(eval30, eval15) << "performer eval takes the run's eval.mask_rate";
-  const int64_t doubled = residues(at30, "--mask-rate 0.3");
+  const int64_t doubled = residues(at30, "--mask-rate 0.3", 0.3);
   std::printf("  residues scored at 15%%: %lld; at --mask-rate 0.3: %lld\n", static_cast<long long>(eval15),
               static_cast<long long>(doubled));
   EXPECT_GT(doubled, 1.7 * eval15);
   EXPECT_LT(doubled, 2.3 * eval15);
   // A run without eval.mask_rate evaluates at its training rate, as before the key existed.
   const std::string plain30 = dir.file("plain30");
-  EXPECT_GT(train(plain30, "--set data.mask_rate=0.3"), 1.7 * valid15);
-  EXPECT_EQ(residues(plain30, ""), doubled);
+  EXPECT_GT(train(plain30, "--set data.mask_rate=0.3"), 1.5 * valid15);
+  EXPECT_EQ(residues(plain30, "", 0.3), doubled);
+  // --mask-rate means nothing to pseudo-perplexity (every residue masked once): refused with one line.
+  CliRun pseudo = run_performer("eval --checkpoint " + at15 + "/best.h5 --input " + excerpt + " --mode pseudo --mask-rate 0.3");
+  EXPECT_NE(pseudo.status, 0);
+  EXPECT_NE(pseudo.out.find("--mask-rate applies to masked mode only"), std::string::npos) << pseudo.out;
+  EXPECT_EQ(std::count(pseudo.out.begin(), pseudo.out.end(), '\n'), 1) << pseudo.out;
 }

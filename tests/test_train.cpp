@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -228,6 +229,9 @@ TEST(Evaluate, ScoresTheFirstProteinsOfTheSplitInCorpusOrder) {
   mc.max_len = 256;
   Encoder model(mc);
   EXPECT_EQ(evaluate(model, corpus, Split::kValid, st, torch::kCPU).sequences, st.max_sequences);
+  // A max_sequences beyond any split ("all of it") scores the whole split.
+  st.max_sequences = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(evaluate(model, corpus, Split::kValid, st, torch::kCPU).sequences, static_cast<int64_t>(seqs.size()));
 }
 
 TEST(Train, Bf16OnCpuTrainsLikeFloat32AndResumesExactly) {

@@ -5,7 +5,8 @@
 // once and nothing is cut silently (a window sees only its own residues as context).
 //
 // Modes:
-//   masked  data.mask_rate (default 15%) of the residues masked with a fixed seed (repeat r uses seed (seed, r)), averaged over
+//   masked  eval.mask_rate (by default data.mask_rate, 15%) of the residues masked with a fixed seed (repeat r uses
+//           seed (seed, r)), averaged over
 //           `repeats`; two corruptions as in training's evaluation: standard (the run's data.mask_frac <mask>,
 //           data.random_frac random, the rest unchanged; 80/10/10 by default) and strict (all <mask>).
 //   pseudo  pseudo-perplexity: every residue masked once, alone (a window of n residues becomes n rows).

@@ -143,6 +143,7 @@ void write_outputs(const std::string& out, const EvalJob& a, const PerplexityOpt
   nlohmann::json j = {{"checkpoint", a.checkpoint},
                       {"mode", eval_mode_name(po.mode)},
                       {"repeats", po.repeats},
+                      {"mask_rate", po.mode == EvalMode::kMasked ? nlohmann::json(po.mask_rate) : nlohmann::json()},
                       {"precision", precision_name(precision)},
                       {"left_out_training_overlap", overlap},
                       {"uniform_perplexity", CorpusStats::kUniformPerplexity}};
@@ -223,6 +224,8 @@ int run_eval_job(const EvalJob& a) {
   po.random_frac = c.data.random_frac;
   po.mode = a.mode == kAutoEvalMode ? (c.model.causal ? EvalMode::kCausal : EvalMode::kMasked) : parse_eval_mode(a.mode);
   check_mode(po.mode, c.model.causal);
+  if (a.mask_rate > 0 && po.mode != EvalMode::kMasked)
+    throw Error("eval: --mask-rate applies to masked mode only (this evaluation is " + eval_mode_name(po.mode) + ")");
   Proteins proteins = read_proteins(a);
   const std::string train_path = find_train_corpus(a, c);
   const int64_t overlap = train_path.empty() ? 0 : use_training_corpus(train_path, a.keep_overlap, proteins, po);

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "data/batches.h"
@@ -19,7 +20,9 @@ std::unique_ptr<BatchSource> evaluation_batches(const Corpus& corpus, Split spli
   // batching: a bucketing window of exactly that many. With a wider window the shortest proteins of a
   // larger prefix would fill the evaluation (on a 8,000-protein valid split: 447 proteins of 77 residues
   // on average, against 388 for the whole split).
-  if (st.max_sequences > 0) bo.bucket_window = st.max_sequences;
+  // (Capped at the split's size: a huge max_sequences, meaning "all of it", must not size a window.)
+  const int64_t in_split = corpus.stats().sequences[static_cast<size_t>(split)];
+  if (st.max_sequences > 0) bo.bucket_window = std::max<int64_t>(1, std::min(st.max_sequences, in_split));
   if (st.concat) return std::make_unique<ConcatBatches>(corpus, split, bo);
   return std::make_unique<SequenceBatches>(corpus, split, bo);
 }
