@@ -61,12 +61,29 @@ TEST(Precision, ChoiceFollowsTheMeasuredProbe) {
   EXPECT_GT(a.probe.bf16_block, 0.0);
   EXPECT_GT(a.probe.fp32_gflops, 0.0);
   EXPECT_GT(a.probe.bf16_gflops, 0.0);
-  EXPECT_EQ(a.precision == Precision::kBf16, a.probe.speedup() >= kAutoBf16Speedup);
+  EXPECT_EQ(a.precision == Precision::kBf16, a.probe.speedup() >= kAutoBf16Speedup && a.probe.bf16_sums_in_float32);
+  EXPECT_EQ(a.probe.bf16_sums_in_float32, bf16_gemm_accumulates_in_float32(torch::kCPU));
   EXPECT_NE(a.note.find("precision auto: " + precision_name(a.precision)), std::string::npos) << a.note;
   EXPECT_NE(a.note.find("GFLOP/s"), std::string::npos) << a.note;
   std::printf("  %s\n", a.note.c_str());
   // bf16 asked for: bf16 whatever was measured, a warning where it measured slower.
   const PrecisionChoice b = choose_precision(Precision::kBf16, torch::kCPU);
   EXPECT_EQ(b.precision, Precision::kBf16);
-  EXPECT_EQ(b.warning, b.probe.speedup() < 1.0);
+  EXPECT_EQ(b.warning, b.probe.speedup() < 1.0 || !b.probe.bf16_sums_in_float32);
+  EXPECT_EQ(b.note.find("sum in bf16") != std::string::npos, !b.probe.bf16_sums_in_float32) << b.note;
+}
+
+TEST(Precision, Bf16AccumulationProbeAgreesWithALongerSum) {
+  // 4,096 ones: summed in float32 exactly 4,096 in every layout; summed in bf16 (Debian's LibTorch 1.13
+  // without AVX-512) 256 in some. The probe (1,024 ones) must tell the same.
+  torch::NoGradGuard g;
+  const auto bf16 = torch::TensorOptions().dtype(torch::kBFloat16);
+  const at::Tensor a = torch::ones({1, 4, 4096}, bf16), b = torch::ones({1, 4096, 4}, bf16);
+  const at::Tensor at_ = torch::ones({1, 4096, 4}, bf16).transpose(1, 2);
+  float least = 4096;
+  for (const at::Tensor& r : {at::bmm(a, b), at::bmm(at_, b), at::mm(a[0], b[0])})
+    least = std::min(least, r.to(torch::kFloat).min().item<float>());
+  std::printf("  bf16 GEMMs sum in %s: 4,096 ones give at least %.0f\n",
+              bf16_gemm_accumulates_in_float32(torch::kCPU) ? "float32" : "bf16", least);
+  EXPECT_EQ(least == 4096.0f, bf16_gemm_accumulates_in_float32(torch::kCPU));
 }

@@ -9,6 +9,7 @@
 #include "model/kernels.h"
 #include "model/linear_attention.h"
 #include "util/error.h"
+#include "util/precision.h"
 
 namespace performer {
 
@@ -73,11 +74,17 @@ struct FeatureMap {
 // The large products of both passes, over the leading [B, H] of 4-D operands, through bmm on [B*H, ., .]
 // views: transposed operands reach BLAS as they are, where at::matmul on LibTorch 1.13 copied them first
 // (83 of 600 ms at L = 16384, d 64, m 256, measured with the profiler). With `low` = bf16 the operands are
-// rounded to bf16 and the GEMM accumulates in float32; its bf16 result is widened where it is used.
+// rounded to bf16 and the GEMM accumulates in float32; its bf16 result is widened where it is used. Where
+// this LibTorch's bf16 GEMMs sum in bf16 (util/precision.h), the rounded operands are widened back and
+// multiplied in float32: the same bf16 operands and float32 sums, at float32's speed.
 struct Products {
   at::ScalarType low = at::ScalarType::Undefined;  // Undefined: the operands' own dtype
 
-  at::Tensor operand(const at::Tensor& x) const { return low == at::ScalarType::Undefined ? x : x.to(low); }
+  at::Tensor operand(const at::Tensor& x) const {
+    if (low == at::ScalarType::Undefined) return x;
+    if (low == at::kBFloat16 && !bf16_gemm_accumulates_in_float32(x.device())) return x.to(low).to(x.scalar_type());
+    return x.to(low);
+  }
   // a b: [B, H, n, k] x [B, H, k, p] -> [B, H, n, p], in a's dtype.
   at::Tensor mm(const at::Tensor& a, const at::Tensor& b) const {
     at::Tensor r = at::bmm(operand(a).flatten(0, 1), operand(b).flatten(0, 1));

@@ -143,10 +143,34 @@ double measure_block_seconds(const c10::Device& device, bool bf16, int64_t token
   return best_seconds(step, seconds);
 }
 
+namespace {
+
+bool measure_bf16_accumulation(const c10::Device& device) {
+  constexpr int64_t K = 1024, n = 8;
+  torch::NoGradGuard no_grad;
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // bf16 as given
+  const auto opts = torch::TensorOptions().device(device).dtype(at::kBFloat16);
+  const at::Tensor a = torch::ones({1, n, K}, opts), b = torch::ones({1, K, n}, opts);
+  const at::Tensor at_ = torch::ones({1, K, n}, opts).transpose(1, 2), bt = torch::ones({1, n, K}, opts).transpose(1, 2);
+  for (const at::Tensor& r : {at::bmm(a, b), at::bmm(at_, b), at::bmm(a, bt), at::bmm(at_, bt), at::mm(a[0], b[0])})
+    if (r.to(at::kFloat).min().item<float>() != static_cast<float>(K)) return false;
+  return true;
+}
+
+}  // namespace
+
+bool bf16_gemm_accumulates_in_float32(const c10::Device& device) {
+  static const bool cpu = measure_bf16_accumulation(c10::Device(c10::DeviceType::CPU));
+  if (device.is_cpu()) return cpu;
+  static const bool accelerator = measure_bf16_accumulation(device);  // one accelerator type per process
+  return accelerator;
+}
+
 std::string PrecisionProbe::describe() const {
   return fmt::format("feed-forward block fwd+bwd {:.2f}x as fast in bf16 ({:.1f} vs {:.1f} ms fp32, {} tokens x d {}); "
                      "GEMM bf16 {:.0f}, fp32 {:.0f} GFLOP/s (n {})",
-                     speedup(), 1e3 * bf16_block, 1e3 * fp32_block, tokens, d, bf16_gflops, fp32_gflops, n);
+                     speedup(), 1e3 * bf16_block, 1e3 * fp32_block, tokens, d, bf16_gflops, fp32_gflops, n) +
+         (bf16_sums_in_float32 ? "" : "; this LibTorch's bf16 GEMMs sum in bf16, not float32 (1024 ones sum to 256)");
 }
 
 PrecisionProbe probe_precision(const c10::Device& device) {
@@ -159,6 +183,7 @@ PrecisionProbe probe_precision(const c10::Device& device) {
   p.bf16_gflops = measure_gemm_gflops(device, at::kBFloat16, p.n, 0.1);
   p.fp32_block = measure_block_seconds(device, false, p.tokens, p.d, 0.15);
   p.bf16_block = measure_block_seconds(device, true, p.tokens, p.d, 0.15);
+  p.bf16_sums_in_float32 = bf16_gemm_accumulates_in_float32(device);
   return p;
 }
 
@@ -180,13 +205,20 @@ PrecisionChoice choose_precision(Precision requested, const c10::Device& device)
   const std::string figures = c.probe.describe() + " on " + where;
   if (requested == Precision::kBf16) {
     c.precision = Precision::kBf16;
-    c.warning = c.probe.speedup() < 1.0;
-    c.note = c.warning ? "bf16 was asked for but is slower than fp32 here: " + figures +
-                             "; running in bf16 anyway (runtime.precision fp32 or auto would be faster)"
+    const bool slower = c.probe.speedup() < 1.0, inexact = !c.probe.bf16_sums_in_float32;
+    c.warning = slower || inexact;
+    const std::string why = slower && inexact ? "is slower than fp32 and less exact here"
+                            : slower          ? "is slower than fp32 here"
+                                              : "sums its products in bf16 here";
+    c.note = c.warning ? "bf16 was asked for but " + why + ": " + figures + "; running in bf16 anyway " +
+                             (inexact ? "(the linear layers' products then sum in bf16, FAVOR's in float32; "
+                                        "runtime.precision fp32 or auto avoids it)"
+                                      : "(runtime.precision fp32 or auto would be faster)")
                        : "precision bf16: " + figures;
     return c;
   }
-  c.precision = c.probe.speedup() >= kAutoBf16Speedup ? Precision::kBf16 : Precision::kFp32;
+  c.precision = c.probe.speedup() >= kAutoBf16Speedup && c.probe.bf16_sums_in_float32 ? Precision::kBf16
+                                                                                       : Precision::kFp32;
   c.note = fmt::format("precision auto: {} ({}; bf16 from {:.1f}x on)", precision_name(c.precision), figures,
                        kAutoBf16Speedup);
   return c;

@@ -26,6 +26,7 @@ Precision parse_precision(const std::string& s, const std::string& what = "runti
 std::string precision_name(Precision p);
 
 // auto takes bf16 from this measured block speed-up on: below it, bf16's rounding is not worth the time.
+// Nor does it where bf16 GEMMs sum in bf16 (bf16_gemm_accumulates_in_float32), whatever their speed.
 constexpr double kAutoBf16Speedup = 1.5;
 
 // Throughput of an n x n x n matrix product on `device` in `dtype`, in GFLOP/s (2 n^3 per product), the
@@ -36,9 +37,17 @@ double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int
 // GELU -> linear 4d x d), the best of repeats over about `seconds`; under bf16 autocast when `bf16`.
 double measure_block_seconds(const c10::Device& device, bool bf16, int64_t tokens, int64_t d, double seconds);
 
+// Whether this LibTorch's bf16 matrix products on `device` sum in float32: products of K = 1024 ones (bmm with
+// each operand plain or transposed, and mm) must give 1024; summed in bf16 they stop at 256 (256 + 1 rounds
+// to 256). Debian's LibTorch 1.13 on a CPU without AVX-512 (its bf16 GEMMs then skip oneDNN) sums in bf16 in
+// three of the four layouts: 256 for 512 and 2,048 ones, measured on a 2-core AMD EPYC with AVX2, 2026-12-03.
+// Measured once per process and device type (about a millisecond).
+bool bf16_gemm_accumulates_in_float32(const c10::Device& device);
+
 struct PrecisionProbe {
   int64_t n = 0;                            // GEMM size
   double fp32_gflops = 0, bf16_gflops = 0;  // GEMM
+  bool bf16_sums_in_float32 = true;         // bf16_gemm_accumulates_in_float32
   int64_t tokens = 0, d = 0;                // block shape
   double fp32_block = 0, bf16_block = 0;    // block seconds
   // What bf16 gains on a model's step: the block's float32 time over its bf16 time.
@@ -49,7 +58,8 @@ struct PrecisionProbe {
 PrecisionProbe probe_precision(const c10::Device& device);
 
 // The precision a run uses (kFp32 or kBf16) for the one asked for on `device`, with the line that says
-// why (empty for fp32 asked for). `warning`: bf16 was asked for but measured slower than fp32 here.
+// why (empty for fp32 asked for). `warning`: bf16 was asked for but measured slower than fp32 here, or this
+// LibTorch's bf16 GEMMs sum in bf16.
 // Throws Error where bf16 autocast is not available (CUDA on LibTorch < 2.4).
 struct PrecisionChoice {
   Precision precision = Precision::kFp32;
