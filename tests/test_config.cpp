@@ -190,6 +190,10 @@ TEST(Config, CrossChecks) {
   EXPECT_ERROR(parse_error("data:\n  tokens_per_batch: 100\n"), "data.tokens_per_batch = 100 is less than data.max_len");
   EXPECT_ERROR(parse_error("data:\n  valid_frac: 0.6\n  test_frac: 0.5\n"), "data.valid_frac + data.test_frac");
   EXPECT_ERROR(parse_error("model:\n  heads: 7\n"), "cfg.yaml:2: model.d_model must be a positive multiple of model.heads");
+  EXPECT_ERROR(parse_error("train:\n  max_minutes: 10\n  budget_minutes: 12\n"),
+               "cfg.yaml:3: train.budget_minutes = 12.0 is more than train.max_minutes = 10.0");
+  EXPECT_EQ(parse_config("train:\n  max_minutes: 13\n  budget_minutes: 11.5\n", "x").train.budget_minutes, 11.5);
+  EXPECT_EQ(parse_config("train:\n  budget_minutes: 60\n", "x").train.budget_minutes, 60);  // no max_minutes: no limit
 }
 
 TEST(Config, YamlRoundTrip) {
@@ -241,7 +245,7 @@ TEST(Config, DefaultsTextMentionsEveryKey) {
     EXPECT_NE(text.find(key + " "), std::string::npos) << key;
     ++keys;
   }
-  EXPECT_EQ(keys, 61);
+  EXPECT_EQ(keys, 62);
   EXPECT_NE(text.find("exact | favor-softmax | favor-relu"), std::string::npos);
   EXPECT_NE(text.find("[0, 1)"), std::string::npos);
   EXPECT_EQ(text.find("model.seed"), std::string::npos);

@@ -387,6 +387,22 @@ TEST(DataParallel, SigtermToOneRankStopsBothAtOneStepWithOneCheckpoint) {
   EXPECT_EQ(rows(run + "/metrics.csv"), stopped_at + 3);
 }
 
+// train.budget_minutes plans the steps from rank 0's pace; both ranks take its plan at the same step and end
+// together (a rank that planned on its own clock would end at another step, and its partner would wait on it).
+TEST(DataParallel, TheRanksEndATimeBudgetedRunTogetherAtRank0sPlan) {
+  TempDir d;
+  const std::string run = d.file("run");
+  CliRun r = run_performer(tiny_args(run, "--set train.steps=100000 --set train.budget_minutes=0.05 "
+                                          "--set train.schedule=cosine --set train.warmup_steps=2") + " --nproc 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const int steps = rows(run + "/metrics.csv");
+  EXPECT_GT(steps, 0);
+  EXPECT_LT(steps, 100000);
+  EXPECT_NE(r.out.find("train.budget_minutes 0.05: train.steps 100000 -> " + std::to_string(steps)), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("completed at step " + std::to_string(steps)), std::string::npos) << r.out;
+}
+
 TEST(DataParallel, NprocInsideALaunchedRankIsRefused) {
   CliRun r = run_command("RANK=0 WORLD_SIZE=1 " + std::string(PERFORMER_BINARY) + " " + tiny_args("/tmp/never") +
                          " --nproc 2 2>&1");

@@ -75,7 +75,8 @@ TEST(ScalingFit, IsoFlopMinimumIsTheParabolaVertexInsideTheSizesTried) {
 // A run's steps are the fewest that reach the budget: steps x FLOPs per step >= C > (steps - 1) x FLOPs per step;
 // the head width and the d_ff ratio of the base stay.
 TEST(Scaling, RunConfigMeetsTheBudgetWithTheBaseHeadWidth) {
-  const RunConfig base = load_config(tiny_path());  // d 64, 4 heads (d_head 16), d_ff 128
+  // d 64, 4 heads (d_head 16), d_ff 128; a time budget, which a FLOP budget's run does not take
+  const RunConfig base = load_config(tiny_path(), {"train.budget_minutes=5"});
   const RunConfig c = scaling_run_config(base, 1e11, {3, 128}, 2e-3, "/tmp/x");
   EXPECT_EQ(c.model.layers, 3);
   EXPECT_EQ(c.model.d_model, 128);
@@ -83,6 +84,7 @@ TEST(Scaling, RunConfigMeetsTheBudgetWithTheBaseHeadWidth) {
   EXPECT_EQ(c.model.d_ff, 256);
   EXPECT_EQ(c.train.lr, 2e-3);
   EXPECT_EQ(c.train.max_minutes, 0);
+  EXPECT_EQ(c.train.budget_minutes, 0);
   EXPECT_EQ(c.output.dir, "/tmp/x");
   const double per_step = training_flops_per_token(c.model, c.data.max_len) * static_cast<double>(c.data.tokens_per_batch);
   EXPECT_GE(static_cast<double>(c.train.steps) * per_step, 1e11);

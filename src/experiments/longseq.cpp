@@ -62,6 +62,7 @@ RunConfig longseq_cell_config(const RunConfig& base, int64_t L, AttentionKind ki
   if (steps > 0) c.train.steps = steps;
   c.train.warmup_steps = std::min(c.train.warmup_steps, std::max<int64_t>(0, c.train.steps - 1));
   c.train.max_minutes = 0;
+  c.train.budget_minutes = 0;  // a cell trains its steps, whatever the time
   c.eval.max_sequences = std::max<int64_t>(1, (eval_tokens + L - 1) / L);
   if (c.eval.every >= c.train.steps) c.eval.every = 0;
   c.output.dir = cell_dir;

@@ -108,6 +108,7 @@ RunConfig scaling_run_config(const RunConfig& base, double budget, const Scaling
   c.train.warmup_steps = std::min(base.train.warmup_steps, c.train.steps / 10);
   c.train.lr = lr;
   c.train.max_minutes = 0;
+  c.train.budget_minutes = 0;  // a run's length is its FLOP budget, not a time
   c.eval.every = 0;  // once, at the end
   c.output.checkpoint_every = 0;
   c.output.keep_last = 1;

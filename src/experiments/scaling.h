@@ -9,7 +9,7 @@
 //                                      per step = train.tokens_per_step (accumulation) or data.tokens_per_batch
 //   train.warmup_steps                 min(the base's, steps / 10); the base's schedule decays to steps
 //   train.lr                           see below
-//   train.max_minutes = 0, one evaluation and one checkpoint at the end
+//   train.max_minutes = train.budget_minutes = 0, one evaluation and one checkpoint at the end
 // Learning rates: at the smallest budget every shape runs with every --lrs value; each shape then keeps the
 // one with the lowest valid perplexity for the larger budgets (chosen on valid, never on --query).
 // Every run trains in a child process (`performer scaling-run`, through experiments/cell.h), then is

@@ -82,6 +82,7 @@ void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, 
       h5::write_attr(f, "data_index", state.data.index);
       h5::write_attr(f, "best_valid_loss", state.best_valid_loss);
       h5::write_attr(f, "bad_steps", state.bad_steps);
+      if (state.planned_steps > 0) h5::write_attr(f, "planned_steps", state.planned_steps);
       h5::write_attr(f, "config", state.config_yaml);
       if (!state.corpus_fingerprint.empty()) {
         h5::write_attr(f, "corpus_fingerprint", state.corpus_fingerprint);
@@ -151,6 +152,7 @@ TrainState load_state(const std::string& path, Encoder& model, AdamW* optimizer,
   s.data.index = h5::read_attr_int(f, "data_index");
   s.best_valid_loss = h5::read_attr_double(f, "best_valid_loss");
   s.bad_steps = h5::read_attr_int(f, "bad_steps");
+  if (h5::has_attr(f, "planned_steps")) s.planned_steps = h5::read_attr_int(f, "planned_steps");
   s.config_yaml = h5::read_attr_string(f, "config");
   if (h5::has_attr(f, "corpus_fingerprint")) s.corpus_fingerprint = h5::read_attr_string(f, "corpus_fingerprint");
   if (h5::has_attr(f, "corpus")) s.corpus_description = h5::read_attr_string(f, "corpus");

@@ -35,6 +35,7 @@ struct TrainState {
   DataPosition data;            // next batch of the training stream
   double best_valid_loss = 1e300;
   int64_t bad_steps = 0;        // NaN/Inf steps skipped so far
+  int64_t planned_steps = 0;    // the steps train.budget_minutes planned (train/time_budget.h); 0 = none yet
   std::string config_yaml;
   std::string corpus_fingerprint;  // Corpus::fingerprint() of the training corpus ("" in older checkpoints)
   std::string corpus_description;  // its path and split sizes, for messages

@@ -253,6 +253,9 @@ void train_keys(std::vector<Key>& k) {
                       "consecutive NaN/Inf steps before the run stops"));
   k.push_back(float_key("train.max_minutes", &R::train, &T::max_minutes, "[0, inf)",
                         "stop (with a checkpoint) after this wall time; 0 = no limit"));
+  k.push_back(float_key("train.budget_minutes", &R::train, &T::budget_minutes, "[0, inf)",
+                        "fit the run into this wall time: the pace measured over its first tenth (at most a minute) "
+                        "lowers train.steps so that the schedule ends in time; 0 = off"));
 }
 
 void eval_output_runtime_keys(std::vector<Key>& k) {
@@ -769,6 +772,11 @@ void cross_check(const RunConfig& config, const std::string& origin, SetAt& set_
   if (!(d.valid_frac + d.test_frac < 1))
     throw Error(at("data.valid_frac", "data.test_frac") + ": data.valid_frac + data.test_frac = " +
                 format_double(d.valid_frac + d.test_frac) + " leaves nothing to train on (must be < 1)");
+  const TrainConfig& t = config.train;
+  if (t.budget_minutes > 0 && t.max_minutes > 0 && t.budget_minutes > t.max_minutes)
+    throw Error(at("train.budget_minutes", "train.max_minutes") + ": train.budget_minutes = " +
+                format_double(t.budget_minutes) + " is more than train.max_minutes = " + format_double(t.max_minutes) +
+                " (the run would be stopped before its schedule ends)");
   if (d.mask_frac + d.random_frac > 1)
     throw Error(at("data.mask_frac", "data.random_frac") + ": data.mask_frac + data.random_frac = " +
                 format_double(d.mask_frac + d.random_frac) + " is more than 1");

@@ -49,6 +49,9 @@ struct TrainConfig {
   double grad_clip = 0.5;         // max global grad norm; 0 = off
   int64_t max_bad_steps = 10;     // consecutive NaN/Inf steps before stopping
   double max_minutes = 0;         // stop (with a checkpoint) after this wall time; 0 = no limit
+  double budget_minutes = 0;      // fit the run into this wall time: once a tenth of it (at most a minute) has
+                                  // passed, the measured pace lowers train.steps (never raises it) so that the
+                                  // schedule ends in time (train/time_budget.h); 0 = off
 };
 
 struct EvalConfig {

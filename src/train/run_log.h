@@ -52,6 +52,7 @@ class RunLog {
   // An eval.csv row and its console line, against the unigram perplexity of the same split.
   void eval(int64_t step, const EvalFigures& e, double unigram);
   double last_window_loss() const { return last_window_loss_; }  // mean loss of the last logged window
+  void set_total_steps(int64_t steps) { total_steps_ = steps; }   // train.steps as a time budget planned them
 
   static constexpr const char* kMetricsHeader = "step,tokens_seen,loss,perplexity,lr,grad_norm,tokens_per_second,skipped";
   static constexpr const char* kEvalHeader =

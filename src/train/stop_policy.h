@@ -35,6 +35,7 @@ class StopPolicy {
   // After a step: counts consecutive non-finite steps; true once there were max_bad_steps in a row.
   bool after_step(bool finite);
   int64_t consecutive_bad() const { return consecutive_bad_; }
+  void set_steps(int64_t steps) { limits_.steps = steps; }  // train.steps as a time budget planned them
 
  private:
   Limits limits_;

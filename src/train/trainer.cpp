@@ -31,6 +31,7 @@
 #include "train/replicas.h"
 #include "train/run_folder.h"
 #include "train/run_log.h"
+#include "train/time_budget.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/files.h"
@@ -567,6 +568,27 @@ std::optional<StopReason> agreed_stop(Session& s, std::optional<StopReason> loca
   return local;
 }
 
+// train.budget_minutes: the steps that fit the budget at the pace so far, once it has been measured long
+// enough (train/time_budget.h); rank 0's plan on every rank, from the same step on.
+void plan_steps(Session& s, const TimeBudget& budget, RunConfig& c, TrainState& state, StopPolicy& stop, RunLog& log) {
+  int64_t planned = budget.plan(state.step, c.train.steps);
+  if (s.comm->distributed()) {
+    std::vector<double> v{s.comm->primary() ? static_cast<double>(planned) : 0.0};
+    s.comm->max(v);
+    planned = static_cast<int64_t>(v[0]);
+  }
+  if (planned == 0) return;
+  log.log().info("train.budget_minutes {:g}: train.steps {} -> {} ({:.3f} s a step over the {} steps of the first {:.0f} s, "
+                 "evaluations and checkpoints included; the schedule now ends at step {})",
+                 c.train.budget_minutes, c.train.steps, planned,
+                 budget.seconds() / static_cast<double>(state.step - budget.first_step()), state.step - budget.first_step(),
+                 budget.seconds(), planned);
+  state.planned_steps = planned;
+  c.train.steps = planned;
+  stop.set_steps(planned);
+  log.set_total_steps(planned);
+}
+
 void log_end(RunLog& log, const TrainResult& r, const std::string& run_dir, bool next_token) {
   const std::string reason = stop_reason_name(r.stop_reason);
   const std::string speed = r.tokens_per_second > 0
@@ -678,14 +700,18 @@ void finish_run(TrainResult& result, RunLog& log, const RunConfig& c, const Sess
 
 }  // namespace
 
-TrainResult train(const RunConfig& c, const TrainOptions& opt) {
+TrainResult train(const RunConfig& config, const TrainOptions& opt) {
   RunStart run;
-  begin_run(c, opt, run);
+  begin_run(config, opt, run);
   Session& s = *run.session;
   TrainState& state = run.start.state;
+  RunConfig c = config;  // train.steps as train.budget_minutes planned them, once it has
+  if (c.train.budget_minutes > 0 && state.planned_steps > 0) c.train.steps = std::min(c.train.steps, state.planned_steps);
   RunLog log(c.output.dir, run.start.resumed_from.empty() ? -1 : state.step, c.train.steps, c.output.log_every,
              opt.progress_bar, s.comm->rank());
   log_start(log, c, opt, s, run.start, run.moved);
+  if (c.train.budget_minutes > 0 && state.planned_steps > 0)
+    log.log().info("train.steps {} as train.budget_minutes planned them before this checkpoint", c.train.steps);
   if (!run.replicas.empty()) log.log().info("{}", run.replicas);
   if (s.model->update_features(state.step) && s.comm->distributed()) take_rank0_features(*s.comm, s.model);
   const auto source = training_batches(s.corpus, c.data, c.runtime.seed);
@@ -718,6 +744,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
   result.start_bytes = memory_in_use(s.device);
   const double anon_at_start = static_cast<double>(anonymous_rss_bytes());
   StopPolicy stop({c.train.steps, opt.stop_after, c.train.max_minutes, c.train.max_bad_steps}, state.step);
+  const TimeBudget budget(state.planned_steps > 0 ? 0.0 : c.train.budget_minutes, state.step);
   Throughput speed{opt.timing_warmup};
   std::optional<StopReason> reason;
   while (!(reason = agreed_stop(s, stop.before_step(state.step)))) {
@@ -735,6 +762,7 @@ TrainResult train(const RunConfig& c, const TrainOptions& opt) {
                       stop.consecutive_bad(), result.checkpoint);
       break;
     }
+    if (budget.budget_seconds() > 0 && state.planned_steps == 0) plan_steps(s, budget, c, state, stop, log);
     const bool last = state.step >= c.train.steps;
     if (c.eval.every > 0 && state.step % c.eval.every == 0 && !last) evaluate_and_keep_best();
     if (c.output.checkpoint_every > 0 && state.step % c.output.checkpoint_every == 0 && !last) checkpoint();
