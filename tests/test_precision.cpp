@@ -74,16 +74,19 @@ TEST(Precision, ChoiceFollowsTheMeasuredProbe) {
 }
 
 TEST(Precision, Bf16AccumulationProbeAgreesWithALongerSum) {
-  // 4,096 ones: summed in float32 exactly 4,096 in every layout; summed in bf16 (Debian's LibTorch 1.13
-  // without AVX-512) 256 in some. The probe (1,024 ones) must tell the same.
+  // 4,096 products 1 x (1 + 2^-7) in the probe's layouts: summed in float32 exactly 4,128 in each; summed in
+  // bf16 (Debian's LibTorch 1.13 without AVX-512) off in some. The probe (1,024 of them) must tell the same.
   torch::NoGradGuard g;
   const auto bf16 = torch::TensorOptions().dtype(torch::kBFloat16);
-  const at::Tensor a = torch::ones({1, 4, 4096}, bf16), b = torch::ones({1, 4096, 4}, bf16);
-  const at::Tensor at_ = torch::ones({1, 4096, 4}, bf16).transpose(1, 2);
-  float least = 4096;
-  for (const at::Tensor& r : {at::bmm(a, b), at::bmm(at_, b), at::mm(a[0], b[0])})
-    least = std::min(least, r.to(torch::kFloat).min().item<float>());
-  std::printf("  bf16 GEMMs sum in %s: 4,096 ones give at least %.0f\n",
-              bf16_gemm_accumulates_in_float32(torch::kCPU) ? "float32" : "bf16", least);
-  EXPECT_EQ(least == 4096.0f, bf16_gemm_accumulates_in_float32(torch::kCPU));
+  const double term = 1.0 + 1.0 / 128;
+  const at::Tensor a = torch::ones({1, 4, 4096}, bf16), b = torch::full({1, 4096, 4}, term, bf16);
+  const at::Tensor at_ = torch::ones({1, 4096, 4}, bf16).transpose(1, 2), bt = torch::full({1, 4, 4096}, term, bf16).transpose(1, 2);
+  bool exact = true;
+  for (const at::Tensor& r : {at::bmm(a, b), at::bmm(at_, b), at::bmm(a, bt), at::bmm(at_, bt), at::mm(a[0], b[0])}) {
+    const at::Tensor f = r.to(torch::kFloat);
+    exact = exact && f.min().item<float>() == 4128.0f && f.max().item<float>() == 4128.0f;
+  }
+  std::printf("  bf16 GEMMs sum in %s; 4,096 products exact: %s\n",
+              bf16_gemm_accumulates_in_float32(torch::kCPU) ? "float32" : "bf16", exact ? "yes" : "no");
+  EXPECT_EQ(exact, bf16_gemm_accumulates_in_float32(torch::kCPU));
 }

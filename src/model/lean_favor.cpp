@@ -76,24 +76,30 @@ struct FeatureMap {
 // (83 of 600 ms at L = 16384, d 64, m 256, measured with the profiler). With `low` = bf16 the operands are
 // rounded to bf16 and the GEMM accumulates in float32; its bf16 result is widened where it is used. Where
 // this LibTorch's bf16 GEMMs sum in bf16 (util/precision.h), the rounded operands are widened back and
-// multiplied in float32: the same bf16 operands and float32 sums, at float32's speed.
+// multiplied in float32, and the result rounded to bf16: what a float32-summing bf16 GEMM gives, up to the
+// order of its sums.
 struct Products {
   at::ScalarType low = at::ScalarType::Undefined;  // Undefined: the operands' own dtype
 
+  bool emulated(const at::Tensor& x) const { return low == at::kBFloat16 && !bf16_gemm_accumulates_in_float32(x.device()); }
   at::Tensor operand(const at::Tensor& x) const {
     if (low == at::ScalarType::Undefined) return x;
-    if (low == at::kBFloat16 && !bf16_gemm_accumulates_in_float32(x.device())) return x.to(low).to(x.scalar_type());
-    return x.to(low);
+    return emulated(x) ? x.to(low).to(x.scalar_type()) : x.to(low);
+  }
+  // A product of operand()s, as the bf16 GEMM would return it.
+  at::Tensor product(const at::Tensor& a, const at::Tensor& b) const {
+    const at::Tensor r = at::bmm(operand(a), operand(b));
+    return emulated(a) ? r.to(low) : r;
   }
   // a b: [B, H, n, k] x [B, H, k, p] -> [B, H, n, p], in a's dtype.
   at::Tensor mm(const at::Tensor& a, const at::Tensor& b) const {
-    at::Tensor r = at::bmm(operand(a).flatten(0, 1), operand(b).flatten(0, 1));
+    at::Tensor r = product(a.flatten(0, 1), b.flatten(0, 1));
     return r.view({a.size(0), a.size(1), r.size(1), r.size(2)}).to(a.scalar_type());
   }
   // a b: [G, n, k] x [G, k, p] -> [G, n, p], in a's dtype; into `out` (contiguous, a's dtype) when given.
   at::Tensor bmm(const at::Tensor& a, const at::Tensor& b, at::Tensor out = {}) const {
     if (low == at::ScalarType::Undefined) return out.defined() ? at::bmm_out(out, a, b) : at::bmm(a, b);
-    at::Tensor r = at::bmm(operand(a), operand(b)).to(a.scalar_type());
+    at::Tensor r = product(a, b).to(a.scalar_type());
     return out.defined() ? out.copy_(r) : r;
   }
   // acc += a b in place, acc [B, H, n, p] contiguous (the sum stays in acc's dtype).
@@ -102,7 +108,7 @@ struct Products {
       acc.view({-1, acc.size(2), acc.size(3)}).baddbmm_(a.flatten(0, 1), b.flatten(0, 1));
       return;
     }
-    acc.view({-1, acc.size(2), acc.size(3)}).add_(at::bmm(operand(a).flatten(0, 1), operand(b).flatten(0, 1)));
+    acc.view({-1, acc.size(2), acc.size(3)}).add_(product(a.flatten(0, 1), b.flatten(0, 1)));
   }
 };
 

@@ -517,9 +517,10 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
 // parameters are then made equal by replicate_rank0().
 void check_same_start(Session& s, const TrainState& state) {
   if (!s.comm->distributed()) return;
-  const std::vector<std::string> what{"step", "tokens seen", "data epoch", "data batch"};
+  const std::vector<std::string> what{"step", "tokens seen", "data epoch", "data batch", "steps planned by the time budget"};
   std::vector<double> lo{static_cast<double>(state.step), static_cast<double>(state.tokens_seen),
-                         static_cast<double>(state.data.epoch), static_cast<double>(state.data.index)};
+                         static_cast<double>(state.data.epoch), static_cast<double>(state.data.index),
+                         static_cast<double>(state.planned_steps)};
   std::vector<double> hi = lo;
   s.comm->min(lo);
   s.comm->max(hi);
@@ -583,6 +584,10 @@ void plan_steps(Session& s, const TimeBudget& budget, RunConfig& c, TrainState& 
                  c.train.budget_minutes, c.train.steps, planned,
                  budget.seconds() / static_cast<double>(state.step - budget.first_step()), state.step - budget.first_step(),
                  budget.seconds(), planned);
+  if (planned < 2 * c.train.warmup_steps)
+    log.log().warn("train.budget_minutes {:g}: only {} steps fit, fewer than twice train.warmup_steps {}: the learning "
+                   "rate hardly decays; lower train.warmup_steps or raise the budget", c.train.budget_minutes, planned,
+                   c.train.warmup_steps);
   state.planned_steps = planned;
   c.train.steps = planned;
   stop.set_steps(planned);
@@ -712,6 +717,9 @@ TrainResult train(const RunConfig& config, const TrainOptions& opt) {
   log_start(log, c, opt, s, run.start, run.moved);
   if (c.train.budget_minutes > 0 && state.planned_steps > 0)
     log.log().info("train.steps {} as train.budget_minutes planned them before this checkpoint", c.train.steps);
+  else if (state.planned_steps > 0)
+    log.log().warn("the checkpoint's run planned {} steps under train.budget_minutes; with train.budget_minutes 0 now, "
+                   "train.steps {} applies and the schedule runs to it", state.planned_steps, c.train.steps);
   if (!run.replicas.empty()) log.log().info("{}", run.replicas);
   if (s.model->update_features(state.step) && s.comm->distributed()) take_rank0_features(*s.comm, s.model);
   const auto source = training_batches(s.corpus, c.data, c.runtime.seed);

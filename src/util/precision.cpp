@@ -146,14 +146,21 @@ double measure_block_seconds(const c10::Device& device, bool bf16, int64_t token
 namespace {
 
 bool measure_bf16_accumulation(const c10::Device& device) {
+  // 1 x (1 + 2^-7), K times: every term and the sum K + K/128 are exact in bf16 (8 significant bits), but a
+  // partial sum of k terms is not unless k is a power of two, so any bf16 running sum (one or several
+  // accumulators, blocked or split) misses the exact result, which float32 sums reach.
   constexpr int64_t K = 1024, n = 8;
+  constexpr double kTerm = 1.0 + 1.0 / 128;
   torch::NoGradGuard no_grad;
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // bf16 as given
   const auto opts = torch::TensorOptions().device(device).dtype(at::kBFloat16);
-  const at::Tensor a = torch::ones({1, n, K}, opts), b = torch::ones({1, K, n}, opts);
-  const at::Tensor at_ = torch::ones({1, K, n}, opts).transpose(1, 2), bt = torch::ones({1, n, K}, opts).transpose(1, 2);
-  for (const at::Tensor& r : {at::bmm(a, b), at::bmm(at_, b), at::bmm(a, bt), at::bmm(at_, bt), at::mm(a[0], b[0])})
-    if (r.to(at::kFloat).min().item<float>() != static_cast<float>(K)) return false;
+  const at::Tensor a = torch::ones({1, n, K}, opts), b = torch::full({1, K, n}, kTerm, opts);
+  const at::Tensor at_ = torch::ones({1, K, n}, opts).transpose(1, 2), bt = torch::full({1, n, K}, kTerm, opts).transpose(1, 2);
+  const float exact = static_cast<float>(K * kTerm);
+  for (const at::Tensor& r : {at::bmm(a, b), at::bmm(at_, b), at::bmm(a, bt), at::bmm(at_, bt), at::mm(a[0], b[0])}) {
+    const at::Tensor f = r.to(at::kFloat);
+    if (f.min().item<float>() != exact || f.max().item<float>() != exact) return false;
+  }
   return true;
 }
 
@@ -170,7 +177,7 @@ std::string PrecisionProbe::describe() const {
   return fmt::format("feed-forward block fwd+bwd {:.2f}x as fast in bf16 ({:.1f} vs {:.1f} ms fp32, {} tokens x d {}); "
                      "GEMM bf16 {:.0f}, fp32 {:.0f} GFLOP/s (n {})",
                      speedup(), 1e3 * bf16_block, 1e3 * fp32_block, tokens, d, bf16_gflops, fp32_gflops, n) +
-         (bf16_sums_in_float32 ? "" : "; this LibTorch's bf16 GEMMs sum in bf16, not float32 (1024 ones sum to 256)");
+         (bf16_sums_in_float32 ? "" : "; this LibTorch's bf16 GEMMs sum in bf16, not float32");
 }
 
 PrecisionProbe probe_precision(const c10::Device& device) {

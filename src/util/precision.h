@@ -37,11 +37,11 @@ double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int
 // GELU -> linear 4d x d), the best of repeats over about `seconds`; under bf16 autocast when `bf16`.
 double measure_block_seconds(const c10::Device& device, bool bf16, int64_t tokens, int64_t d, double seconds);
 
-// Whether this LibTorch's bf16 matrix products on `device` sum in float32: products of K = 1024 ones (bmm with
-// each operand plain or transposed, and mm) must give 1024; summed in bf16 they stop at 256 (256 + 1 rounds
-// to 256). Debian's LibTorch 1.13 on a CPU without AVX-512 (its bf16 GEMMs then skip oneDNN) sums in bf16 in
-// three of the four layouts: 256 for 512 and 2,048 ones, measured on a 2-core AMD EPYC with AVX2, 2026-12-03.
-// Measured once per process and device type (about a millisecond).
+// Whether this LibTorch's bf16 matrix products on `device` sum in float32: 1,024 products 1 x (1 + 2^-7)
+// (bmm with each operand plain or transposed, and mm) must give exactly 1,032, which only float32 sums reach.
+// Debian's LibTorch 1.13 on a CPU without AVX-512 (its bf16 GEMMs then skip oneDNN) sums in bf16 in three of
+// the four layouts: 512 or 2,048 ones give 256 (256 + 1 rounds to 256), measured on a 2-core AMD EPYC with
+// AVX2, 2026-12-03. Measured once per process and device type (about a millisecond).
 bool bf16_gemm_accumulates_in_float32(const c10::Device& device);
 
 struct PrecisionProbe {
