@@ -22,10 +22,11 @@ echo "== fetch real data (trembl-sample)"
 scripts/get-data.sh
 echo "== isoFLOP study (configs/quickstart.yaml, 50% cluster split)"
 # The study's model family is the quickstart's former one (learned positions, 64 projected ReLU features
-# redrawn every 1,000 steps), pinned here so that this command repeats the figures in docs/scaling.md.
+# redrawn every 1,000 steps, no local convolution), pinned here so that this command repeats the figures in
+# docs/scaling.md.
 "${PERFORMER}" scaling --config configs/quickstart.yaml \
   --set model.positions=learned --set model.relu_projection=true --set model.features=64 \
-  --set model.redraw_interval=1000 \
+  --set model.redraw_interval=1000 --set model.local_kernel=0 \
   --set data.clusters=data/trembl-sample/DB.clusters50.tsv \
   --budgets 1e13,3e13,1e14 --shapes 2x96,4x128,4x192,6x256 --lrs 1.5e-3,3e-3,6e-3 \
   --query data/trembl-sample/QUERY.fasta.gz --out runs/scaling "$@"

@@ -321,6 +321,9 @@ std::string hf_export_blocker(const EncoderConfig& c) {
     return "model.positions is " + position_kind_name(c.positions) +
            ": ESM-2's EsmForMaskedLM uses rotary positions; train with model.positions: rotary";
   if (c.causal) return "model.causal is true: EsmForMaskedLM is a bidirectional masked language model";
+  if (c.local_kernel > 0)
+    return "model.local_kernel is " + std::to_string(c.local_kernel) +
+           ": EsmForMaskedLM has no convolution beside attention";
   return "";
 }
 

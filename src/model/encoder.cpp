@@ -3,10 +3,12 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "data/alphabet.h"
 #include "model/linear.h"
+#include "model/local_conv.h"
 #include "util/error.h"
 #include "util/names.h"
 
@@ -39,6 +41,10 @@ void EncoderConfig::validate() const {
   need(heads >= 1 && d_model % heads == 0, "model.d_model", " must be a positive multiple of model.heads");
   need(positions != PositionKind::kRotary || (d_model / heads) % 2 == 0, "model.positions",
        ": rotary needs an even head dimension (model.d_model / model.heads)");
+  need(local_kernel == 0 || (local_kernel > 0 && local_kernel % 2 == 1), "model.local_kernel",
+       " must be 0 (none) or an odd width, so that the convolution is centred on each position");
+  need(local_kernel == 0 || !causal, "model.local_kernel",
+       " must be 0 with model.causal: the centred convolution reads later positions");
 }
 
 std::string EncoderConfig::describe() const {
@@ -52,6 +58,7 @@ std::string EncoderConfig::describe() const {
   o << ", max_len " << max_len << ", " << position_kind_name(positions) << " positions";
   if (lm_head == LmHead::kEsm) o << ", ESM-2 LM head";
   if (token_dropout) o << ", token dropout";
+  if (local_kernel > 0) o << ", local convolution of width " << local_kernel;
   return o.str();
 }
 
@@ -74,13 +81,22 @@ EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
   norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   attn = register_module("attn", SelfAttention(a));
   norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  if (c.local_kernel > 0) {
+    // As torch::nn::Conv1d initializes a depthwise kernel: U(-1/sqrt(k), 1/sqrt(k)) (fan-in k).
+    const double bound = 1.0 / std::sqrt(static_cast<double>(c.local_kernel));
+    local_weight = register_parameter("local_weight", torch::empty({c.d_model, c.local_kernel}).uniform_(-bound, bound));
+    local_bias = register_parameter("local_bias", torch::empty({c.d_model}).uniform_(-bound, bound));
+  }
   ff1 = register_module("ff1", torch::nn::Linear(c.d_model, c.d_ff));
   ff2 = register_module("ff2", torch::nn::Linear(c.d_ff, c.d_model));
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
 }
 
 at::Tensor EncoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& key_mask, at::Tensor* weights) {
-  at::Tensor x = h + dropout(attn->forward(norm1(h), key_mask, weights));
+  const at::Tensor n = norm1(h);
+  at::Tensor mixed = attn->forward(n, key_mask, weights);
+  if (local_weight.defined()) mixed = mixed + local_conv(n, key_mask, local_weight, local_bias);
+  at::Tensor x = h + dropout(mixed);
   return x + dropout(linear(ff2, dropout(torch::gelu(linear(ff1, norm2(x))))));
 }
 

@@ -3,6 +3,9 @@
 //   tokens [B, L] -> embed [B, L, D] (+ learned absolute positions, or rotary inside attention)
 //   -> layers x { h = h + Dropout(Attention(LayerNorm(h)));  h = h + Dropout(FF(LayerNorm(h))) }
 //      FF(x) = W2 Dropout(GELU(W1 x))        (pre-LayerNorm blocks)
+// model.local_kernel k > 0 adds a depthwise convolution over positions to the attention branch:
+//   h = h + Dropout(Attention(n) + Local(n)),  n = LayerNorm(h),
+//   Local(n)_i = b + sum_{o = -(k-1)/2 .. (k-1)/2} w_o * n_{i+o}   (per channel; padding positions read as 0)
 //   -> LayerNorm -> logits [B, L, 33] = h E^T + b      (MLM head tied to the token embedding E)
 //
 // model.lm_head: esm puts ESM-2's head between the final LayerNorm and the tied decoder:
@@ -60,6 +63,7 @@ struct EncoderConfig {
   PositionKind positions = PositionKind::kLearned;
   LmHead lm_head = LmHead::kTied;
   bool token_dropout = false;      // ESM-2's token dropout on the embeddings (see the top of this file)
+  int64_t local_kernel = 0;        // odd width of a depthwise convolution over positions beside attention; 0 = none
   bool orthogonal = true;
   RowNorms row_norms = RowNorms::kChi;
   bool relu_projection = true;
@@ -80,6 +84,7 @@ class EncoderLayerImpl : public torch::nn::Module {
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   SelfAttention attn{nullptr};
+  at::Tensor local_weight, local_bias;  // model.local_kernel > 0: [D, k], [D] ("layers.i.local_weight", "layers.i.local_bias")
   torch::nn::Linear ff1{nullptr}, ff2{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };

@@ -213,6 +213,9 @@ void model_keys(std::vector<Key>& k) {
   k.push_back(bool_key("model.token_dropout", &R::model, &M::token_dropout,
                        "ESM-2's token dropout: <mask> embeddings zeroed, the others scaled by (1 - 0.12) / (1 - "
                        "the row's masked fraction), in training and evaluation alike"));
+  k.push_back(int_key("model.local_kernel", &R::model, &M::local_kernel, 0, 63,
+                      "odd width of a depthwise convolution over positions added to each attention branch "
+                      "(local mixing beside the attention; 0 = none)"));
   k.push_back(bool_key("model.orthogonal", &R::model, &M::orthogonal,
                        "orthogonal blocks of random features (false: i.i.d. Gaussian rows)"));
   k.push_back(enum_key(

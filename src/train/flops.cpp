@@ -23,7 +23,9 @@ double attention_core(const EncoderConfig& model, double L) {
 
 double training_flops_per_token(const EncoderConfig& model, int64_t length) {
   const double D = static_cast<double>(model.d_model), F = static_cast<double>(model.d_ff);
-  const double per_layer = 2.0 * 4.0 * D * D + 2.0 * 2.0 * D * F + attention_core(model, static_cast<double>(length));
+  const double local = 2.0 * D * static_cast<double>(model.local_kernel);  // depthwise convolution
+  const double per_layer =
+      2.0 * 4.0 * D * D + 2.0 * 2.0 * D * F + attention_core(model, static_cast<double>(length)) + local;
   const double head = (model.lm_head == LmHead::kEsm ? 2.0 * D * D : 0.0) + 2.0 * D * kVocabulary;
   const double forward = static_cast<double>(model.layers) * per_layer + head;
   return kTrainingPerForward * forward;
