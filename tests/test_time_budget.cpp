@@ -1,5 +1,5 @@
-// train.budget_minutes: the steps planned from the measured pace, the schedule decayed by the budget's end,
-// and an exact resume of a run that planned.
+// train.budget_minutes: the steps planned from the measured pace, lowered (never raised) at later checks,
+// the schedule decayed by the budget's end, and an exact resume of a run that planned.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -43,6 +43,31 @@ TEST(TimeBudget, PlansOnlyAfterTheCalibrationWindow) {
   EXPECT_EQ(tiny.plan(kMinCalibrationSteps, 5000), kMinCalibrationSteps) << "a spent budget ends the run now";
 }
 
+TEST(TimeBudget, ChecksThePlanEveryTenthOfTheRunAndOnlyLowersIt) {
+  // Every planned / 10 steps (at least kMinCalibrationSteps apart), never at or after the last step.
+  EXPECT_TRUE(replan_due(250, 2500));
+  EXPECT_TRUE(replan_due(2250, 2500));
+  EXPECT_FALSE(replan_due(251, 2500));
+  EXPECT_FALSE(replan_due(2500, 2500));
+  EXPECT_FALSE(replan_due(100, 0)) << "no plan yet";
+  EXPECT_TRUE(replan_due(2 * kMinCalibrationSteps, 30));
+  EXPECT_FALSE(replan_due(3, 30));
+  // A budget with room to spare keeps the plan: a plan is never raised, so the schedule never jumps up.
+  const TimeBudget roomy(1000.0, 0);
+  EXPECT_EQ(roomy.replan(50, 80), 80);
+  // A spent budget (6 ms, 10 ms gone) lowers the plan to the step the run is at: it ends now.
+  const TimeBudget spent(1e-4, 0);
+  while (spent.seconds() < 0.01) {
+  }
+  EXPECT_EQ(spent.replan(50, 80), 50);
+  // Resumed at step 40 (the clock started there): only this invocation's steps set the pace.
+  const TimeBudget resumed(1e-4, 40);
+  while (resumed.seconds() < 0.01) {
+  }
+  EXPECT_EQ(resumed.replan(50, 80), 50);
+  EXPECT_EQ(TimeBudget(0, 0).replan(50, 80), 80) << "no budget, no change";
+}
+
 namespace {
 
 TrainState state_of(const std::string& checkpoint) {
@@ -76,33 +101,52 @@ TEST(TimeBudget, LowersTheStepsSoTheScheduleEndsWithinTheBudget) {
   ASSERT_EQ(static_cast<int64_t>(lr.size()), r.step);
   EXPECT_LT(lr.back(), 0.05 * c.train.lr) << "last of " << r.step << " steps";
   for (size_t i = 3; i < lr.size(); ++i) EXPECT_LE(lr[i], lr[i - 1] * (1 + 1e-9)) << "step " << i + 1;
-  // The plan is in the log and in the final checkpoint.
+  // The plan is in the log (lowered later, should the pace have slowed after the first plan, to the step
+  // the run ended at) and in the final checkpoint.
   const std::string log = read_text(dir.file("train.log"));
-  EXPECT_NE(log.find("train.budget_minutes 0.2: train.steps 100000 -> " + std::to_string(r.step)), std::string::npos)
-      << log;
+  EXPECT_NE(log.find("train.budget_minutes 0.2: train.steps 100000 -> "), std::string::npos) << log;
+  const std::string last_plan = " -> " + std::to_string(r.step) + " (";
+  EXPECT_NE(log.find(last_plan), std::string::npos) << log;
+  EXPECT_EQ(log.find("-> " + std::to_string(r.step) + " ("), log.rfind("-> " + std::to_string(r.step) + " ("))
+      << "the plan was lowered to the same steps twice: " << log;
   EXPECT_EQ(state_of(checkpoint_path(dir.path(), r.step)).planned_steps, r.step);
 }
 
 TEST(TimeBudget, AResumedRunKeepsThePlannedStepsAndIsExact) {
   TempDir a, b;
   std::vector<std::string> sets = kBudgetRun;
-  sets.push_back("output.checkpoint_every=3");
+  sets.push_back("output.checkpoint_every=1");
   sets.push_back("output.keep_last=100000");
   TrainOptions o;
   o.progress_bar = false;
   const TrainResult whole = train(tiny_run_config(a.path(), sets), o);
   ASSERT_EQ(stop_reason_name(whole.stop_reason), "completed");
-  // The first checkpoint written after the plan, before the end.
+  // The plan in force at the last step: the first plan, or the last re-plan before that step (one at the last
+  // step itself ends the run there, after the step). Re-plans are made after the step's checkpoint.
+  const std::string log = read_text(a.file("train.log"));
+  int64_t last_replan = 0;
+  for (size_t at = log.find(": at step "); at != std::string::npos; at = log.find(": at step ", at + 1)) {
+    const int64_t step = std::stoll(log.substr(at + 10));
+    if (step < whole.step) last_replan = std::max(last_replan, step);
+  }
+  // The first checkpoint after it (and after the first plan), before the end.
   std::string mid;
-  for (int64_t step = 3; step < whole.step && mid.empty(); step += 3)
-    if (state_of(checkpoint_path(a.path(), step)).planned_steps == whole.step) mid = checkpoint_path(a.path(), step);
-  ASSERT_FALSE(mid.empty()) << "no checkpoint between the plan and step " << whole.step;
-  // Resumed from it in another folder (the budget's clock starts again there): the same end, bit for bit.
+  int64_t mid_step = 0;
+  for (int64_t step = last_replan + 1; step < whole.step && mid.empty(); ++step)
+    if (state_of(checkpoint_path(a.path(), step)).planned_steps > 0) mid = checkpoint_path(a.path(), mid_step = step);
+  ASSERT_FALSE(mid.empty()) << "no checkpoint between the plan and step " << whole.step << "\n" << log;
+  const int64_t planned = state_of(mid).planned_steps;
+  EXPECT_GE(planned, whole.step);
+  // Resumed from it in another folder (the budget's clock starts again there, and a resumed run plans no
+  // more): it keeps the plan, and at the whole run's last step it holds the same parameters, bit for bit.
   TrainOptions resume = o;
   resume.resume = mid;
+  resume.stop_after = whole.step - mid_step;
   const TrainResult rest = train(tiny_run_config(b.path(), sets), resume);
-  EXPECT_EQ(stop_reason_name(rest.stop_reason), "completed");
   EXPECT_EQ(rest.step, whole.step);
+  EXPECT_EQ(state_of(checkpoint_path(b.path(), whole.step)).planned_steps, planned);
+  EXPECT_NE(read_text(b.file("train.log")).find("train.steps " + std::to_string(planned) + " as train.budget_minutes planned"),
+            std::string::npos);
   const RunConfig c = tiny_run_config(a.path(), sets);
   Encoder ma(c.model), mb(c.model);
   load_checkpoint(checkpoint_path(a.path(), whole.step), ma, nullptr, false);

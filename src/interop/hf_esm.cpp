@@ -324,6 +324,8 @@ std::string hf_export_blocker(const EncoderConfig& c) {
   if (c.local_kernel > 0)
     return "model.local_kernel is " + std::to_string(c.local_kernel) +
            ": EsmForMaskedLM has no convolution beside attention";
+  if (c.activation != Activation::kGelu)
+    return "model.activation is " + activation_name(c.activation) + ": EsmForMaskedLM's feed-forward uses GELU";
   return "";
 }
 

@@ -32,6 +32,15 @@ LmHead parse_lm_head(const std::string& s) { return parse_name<LmHead>(s, lm_hea
 
 std::string lm_head_name(LmHead h) { return name_of(h, lm_head_names()); }
 
+const std::vector<std::string>& activation_names() {
+  static const std::vector<std::string> names{"gelu", "relu2", "swiglu"};
+  return names;
+}
+
+Activation parse_activation(const std::string& s) { return parse_name<Activation>(s, activation_names(), "activation"); }
+
+std::string activation_name(Activation a) { return name_of(a, activation_names()); }
+
 void EncoderConfig::validate() const {
   // The rules between fields. Each field's own range (layers >= 1, dropout in [0, 1), ...) is checked where
   // the value is read: the config schema (train/config.cpp), with the file and line.
@@ -45,6 +54,8 @@ void EncoderConfig::validate() const {
        " must be 0 (none) or an odd width, so that the convolution is centred on each position");
   need(local_kernel == 0 || !causal, "model.local_kernel",
        " must be 0 with model.causal: the centred convolution reads later positions");
+  need(!local_ffn || local_kernel > 0, "model.local_ffn",
+       ": true needs model.local_kernel > 0 (the width of the feed-forward branch's convolution)");
 }
 
 std::string EncoderConfig::describe() const {
@@ -58,11 +69,13 @@ std::string EncoderConfig::describe() const {
   o << ", max_len " << max_len << ", " << position_kind_name(positions) << " positions";
   if (lm_head == LmHead::kEsm) o << ", ESM-2 LM head";
   if (token_dropout) o << ", token dropout";
-  if (local_kernel > 0) o << ", local convolution of width " << local_kernel;
+  if (local_kernel > 0)
+    o << ", local convolution of width " << local_kernel << (local_ffn ? " beside attention and feed-forward" : "");
+  if (activation != Activation::kGelu) o << ", " << activation_name(activation) << " feed-forward";
   return o.str();
 }
 
-EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
+EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) : activation_(c.activation) {
   AttentionOptions a;
   a.kind = c.kind;
   a.d_model = c.d_model;
@@ -81,14 +94,21 @@ EncoderLayerImpl::EncoderLayerImpl(const EncoderConfig& c, int64_t layer) {
   norm1 = register_module("norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
   attn = register_module("attn", SelfAttention(a));
   norm2 = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.d_model})));
+  // As torch::nn::Conv1d initializes a depthwise kernel: U(-1/sqrt(k), 1/sqrt(k)) (fan-in k).
+  const double bound = 1.0 / std::sqrt(static_cast<double>(std::max<int64_t>(c.local_kernel, 1)));
   if (c.local_kernel > 0) {
-    // As torch::nn::Conv1d initializes a depthwise kernel: U(-1/sqrt(k), 1/sqrt(k)) (fan-in k).
-    const double bound = 1.0 / std::sqrt(static_cast<double>(c.local_kernel));
     local_weight = register_parameter("local_weight", torch::empty({c.d_model, c.local_kernel}).uniform_(-bound, bound));
     local_bias = register_parameter("local_bias", torch::empty({c.d_model}).uniform_(-bound, bound));
   }
   ff1 = register_module("ff1", torch::nn::Linear(c.d_model, c.d_ff));
   ff2 = register_module("ff2", torch::nn::Linear(c.d_ff, c.d_model));
+  // Registered after ff1 and ff2 so that a gelu model draws the same initial weights as before these options.
+  if (c.activation == Activation::kSwiglu) ff_gate = register_module("ff_gate", torch::nn::Linear(c.d_model, c.d_ff));
+  if (c.local_ffn) {
+    local_ff_weight =
+        register_parameter("local_ff_weight", torch::empty({c.d_model, c.local_kernel}).uniform_(-bound, bound));
+    local_ff_bias = register_parameter("local_ff_bias", torch::empty({c.d_model}).uniform_(-bound, bound));
+  }
   dropout = register_module("dropout", torch::nn::Dropout(c.dropout));
 }
 
@@ -97,7 +117,20 @@ at::Tensor EncoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& key_
   at::Tensor mixed = attn->forward(n, key_mask, weights);
   if (local_weight.defined()) mixed = mixed + local_conv(n, key_mask, local_weight, local_bias);
   at::Tensor x = h + dropout(mixed);
-  return x + dropout(linear(ff2, dropout(torch::gelu(linear(ff1, norm2(x))))));
+  const at::Tensor m = norm2(x);
+  at::Tensor ff = feed_forward(m);
+  if (local_ff_weight.defined()) ff = ff + local_conv(m, key_mask, local_ff_weight, local_ff_bias);
+  return x + dropout(ff);
+}
+
+at::Tensor EncoderLayerImpl::feed_forward(const at::Tensor& m) {
+  at::Tensor a = linear(ff1, m);  // [B, L, F]
+  switch (activation_) {
+    case Activation::kGelu: a = torch::gelu(a); break;
+    case Activation::kRelu2: a = torch::relu(a).square(); break;
+    case Activation::kSwiglu: a = torch::silu(linear(ff_gate, m)) * a; break;
+  }
+  return linear(ff2, dropout(a));
 }
 
 EncoderImpl::EncoderImpl(const EncoderConfig& c) : config_(c) {

@@ -2,11 +2,18 @@
 //
 //   tokens [B, L] -> embed [B, L, D] (+ learned absolute positions, or rotary inside attention)
 //   -> layers x { h = h + Dropout(Attention(LayerNorm(h)));  h = h + Dropout(FF(LayerNorm(h))) }
-//      FF(x) = W2 Dropout(GELU(W1 x))        (pre-LayerNorm blocks)
+//      FF(x) = W2 Dropout(act(W1 x))         (pre-LayerNorm blocks; model.activation, below)
 // model.local_kernel k > 0 adds a depthwise convolution over positions to the attention branch:
 //   h = h + Dropout(Attention(n) + Local(n)),  n = LayerNorm(h),
 //   Local(n)_i = b + sum_{o = -(k-1)/2 .. (k-1)/2} w_o * n_{i+o}   (per channel; padding positions read as 0)
+// and model.local_ffn: true adds another (its own weights, the same width) to the feed-forward branch:
+//   h = h + Dropout(FF(m) + Local'(m)),  m = LayerNorm(h)
 //   -> LayerNorm -> logits [B, L, 33] = h E^T + b      (MLM head tied to the token embedding E)
+//
+// model.activation, the feed-forward nonlinearity (W1 [F, D], W2 [D, F]; swiglu adds Wg [F, D]):
+//   gelu    act(W1 x) = GELU(W1 x)                          (the exact erf form; ESM-2's)
+//   relu2   act(W1 x) = ReLU(W1 x)^2                        (squared ReLU)
+//   swiglu  act(W1 x) = SiLU(Wg x) * (W1 x)                 (gated; 3 D F weights instead of 2 D F)
 //
 // model.lm_head: esm puts ESM-2's head between the final LayerNorm and the tied decoder:
 //   logits = LayerNorm(GELU(h W + c)) E^T + b      (W [D, D]; the exact erf GELU)
@@ -45,6 +52,12 @@ const std::vector<std::string>& lm_head_names();  // "tied", "esm"
 LmHead parse_lm_head(const std::string& s);
 std::string lm_head_name(LmHead h);
 
+// The feed-forward nonlinearity (model.activation; formulas at the top of this file).
+enum class Activation { kGelu, kRelu2, kSwiglu };
+const std::vector<std::string>& activation_names();  // "gelu", "relu2", "swiglu"
+Activation parse_activation(const std::string& s);
+std::string activation_name(Activation a);
+
 // ESM-2's token dropout: the fraction of tokens masked in training that the embeddings' rescaling assumes
 // (ESM-2 and transformers' EsmEmbeddings fix it at 15% selected x 80% <mask>, whatever data.mask_rate is).
 constexpr double kEsmMaskRatioTrain = 0.15 * 0.8;
@@ -64,6 +77,8 @@ struct EncoderConfig {
   LmHead lm_head = LmHead::kTied;
   bool token_dropout = false;      // ESM-2's token dropout on the embeddings (see the top of this file)
   int64_t local_kernel = 0;        // odd width of a depthwise convolution over positions beside attention; 0 = none
+  bool local_ffn = false;          // another such convolution beside the feed-forward block (needs local_kernel)
+  Activation activation = Activation::kGelu;  // the feed-forward nonlinearity
   bool orthogonal = true;
   RowNorms row_norms = RowNorms::kChi;
   bool relu_projection = true;
@@ -85,8 +100,14 @@ class EncoderLayerImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   SelfAttention attn{nullptr};
   at::Tensor local_weight, local_bias;  // model.local_kernel > 0: [D, k], [D] ("layers.i.local_weight", "layers.i.local_bias")
+  at::Tensor local_ff_weight, local_ff_bias;  // model.local_ffn: [D, k], [D] ("layers.i.local_ff_weight", ...)
   torch::nn::Linear ff1{nullptr}, ff2{nullptr};
+  torch::nn::Linear ff_gate{nullptr};  // model.activation swiglu: Wg ("layers.i.ff_gate.weight", ".bias")
   torch::nn::Dropout dropout{nullptr};
+
+ private:
+  at::Tensor feed_forward(const at::Tensor& m);  // act(W1 m) through W2, before the residual's dropout
+  Activation activation_ = Activation::kGelu;
 };
 TORCH_MODULE(EncoderLayer);
 

@@ -216,6 +216,14 @@ void model_keys(std::vector<Key>& k) {
   k.push_back(int_key("model.local_kernel", &R::model, &M::local_kernel, 0, 63,
                       "odd width of a depthwise convolution over positions added to each attention branch "
                       "(local mixing beside the attention; 0 = none)"));
+  k.push_back(bool_key("model.local_ffn", &R::model, &M::local_ffn,
+                       "also a depthwise convolution of width model.local_kernel (its own weights) beside each "
+                       "feed-forward block"));
+  k.push_back(enum_key(
+      "model.activation", activation_names(), [](const R& c) { return activation_name(c.model.activation); },
+      [](R& c, const std::string& s) { c.model.activation = parse_activation(s); },
+      "feed-forward nonlinearity: gelu (ESM-2's), relu2 (squared ReLU) or swiglu (SiLU-gated, a third D x d_ff "
+      "matrix)"));
   k.push_back(bool_key("model.orthogonal", &R::model, &M::orthogonal,
                        "orthogonal blocks of random features (false: i.i.d. Gaussian rows)"));
   k.push_back(enum_key(

@@ -23,9 +23,11 @@ double attention_core(const EncoderConfig& model, double L) {
 
 double training_flops_per_token(const EncoderConfig& model, int64_t length) {
   const double D = static_cast<double>(model.d_model), F = static_cast<double>(model.d_ff);
-  const double local = 2.0 * D * static_cast<double>(model.local_kernel);  // depthwise convolution
+  // depthwise convolutions: beside attention, and with model.local_ffn beside the feed-forward block too
+  const double local = (model.local_ffn ? 2.0 : 1.0) * 2.0 * D * static_cast<double>(model.local_kernel);
+  const double ff_matrices = model.activation == Activation::kSwiglu ? 3.0 : 2.0;  // swiglu's gate Wg
   const double per_layer =
-      2.0 * 4.0 * D * D + 2.0 * 2.0 * D * F + attention_core(model, static_cast<double>(length)) + local;
+      2.0 * 4.0 * D * D + ff_matrices * 2.0 * D * F + attention_core(model, static_cast<double>(length)) + local;
   const double head = (model.lm_head == LmHead::kEsm ? 2.0 * D * D : 0.0) + 2.0 * D * kVocabulary;
   const double forward = static_cast<double>(model.layers) * per_layer + head;
   return kTrainingPerForward * forward;

@@ -5,7 +5,10 @@
 // features (m' = m, or d_head for favor-relu without projection), chunk c of causal FAVOR, V = 33 (the
 // vocabulary), N layers; a multiply-add counts 2 FLOPs:
 //   projections q, k, v, out                2 x 4 D^2                  per layer
-//   feed-forward                            2 x 2 D F                  per layer
+//   feed-forward                            2 x 2 D F                  per layer (model.activation swiglu:
+//                                                                      2 x 3 D F, its gate Wg)
+//   local convolutions (model.local_kernel) 2 k D                      per layer, and as much again for
+//                                                                      model.local_ffn
 //   attention core, exact                   2 x 2 L D                  per layer (q k^T and p v; causal counted
 //                                                                      whole, as is usual: an upper bound)
 //   attention core, FAVOR                   2 x 2 m D                  per layer, the features phi(q), phi(k)

@@ -570,21 +570,31 @@ std::optional<StopReason> agreed_stop(Session& s, std::optional<StopReason> loca
 }
 
 // train.budget_minutes: the steps that fit the budget at the pace so far, once it has been measured long
-// enough (train/time_budget.h); rank 0's plan on every rank, from the same step on.
+// enough, and lower at each later check should the pace have slowed (train/time_budget.h); rank 0's plan on
+// every rank, from the same step on.
 void plan_steps(Session& s, const TimeBudget& budget, RunConfig& c, TrainState& state, StopPolicy& stop, RunLog& log) {
-  int64_t planned = budget.plan(state.step, c.train.steps);
+  const bool first = state.planned_steps == 0;
+  if (!first && !replan_due(state.step, state.planned_steps)) return;
+  int64_t planned = first ? budget.plan(state.step, c.train.steps) : budget.replan(state.step, state.planned_steps);
   if (s.comm->distributed()) {
     std::vector<double> v{s.comm->primary() ? static_cast<double>(planned) : 0.0};
     s.comm->max(v);
     planned = static_cast<int64_t>(v[0]);
   }
-  if (planned == 0) return;
-  log.log().info("train.budget_minutes {:g}: train.steps {} -> {} ({:.3f} s a step over the {} steps of the first {:.0f} s, "
-                 "evaluations and checkpoints included; the schedule now ends at step {})",
-                 c.train.budget_minutes, c.train.steps, planned,
-                 budget.seconds() / static_cast<double>(state.step - budget.first_step()), state.step - budget.first_step(),
-                 budget.seconds(), planned);
-  if (planned < 2 * c.train.warmup_steps)
+  if (planned == 0 || planned == state.planned_steps) return;
+  const int64_t done = state.step - budget.first_step();
+  if (first) {
+    log.log().info("train.budget_minutes {:g}: train.steps {} -> {} ({:.3f} s a step over the {} steps of the first {:.0f} s, "
+                   "evaluations and checkpoints included; the schedule now ends at step {})",
+                   c.train.budget_minutes, c.train.steps, planned, budget.seconds() / static_cast<double>(done), done,
+                   budget.seconds(), planned);
+  } else {
+    log.log().info("train.budget_minutes {:g}: at step {}, train.steps {} -> {} ({:.3f} s a step over the {} steps of "
+                   "the first {:.0f} s: slower than planned; the schedule now ends at step {})",
+                   c.train.budget_minutes, state.step, c.train.steps, planned, budget.seconds() / static_cast<double>(done),
+                   done, budget.seconds(), planned);
+  }
+  if (first && planned < 2 * c.train.warmup_steps)
     log.log().warn("train.budget_minutes {:g}: only {} steps fit, fewer than twice train.warmup_steps {}: the learning "
                    "rate hardly decays; lower train.warmup_steps or raise the budget", c.train.budget_minutes, planned,
                    c.train.warmup_steps);
@@ -774,6 +784,8 @@ TrainResult train(const RunConfig& config, const TrainOptions& opt) {
     const bool last = state.step >= c.train.steps;
     if (c.eval.every > 0 && state.step % c.eval.every == 0 && !last) evaluate_and_keep_best();
     if (c.output.checkpoint_every > 0 && state.step % c.output.checkpoint_every == 0 && !last) checkpoint();
+    // Checked after this step's evaluation and checkpoint, so that the pace counts them.
+    if (budget.budget_seconds() > 0 && state.planned_steps > 0 && !last) plan_steps(s, budget, c, state, stop, log);
   }
   result.stop_reason = *reason;
   if (result.stop_reason == StopReason::kInterrupted || result.stop_reason == StopReason::kTimeLimit) {
