@@ -5,7 +5,7 @@
 # deterministic train/valid/test split, exact duplicates removed), and report the held-out (valid)
 # perplexity against the unigram baseline, then evaluate the best checkpoint on the 500 QUERY proteins
 # (those identical to a training protein are left out), export attention maps and compare attention
-# between amino-acid types with BLOSUM62. About 13-14 minutes on 2 CPU cores after the build.
+# between amino-acid types with BLOSUM62. About 13 minutes on 2 CPU cores after the build (12 of them training).
 # The toolchain: pip's LibTorch 2.x where the CUDA toolkit is present to build it, else Debian's 1.13
 # (scripts/toolchain.sh; TORCH=debian or TORCH=pip chooses); the precision: runtime.precision auto, bf16
 # where a probe at start measures it >= 1.5x faster than float32 (--set runtime.precision=fp32 forces).
