@@ -9,6 +9,7 @@
 #include "interop/hf_esm.h"
 #include "model/encoder.h"
 #include "model/local_conv.h"
+#include "train/config.h"
 #include "train/flops.h"
 
 using namespace performer;
@@ -121,5 +122,26 @@ TEST(FeedForward, ParsesItsNamesAndRefusesOthers) {
     FAIL() << "accepted 'relu'";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("gelu, relu2 or swiglu"), std::string::npos) << e.what();
+  }
+}
+
+TEST(FeedForward, ConfigsWithoutTheKeysKeepGeluAndTheKeysRoundTrip) {
+  // A config (or a checkpoint's stored config) from before the keys existed: the defaults, GELU and no
+  // second convolution.
+  const RunConfig old = parse_config("model:\n  layers: 2\n  local_kernel: 7\n", "old.yaml");
+  EXPECT_EQ(old.model.activation, Activation::kGelu);
+  EXPECT_FALSE(old.model.local_ffn);
+  RunConfig c = parse_config("model:\n  local_kernel: 7\n  local_ffn: true\n  activation: swiglu\n", "new.yaml");
+  EXPECT_EQ(c.model.activation, Activation::kSwiglu);
+  EXPECT_TRUE(c.model.local_ffn);
+  const RunConfig back = parse_config(config_to_yaml(c), "round trip");
+  EXPECT_EQ(back.model.activation, Activation::kSwiglu);
+  EXPECT_TRUE(back.model.local_ffn);
+  try {
+    parse_config("model:\n  activation: tanh\n", "bad.yaml");
+    FAIL() << "accepted activation tanh";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.yaml"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("model.activation"), std::string::npos) << e.what();
   }
 }

@@ -99,16 +99,17 @@ TEST(TimeBudget, LowersTheStepsSoTheScheduleEndsWithinTheBudget) {
   // where the cosine over 100,000 steps would still be at its peak.
   const auto lr = csv_column(dir.file("metrics.csv"), 4);
   ASSERT_EQ(static_cast<int64_t>(lr.size()), r.step);
-  EXPECT_LT(lr.back(), 0.05 * c.train.lr) << "last of " << r.step << " steps";
   for (size_t i = 3; i < lr.size(); ++i) EXPECT_LE(lr[i], lr[i - 1] * (1 + 1e-9)) << "step " << i + 1;
   // The plan is in the log (lowered later, should the pace have slowed after the first plan, to the step
   // the run ended at) and in the final checkpoint.
   const std::string log = read_text(dir.file("train.log"));
   EXPECT_NE(log.find("train.budget_minutes 0.2: train.steps 100000 -> "), std::string::npos) << log;
-  const std::string last_plan = " -> " + std::to_string(r.step) + " (";
-  EXPECT_NE(log.find(last_plan), std::string::npos) << log;
-  EXPECT_EQ(log.find("-> " + std::to_string(r.step) + " ("), log.rfind("-> " + std::to_string(r.step) + " ("))
-      << "the plan was lowered to the same steps twice: " << log;
+  EXPECT_NE(log.find(" -> " + std::to_string(r.step) + " ("), std::string::npos) << log;
+  // The learning rate decayed to (almost) 0 at the last step, unless a check found the budget already spent
+  // and ended the run at the step it was at (a machine slowed by far more than a tenth of the budget holds).
+  if (log.find("at step " + std::to_string(r.step) + ", ") == std::string::npos) {
+    EXPECT_LT(lr.back(), 0.05 * c.train.lr) << "last of " << r.step << " steps";
+  }
   EXPECT_EQ(state_of(checkpoint_path(dir.path(), r.step)).planned_steps, r.step);
 }
 
@@ -122,17 +123,18 @@ TEST(TimeBudget, AResumedRunKeepsThePlannedStepsAndIsExact) {
   const TrainResult whole = train(tiny_run_config(a.path(), sets), o);
   ASSERT_EQ(stop_reason_name(whole.stop_reason), "completed");
   // The plan in force at the last step: the first plan, or the last re-plan before that step (one at the last
-  // step itself ends the run there, after the step). Re-plans are made after the step's checkpoint.
+  // step itself ends the run there, after the step). A check comes before its step's checkpoint, so that
+  // checkpoint holds the plan the run goes on with.
   const std::string log = read_text(a.file("train.log"));
   int64_t last_replan = 0;
   for (size_t at = log.find(": at step "); at != std::string::npos; at = log.find(": at step ", at + 1)) {
     const int64_t step = std::stoll(log.substr(at + 10));
     if (step < whole.step) last_replan = std::max(last_replan, step);
   }
-  // The first checkpoint after it (and after the first plan), before the end.
+  // The first checkpoint from it on (and after the first plan), before the end.
   std::string mid;
   int64_t mid_step = 0;
-  for (int64_t step = last_replan + 1; step < whole.step && mid.empty(); ++step)
+  for (int64_t step = std::max<int64_t>(last_replan, 1); step < whole.step && mid.empty(); ++step)
     if (state_of(checkpoint_path(a.path(), step)).planned_steps > 0) mid = checkpoint_path(a.path(), mid_step = step);
   ASSERT_FALSE(mid.empty()) << "no checkpoint between the plan and step " << whole.step << "\n" << log;
   const int64_t planned = state_of(mid).planned_steps;

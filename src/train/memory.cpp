@@ -24,7 +24,13 @@ TrainingMemory predict_training_memory(const RunConfig& c) {
   const bool exact = c.model.kind == AttentionKind::kExact;
   // Parameters: per layer 4 D^2 + 2 D F (+ biases and norms); the token embedding (tied with the LM head),
   // the LM bias and the final norm; learned positions; ESM-2's head (dense D x D, its LayerNorm).
-  double P = N * (4 * D * D + 2 * D * F + 9 * D + F) + 2 * V * D + D;
+  // model.activation swiglu: the gate Wg (D F + F) and two more [L, F] tensors (its output and the product);
+  // model.local_ffn: a second convolution (k D + D) per layer, its output one more [L, D] tensor.
+  const bool swiglu = c.model.activation == Activation::kSwiglu;
+  const double k = static_cast<double>(c.model.local_kernel);
+  const double ff = (swiglu ? 3 : 2) * D * F + (swiglu ? 2 : 1) * F;
+  const double local = (c.model.local_kernel > 0 ? k * D + D : 0) * (c.model.local_ffn ? 2 : 1);
+  double P = N * (4 * D * D + ff + 9 * D + local) + 2 * V * D + D;
   if (c.model.positions == PositionKind::kLearned) P += L * D;
   if (c.model.lm_head == LmHead::kEsm) P += D * D + 3 * D;
   TrainingMemory r;
@@ -34,7 +40,8 @@ TrainingMemory predict_training_memory(const RunConfig& c) {
   // (model/lean_favor.h) only two numbers per position and head (the query shift and the normalizer).
   const bool lean = !exact && !c.model.causal && c.model.favor_lean;
   const double favor = exact ? 0.0 : lean ? 2 * H : 6 * H * m;
-  r.activations = kSlack * (4.0 * T * N * (12 * D + 2 * F + favor) + 4.0 * T * V * 4);
+  r.activations =
+      kSlack * (4.0 * T * N * (12 * D + (swiglu ? 4 : 2) * F + (c.model.local_ffn ? D : 0) + favor) + 4.0 * T * V * 4);
   if (exact && exact_attention_stores_scores()) r.attention = kSlack * 4.0 * rows * H * L * L * (N + 2);
   r.parameters *= kSlack;
   return r;

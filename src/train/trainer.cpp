@@ -574,7 +574,7 @@ std::optional<StopReason> agreed_stop(Session& s, std::optional<StopReason> loca
 // every rank, from the same step on.
 void plan_steps(Session& s, const TimeBudget& budget, RunConfig& c, TrainState& state, StopPolicy& stop, RunLog& log) {
   const bool first = state.planned_steps == 0;
-  if (!first && !replan_due(state.step, state.planned_steps)) return;
+  if (!first && (state.step >= state.planned_steps || !replan_due(state.step, state.planned_steps))) return;
   int64_t planned = first ? budget.plan(state.step, c.train.steps) : budget.replan(state.step, state.planned_steps);
   if (s.comm->distributed()) {
     std::vector<double> v{s.comm->primary() ? static_cast<double>(planned) : 0.0};
@@ -780,12 +780,12 @@ TrainResult train(const RunConfig& config, const TrainOptions& opt) {
                       stop.consecutive_bad(), result.checkpoint);
       break;
     }
-    if (budget.budget_seconds() > 0 && state.planned_steps == 0) plan_steps(s, budget, c, state, stop, log);
+    // The first plan, then its checks (train/time_budget.h); before this step's checkpoint, so that the
+    // checkpoint holds the plan the run goes on with (the pace counts the evaluations and checkpoints before).
+    if (budget.budget_seconds() > 0) plan_steps(s, budget, c, state, stop, log);
     const bool last = state.step >= c.train.steps;
     if (c.eval.every > 0 && state.step % c.eval.every == 0 && !last) evaluate_and_keep_best();
     if (c.output.checkpoint_every > 0 && state.step % c.output.checkpoint_every == 0 && !last) checkpoint();
-    // Checked after this step's evaluation and checkpoint, so that the pace counts them.
-    if (budget.budget_seconds() > 0 && state.planned_steps > 0 && !last) plan_steps(s, budget, c, state, stop, log);
   }
   result.stop_reason = *reason;
   if (result.stop_reason == StopReason::kInterrupted || result.stop_reason == StopReason::kTimeLimit) {
