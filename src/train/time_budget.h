@@ -19,9 +19,12 @@
 //
 // A lowered plan shortens the decay's remainder: the learning rate steps down once, by what the shorter
 // schedule asks at that step (a cosine from 2,677 to 2,600 steps at step 1,500: from 1.30e-3 to 1.22e-3
-// at lr 3e-3). The planned steps are stored in every later checkpoint (TrainState::planned_steps), and a
-// resumed run keeps them and plans no more, so a resume is exact. An invocation resumed before its run
-// planned counts the budget from its own start.
+// at lr 3e-3); a check that finds the budget spent ends the run at that step, its rate not yet at 0. The
+// planned steps are stored in every later checkpoint (TrainState::planned_steps; a check comes before its
+// step's checkpoint, so each holds the plan the run goes on with), and a resumed run keeps them and plans no
+// more: exact up to where the uninterrupted run would have lowered its plan again, and after that bounded
+// by train.max_minutes only. An invocation resumed before its run planned counts the budget from its own
+// start.
 #pragma once
 #include <chrono>
 #include <cstdint>
