@@ -44,6 +44,8 @@ run_step() {
 
 note "start $(date -u +%FT%TZ)"
 source .device/env.sh > "${OUT}/env.log" 2>&1 || { cat "${OUT}/env.log"; exit 1; }
+# env.sh unpacks only on a fresh machine: the packages gpu-prepare.sh adds are unpacked here too (a warm one kept /opt/deps).
+for f in .device/debs/{libgloo-dev,liblinear,libblas3}*.deb; do dpkg -x "${f}" /opt/deps; done
 # liblinear.so.4 needs libblas.so.3, which Debian reaches through an alternatives link that dpkg -x does not make.
 ln -sf blas/libblas.so.3 "${DEPS}/lib/x86_64-linux-gnu/libblas.so.3"
 # ProcessGroupNCCL.hpp includes <nccl.h>: there it comes with python's nvidia-nccl wheel, not with the CUDA toolkit.
