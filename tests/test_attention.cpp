@@ -326,6 +326,7 @@ TEST(SelfAttention, CudaMatchesCpu) {
       y.sum().backward();
       yg.sum().backward();
       EXPECT_LT((xg.grad().cpu() - x.grad()).abs().max().item<double>(), 1e-3) << attention_kind_name(kind);
+      if (kind == AttentionKind::kExact) continue;  // no projection to redraw
       // The projection was redrawn on the device in place.
       gpu->redraw(3);
       cpu->redraw(3);

@@ -99,6 +99,11 @@ TEST(Cuda, LongseqCapturesACudaOutOfMemoryAndGoesOn) {
   ASSERT_EQ(cells.size(), 4u) << r.out;
   for (const auto& cell : cells) {
     SCOPED_TRACE(attention_kind_name(cell.kind) + " L=" + std::to_string(cell.length));
+    // The child's own output, for a failure on a GPU machine whose temporary folder is gone afterwards.
+    const std::string log =
+        dir.file("L" + std::to_string(cell.length) + "-" + attention_kind_name(cell.kind) + "/cell.log");
+    if (cell.status == CellStatus::kError && std::filesystem::exists(log))
+      std::printf("%s:\n%s\n", log.c_str(), read_text(log).c_str());
     if (cell.length == 1024) {
       EXPECT_EQ(cell.status, CellStatus::kOk) << cell.note;
     } else {

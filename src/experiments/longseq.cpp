@@ -110,6 +110,9 @@ void apply_cell_memory_limit(const torch::Device& device, uint64_t limit) {
   if (limit == 0 || !device.is_cuda()) return;
 #ifdef PERFORMER_CUDA
   const int index = device.has_index() ? device.index() : 0;
+  // The caching allocator exists only once CUDA is initialized, which the first tensor on the device does;
+  // setMemoryFraction before that fails ("Allocator not initialized for device 0"), seen on an H200.
+  (void)at::empty({1}, at::TensorOptions().device(device));
   const double total = static_cast<double>(device_memory_bytes(device));
   if (total > 0)
     c10::cuda::CUDACachingAllocator::setMemoryFraction(std::min(1.0, static_cast<double>(limit) / total), index);
