@@ -87,7 +87,7 @@ run_step "quickstart on the GPU (5,000 steps)" 170 "${OUT}/bench.log" \
 grep -E "completed|time limit|precision|tokens/s" "${QS}/train.log" | tail -n 4 >> "${OUT}/summary.txt" 2>/dev/null
 run_step "quickstart: QUERY perplexity" 60 "${OUT}/bench.log" \
   ${P} eval --checkpoint "${QS}/best.h5" --input data/trembl-sample/QUERY.fasta.gz --out "${QS}/eval-query"
-grep -iE "perplexity" "${OUT}/bench.log" | tail -n 3 >> "${OUT}/summary.txt"
+grep -E "^masked \(standard\)|^training corpus" "${OUT}/bench.log" | tail -n 2 >> "${OUT}/summary.txt"
 
 # 4-6. benchmarks; each bench attention sweep writes its own CSV, joined at the end
 bench_attention() {  # name, max seconds, then options
