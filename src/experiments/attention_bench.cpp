@@ -184,7 +184,7 @@ bool attention_bench_on_cuda(const std::string& device) {
 namespace {
 
 void print_header(const AttentionCell& spec, const std::vector<AttentionKind>& kinds, bool cuda, uint64_t limit) {
-  const std::string& device = device_name(cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU));
+  const std::string device = device_name(cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU));
   std::printf("attention forward+backward, %s, B=%lld H=%lld d=%lld m=%lld%s, FAVOR %s (chunk %s), %s, %d threads, median "
               "of %d after %d warm-up, memory limit %s, LibTorch %s, exact attention %s\n",
               device.c_str(), static_cast<long long>(spec.B), static_cast<long long>(spec.H),

@@ -153,7 +153,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
     if (name == "__metadata__" || !seen.insert(name).second)
       throw Error(path + ": tensor name '" + name + "' is reserved or repeated");
     at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
-    const DtypeInfo& d = dtype_by_type(t.scalar_type(), path + ": tensor '" + name + "'");
+    const DtypeInfo d = dtype_by_type(t.scalar_type(), path + ": tensor '" + name + "'");
     const uint64_t bytes = static_cast<uint64_t>(t.numel()) * d.bytes;
     header[name] = {{"dtype", d.name}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
