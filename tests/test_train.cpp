@@ -345,8 +345,8 @@ TEST(Train, SigintWritesACheckpointAndSaysHowToResume) {
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    std::freopen(log.c_str(), "w", stderr);
-    std::freopen(dir.file("stdout.txt").c_str(), "w", stdout);
+    if (!std::freopen(log.c_str(), "w", stderr) || !std::freopen(dir.file("stdout.txt").c_str(), "w", stdout))
+      ::_exit(127);
     ::execl(PERFORMER_BINARY, PERFORMER_BINARY, "train", "--config", (project_root() + "/configs/tiny.yaml").c_str(), "--set",
             ("output.dir=" + out).c_str(), "--set", ("data.train=" + data_path("real_excerpt.fasta")).c_str(), "--set",
             "train.steps=100000", "--set", "eval.every=0", "--set", "output.checkpoint_every=0", static_cast<char*>(nullptr));
