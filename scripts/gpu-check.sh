@@ -49,12 +49,6 @@ source .device/env.sh > "${OUT}/env.log" 2>&1 || { cat "${OUT}/env.log"; exit 1;
 for f in .device/debs/{libgloo-dev,liblinear,libblas3}*.deb; do dpkg -x "${f}" /opt/deps; done
 # liblinear.so.4 needs libblas.so.3, which Debian reaches through an alternatives link that dpkg -x does not make.
 ln -sf blas/libblas.so.3 "${DEPS}/lib/x86_64-linux-gnu/libblas.so.3"
-# ProcessGroupNCCL.hpp includes <nccl.h>: there it comes with python's nvidia-nccl wheel, not with the CUDA toolkit.
-if ! echo '#include <nccl.h>' | g++ -x c++ -fsyntax-only -I/usr/local/cuda/include - 2>/dev/null; then
-  nccl_h=$(find "$(python3 -c 'import site; print(site.getsitepackages()[0])')" /usr/local -name nccl.h -path '*include*' 2>/dev/null | head -n 1)
-  [[ -n "${nccl_h}" ]] && export CPLUS_INCLUDE_PATH="$(dirname "${nccl_h}")${CPLUS_INCLUDE_PATH:+:${CPLUS_INCLUDE_PATH}}"
-  echo "nccl.h: ${nccl_h:-not found}" >> "${OUT}/env.log"
-fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >> "${OUT}/summary.txt" 2>&1
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 
