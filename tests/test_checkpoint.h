@@ -16,7 +16,7 @@ inline std::string save_untrained_checkpoint(const RunConfig& config, const std:
   Encoder model(config.model);
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-  AdamW opt(params, AdamWOptions{});
+  Optimizer opt(params, OptimizerOptions{});
   TrainState st;
   st.config_yaml = config_to_yaml(config);
   save_checkpoint(path, model, &opt, st);

@@ -418,13 +418,13 @@ namespace {
 // A tiny model and its optimizer, with moments filled in (as after some steps).
 struct Replica {
   Encoder model{nullptr};
-  AdamW optimizer{{}, {}};
+  Optimizer optimizer{{}, {}};
   Replica() {
     torch::manual_seed(11);
     model = Encoder(tiny_run_config("/tmp/unused").model);
     std::vector<std::pair<std::string, at::Tensor>> named;
     for (auto& p : model->named_parameters()) named.emplace_back(p.key(), p.value());
-    optimizer = AdamW(named, AdamWOptions{});
+    optimizer = Optimizer(named, OptimizerOptions{});
     for (auto& [name, t] : optimizer.exp_avg()) t.normal_();
     for (auto& [name, t] : optimizer.exp_avg_sq()) t.uniform_();
   }
@@ -489,7 +489,7 @@ void perturbed_checkpoint(const std::string& from, const std::string& to, double
   Encoder m(c.model);
   std::vector<std::pair<std::string, at::Tensor>> named;
   for (auto& p : m->named_parameters()) named.emplace_back(p.key(), p.value());
-  AdamW opt(named, AdamWOptions{});
+  Optimizer opt(named, OptimizerOptions{});
   const TrainState st = load_checkpoint(from, m, &opt, /*restore_rng=*/true);
   at::Tensor p;
   for (auto& [name, t] : named)

@@ -45,7 +45,7 @@ Encoder tiny_model(RunConfig& c) {
 std::string save_model(const TempDir& dir, Encoder& model, const RunConfig& c) {
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-  AdamW opt(params, AdamWOptions{});
+  Optimizer opt(params, OptimizerOptions{});
   TrainState st;
   st.config_yaml = config_to_yaml(c);
   save_checkpoint(dir.file("model.h5"), model, &opt, st);

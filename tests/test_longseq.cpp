@@ -374,7 +374,7 @@ TEST(LongseqCli, ACellBelowItsMemoryNeedEndsAtOnceAsOom) {
                            data_path("real_excerpt.fasta") + " --set data.valid_frac=0.2 --set data.tokens_per_batch=1024 ";
   // The start-up footprint of this build (LibTorch 2.x holds more than 1.x), from the refusal of a limit
   // below it; the limit is then 40 MB above it, for a cell that needs far more (18 M parameters: ~290 MB of
-  // weights, gradients and AdamW moments).
+  // weights, gradients and Optimizer moments).
   const std::string refused = run_cli(base + "--memory-limit 1MB --out " + dir.file("probe"), status);
   const auto at = refused.find("start-up footprint (");
   ASSERT_NE(at, std::string::npos) << refused;

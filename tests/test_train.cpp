@@ -31,7 +31,7 @@ TEST(Optimizer, AdamWMatchesLibTorchAdamW) {
   at::Tensor a = torch::randn({5, 4}), b = a.clone();
   a.requires_grad_();
   b.requires_grad_();
-  AdamW mine({{"w", a}}, AdamWOptions{0.9, 0.98, 1e-8, 0.1});
+  Optimizer mine({{"w", a}}, OptimizerOptions{0.9, 0.98, 1e-8, 0.1});
   torch::optim::AdamW ref({b}, torch::optim::AdamWOptions(0.01).betas({0.9, 0.98}).eps(1e-8).weight_decay(0.1));
   for (int step = 0; step < 5; ++step) {
     at::Tensor g = torch::randn({5, 4});
@@ -45,7 +45,7 @@ TEST(Optimizer, AdamWMatchesLibTorchAdamW) {
 }
 
 TEST(Optimizer, AdamWDecaysWeightMatricesOnlyNotBiasesOrNorms) {
-  // The reason AdamW is written out: decoupled weight decay applies to weight matrices and embeddings
+  // The reason Optimizer is written out: decoupled weight decay applies to weight matrices and embeddings
   // (>= 2 dimensions), never to biases, LayerNorm gains/shifts or lm_bias (1-D). With zero gradients the
   // Adam update is 0, so one step shows the decay alone: 2-D shrink by (1 - lr wd), 1-D stay bit-identical.
   Encoder model([] {
@@ -66,7 +66,7 @@ TEST(Optimizer, AdamWDecaysWeightMatricesOnlyNotBiasesOrNorms) {
     p.value().mutable_grad() = torch::zeros_like(p.value());
   }
   const double lr = 0.1, wd = 0.5;
-  AdamW opt(params, AdamWOptions{0.9, 0.98, 1e-8, wd});
+  Optimizer opt(params, OptimizerOptions{0.9, 0.98, 1e-8, wd});
   opt.step(lr);
   int decayed = 0, kept = 0;
   for (auto& [name, p] : params) {
@@ -96,13 +96,121 @@ TEST(Optimizer, ScheduleAndClipping) {
   EXPECT_NEAR(p.grad().norm().item<double>(), 1.0, 1e-5);
 }
 
+// U diag(s) V^T in double with orthonormal U [r, k] and V [c, k] drawn from QR of Gaussian matrices.
+static at::Tensor with_singular_values(int64_t r, int64_t c, const std::vector<double>& s, at::Tensor* u, at::Tensor* v) {
+  const auto k = static_cast<int64_t>(s.size());
+  *u = std::get<0>(at::linalg_qr(torch::randn({r, k}, at::kDouble)));
+  *v = std::get<0>(at::linalg_qr(torch::randn({c, k}, at::kDouble)));
+  return at::mm(*u * torch::tensor(s, at::kDouble), v->t());
+}
+
+TEST(Optimizer, NewtonSchulzMapsEachSingularValueByTheQuinticFiveTimes) {
+  // Reference: the iteration acts on each singular value alone, s -> f(s) = a s + b s^3 + c s^5 after scaling by
+  // ||G||_F, keeping U and V; so newton_schulz5(U S V^T) = U f^5(S / ||S||) V^T, computed here one scalar at a time.
+  torch::manual_seed(3);
+  const std::vector<double> s = {2.0, 1.0, 0.3, 0.05, 0.01};
+  double frob = 0;
+  for (double x : s) frob += x * x;
+  frob = std::sqrt(frob);
+  std::vector<double> f5;
+  for (double x : s) {
+    double y = x / (frob + 1e-7);
+    for (int i = 0; i < 5; ++i) y = 3.4445 * y - 4.7750 * y * y * y + 2.0315 * y * y * y * y * y;
+    f5.push_back(y);
+    EXPECT_GT(y, 0.65) << "singular value " << x;  // every one of these (>= 3e-3 ||G||_F) ends near 1
+    EXPECT_LT(y, 1.25) << "singular value " << x;
+  }
+  for (auto [r, c] : {std::pair<int64_t, int64_t>{9, 5}, {5, 12}}) {  // tall (transposed inside) and wide
+    at::Tensor u, v;
+    const at::Tensor g = with_singular_values(r, c, s, &u, &v);
+    const at::Tensor expected = at::mm(u * torch::tensor(f5, at::kDouble), v.t());
+    const at::Tensor got64 = newton_schulz5(g);
+    ASSERT_EQ(got64.sizes(), g.sizes());
+    EXPECT_LT((got64 - expected).abs().max().item<double>(), 1e-12) << r << "x" << c;
+    // float32: each of the 5 steps rounds to ~eps32 relative and can grow an error by at most f'(0) = a = 3.4445,
+    // over sums of at most 12 products: bound eps32 a^5 12.
+    const double bound = std::numeric_limits<float>::epsilon() * std::pow(3.4445, 5) * 12;
+    const at::Tensor got32 = newton_schulz5(g.to(at::kFloat));
+    EXPECT_EQ(got32.scalar_type(), at::kFloat);
+    EXPECT_LT((got32.to(at::kDouble) - expected).abs().max().item<double>(), bound) << r << "x" << c;
+    // Not a no-op: the input's direction alone is far from the result.
+    EXPECT_GT((g / g.norm() - expected).abs().max().item<double>(), 0.1);
+  }
+}
+
+TEST(Optimizer, MuonUpdatesTheBlocksMatricesByItsFormulaAndTheRestByAdamW) {
+  EncoderConfig ec;
+  ec.layers = 2;
+  ec.heads = 2;
+  ec.d_model = 16;
+  ec.d_ff = 24;
+  ec.features = 8;
+  ec.max_len = 16;
+  ec.local_kernel = 3;
+  torch::manual_seed(5);
+  Encoder model(ec);
+  std::vector<std::pair<std::string, at::Tensor>> pm, pa;
+  std::map<std::string, at::Tensor> start;
+  for (auto& p : model->named_parameters()) {
+    start[p.key()] = p.value().detach().clone();
+    pm.emplace_back(p.key(), p.value().detach().clone().requires_grad_());
+    pa.emplace_back(p.key(), p.value().detach().clone().requires_grad_());
+  }
+  const double lr = 0.01, wd = 0.1, mu = 0.9;
+  Optimizer muon(pm, OptimizerOptions{0.9, 0.98, 1e-8, wd, OptimizerKind::kMuon, mu});
+  Optimizer adamw(pa, OptimizerOptions{0.9, 0.98, 1e-8, wd});
+  EXPECT_EQ(muon.muon_parameters(), 2 * 6);  // q, k, v, out, ff1, ff2 in each of 2 layers
+  EXPECT_EQ(adamw.muon_parameters(), 0);
+  std::map<std::string, std::vector<at::Tensor>> grads;
+  for (int step = 0; step < 2; ++step) {
+    for (size_t i = 0; i < pm.size(); ++i) {
+      at::Tensor g = torch::randn_like(pm[i].second);
+      grads[pm[i].first].push_back(g);
+      pm[i].second.mutable_grad() = g.clone();
+      pa[i].second.mutable_grad() = g.clone();
+    }
+    muon.step(lr);
+    adamw.step(lr);
+  }
+  std::set<std::string> by_muon;
+  for (size_t i = 0; i < pm.size(); ++i) {
+    const std::string& name = pm[i].first;
+    if (!muon_parameter(name, pm[i].second)) {
+      EXPECT_TRUE(torch::equal(pm[i].second, pa[i].second)) << name << " must be updated by AdamW alone";
+      continue;
+    }
+    by_muon.insert(name);
+    // The formula in double: m1 = g1, p1 = p0 (1 - lr wd) - lr k NS(g1 + mu m1); m2 = mu m1 + g2, likewise.
+    const auto& g = grads[name];
+    const at::Tensor p = pm[i].second;
+    const double k = 0.2 * std::sqrt(static_cast<double>(std::max(p.size(0), p.size(1))));
+    at::Tensor m = g[0].to(at::kDouble);
+    at::Tensor ref = start[name].to(at::kDouble) * (1 - lr * wd) - lr * k * newton_schulz5(g[0].to(at::kDouble) + mu * m);
+    m = mu * m + g[1].to(at::kDouble);
+    ref = ref * (1 - lr * wd) - lr * k * newton_schulz5(g[1].to(at::kDouble) + mu * m);
+    // float32 against double: the bound of the test above on each update, times lr k, plus rounding of p.
+    const double bound = 2 * lr * k * std::numeric_limits<float>::epsilon() * std::pow(3.4445, 5) * 24 + 1e-6;
+    EXPECT_LT((p.to(at::kDouble) - ref).abs().max().item<double>(), bound) << name;
+    EXPECT_GT((p - pa[i].second).abs().max().item<double>(), 1e-3) << name << ": Muon must differ from AdamW";
+    EXPECT_LT((muon.exp_avg().at(name).to(at::kDouble) - m).abs().max().item<double>(), 1e-5)
+        << name << ": the momentum is stored as exp_avg";
+    EXPECT_EQ(muon.exp_avg_sq().at(name).abs().max().item<double>(), 0.0) << name;
+  }
+  EXPECT_TRUE(by_muon.count("layers.1.attn.q_proj.weight") && by_muon.count("layers.0.ff2.weight"));
+  EXPECT_FALSE(by_muon.count("layers.0.local_weight") || by_muon.count("embed.weight") ||
+               by_muon.count("lm_head.dense.weight"));
+  EXPECT_EQ(parse_optimizer("muon"), OptimizerKind::kMuon);
+  EXPECT_EQ(optimizer_name(OptimizerKind::kAdamW), "adamw");
+  EXPECT_THROW(parse_optimizer("sgd"), Error);
+}
+
 TEST(Checkpoint, RoundTripRestoresEveryTensor) {
   TempDir dir;
   RunConfig c = tiny_run_config(dir.path());
   Encoder model(c.model);
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-  AdamW opt(params, AdamWOptions{});
+  Optimizer opt(params, OptimizerOptions{});
   for (auto& [n, p] : params) p.mutable_grad() = torch::randn_like(p);
   opt.step(1e-3);
   model->update_features(12);  // a non-initial feature draw
@@ -121,7 +229,7 @@ TEST(Checkpoint, RoundTripRestoresEveryTensor) {
   Encoder other(c2.model);
   std::vector<std::pair<std::string, at::Tensor>> params2;
   for (auto& p : other->named_parameters()) params2.emplace_back(p.key(), p.value());
-  AdamW opt2(params2, AdamWOptions{});
+  Optimizer opt2(params2, OptimizerOptions{});
   TrainState back = load_checkpoint(path, other, &opt2, false);
   EXPECT_EQ(back.step, 7);
   EXPECT_EQ(back.tokens_seen, 1234);
@@ -146,7 +254,7 @@ TEST(Checkpoint, CorruptTruncatedOrMismatchedGiveClearErrors) {
   const std::string good = checkpoint_path(dir.path(), 5);
   std::vector<std::pair<std::string, at::Tensor>> params;
   for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-  AdamW opt(params, AdamWOptions{});
+  Optimizer opt(params, OptimizerOptions{});
   save_checkpoint(good, model, &opt, st);
   // Truncated copy with a newer step: skipped by --resume auto, rejected when named.
   const std::string bad = checkpoint_path(dir.path(), 9);
@@ -280,10 +388,10 @@ TEST(Train, Bf16OnCpuTrainsLikeFloat32AndResumesExactly) {
   EXPECT_EQ(csv_column(half.file("metrics.csv"), 2), loss);
 }
 
-TEST(Train, ExactResumeIsBitIdentical) {
-  // Dropout, feature redraws, gradient accumulation and prefetching all on.
-  const std::vector<std::string> sets = {"train.steps=16", "model.dropout=0.1", "model.redraw_interval=3",
-                                         "train.tokens_per_step=1500", "eval.every=0", "output.checkpoint_every=0"};
+// A run stopped at step 8 of 16 and resumed ends bit for bit where the uninterrupted run ends.
+static void expect_exact_resume(std::vector<std::string> sets) {
+  for (std::string extra : {"train.steps=16", "train.tokens_per_step=1500", "eval.every=0", "output.checkpoint_every=0"})
+    sets.push_back(extra);
   TempDir a, b;
   TrainOptions o;
   o.progress_bar = false;
@@ -309,6 +417,24 @@ TEST(Train, ExactResumeIsBitIdentical) {
   for (auto& p : ba) EXPECT_TRUE(torch::equal(p.value(), bb[p.key()])) << p.key();
 }
 
+TEST(Train, ExactResumeIsBitIdentical) {
+  // Dropout, feature redraws, gradient accumulation and prefetching all on.
+  expect_exact_resume({"model.dropout=0.1", "model.redraw_interval=3"});
+}
+
+TEST(Train, MuonLowersTheLossAndResumesExactly) {
+  TempDir dir;
+  TrainOptions o;
+  o.progress_bar = false;
+  train(tiny_run_config(dir.path(), {"train.steps=40", "eval.every=0", "train.optimizer=muon"}), o);
+  auto loss = csv_column(dir.file("metrics.csv"), 2);
+  ASSERT_EQ(loss.size(), 40u);
+  double first = 0, last = 0;
+  for (size_t i = 0; i < 5; ++i) first += loss[i] / 5, last += loss[loss.size() - 1 - i] / 5;
+  EXPECT_LT(last, first - 0.2) << "first " << first << " last " << last;
+  expect_exact_resume({"train.optimizer=muon", "model.local_kernel=3"});
+}
+
 TEST(Train, NonFiniteStepsAreSkippedThenStop) {
   // Resume from a diverged checkpoint: a LayerNorm gain of 3e38 (finite, so the checkpoint loads) makes the
   // logits overflow, so every step is non-finite, skipped and counted, and after train.max_bad_steps in a
@@ -320,7 +446,7 @@ TEST(Train, NonFiniteStepsAreSkippedThenStop) {
     Encoder model(c.model);
     std::vector<std::pair<std::string, at::Tensor>> params;
     for (auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-    AdamW opt(params, AdamWOptions{});
+    Optimizer opt(params, OptimizerOptions{});
     torch::NoGradGuard g;
     model->final_norm->weight.fill_(3e38);
     TrainState st;

@@ -69,7 +69,7 @@ void read_into(hid_t loc, const std::string& group, const std::string& name, at:
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, const TrainState& state) {
+void save_checkpoint(const std::string& path, Encoder& model, Optimizer* optimizer, const TrainState& state) {
   AtomicFile out(path);  // a crash never leaves a half-written checkpoint under a checkpoint's name
   {
     {
@@ -137,7 +137,7 @@ at::Tensor read_rng_state(hid_t f, const std::string& path, int64_t expected_byt
   return torch::from_blob(bytes.data(), {static_cast<int64_t>(bytes.size())}, torch::kUInt8).clone();
 }
 
-TrainState load_state(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng) {
+TrainState load_state(const std::string& path, Encoder& model, Optimizer* optimizer, bool restore_rng) {
   h5::Handle f = h5::open_file(path);
   if (!h5::has_attr(f, "format") || h5::read_attr_string(f, "format") != "performer-checkpoint")
     throw Error(path + ": not a performer checkpoint");
@@ -178,7 +178,7 @@ TrainState load_state(const std::string& path, Encoder& model, AdamW* optimizer,
 
 }  // namespace
 
-TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng) {
+TrainState load_checkpoint(const std::string& path, Encoder& model, Optimizer* optimizer, bool restore_rng) {
   // Whatever fails while reading is the checkpoint's fault, said as one Error naming it (so that
   // --resume auto skips it and tries the one before).
   try {

@@ -3,8 +3,8 @@
 //   /model/<parameter name>          float32, the parameter's shape ("layers.3.attn.q_proj.weight", ...)
 //   /buffers/<buffer name>           random feature matrices ("layers.3.attn.projection", float32) and
 //                                    their draw numbers ("layers.3.attn.feature_draw", int64)
-//   /optimizer/exp_avg/<name>        AdamW first moments, float32
-//   /optimizer/exp_avg_sq/<name>     AdamW second moments, float32
+//   /optimizer/exp_avg/<name>        Optimizer first moments, float32
+//   /optimizer/exp_avg_sq/<name>     Optimizer second moments, float32
 //   /rng/torch_cpu                   uint8, the LibTorch CPU generator state (dropout)
 //   attributes of /: format = "performer-checkpoint", format_version = 1, step, tokens_seen,
 //                    data_epoch, data_index, best_valid_loss, bad_steps, config (the resolved YAML),
@@ -41,11 +41,11 @@ struct TrainState {
   std::string corpus_description;  // its path and split sizes, for messages
 };
 
-void save_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, const TrainState& state);
+void save_checkpoint(const std::string& path, Encoder& model, Optimizer* optimizer, const TrainState& state);
 
 // Loads parameters and buffers into `model` (which must be built from the same config), the optimizer
 // state when `optimizer` is given, and returns the training state. Restores the CPU RNG when asked.
-TrainState load_checkpoint(const std::string& path, Encoder& model, AdamW* optimizer, bool restore_rng);
+TrainState load_checkpoint(const std::string& path, Encoder& model, Optimizer* optimizer, bool restore_rng);
 
 // Loads the weights of a checkpoint into `model` to start a new run from them (fine-tuning, train --init):
 // every parameter, by name and shape, and the buffers other than the random features (those stay as the

@@ -243,12 +243,18 @@ void model_keys(std::vector<Key>& k) {
 }
 
 void train_keys(std::vector<Key>& k) {
-  k.push_back(float_key("train.lr", &R::train, &T::lr, "(0, 10]", "peak learning rate (AdamW)"));
+  k.push_back(float_key("train.lr", &R::train, &T::lr, "(0, 10]", "peak learning rate (AdamW; Muon scales its update to match)"));
   k.push_back(float_key("train.beta1", &R::train, &T::beta1, "[0, 1)", "Adam decay of the first moment"));
   k.push_back(float_key("train.beta2", &R::train, &T::beta2, "[0, 1)", "Adam decay of the second moment"));
   k.push_back(float_key("train.eps", &R::train, &T::eps, "(0, 1]", "Adam epsilon"));
   k.push_back(float_key("train.weight_decay", &R::train, &T::weight_decay, "[0, 10]",
                         "decoupled weight decay (AdamW), on matrices only"));
+  k.push_back(enum_key("train.optimizer", optimizer_names(), [](const R& c) { return optimizer_name(c.train.optimizer); },
+                       [](R& c, const std::string& s) { c.train.optimizer = parse_optimizer(s); },
+                       "adamw; or muon: the blocks' weight matrices by Muon (orthogonalized momentum, scaled to "
+                       "AdamW's update size), everything else by AdamW"));
+  k.push_back(float_key("train.muon_momentum", &R::train, &T::muon_momentum, "[0, 1)",
+                        "Muon's Nesterov momentum (train.optimizer muon)"));
   k.push_back(int_key("train.warmup_steps", &R::train, &T::warmup_steps, 0, kNoMax,
                       "steps of linear warm-up from 0 to train.lr"));
   k.push_back(enum_key("train.schedule", schedule_names(), [](const R& c) { return schedule_name(c.train.schedule); },

@@ -41,6 +41,9 @@ struct TrainConfig {
   double beta2 = 0.98;
   double eps = 1e-9;
   double weight_decay = 0.1;      // decoupled (AdamW), on matrices only (not biases, norms, embeddings' bias)
+  OptimizerKind optimizer = OptimizerKind::kAdamW;  // adamw, or muon for the blocks' weight matrices
+                                  // (train/optimizer.h); train.lr and weight_decay mean the same for both
+  double muon_momentum = 0.95;    // Muon's (Nesterov) momentum
   int64_t warmup_steps = 1000;
   Schedule schedule = Schedule::kConstant;  // after warm-up (to 0 at train.steps for linear and cosine)
   int64_t steps = 10000;          // optimizer steps

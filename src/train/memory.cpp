@@ -55,7 +55,7 @@ void check_training_memory(const RunConfig& c, const c10::Device& device) {
   const double have = static_cast<double>(device_memory_bytes(device));
   const TrainingMemory need = predict_training_memory(c);
   if (have <= 0 || need.total() <= have) return;
-  std::string parts = "parameters with gradients and AdamW state " + human_bytes(need.parameters) + ", activations " +
+  std::string parts = "parameters with gradients and optimizer state " + human_bytes(need.parameters) + ", activations " +
                       human_bytes(need.activations);
   if (need.attention > 0) parts += ", exact attention matrices " + human_bytes(need.attention);
   throw Error("this run needs about " + human_bytes(need.total()) + " of memory (" + parts + ") but the " +

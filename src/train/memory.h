@@ -3,7 +3,7 @@
 // minutes in, or the machine swapping).
 //
 // Predicted peak, in bytes, for P parameters, T = rows x L tokens per batch (rows = tokens_per_batch / L):
-//   parameters, gradients and AdamW moments          16 P
+//   parameters, gradients and Optimizer moments          16 P
 //   activations kept for backward, per layer         4 T (12 D + 2 F [+ 6 H m for FAVOR with stored
 //                                                    features, + 2 H for the lean bidirectional core])
 //   logits, log-probabilities and their gradient     4 T V x 4
@@ -22,7 +22,7 @@
 namespace performer {
 
 struct TrainingMemory {
-  double parameters = 0;   // parameters, gradients, AdamW moments
+  double parameters = 0;   // parameters, gradients, optimizer moments
   double activations = 0;  // activations, logits (slack included)
   double attention = 0;    // exact attention's L x L matrices (slack included)
   double total() const { return parameters + activations + attention; }

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "util/error.h"
@@ -9,28 +10,71 @@
 
 namespace performer {
 
-AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, AdamWOptions options)
+const std::vector<std::string>& optimizer_names() {
+  static const std::vector<std::string> names{"adamw", "muon"};
+  return names;
+}
+
+OptimizerKind parse_optimizer(const std::string& s) { return parse_name<OptimizerKind>(s, optimizer_names(), "train.optimizer"); }
+
+std::string optimizer_name(OptimizerKind k) { return name_of(k, optimizer_names()); }
+
+bool muon_parameter(const std::string& name, const at::Tensor& p) {
+  const std::string prefix = "layers.", suffix = ".weight";
+  return p.dim() == 2 && name.size() > prefix.size() + suffix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+at::Tensor newton_schulz5(const at::Tensor& g) {
+  constexpr double a = 3.4445, b = -4.7750, c = 2.0315;
+  constexpr int kSteps = 5;
+  TORCH_CHECK(g.dim() == 2, "newton_schulz5: a matrix, got ", g.dim(), " dimensions");
+  at::Tensor x = g.scalar_type() == at::kDouble ? g : g.to(at::kFloat);
+  const bool tall = x.size(0) > x.size(1);
+  if (tall) x = x.t();
+  x = x / (x.norm() + 1e-7);                           // [r, c], r <= c, every singular value <= 1
+  for (int i = 0; i < kSteps; ++i) {
+    at::Tensor gram = at::mm(x, x.t());                // A = X X^T, [r, r]
+    at::Tensor poly = at::addmm(gram, gram, gram, b, c);  // b A + c A A
+    x = at::addmm(x, poly, x, a, 1.0);                 // a X + (b A + c A^2) X
+  }
+  return tall ? x.t().contiguous() : x;
+}
+
+Optimizer::Optimizer(std::vector<std::pair<std::string, at::Tensor>> params, OptimizerOptions options)
     : params_(std::move(params)), o_(options) {
   for (auto& [name, p] : params_) {
     exp_avg_[name] = torch::zeros_like(p, at::MemoryFormat::Contiguous);
     exp_avg_sq_[name] = torch::zeros_like(p, at::MemoryFormat::Contiguous);
+    muon_.push_back(o_.kind == OptimizerKind::kMuon && muon_parameter(name, p));
   }
 }
 
-void AdamW::zero_grad() {
+int64_t Optimizer::muon_parameters() const { return std::count(muon_.begin(), muon_.end(), true); }
+
+void Optimizer::zero_grad() {
   for (auto& [name, p] : params_)
     if (p.grad().defined()) p.mutable_grad().zero_();
 }
 
-void AdamW::step(double lr) {
+void Optimizer::step(double lr) {
   torch::NoGradGuard no_grad;
   ++step_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(step_));
-  for (auto& [name, p] : params_) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto& [name, p] = params_[i];
     if (!p.grad().defined()) continue;
     const at::Tensor& g = p.grad();
     at::Tensor& m = exp_avg_.at(name);
+    if (muon_[i]) {
+      m.mul_(o_.muon_momentum).add_(g);
+      const at::Tensor o = newton_schulz5(g.add(m, o_.muon_momentum));
+      const double scale = 0.2 * std::sqrt(static_cast<double>(std::max(p.size(0), p.size(1))));
+      if (o_.weight_decay > 0) p.mul_(1.0 - lr * o_.weight_decay);
+      p.add_(o.to(p.scalar_type()), -lr * scale);
+      continue;
+    }
     at::Tensor& v = exp_avg_sq_.at(name);
     m.mul_(o_.beta1).add_(g, 1.0 - o_.beta1);
     v.mul_(o_.beta2).addcmul_(g, g, 1.0 - o_.beta2);

@@ -10,7 +10,7 @@
 
 namespace performer {
 
-NamedTensors replicated_state(Encoder& model, AdamW& optimizer) {
+NamedTensors replicated_state(Encoder& model, Optimizer& optimizer) {
   NamedTensors out;
   for (auto& p : model->named_parameters()) out.emplace_back(p.key(), p.value());
   for (auto& b : model->named_buffers()) out.emplace_back("buffer:" + b.key(), b.value());

@@ -25,7 +25,7 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // Parameters, buffers ("buffer:" names) and optimizer moments ("exp_avg:", "exp_avg_sq:"), in one order on
 // every rank.
-NamedTensors replicated_state(Encoder& model, AdamW& optimizer);
+NamedTensors replicated_state(Encoder& model, Optimizer& optimizer);
 
 // What taking rank 0's state changed on this rank: how many tensors differed from rank 0's, and the
 // largest relative difference ||mine - rank 0's|| / ||rank 0's|| among them (0 when nothing differed).

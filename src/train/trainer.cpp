@@ -142,7 +142,7 @@ struct Session {
   PrecisionChoice precision;  // the run's: autocast for forward passes in bf16
   Corpus corpus;
   Encoder model{nullptr};
-  AdamW optimizer{{}, {}};
+  Optimizer optimizer{{}, {}};
   std::unique_ptr<GradientSync> sync;  // data-parallel runs: gradient sums across ranks
   double comm_seconds = 0;             // blocked on the other ranks (gradient sums left after backward, agreements)
 
@@ -152,7 +152,8 @@ struct Session {
     model = Encoder(c.model);
     model->to(device);
     model->train();
-    optimizer = AdamW(named_params(model), AdamWOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay});
+    optimizer = Optimizer(named_params(model), OptimizerOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay,
+                                                                 c.train.optimizer, c.train.muon_momentum});
     if (comm->distributed())
       sync = std::make_unique<GradientSync>(model->parameters(), *comm,
                                             static_cast<int64_t>(c.runtime.bucket_mb * 1024 * 1024));
@@ -492,6 +493,10 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
   l.info("model: {} ({:.2f} M parameters), device {}, {} threads, {}", c.model.describe(),
          static_cast<double>(s.model->num_parameters()) / 1e6, s.device.str(), torch::get_num_threads(),
          precision_name(s.precision.precision));
+  if (c.train.optimizer == OptimizerKind::kMuon)
+    l.info("optimizer: Muon for {} weight matrices of the blocks (momentum {}), AdamW for the other {} parameters",
+           s.optimizer.muon_parameters(), c.train.muon_momentum,
+           static_cast<int64_t>(s.optimizer.params().size()) - s.optimizer.muon_parameters());
   if (s.precision.warning)
     l.warn("{}", s.precision.note);
   else if (!s.precision.note.empty())
