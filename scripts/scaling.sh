@@ -22,9 +22,9 @@ echo "== fetch real data (trembl-sample)"
 scripts/get-data.sh
 echo "== isoFLOP study (configs/quickstart.yaml, 50% cluster split)"
 # The study's model family is the quickstart's former one (learned positions, 64 projected ReLU features
-# redrawn every 1,000 steps, no local convolution), pinned here so that this command repeats the figures in
-# docs/scaling.md.
-"${PERFORMER}" scaling --config configs/quickstart.yaml \
+# redrawn every 1,000 steps, no local convolution, AdamW), pinned here so that this command repeats the figures
+# in docs/scaling.md.
+"${PERFORMER}" scaling --config configs/quickstart.yaml --set train.optimizer=adamw \
   --set model.positions=learned --set model.relu_projection=true --set model.features=64 \
   --set model.redraw_interval=1000 --set model.local_kernel=0 \
   --set data.clusters=data/trembl-sample/DB.clusters50.tsv \

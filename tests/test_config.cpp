@@ -245,7 +245,7 @@ TEST(Config, DefaultsTextMentionsEveryKey) {
     EXPECT_NE(text.find(key + " "), std::string::npos) << key;
     ++keys;
   }
-  EXPECT_EQ(keys, 65);
+  EXPECT_EQ(keys, 67);
   EXPECT_NE(text.find("exact | favor-softmax | favor-relu"), std::string::npos);
   EXPECT_NE(text.find("[0, 1)"), std::string::npos);
   EXPECT_EQ(text.find("model.seed"), std::string::npos);
