@@ -45,7 +45,7 @@ TEST(Optimizer, AdamWMatchesLibTorchAdamW) {
 }
 
 TEST(Optimizer, AdamWDecaysWeightMatricesOnlyNotBiasesOrNorms) {
-  // The reason Optimizer is written out: decoupled weight decay applies to weight matrices and embeddings
+  // The reason the optimizer is written out: decoupled weight decay applies to weight matrices and embeddings
   // (>= 2 dimensions), never to biases, LayerNorm gains/shifts or lm_bias (1-D). With zero gradients the
   // Adam update is 0, so one step shows the decay alone: 2-D shrink by (1 - lr wd), 1-D stay bit-identical.
   Encoder model([] {
@@ -147,6 +147,9 @@ TEST(Optimizer, MuonUpdatesTheBlocksMatricesByItsFormulaAndTheRestByAdamW) {
   ec.features = 8;
   ec.max_len = 16;
   ec.local_kernel = 3;
+  ec.local_ffn = true;             // a second convolution beside the feed-forward block: AdamW's
+  ec.activation = Activation::kSwiglu;  // a third feed-forward matrix: Muon's
+  ec.lm_head = LmHead::kEsm;       // a dense layer outside the blocks: AdamW's
   torch::manual_seed(5);
   Encoder model(ec);
   std::vector<std::pair<std::string, at::Tensor>> pm, pa;
@@ -159,7 +162,7 @@ TEST(Optimizer, MuonUpdatesTheBlocksMatricesByItsFormulaAndTheRestByAdamW) {
   const double lr = 0.01, wd = 0.1, mu = 0.9;
   Optimizer muon(pm, OptimizerOptions{0.9, 0.98, 1e-8, wd, OptimizerKind::kMuon, mu});
   Optimizer adamw(pa, OptimizerOptions{0.9, 0.98, 1e-8, wd});
-  EXPECT_EQ(muon.muon_parameters(), 2 * 6);  // q, k, v, out, ff1, ff2 in each of 2 layers
+  EXPECT_EQ(muon.muon_parameters(), 2 * 7);  // q, k, v, out, ff1, ff2, ff_gate in each of 2 layers
   EXPECT_EQ(adamw.muon_parameters(), 0);
   std::map<std::string, std::vector<at::Tensor>> grads;
   for (int step = 0; step < 2; ++step) {
@@ -196,9 +199,11 @@ TEST(Optimizer, MuonUpdatesTheBlocksMatricesByItsFormulaAndTheRestByAdamW) {
         << name << ": the momentum is stored as exp_avg";
     EXPECT_EQ(muon.exp_avg_sq().at(name).abs().max().item<double>(), 0.0) << name;
   }
-  EXPECT_TRUE(by_muon.count("layers.1.attn.q_proj.weight") && by_muon.count("layers.0.ff2.weight"));
-  EXPECT_FALSE(by_muon.count("layers.0.local_weight") || by_muon.count("embed.weight") ||
-               by_muon.count("lm_head.dense.weight"));
+  EXPECT_TRUE(by_muon.count("layers.1.attn.q_proj.weight") && by_muon.count("layers.0.ff2.weight") &&
+              by_muon.count("layers.1.ff_gate.weight"));
+  ASSERT_TRUE(start.count("layers.0.local_ff_weight") && start.count("lm_head.dense.weight"));
+  EXPECT_FALSE(by_muon.count("layers.0.local_weight") || by_muon.count("layers.0.local_ff_weight") ||
+               by_muon.count("embed.weight") || by_muon.count("lm_head.dense.weight"));
   EXPECT_EQ(parse_optimizer("muon"), OptimizerKind::kMuon);
   EXPECT_EQ(optimizer_name(OptimizerKind::kAdamW), "adamw");
   EXPECT_THROW(parse_optimizer("sgd"), Error);
@@ -433,6 +438,44 @@ TEST(Train, MuonLowersTheLossAndResumesExactly) {
   for (size_t i = 0; i < 5; ++i) first += loss[i] / 5, last += loss[loss.size() - 1 - i] / 5;
   EXPECT_LT(last, first - 0.2) << "first " << first << " last " << last;
   expect_exact_resume({"train.optimizer=muon", "model.local_kernel=3"});
+}
+
+TEST(Train, AResumeUnderTheOtherOptimizerIsRefusedAndWritesNothing) {
+  // AdamW's moments and Muon's momentum mean different things: a run continues with the optimizer that wrote it.
+  for (auto [first, second] : {std::pair<std::string, std::string>{"adamw", "muon"}, {"muon", "adamw"}}) {
+    TempDir dir;
+    TrainOptions o;
+    o.progress_bar = false;
+    const std::vector<std::string> sets = {"train.steps=6", "eval.every=0", "output.checkpoint_every=3"};
+    auto with = [&](const std::string& kind) {
+      auto v = sets;
+      v.push_back("train.optimizer=" + kind);
+      return tiny_run_config(dir.path(), v);
+    };
+    TrainOptions half = o;
+    half.stop_after = 3;
+    train(with(first), half);
+    const std::string metrics = read_text(dir.file("metrics.csv"));
+    std::set<std::string> files;
+    for (auto& e : fs::directory_iterator(dir.path())) files.insert(e.path().filename().string());
+    TrainOptions resume = o;
+    resume.resume = "auto";
+    try {
+      train(with(second), resume);
+      ADD_FAILURE() << first << " -> " << second << ": resumed";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("train.optimizer " + first), std::string::npos) << msg;
+      EXPECT_NE(msg.find("--set train.optimizer=" + first), std::string::npos) << msg;
+      EXPECT_NE(msg.find("ckpt-"), std::string::npos) << msg;  // names the checkpoint
+    }
+    std::set<std::string> after;
+    for (auto& e : fs::directory_iterator(dir.path())) after.insert(e.path().filename().string());
+    EXPECT_EQ(after, files) << first << " -> " << second;
+    EXPECT_EQ(read_text(dir.file("metrics.csv")), metrics);
+    // With the same optimizer it continues.
+    EXPECT_EQ(train(with(first), resume).step, 6);
+  }
 }
 
 TEST(Train, NonFiniteStepsAreSkippedThenStop) {

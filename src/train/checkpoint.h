@@ -3,8 +3,8 @@
 //   /model/<parameter name>          float32, the parameter's shape ("layers.3.attn.q_proj.weight", ...)
 //   /buffers/<buffer name>           random feature matrices ("layers.3.attn.projection", float32) and
 //                                    their draw numbers ("layers.3.attn.feature_draw", int64)
-//   /optimizer/exp_avg/<name>        Optimizer first moments, float32
-//   /optimizer/exp_avg_sq/<name>     Optimizer second moments, float32
+//   /optimizer/exp_avg/<name>        AdamW first moments (a Muon matrix: its momentum), float32
+//   /optimizer/exp_avg_sq/<name>     AdamW second moments (a Muon matrix: 0), float32
 //   /rng/torch_cpu                   uint8, the LibTorch CPU generator state (dropout)
 //   attributes of /: format = "performer-checkpoint", format_version = 1, step, tokens_seen,
 //                    data_epoch, data_index, best_valid_loss, bad_steps, config (the resolved YAML),

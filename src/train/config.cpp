@@ -829,6 +829,15 @@ RunConfig load_config(const std::string& path, const std::vector<std::string>& o
   return parse_config(text.str(), path, overrides);
 }
 
+OptimizerKind stored_optimizer(const std::string& yaml_text, const std::string& origin) {
+  try {
+    const YAML::Node node = YAML::Load(yaml_text)["train"]["optimizer"];
+    return node && node.IsScalar() ? parse_optimizer(node.as<std::string>()) : OptimizerKind::kAdamW;
+  } catch (const YAML::Exception& e) {
+    throw Error(origin + ": its stored config is not readable YAML (" + e.what() + ")");
+  }
+}
+
 std::string config_to_yaml(const RunConfig& config) {
   std::ostringstream out;
   out << "# performer run configuration, resolved (every key; `performer config --defaults` explains them)\n";

@@ -102,6 +102,9 @@ RunConfig load_config(const std::string& path, const std::vector<std::string>& o
 // Parses YAML text (for tests and for configs stored in checkpoints); `origin` names it in errors.
 RunConfig parse_config(const std::string& yaml_text, const std::string& origin,
                        const std::vector<std::string>& overrides = {});
+// train.optimizer of a config stored in a checkpoint (adamw where the key is absent: written before Muon);
+// reads that one key only, so a config of another version still answers.
+OptimizerKind stored_optimizer(const std::string& yaml_text, const std::string& origin);
 // The complete resolved configuration as YAML (every key), loadable by parse_config.
 std::string config_to_yaml(const RunConfig& config);
 // Every key with its default and meaning, one per line, grouped by section.

@@ -3,7 +3,7 @@
 // minutes in, or the machine swapping).
 //
 // Predicted peak, in bytes, for P parameters, T = rows x L tokens per batch (rows = tokens_per_batch / L):
-//   parameters, gradients and Optimizer moments          16 P
+//   parameters, gradients and AdamW moments          16 P
 //   activations kept for backward, per layer         4 T (12 D + 2 F [+ 6 H m for FAVOR with stored
 //                                                    features, + 2 H for the lean bidirectional core])
 //   logits, log-probabilities and their gradient     4 T V x 4

@@ -395,6 +395,19 @@ void check_same_corpus(const StartPoint& p, const Corpus& corpus, const std::str
   warn(what + "; continuing on the new corpus (--allow-corpus-change)");
 }
 
+// A run resumes with the optimizer that wrote its state: an AdamW moment and a Muon momentum mean different
+// things (train/optimizer.h), and a Muon momentum (about g / (1 - mu)) read as AdamW's first moment beside a
+// second moment of 0 would move each weight by about 100 lr in the first step.
+void check_same_optimizer(const StartPoint& p, const RunConfig& c) {
+  if (p.resumed_from.empty() || p.state.config_yaml.empty()) return;
+  const OptimizerKind saved = stored_optimizer(p.state.config_yaml, p.resumed_from);
+  if (saved == c.train.optimizer) return;
+  throw SettingError("train.optimizer", p.resumed_from + " was trained with train.optimizer " + optimizer_name(saved) +
+                                            ", this run asks for " + optimizer_name(c.train.optimizer) +
+                                            " (their states differ): resume with --set train.optimizer=" +
+                                            optimizer_name(saved) + ", or start over with --overwrite");
+}
+
 // Checks the run folder before anything of the run is written (so a failed start leaves it as it was;
 // train/run_folder.h): one training per folder, and a folder holding a run is continued or moved aside
 // only when asked. `skipped`: the checkpoints --resume auto found damaged, named when none could be used.
@@ -688,6 +701,7 @@ void begin_run(const RunConfig& c, const TrainOptions& opt, RunStart& r) {
   r.session = open_session(c, std::move(rt));
   Session& s = *r.session;
   r.start = find_start(c, opt, s);
+  check_same_optimizer(r.start, c);
   TrainState& state = r.start.state;
   state.config_yaml = config_to_yaml(with_absolute_paths(c));
   const std::string fingerprint = s.corpus.fingerprint();
