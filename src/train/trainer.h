@@ -4,8 +4,9 @@
 // One optimizer step = micro-batches until train.tokens_per_step real tokens (or one batch), loss summed
 // over the predicted positions (masked residues; or every residue and <eos> of a causal model) and divided
 // by their count, gradient clipping, the optimizer (AdamW or Muon) at the scheduled rate, then a feature
-// redraw when due. Every eval.every steps: perplexity/accuracy on a fixed sample of the valid split (masked, standard and
-// all-masked; or next-token over the residues for causal models) beside the unigram baseline.
+// redraw when due. Every eval.every steps: perplexity/accuracy on a fixed sample of the valid split
+// (masked, standard and all-masked; or next-token over the residues for causal models) beside the
+// unigram baseline.
 // Checkpoints (train/checkpoint.h) every output.checkpoint_every steps, at the end, on SIGINT/SIGTERM (after the current step), at train.max_minutes, and when
 // train.max_bad_steps consecutive steps had a NaN/Inf loss or gradient (those steps are skipped).
 // The run folder holds config.yaml, train.log, metrics.csv (one row per step), eval.csv, ckpt-*.h5, best.h5.
