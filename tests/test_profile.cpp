@@ -47,6 +47,17 @@ TEST(OpProfile, SelfTimeIsDurationLessDirectChildrenAndTotalCountsOutermostCalls
   EXPECT_EQ(table.find(" C "), std::string::npos) << table;     // only the top 2
 }
 
+TEST(OpProfile, MatrixProductSecondsSumsTheGemmOperatorsOnly) {
+  const std::vector<OpTime> ops{{"aten::mm", 4, 2.0, 2.0},          {"aten::addmm", 2, 1.0, 1.5},
+                                {"aten::bmm", 9, 0.25, 0.25},       {"aten::baddbmm_", 1, 8.0, 8.0},
+                                {"aten::gelu_backward", 3, 4.0, 4.0}, {"AddmmBackward0", 2, 0.5, 3.0},
+                                {"aten::copy_", 5, 16.0, 16.0},     {"performer::favor_core", 1, 32.0, 40.0}};
+  // mm + addmm + bmm + the in-place baddbmm_ (the chunked FAVOR core's).
+  EXPECT_DOUBLE_EQ(matrix_product_seconds(ops), 2.0 + 1.0 + 0.25 + 8.0);
+  EXPECT_FALSE(is_matrix_product("AddmmBackward0"));  // an autograd node: its products are its aten::mm children
+  EXPECT_FALSE(is_matrix_product("aten::gelu_backward"));
+}
+
 TEST(OpProfile, RecordsTheOperatorsOfARegionAndSavesATrace) {
   OpProfile p;
   try {
@@ -98,6 +109,7 @@ TEST(OpProfile, BenchTrainProfileListsOperatorsAndWritesTheTrace) {
   EXPECT_NE(r.out.find("tokens/s"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("operators by self time"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("aten::"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("matrix products (aten::mm"), std::string::npos) << r.out;
   const nlohmann::json t = nlohmann::json::parse(read_text(trace));
   bool forward = false;
   for (const auto& e : t.at("traceEvents")) forward = forward || e.value("name", "") == "performer::forward";

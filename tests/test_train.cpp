@@ -135,6 +135,57 @@ TEST(Optimizer, NewtonSchulzMapsEachSingularValueByTheQuinticFiveTimes) {
     EXPECT_LT((got32.to(at::kDouble) - expected).abs().max().item<double>(), bound) << r << "x" << c;
     // Not a no-op: the input's direction alone is far from the result.
     EXPECT_GT((g / g.norm() - expected).abs().max().item<double>(), 0.1);
+
+    // A batch [3, r, c]: each matrix on its own, the same as one at a time (here g, -g and another one).
+    const at::Tensor h = torch::randn({r, c}, at::kDouble);
+    const at::Tensor got_batch = newton_schulz5(at::stack({g, -g, h}));
+    ASSERT_EQ(got_batch.sizes(), (std::vector<int64_t>{3, r, c}));
+    EXPECT_LT((got_batch[0] - expected).abs().max().item<double>(), 1e-12) << r << "x" << c;
+    EXPECT_LT((got_batch[1] + expected).abs().max().item<double>(), 1e-12) << r << "x" << c;
+    EXPECT_LT((got_batch[2] - newton_schulz5(h)).abs().max().item<double>(), 1e-12) << r << "x" << c;
+  }
+}
+
+TEST(Optimizer, NewtonSchulzInBf16KeepsTheDirectionsAboveItsRounding) {
+  // bf16 iterations (what bf16 runs use): each step's products and result round to bf16, unit roundoff
+  // u = 2^-8. A singular value below about u ||G||_F is lost in the first rounding (the iteration then
+  // grows whatever the rounding left there toward the band); Muon's update in such directions is noise
+  // anyway. Singular values well above it keep their f^5 image: near the band the iteration contracts
+  // (|f'(s)| = 0.72 at s = 1, 1.14 at 0.7), so the roundings add up rather than multiply: five steps of three
+  // rounded results (A, b A + c A^2, X) are 15 u. Bound: 16 u on the largest entry's error, where float32's
+  // worst-case bound of the test above, scaled to u, is a^5 12 u = 5,800 u. Singular values from 0.05 ||G||_F (13 u) up.
+  if (!bf16_gemm_accumulates_in_float32(c10::Device(c10::kCPU)))
+    GTEST_SKIP() << "this LibTorch's bf16 GEMMs sum in bf16 on this CPU: the trainer keeps Newton-Schulz in float32 here";
+  torch::manual_seed(4);
+  const auto f5_of = [](const std::vector<double>& sv) {  // each singular value's image, as above
+    double frob = 0;
+    for (double x : sv) frob += x * x;
+    std::vector<double> out;
+    for (double x : sv) {
+      double y = x / (std::sqrt(frob) + 1e-7);
+      for (int i = 0; i < 5; ++i) y = 3.4445 * y - 4.7750 * y * y * y + 2.0315 * y * y * y * y * y;
+      out.push_back(y);
+    }
+    return out;
+  };
+  std::vector<double> wide(64);  // 64 values from 2.0 down to 0.5: the smallest 0.05 ||G||_F
+  for (size_t i = 0; i < wide.size(); ++i) wide[i] = 2.0 - 1.5 * static_cast<double>(i) / 63.0;
+  const double unit = std::ldexp(1.0, -8);
+  for (const auto& [r, c, sv] : {std::tuple<int64_t, int64_t, std::vector<double>>{9, 5, {2.0, 1.0, 0.5, 0.3, 0.2}},
+                                 {5, 12, {2.0, 1.0, 0.5, 0.3, 0.2}}, {64, 256, wide}}) {
+    at::Tensor u, v;
+    const std::vector<double> fv = f5_of(sv);
+    const at::Tensor g = with_singular_values(r, c, sv, &u, &v);
+    const at::Tensor expected = at::mm(u * torch::tensor(fv, at::kDouble), v.t());
+    const at::Tensor got32 = newton_schulz5(g.to(at::kFloat));
+    const at::Tensor got16 = newton_schulz5(g.to(at::kFloat), at::kBFloat16);
+    EXPECT_EQ(got16.scalar_type(), at::kFloat);
+    const double err32 = (got32.to(at::kDouble) - expected).abs().max().item<double>();
+    const double err16 = (got16.to(at::kDouble) - expected).abs().max().item<double>();
+    std::printf("newton_schulz5 %lldx%lld: largest error float32 %.2e, bf16 %.2e (bound %.2e)\n", static_cast<long long>(r),
+                static_cast<long long>(c), err32, err16, 16 * unit);
+    EXPECT_LT(err16, 16 * unit) << r << "x" << c;
+    EXPECT_GT(err16, err32) << "the bf16 iterations ran in bf16";
   }
 }
 

@@ -25,20 +25,25 @@ bool muon_parameter(const std::string& name, const at::Tensor& p) {
          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-at::Tensor newton_schulz5(const at::Tensor& g) {
+at::Tensor newton_schulz5(const at::Tensor& g, at::ScalarType dtype) {
   constexpr double a = 3.4445, b = -4.7750, c = 2.0315;
   constexpr int kSteps = 5;
-  TORCH_CHECK(g.dim() == 2, "newton_schulz5: a matrix, got ", g.dim(), " dimensions");
-  at::Tensor x = g.scalar_type() == at::kDouble ? g : g.to(at::kFloat);
-  const bool tall = x.size(0) > x.size(1);
-  if (tall) x = x.t();
-  x = x / (x.norm() + 1e-7);                           // [r, c], r <= c, every singular value <= 1
+  TORCH_CHECK(g.dim() == 2 || g.dim() == 3, "newton_schulz5: a matrix or a batch of them, got ", g.dim(), " dimensions");
+  const at::ScalarType wide = g.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  if (dtype == at::ScalarType::Undefined) dtype = wide;
+  at::Tensor x = (g.dim() == 2 ? g.unsqueeze(0) : g).to(wide);  // [n, r, c]
+  const bool tall = x.size(1) > x.size(2);
+  if (tall) x = x.transpose(1, 2);
+  const at::Tensor norms = at::linalg_vector_norm(x, 2, {1, 2}, /*keepdim=*/true);
+  x = (x / (norms + 1e-7)).to(dtype).contiguous();     // [n, r, c], r <= c, every singular value <= 1
   for (int i = 0; i < kSteps; ++i) {
-    at::Tensor gram = at::mm(x, x.t());                // A = X X^T, [r, r]
-    at::Tensor poly = at::addmm(gram, gram, gram, b, c);  // b A + c A A
-    x = at::addmm(x, poly, x, a, 1.0);                 // a X + (b A + c A^2) X
+    at::Tensor gram = at::bmm(x, x.transpose(1, 2));   // A = X X^T, [n, r, r]
+    at::Tensor poly = at::baddbmm(gram, gram, gram, b, c);  // b A + c A A
+    x = at::baddbmm(x, poly, x, a, 1.0);               // a X + (b A + c A^2) X
   }
-  return tall ? x.t().contiguous() : x;
+  x = x.to(wide);
+  if (tall) x = x.transpose(1, 2);
+  return (g.dim() == 2 ? x.squeeze(0) : x).contiguous();
 }
 
 Optimizer::Optimizer(std::vector<std::pair<std::string, at::Tensor>> params, OptimizerOptions options)
@@ -62,6 +67,7 @@ void Optimizer::step(double lr) {
   ++step_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(step_));
+  std::map<std::vector<int64_t>, std::vector<size_t>> muon_by_shape;  // the Muon matrices, batched by shape
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& [name, p] = params_[i];
     if (!p.grad().defined()) continue;
@@ -69,10 +75,7 @@ void Optimizer::step(double lr) {
     at::Tensor& m = exp_avg_.at(name);
     if (muon_[i]) {
       m.mul_(o_.muon_momentum).add_(g);
-      const at::Tensor o = newton_schulz5(g.add(m, o_.muon_momentum));
-      const double scale = 0.2 * std::sqrt(static_cast<double>(std::max(p.size(0), p.size(1))));
-      if (o_.weight_decay > 0) p.mul_(1.0 - lr * o_.weight_decay);
-      p.add_(o.to(p.scalar_type()), -lr * scale);
+      muon_by_shape[p.sizes().vec()].push_back(i);
       continue;
     }
     at::Tensor& v = exp_avg_sq_.at(name);
@@ -81,6 +84,17 @@ void Optimizer::step(double lr) {
     if (o_.weight_decay > 0 && p.dim() >= 2) p.mul_(1.0 - lr * o_.weight_decay);
     at::Tensor denom = (v / bc2).sqrt_().add_(o_.eps);
     p.addcdiv_(m, denom, -lr / bc1);
+  }
+  for (const auto& [shape, members] : muon_by_shape) {
+    std::vector<at::Tensor> nesterov;  // u = g + mu m, one per matrix of this shape
+    for (size_t i : members) nesterov.push_back(params_[i].second.grad().add(exp_avg_.at(params_[i].first), o_.muon_momentum));
+    const at::Tensor o = newton_schulz5(at::stack(nesterov), o_.newton_schulz_dtype);  // [n, rows, cols]
+    const double scale = 0.2 * std::sqrt(static_cast<double>(std::max(shape[0], shape[1])));
+    for (size_t j = 0; j < members.size(); ++j) {
+      at::Tensor& p = params_[members[j]].second;
+      if (o_.weight_decay > 0) p.mul_(1.0 - lr * o_.weight_decay);
+      p.add_(o[static_cast<int64_t>(j)].to(p.scalar_type()), -lr * scale);
+    }
   }
 }
 

@@ -35,6 +35,10 @@ struct OptimizerOptions {
   double beta1 = 0.9, beta2 = 0.98, eps = 1e-9, weight_decay = 0.1;
   OptimizerKind kind = OptimizerKind::kAdamW;
   double muon_momentum = 0.95;  // mu above
+  // The Newton-Schulz iterations' dtype (newton_schulz5): float32, or bf16 where the run computes in bf16
+  // and bf16 GEMMs sum in float32 (the trainer decides: util/precision.h). The matrices of one shape go
+  // through the iteration as one batch.
+  at::ScalarType newton_schulz_dtype = at::ScalarType::Float;
 };
 
 // True for the parameters Muon updates under kind muon: the 2-D weights of the encoder blocks' linear
@@ -46,9 +50,14 @@ bool muon_parameter(const std::string& name, const at::Tensor& p);
 // (a, b, c) = (3.4445, -4.7750, 2.0315). On G = U S V^T each step maps every singular value s (all in
 // (0, 1] after the scaling) to f(s) = a s + b s^3 + c s^5 and keeps U and V, so the result is
 // U f^5(S / ||G||_F) V^T: a singular value above about 3e-3 ||G||_F ends between about 0.7 and 1.2
-// (f(0) = 0: smaller ones grow by at most a^5 = 486). Computed in float32 (in float64 for a float64
-// input); returns the input's shape.
-at::Tensor newton_schulz5(const at::Tensor& g);
+// (f(0) = 0: smaller ones grow by at most a^5 = 486).
+// g: one matrix [r, c] or a batch of them [n, r, c], each iterated on its own (one bmm per product for the
+// whole batch). The iterations run in `dtype`: float32 (the default; float64 for a float64 input), or
+// bf16 (products with float32 sums, each result rounded to bf16: what bf16 runs use, as Muon's authors
+// do; a rounding of 2^-9 per step, which the iteration, contracting every singular value toward its band,
+// does not accumulate). The scaling is computed in float32 first. Returns g's shape, in float32 (float64
+// for a float64 input).
+at::Tensor newton_schulz5(const at::Tensor& g, at::ScalarType dtype = at::ScalarType::Undefined);
 
 class Optimizer {
  public:

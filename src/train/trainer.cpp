@@ -152,8 +152,11 @@ struct Session {
     model = Encoder(c.model);
     model->to(device);
     model->train();
+    // Muon's Newton-Schulz products in bf16 where the run's are (and bf16 GEMMs sum in float32).
+    const bool bf16 = precision.precision == Precision::kBf16 && bf16_gemm_accumulates_in_float32(device);
     optimizer = Optimizer(named_params(model), OptimizerOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay,
-                                                                 c.train.optimizer, c.train.muon_momentum});
+                                                                 c.train.optimizer, c.train.muon_momentum,
+                                                                 bf16 ? at::kBFloat16 : at::kFloat});
     if (comm->distributed())
       sync = std::make_unique<GradientSync>(model->parameters(), *comm,
                                             static_cast<int64_t>(c.runtime.bucket_mb * 1024 * 1024));

@@ -155,4 +155,21 @@ std::string describe_top_ops(const std::vector<OpTime>& ops, double region_s, si
   return out;
 }
 
+bool is_matrix_product(const std::string& op_name) {
+  // In-place forms (aten::baddbmm_, the chunked FAVOR core's) count as their operator.
+  const std::string base = !op_name.empty() && op_name.back() == '_' ? op_name.substr(0, op_name.size() - 1) : op_name;
+  static const char* const kProducts[] = {"aten::mm",     "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm",
+                                          "aten::matmul", "aten::addmv", "aten::mv",  "aten::dot"};
+  for (const char* name : kProducts)
+    if (base == name) return true;
+  return false;
+}
+
+double matrix_product_seconds(const std::vector<OpTime>& ops) {
+  double s = 0;
+  for (const OpTime& op : ops)
+    if (is_matrix_product(op.name)) s += op.self_s;
+  return s;
+}
+
 }  // namespace performer
