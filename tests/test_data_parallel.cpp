@@ -346,6 +346,29 @@ TEST(DataParallel, TwoRanksTrainAsOneProcessAndResumeAcrossWorldSizes) {
   }
 }
 
+// Muon: every rank orthogonalizes the summed gradients itself (Newton-Schulz on identical inputs), so the
+// replicas stay equal (the run's fingerprint agreements would stop it otherwise) and train as one process.
+TEST(DataParallel, TwoRanksTrainWithMuonAsOneProcess) {
+  TempDir d;
+  const std::string one = d.file("one"), threads = d.file("threads"), two = d.file("two");
+  const std::string steps = "--set train.steps=20 --set train.lr=2e-3 --set train.optimizer=muon";
+  CliRun a = run_performer(tiny_args(one, steps));
+  ASSERT_EQ(a.status, 0) << a.out;
+  CliRun t = run_performer(tiny_args(threads, steps + " --set runtime.threads=2"));
+  ASSERT_EQ(t.status, 0) << t.out;
+  const Bounds bounds = noise_bounds(one, threads, 20);  // as in the AdamW test above
+  ASSERT_LT(bounds.parameters, 1e-2) << "the two one-process runs themselves diverge";
+  CliRun b = run_performer(tiny_args(two, steps) + " --nproc 2");
+  ASSERT_EQ(b.status, 0) << b.out;
+  EXPECT_NE(b.out.find("data-parallel: 2 ranks"), std::string::npos) << b.out;
+  EXPECT_LE(loss_difference(one + "/metrics.csv", two + "/metrics.csv"), bounds.losses);
+  EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(two, 20)), bounds.parameters);
+  // Not AdamW under another name: the same run with AdamW ends elsewhere, far outside the noise.
+  CliRun w = run_performer(tiny_args(d.file("adamw"), "--set train.steps=20 --set train.lr=2e-3"));
+  ASSERT_EQ(w.status, 0) << w.out;
+  EXPECT_GT(parameter_difference(checkpoint_path(one, 20), checkpoint_path(d.file("adamw"), 20)), 10 * bounds.parameters);
+}
+
 TEST(DataParallel, AKilledRankMakesTheOtherExitWithAMessageNamingIt) {
   TempDir d;
   const std::string run = d.file("run");
