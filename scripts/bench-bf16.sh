@@ -11,8 +11,9 @@
 # matrix products' time per step (aten::mm, addmm, bmm, baddbmm; src/util/op_profile.h) and the rest's.
 #
 # Why the products' split: a step = products + rest. bf16 speeds the products by at most the GEMM peaks'
-# ratio, and the rest (element-wise work, which moves half the bytes at best) by at most about 2x, so the
-# products' own fp32 / bf16 ratio, printed beside the step's, shows how far a faster rest could take it.
+# ratio, and the rest (element-wise work, which moves half the bytes at best) by at most about 2x. So where
+# the products' own fp32 / bf16 ratio, printed beside the step's, is below 2x, no change to the rest brings
+# the step to 2x. The rest is the profiled time less the products', the profiler's own cost included.
 #
 # Embeddings: `performer embed --layers all` (mean per protein, every layer) of the first --proteins QUERY
 # proteins, from a 4-step checkpoint of each model made first (the speed does not depend on the weights),
@@ -69,7 +70,8 @@ bench() {  # model precision round [--profile trace]
   awk -v m="$m" -v p="$p" -v r="$r" '
     /^tokens\/s / { tps = $2 }
     /^model FLOPs/ { for (i = 1; i <= NF; i++) { if ($i == "MFU") mfu = $(i + 1); if ($i == "TFLOP/s") peak = $(i - 1) } }
-    /^matrix products / { for (i = 1; i <= NF; i++) { if ($i == "ms" && !prod) prod = $(i - 1); if ($i == "rest") rest = $(i + 1) } }
+    /^matrix products / { seen = 0; for (i = 1; i <= NF; i++) { if ($i == "ms" && !seen) { prod = $(i - 1); seen = 1 }
+                                                                 if ($i == "rest") rest = $(i + 1) } }
     END { sub("%", "", mfu); printf "%s,%s,%s,%s,%s,%s,%s,%s\n", m, p, r, tps, peak, mfu, prod, rest }' \
     "$out/bench.txt" >> "$out/train.csv"
   tail -n 1 "$out/train.csv"
@@ -97,6 +99,7 @@ for m in "${models[@]}"; do
       run_performer embed --checkpoint "$out/ckpt-$m/best.h5" --input "$fasta" --out "$out/embed-$m-$p.h5" \
         --layers all --precision "$p" -q > "$out/embed.txt"
       rps=$(sed -n 's/^throughput: .*; \([0-9]*\) residues\/s.*/\1/p' "$out/embed.txt")
+      [ -n "$rps" ] || { echo "bench-bf16: no throughput line from embed ($out/embed.txt)" >&2; exit 1; }
       echo "$m,$p,$round,$rps" | tee -a "$out/embed.csv"
       [ "$round" = "$rounds" ] || rm -f "$out/embed-$m-$p.h5"
     done

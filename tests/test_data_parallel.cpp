@@ -346,8 +346,9 @@ TEST(DataParallel, TwoRanksTrainAsOneProcessAndResumeAcrossWorldSizes) {
   }
 }
 
-// Muon: every rank orthogonalizes the summed gradients itself (Newton-Schulz on identical inputs), so the
-// replicas stay equal (the run's fingerprint agreements would stop it otherwise) and train as one process.
+// Muon: every rank orthogonalizes the summed gradients itself (Newton-Schulz on identical inputs, in one
+// dtype agreed by the ranks), so the replicas stay equal, bit for bit (the run's fingerprint agreements
+// would find them "drifted apart" otherwise), and train as one process.
 TEST(DataParallel, TwoRanksTrainWithMuonAsOneProcess) {
   TempDir d;
   const std::string one = d.file("one"), threads = d.file("threads"), two = d.file("two");
@@ -361,6 +362,8 @@ TEST(DataParallel, TwoRanksTrainWithMuonAsOneProcess) {
   CliRun b = run_performer(tiny_args(two, steps) + " --nproc 2");
   ASSERT_EQ(b.status, 0) << b.out;
   EXPECT_NE(b.out.find("data-parallel: 2 ranks"), std::string::npos) << b.out;
+  EXPECT_EQ(b.out.find("drifted apart"), std::string::npos) << b.out;
+  EXPECT_EQ(read_text(two + "/train.log").find("drifted apart"), std::string::npos);
   EXPECT_LE(loss_difference(one + "/metrics.csv", two + "/metrics.csv"), bounds.losses);
   EXPECT_LE(parameter_difference(checkpoint_path(one, 20), checkpoint_path(two, 20)), bounds.parameters);
   // Not AdamW under another name: the same run with AdamW ends elsewhere, far outside the noise.

@@ -31,6 +31,8 @@ at::Tensor newton_schulz5(const at::Tensor& g, at::ScalarType dtype) {
   TORCH_CHECK(g.dim() == 2 || g.dim() == 3, "newton_schulz5: a matrix or a batch of them, got ", g.dim(), " dimensions");
   const at::ScalarType wide = g.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   if (dtype == at::ScalarType::Undefined) dtype = wide;
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kBFloat16,
+              "newton_schulz5: iterations in float32, float64 or bf16, not ", dtype);
   at::Tensor x = (g.dim() == 2 ? g.unsqueeze(0) : g).to(wide);  // [n, r, c]
   const bool tall = x.size(1) > x.size(2);
   if (tall) x = x.transpose(1, 2);
@@ -67,7 +69,8 @@ void Optimizer::step(double lr) {
   ++step_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(o_.beta2, static_cast<double>(step_));
-  std::map<std::vector<int64_t>, std::vector<size_t>> muon_by_shape;  // the Muon matrices, batched by shape
+  // The Muon matrices by shape, a tall one counted as its transpose: {rows, cols} with rows <= cols.
+  std::map<std::pair<int64_t, int64_t>, std::vector<size_t>> muon_by_shape;
   for (size_t i = 0; i < params_.size(); ++i) {
     auto& [name, p] = params_[i];
     if (!p.grad().defined()) continue;
@@ -75,7 +78,7 @@ void Optimizer::step(double lr) {
     at::Tensor& m = exp_avg_.at(name);
     if (muon_[i]) {
       m.mul_(o_.muon_momentum).add_(g);
-      muon_by_shape[p.sizes().vec()].push_back(i);
+      muon_by_shape[{std::min(p.size(0), p.size(1)), std::max(p.size(0), p.size(1))}].push_back(i);
       continue;
     }
     at::Tensor& v = exp_avg_sq_.at(name);
@@ -86,14 +89,24 @@ void Optimizer::step(double lr) {
     p.addcdiv_(m, denom, -lr / bc1);
   }
   for (const auto& [shape, members] : muon_by_shape) {
-    std::vector<at::Tensor> nesterov;  // u = g + mu m, one per matrix of this shape
-    for (size_t i : members) nesterov.push_back(params_[i].second.grad().add(exp_avg_.at(params_[i].first), o_.muon_momentum));
-    const at::Tensor o = newton_schulz5(at::stack(nesterov), o_.newton_schulz_dtype);  // [n, rows, cols]
-    const double scale = 0.2 * std::sqrt(static_cast<double>(std::max(shape[0], shape[1])));
+    const auto [rows, cols] = shape;
+    const at::Tensor& first = params_[members.front()].second;
+    // u = g + mu m (Nesterov), written straight into one [n, rows, cols] batch (a tall matrix transposed).
+    at::Tensor nesterov = at::empty({static_cast<int64_t>(members.size()), rows, cols}, first.options());
+    for (size_t j = 0; j < members.size(); ++j) {
+      const auto& [name, p] = params_[members[j]];
+      at::Tensor slot = nesterov[static_cast<int64_t>(j)];
+      if (p.size(0) > p.size(1)) slot = slot.t();
+      at::add_out(slot, p.grad(), exp_avg_.at(name), o_.muon_momentum);
+    }
+    const at::Tensor o = newton_schulz5(nesterov, o_.newton_schulz_dtype);  // [n, rows, cols]
+    const double scale = 0.2 * std::sqrt(static_cast<double>(cols));      // sqrt(max(rows, cols))
     for (size_t j = 0; j < members.size(); ++j) {
       at::Tensor& p = params_[members[j]].second;
+      at::Tensor update = o[static_cast<int64_t>(j)];
+      if (p.size(0) > p.size(1)) update = update.t();
       if (o_.weight_decay > 0) p.mul_(1.0 - lr * o_.weight_decay);
-      p.add_(o[static_cast<int64_t>(j)].to(p.scalar_type()), -lr * scale);
+      p.add_(update.to(p.scalar_type()), -lr * scale);
     }
   }
 }

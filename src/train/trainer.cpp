@@ -96,13 +96,20 @@ struct Runtime {
 // of a job agree: auto takes bf16 only where every rank measured it faster, so no rank rounds otherwise.
 PrecisionChoice agreed_precision(Precision requested, const torch::Device& device, Communicator& comm) {
   PrecisionChoice p = choose_precision(requested, device);
-  if (requested != Precision::kAuto || !comm.distributed()) return p;
-  std::vector<double> bf16{p.precision == Precision::kBf16 ? 1.0 : 0.0};
-  comm.min(bf16);
-  if (bf16[0] == 0 && p.precision == Precision::kBf16) {
-    p.precision = Precision::kFp32;
-    p.note += "; fp32 on every rank: another rank measured bf16 slower";
+  if (!comm.distributed()) return p;
+  if (requested == Precision::kAuto) {
+    std::vector<double> bf16{p.precision == Precision::kBf16 ? 1.0 : 0.0};
+    comm.min(bf16);
+    if (bf16[0] == 0 && p.precision == Precision::kBf16) {
+      p.precision = Precision::kFp32;
+      p.note += "; fp32 on every rank: another rank measured bf16 slower";
+    }
   }
+  // Muon's Newton-Schulz runs in bf16 only where every rank's bf16 products sum in float32, so that the
+  // replicas' updates stay equal (Session::start_fresh).
+  std::vector<double> exact{p.probe.bf16_sums_in_float32 ? 1.0 : 0.0};
+  comm.min(exact);
+  p.probe.bf16_sums_in_float32 = exact[0] == 1.0;
   return p;
 }
 
@@ -152,11 +159,12 @@ struct Session {
     model = Encoder(c.model);
     model->to(device);
     model->train();
-    // Muon's Newton-Schulz products in bf16 where the run's are (and bf16 GEMMs sum in float32).
-    const bool bf16 = precision.precision == Precision::kBf16 && bf16_gemm_accumulates_in_float32(device);
+    // Muon's Newton-Schulz products in bf16 where the run's are and bf16 GEMMs sum in float32 (on every
+    // rank: agreed_precision); otherwise in the parameters' own float type.
+    const bool bf16 = precision.precision == Precision::kBf16 && precision.probe.bf16_sums_in_float32;
     optimizer = Optimizer(named_params(model), OptimizerOptions{c.train.beta1, c.train.beta2, c.train.eps, c.train.weight_decay,
                                                                  c.train.optimizer, c.train.muon_momentum,
-                                                                 bf16 ? at::kBFloat16 : at::kFloat});
+                                                                 bf16 ? at::kBFloat16 : at::ScalarType::Undefined});
     if (comm->distributed())
       sync = std::make_unique<GradientSync>(model->parameters(), *comm,
                                             static_cast<int64_t>(c.runtime.bucket_mb * 1024 * 1024));
@@ -510,8 +518,10 @@ void log_start(RunLog& log, const RunConfig& c, const TrainOptions& opt, const S
          static_cast<double>(s.model->num_parameters()) / 1e6, s.device.str(), torch::get_num_threads(),
          precision_name(s.precision.precision));
   if (c.train.optimizer == OptimizerKind::kMuon)
-    l.info("optimizer: Muon for {} weight matrices of the blocks (momentum {}), AdamW for the other {} parameters",
+    l.info("optimizer: Muon for {} weight matrices of the blocks (momentum {}; Newton-Schulz in {}), AdamW for the "
+           "other {} parameters",
            s.optimizer.muon_parameters(), c.train.muon_momentum,
+           s.optimizer.options().newton_schulz_dtype == at::kBFloat16 ? "bf16" : "float32",
            static_cast<int64_t>(s.optimizer.params().size()) - s.optimizer.muon_parameters());
   if (s.precision.warning)
     l.warn("{}", s.precision.note);
