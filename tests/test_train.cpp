@@ -104,21 +104,29 @@ static at::Tensor with_singular_values(int64_t r, int64_t c, const std::vector<d
   return at::mm(*u * torch::tensor(s, at::kDouble), v->t());
 }
 
+// Each singular value's image under newton_schulz5, one scalar at a time in double: s / (||S||_F + 1e-7), then
+// five times f(s) = a s + b s^3 + c s^5.
+static std::vector<double> quintic_images(const std::vector<double>& s) {
+  double frob = 0;
+  for (double x : s) frob += x * x;
+  std::vector<double> out;
+  for (double x : s) {
+    double y = x / (std::sqrt(frob) + 1e-7);
+    for (int i = 0; i < 5; ++i) y = 3.4445 * y - 4.7750 * y * y * y + 2.0315 * y * y * y * y * y;
+    out.push_back(y);
+  }
+  return out;
+}
+
 TEST(Optimizer, NewtonSchulzMapsEachSingularValueByTheQuinticFiveTimes) {
   // Reference: the iteration acts on each singular value alone, s -> f(s) = a s + b s^3 + c s^5 after scaling by
   // ||G||_F, keeping U and V; so newton_schulz5(U S V^T) = U f^5(S / ||S||) V^T, computed here one scalar at a time.
   torch::manual_seed(3);
   const std::vector<double> s = {2.0, 1.0, 0.3, 0.05, 0.01};
-  double frob = 0;
-  for (double x : s) frob += x * x;
-  frob = std::sqrt(frob);
-  std::vector<double> f5;
-  for (double x : s) {
-    double y = x / (frob + 1e-7);
-    for (int i = 0; i < 5; ++i) y = 3.4445 * y - 4.7750 * y * y * y + 2.0315 * y * y * y * y * y;
-    f5.push_back(y);
-    EXPECT_GT(y, 0.65) << "singular value " << x;  // every one of these (>= 3e-3 ||G||_F) ends near 1
-    EXPECT_LT(y, 1.25) << "singular value " << x;
+  const std::vector<double> f5 = quintic_images(s);
+  for (size_t i = 0; i < s.size(); ++i) {
+    EXPECT_GT(f5[i], 0.65) << "singular value " << s[i];  // every one of these (>= 3e-3 ||G||_F) ends near 1
+    EXPECT_LT(f5[i], 1.25) << "singular value " << s[i];
   }
   for (auto [r, c] : {std::pair<int64_t, int64_t>{9, 5}, {5, 12}}) {  // tall (transposed inside) and wide
     at::Tensor u, v;
@@ -158,24 +166,13 @@ TEST(Optimizer, NewtonSchulzInBf16KeepsTheDirectionsAboveItsRounding) {
   if (!bf16_gemm_accumulates_in_float32(c10::Device(c10::kCPU)))
     GTEST_SKIP() << "this LibTorch's bf16 GEMMs sum in bf16 on this CPU: the trainer keeps Newton-Schulz in float32 here";
   torch::manual_seed(4);
-  const auto f5_of = [](const std::vector<double>& sv) {  // each singular value's image, as above
-    double frob = 0;
-    for (double x : sv) frob += x * x;
-    std::vector<double> out;
-    for (double x : sv) {
-      double y = x / (std::sqrt(frob) + 1e-7);
-      for (int i = 0; i < 5; ++i) y = 3.4445 * y - 4.7750 * y * y * y + 2.0315 * y * y * y * y * y;
-      out.push_back(y);
-    }
-    return out;
-  };
   std::vector<double> wide(64);  // 64 values from 2.0 down to 0.5: the smallest 0.05 ||G||_F
   for (size_t i = 0; i < wide.size(); ++i) wide[i] = 2.0 - 1.5 * static_cast<double>(i) / 63.0;
   const double unit = std::ldexp(1.0, -8);
   for (const auto& [r, c, sv] : {std::tuple<int64_t, int64_t, std::vector<double>>{9, 5, {2.0, 1.0, 0.5, 0.3, 0.2}},
                                  {5, 12, {2.0, 1.0, 0.5, 0.3, 0.2}}, {64, 256, wide}}) {
     at::Tensor u, v;
-    const std::vector<double> fv = f5_of(sv);
+    const std::vector<double> fv = quintic_images(sv);
     const at::Tensor g = with_singular_values(r, c, sv, &u, &v);
     const at::Tensor expected = at::mm(u * torch::tensor(fv, at::kDouble), v.t());
     const at::Tensor got32 = newton_schulz5(g.to(at::kFloat));

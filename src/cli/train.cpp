@@ -163,11 +163,11 @@ void add_bench_train(CLI::App& bench, Action& run) {
                     static_cast<long long>(*steps), r.profiled_s, profile->c_str(),
                     describe_top_ops(r.ops, r.profiled_s, kTopOps).c_str());
       if (!profile->empty() && r.profiled_s > 0) {
-        const double products_s = matrix_product_seconds(r.ops);
+        const double products_s = matrix_product_seconds(r.ops), ms_per_step = 1e3 / static_cast<double>(*steps);
         std::printf("matrix products (aten::mm, addmm, bmm, baddbmm, ...): %.1f ms of %.1f ms per step (%.1f%%); the "
                     "rest %.1f ms (everything else, the profiler's own cost included)\n",
-                    products_s * 1e3 / static_cast<double>(*steps), r.profiled_s * 1e3 / static_cast<double>(*steps),
-                    100.0 * products_s / r.profiled_s, (r.profiled_s - products_s) * 1e3 / static_cast<double>(*steps));
+                    products_s * ms_per_step, r.profiled_s * ms_per_step, 100.0 * products_s / r.profiled_s,
+                    (r.profiled_s - products_s) * ms_per_step);
       }
       return 0;
     };

@@ -93,20 +93,23 @@ void Optimizer::step(double lr) {
     const at::Tensor& first = params_[members.front()].second;
     // u = g + mu m (Nesterov), written straight into one [n, rows, cols] batch (a tall matrix transposed).
     at::Tensor nesterov = at::empty({static_cast<int64_t>(members.size()), rows, cols}, first.options());
+    // A view of batch entry j in parameter j's own layout (transposed back for a tall one).
+    const auto entry = [&](const at::Tensor& batch, size_t j) {
+      const at::Tensor e = batch[static_cast<int64_t>(j)];
+      const at::Tensor& p = params_[members[j]].second;
+      return p.size(0) > p.size(1) ? e.t() : e;
+    };
     for (size_t j = 0; j < members.size(); ++j) {
       const auto& [name, p] = params_[members[j]];
-      at::Tensor slot = nesterov[static_cast<int64_t>(j)];
-      if (p.size(0) > p.size(1)) slot = slot.t();
+      at::Tensor slot = entry(nesterov, j);
       at::add_out(slot, p.grad(), exp_avg_.at(name), o_.muon_momentum);
     }
     const at::Tensor o = newton_schulz5(nesterov, o_.newton_schulz_dtype);  // [n, rows, cols]
     const double scale = 0.2 * std::sqrt(static_cast<double>(cols));      // sqrt(max(rows, cols))
     for (size_t j = 0; j < members.size(); ++j) {
       at::Tensor& p = params_[members[j]].second;
-      at::Tensor update = o[static_cast<int64_t>(j)];
-      if (p.size(0) > p.size(1)) update = update.t();
       if (o_.weight_decay > 0) p.mul_(1.0 - lr * o_.weight_decay);
-      p.add_(update.to(p.scalar_type()), -lr * scale);
+      p.add_(entry(o, j).to(p.scalar_type()), -lr * scale);
     }
   }
 }

@@ -52,8 +52,8 @@ std::vector<OpTime> self_times(std::vector<OpEvent> events);
 std::string describe_top_ops(const std::vector<OpTime>& ops, double region_s, size_t n);
 
 // The matrix products' share of a profile: self time summed over LibTorch's GEMM operators (aten::mm,
-// addmm, bmm, baddbmm, addbmm, matmul's own, addmv, mv, dot, and their in-place forms), the work whose rate bf16 matrix units raise.
-// Element-wise work, reductions, copies and custom nodes (the FAVOR core's feature loops) are the rest.
+// addmm, bmm, baddbmm, addbmm, matmul's own, addmv, mv, dot, and their in-place forms), the work whose
+// rate bf16 matrix units raise. Element-wise work, reductions, copies and custom nodes (the FAVOR core's feature loops) are the rest.
 // Comparing two profiles (float32 and bf16) gives the products' own speed-up, which bounds a whole step's
 // wherever the rest gains no more than that from bf16.
 double matrix_product_seconds(const std::vector<OpTime>& ops);
